@@ -1,0 +1,22 @@
+// Structured logging, tagged with the component (and rule or plugin) that
+// speaks. A thin front over spdlog so that only log.cc pays for its headers.
+#pragma once
+
+#include <string_view>
+
+namespace tailor::log {
+
+enum class Level { kDebug = 0, kInfo = 1, kWarn = 2, kError = 3, kOff = 4 };
+
+// Lines go to stderr as "time level [component] message". Thread-safe.
+void Write(Level level, std::string_view component, std::string_view message);
+void SetLevel(Level level);
+// "debug", "info", "warn", "error", "off"; false for anything else.
+bool SetLevel(std::string_view name);
+
+inline void Debug(std::string_view c, std::string_view m) { Write(Level::kDebug, c, m); }
+inline void Info(std::string_view c, std::string_view m) { Write(Level::kInfo, c, m); }
+inline void Warn(std::string_view c, std::string_view m) { Write(Level::kWarn, c, m); }
+inline void Error(std::string_view c, std::string_view m) { Write(Level::kError, c, m); }
+
+}  // namespace tailor::log

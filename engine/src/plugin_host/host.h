@@ -1,0 +1,114 @@
+// The plugin host: loads model plugins (shared libraries behind
+// tailor/plugin.h), checks their ABI, and calls them with an exception-free,
+// validating wrapper. A plugin that fails to load is remembered with its error
+// and the engine serves without it; a plugin call that fails is reported to the
+// caller, counted, and never crashes the host.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <shared_mutex>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+#include "tailor/plugin.h"
+
+namespace tailor {
+
+class Store;
+
+struct PluginSpec {
+  std::string name;               // as configured; must match the plugin's own name
+  std::string path;               // path to the .so
+  double weight = 1.0;            // weight in the blended propensity P
+  std::string config_json = "{}"; // the plugin's config block
+  bool train_on_start = true;     // call train() after create when no model is loaded
+};
+
+struct PluginCounters {
+  std::atomic<uint64_t> score_calls{0};
+  std::atomic<uint64_t> score_errors{0};
+  std::atomic<uint64_t> score_ns{0};
+  std::atomic<uint64_t> observe_calls{0};
+  std::atomic<uint64_t> observe_errors{0};
+};
+
+// One loaded plugin instance. Thread-safe: Score may run concurrently; the
+// other calls take the instance exclusively (see plugin.h's threading rule).
+class LoadedPlugin {
+ public:
+  // Loads path, validates the table and creates an instance. store may be
+  // null (then the host's for_each_* services visit nothing).
+  static std::unique_ptr<LoadedPlugin> Load(const PluginSpec& spec, Store* store,
+                                            const std::string& data_dir, std::string* err);
+  ~LoadedPlugin();
+
+  const std::string& name() const { return name_; }
+  const std::string& version() const { return version_; }
+  const std::string& path() const { return path_; }
+  double weight() const { return weight_; }
+  uint32_t abi_minor() const { return api_->abi_minor; }
+
+  // Scores n candidates. On success every scores[i] is finite and in [0, 1]
+  // (out-of-range values are clamped). On failure the scores are unspecified
+  // and the message says what went wrong.
+  Status Score(const tailor_request_view& req, const tailor_candidate* candidates, size_t n,
+               float* scores, char* reasons, size_t reason_cap);
+  Status Observe(const tailor_event_view& ev);
+  Status Train();
+  Status Save(const std::string& path);
+  Status LoadModel(const std::string& path);
+
+  bool can_observe() const { return Has(&tailor_plugin_api::observe); }
+  bool can_train() const { return Has(&tailor_plugin_api::train); }
+  bool can_save() const { return Has(&tailor_plugin_api::save); }
+  bool can_load() const { return Has(&tailor_plugin_api::load); }
+
+  const PluginCounters& counters() const { return counters_; }
+
+ private:
+  LoadedPlugin() = default;
+  // True when the plugin's struct covers the field and it is non-null.
+  template <typename F>
+  bool Has(F tailor_plugin_api::*field) const;
+
+  void* handle_ = nullptr;
+  const tailor_plugin_api* api_ = nullptr;
+  tailor_plugin* instance_ = nullptr;
+  struct HostContext;
+  std::unique_ptr<HostContext> host_ctx_;
+  std::unique_ptr<tailor_host_api> host_api_;
+  std::string name_, version_, path_;
+  double weight_ = 1.0;
+  mutable std::shared_mutex mu_;
+  PluginCounters counters_;
+};
+
+// All plugins of one engine. Load failures are kept, not fatal.
+class PluginHost {
+ public:
+  struct Failure {
+    std::string name;
+    std::string error;
+  };
+
+  PluginHost(Store* store, std::string data_dir);
+  ~PluginHost();
+
+  // Loads each spec; for a plugin with train_on_start it then loads the active
+  // model registered in the store, or trains when there is none.
+  void LoadAll(const std::vector<PluginSpec>& specs);
+
+  const std::vector<std::unique_ptr<LoadedPlugin>>& plugins() const { return plugins_; }
+  const std::vector<Failure>& failures() const { return failures_; }
+
+ private:
+  Store* store_;
+  std::string data_dir_;
+  std::vector<std::unique_ptr<LoadedPlugin>> plugins_;
+  std::vector<Failure> failures_;
+};
+
+}  // namespace tailor

@@ -1,0 +1,180 @@
+// The store: one SQLite file in WAL mode holding customers, items, offers, the
+// append-only event log, the decision audit log, journey state and the model
+// registry.
+//
+// Writes from the service go through one writer thread that batches them into
+// transactions; append_event()'s future resolves only after the transaction
+// holding the event has committed, so an acknowledged event is durable. Reads
+// use a pool of read-only connections and are safe from any thread.
+//
+// The seam past one machine: this is the only class that speaks SQL. A
+// PostgreSQL backend would implement the same operations.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <future>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+
+struct sqlite3;
+
+namespace tailor {
+
+struct Event {
+  std::string customer_id;
+  std::string type;  // view, click, add_to_cart, purchase, chat, impression, ...
+  std::string item_id;
+  std::string offer_id;
+  std::string decision_id;
+  std::string channel;
+  std::string text;  // chat line or search query
+  int64_t ts_ms = 0;
+  double value = 0;
+  double quantity = 0;
+  std::string properties_json = "{}";  // anything else the client sent
+  int64_t seq = 0;                     // assigned by the store on insert
+};
+
+struct Customer {
+  std::string id;
+  std::string attributes_json = "{}";  // declared attributes: age, city, segment, ...
+  std::string consent_json = "{}";     // e.g. {"personalization":true,"email":false}
+  int64_t created_ms = 0;
+  int64_t updated_ms = 0;
+};
+
+struct Item {
+  std::string id;
+  std::string title;
+  std::string description;
+  std::string category;
+  std::string brand;
+  double price = 0;
+  std::string attributes_json = "{}";
+};
+
+// An offer as stored; the definition is the offer's JSON (see config/offers.yaml).
+struct OfferRecord {
+  std::string id;
+  std::string definition_json;
+};
+
+struct DecisionRecord {
+  std::string id;
+  std::string customer_id;
+  std::string channel;
+  std::string placement;
+  int64_t ts_ms = 0;
+  std::string request_json;
+  std::string response_json;  // offers with their `why`
+};
+
+struct ModelRecord {
+  int64_t id = 0;
+  std::string plugin;
+  std::string path;
+  int64_t created_ms = 0;
+  std::string metrics_json = "{}";
+  bool active = false;
+};
+
+// What the decision loop knows about a customer.
+struct Profile {
+  bool known = false;  // false: no row in customers and no events
+  Customer customer;
+  std::map<std::string, int64_t> counts;  // events by type, all time
+  std::vector<Event> recent;              // newest last, at most the requested limit
+  int64_t first_seen_ms = 0;
+  int64_t last_seen_ms = 0;
+};
+
+class Store {
+ public:
+  struct Options {
+    std::string path;
+    // FULL fsyncs every commit (acknowledged = survives power loss); NORMAL only
+    // survives a process crash. Batching keeps FULL cheap under load.
+    bool synchronous_full = true;
+    size_t max_batch = 512;      // writes per transaction at most
+    bool start_writer = true;    // tools that only bulk-load can skip the thread
+    bool read_only = false;      // open without migrating or writing
+  };
+
+  // Opens (creating if needed) and migrates to the newest schema. Returns null
+  // and sets *err when the file cannot be opened, is not a Tailor store, or was
+  // written by a newer Tailor.
+  static std::unique_ptr<Store> Open(const Options& options, std::string* err);
+  ~Store();  // drains the writer queue first
+
+  Store(const Store&) = delete;
+  Store& operator=(const Store&) = delete;
+
+  const std::string& path() const;
+  int schema_version() const;
+
+  // --- Writes through the writer thread -------------------------------------
+  // Durable once the future is ready and ok(). Also creates the customer row
+  // when the customer is new. The event's seq is not reported back.
+  std::future<Status> AppendEvent(Event event);
+  // Fire and forget: the audit log is written in the next batch.
+  void LogDecision(DecisionRecord decision);
+  // Blocks until everything queued so far is committed.
+  void Flush();
+  // Number of queued writes not yet committed.
+  size_t PendingWrites() const;
+
+  // --- Synchronous writes (tools, admin) ------------------------------------
+  Status UpsertCustomer(const Customer& c);
+  Status UpsertItem(const Item& item);
+  Status UpsertOffer(const OfferRecord& offer);
+  Status RegisterModel(const ModelRecord& model, int64_t* id_out);
+
+  // Bulk loading for import and demo: everything between Begin and Commit is
+  // one transaction on a dedicated connection. Not thread-safe; one at a time.
+  class Bulk {
+   public:
+    ~Bulk();  // rolls back unless committed
+    Status Customer(const tailor::Customer& c);
+    Status Item(const tailor::Item& item);
+    Status Offer(const OfferRecord& offer);
+    Status Event(const tailor::Event& e);  // does not create the customer row
+    // Hidden ground truth of the demo world (trait name -> value), kept apart
+    // from customers.attributes so that models never see it.
+    Status Truth(const std::string& customer_id, const std::string& trait, double value);
+    Status Commit();
+
+   private:
+    friend class Store;
+    struct Impl;
+    explicit Bulk(std::unique_ptr<Impl> impl);
+    std::unique_ptr<Impl> impl_;
+  };
+  std::unique_ptr<Bulk> BeginBulk(std::string* err);
+
+  // --- Reads (any thread) ---------------------------------------------------
+  std::optional<Customer> GetCustomer(const std::string& id);
+  Profile LoadProfile(const std::string& customer_id, size_t recent_limit);
+  std::optional<DecisionRecord> GetDecision(const std::string& id);
+  std::vector<Item> LoadItems();
+  std::vector<OfferRecord> LoadOffers();
+  std::vector<ModelRecord> ActiveModels();
+  std::map<std::string, double> Truth(const std::string& customer_id);
+  // Visits events with ts_ms >= since_ms in insertion order; fn returns false to
+  // stop. Returns how many were visited, or -1 on error.
+  int64_t ForEachEvent(int64_t since_ms, const std::function<bool(const Event&)>& fn);
+  // Row count of one of: customers, items, offers, events, decisions, models.
+  int64_t Count(const std::string& table);
+
+ private:
+  struct Impl;
+  explicit Store(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace tailor
