@@ -61,26 +61,23 @@ class LoadedPlugin {
   Status Save(const std::string& path);
   Status LoadModel(const std::string& path);
 
-  bool can_observe() const { return Has(&tailor_plugin_api::observe); }
-  bool can_train() const { return Has(&tailor_plugin_api::train); }
-  bool can_save() const { return Has(&tailor_plugin_api::save); }
-  bool can_load() const { return Has(&tailor_plugin_api::load); }
+  // Optional functions: present when struct_size covers them and non-null.
+  bool can_observe() const;
+  bool can_train() const;
+  bool can_save() const;
+  bool can_load() const;
 
   const PluginCounters& counters() const { return counters_; }
 
  private:
   LoadedPlugin() = default;
-  // True when the plugin's struct covers the field and it is non-null.
-  template <typename F>
-  bool Has(F tailor_plugin_api::*field) const;
-
   void* handle_ = nullptr;
   const tailor_plugin_api* api_ = nullptr;
   tailor_plugin* instance_ = nullptr;
   struct HostContext;
   std::unique_ptr<HostContext> host_ctx_;
   std::unique_ptr<tailor_host_api> host_api_;
-  std::string name_, version_, path_;
+  std::string name_, version_, path_, data_dir_;
   double weight_ = 1.0;
   mutable std::shared_mutex mu_;
   PluginCounters counters_;

@@ -1,0 +1,26 @@
+/*
+ * Tailor wire protocol constants (JSON over ZeroMQ). The full schema, with
+ * examples, is in docs/protocol.md; the validator is engine/src/service/protocol.cc.
+ */
+#ifndef TAILOR_MESSAGES_H
+#define TAILOR_MESSAGES_H
+
+/* Every message carries "v": the schema version. */
+#define TAILOR_SCHEMA_VERSION 1
+
+/* Request types on the ROUTER socket. */
+#define TAILOR_MSG_DECIDE "decide"
+#define TAILOR_MSG_EVENT "event"
+#define TAILOR_MSG_PROFILE_GET "profile.get"
+#define TAILOR_MSG_HEALTH "health"
+#define TAILOR_MSG_STATS "stats"
+
+/* Error codes in {"error":{"code":..,"field":..,"message":..}}. */
+#define TAILOR_ERR_BAD_REQUEST "bad_request"                 /* malformed or invalid field */
+#define TAILOR_ERR_TOO_LARGE "too_large"                     /* over max_message_bytes */
+#define TAILOR_ERR_UNKNOWN_TYPE "unknown_type"               /* "type" names no message */
+#define TAILOR_ERR_UNSUPPORTED_VERSION "unsupported_version" /* "v" is not 1 */
+#define TAILOR_ERR_INTERNAL "internal"                       /* our fault; retry later */
+#define TAILOR_ERR_UNAVAILABLE "unavailable"                 /* shutting down */
+
+#endif /* TAILOR_MESSAGES_H */

@@ -1,0 +1,452 @@
+#include "config/config.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <nlohmann/json.hpp>
+
+#include <filesystem>
+#include <set>
+#include <sstream>
+
+#include "common/time.h"
+
+namespace tailor {
+namespace {
+
+std::string Where(const std::string& file, const YAML::Node& node) {
+  YAML::Mark m = node.Mark();
+  if (m.line < 0) return file + ":1:1";
+  return file + ":" + std::to_string(m.line + 1) + ":" + std::to_string(m.column + 1);
+}
+
+// Reads one YAML mapping against a declared set of keys. Every accessor records
+// the key as known; Done() reports the keys nobody asked for, listing the valid
+// ones. Errors carry file:line:col and the key path.
+class Fields {
+ public:
+  Fields(const YAML::Node& node, std::string file, std::string path,
+         std::vector<std::string>* errors)
+      : node_(node), file_(std::move(file)), path_(std::move(path)), errors_(errors) {
+    if (node_ && !node_.IsNull() && !node_.IsMap()) {
+      Error(node_, "", "expected a mapping");
+      bad_ = true;
+    }
+  }
+
+  void Error(const YAML::Node& at, const std::string& key, const std::string& msg) {
+    std::string p = key.empty() ? path_ : (path_.empty() ? key : path_ + "." + key);
+    errors_->push_back(Where(file_, at) + ": " + (p.empty() ? "" : p + ": ") + msg);
+  }
+
+  YAML::Node Get(const std::string& key) {
+    known_.push_back(key);
+    if (bad_ || !node_ || !node_.IsMap()) return YAML::Node();
+    return node_[key];
+  }
+
+  bool Str(const std::string& key, std::string* out, bool required = false) {
+    YAML::Node n = Get(key);
+    if (!n) {
+      if (required) Error(node_, key, "required key is missing");
+      return false;
+    }
+    if (!n.IsScalar()) {
+      Error(n, key, "expected a string");
+      return false;
+    }
+    *out = n.Scalar();
+    return true;
+  }
+
+  bool Num(const std::string& key, double* out, double lo, double hi) {
+    YAML::Node n = Get(key);
+    if (!n) return false;
+    double v;
+    if (!n.IsScalar() || !YAML::convert<double>::decode(n, v)) {
+      Error(n, key, "expected a number");
+      return false;
+    }
+    if (v < lo || v > hi) {
+      std::ostringstream os;
+      os << "must be between " << lo << " and " << hi << ", got " << v;
+      Error(n, key, os.str());
+      return false;
+    }
+    *out = v;
+    return true;
+  }
+
+  template <typename Int>
+  bool Integer(const std::string& key, Int* out, int64_t lo, int64_t hi) {
+    YAML::Node n = Get(key);
+    if (!n) return false;
+    int64_t v;
+    if (!n.IsScalar() || !YAML::convert<int64_t>::decode(n, v)) {
+      Error(n, key, "expected an integer");
+      return false;
+    }
+    if (v < lo || v > hi) {
+      Error(n, key,
+            "must be between " + std::to_string(lo) + " and " + std::to_string(hi) + ", got " +
+                std::to_string(v));
+      return false;
+    }
+    *out = static_cast<Int>(v);
+    return true;
+  }
+
+  bool Bool(const std::string& key, bool* out) {
+    YAML::Node n = Get(key);
+    if (!n) return false;
+    bool v;
+    if (!n.IsScalar() || !YAML::convert<bool>::decode(n, v)) {
+      Error(n, key, "expected true or false");
+      return false;
+    }
+    *out = v;
+    return true;
+  }
+
+  bool StrList(const std::string& key, std::vector<std::string>* out) {
+    YAML::Node n = Get(key);
+    if (!n) return false;
+    if (n.IsScalar()) {
+      out->assign(1, n.Scalar());
+      return true;
+    }
+    if (!n.IsSequence()) {
+      Error(n, key, "expected a list of strings");
+      return false;
+    }
+    out->clear();
+    for (const YAML::Node& e : n) {
+      if (!e.IsScalar()) {
+        Error(e, key, "expected a list of strings");
+        return false;
+      }
+      out->push_back(e.Scalar());
+    }
+    return true;
+  }
+
+  void Done() {
+    if (bad_ || !node_ || !node_.IsMap()) return;
+    std::set<std::string> known(known_.begin(), known_.end());
+    for (const auto& kv : node_) {
+      std::string k = kv.first.Scalar();
+      if (known.count(k)) continue;
+      std::string valid;
+      for (const auto& v : known_) valid += (valid.empty() ? "" : ", ") + v;
+      Error(kv.first, k, "unknown key (valid: " + valid + ")");
+    }
+  }
+
+  const std::string& file() const { return file_; }
+  std::string Path(const std::string& key) const { return path_.empty() ? key : path_ + "." + key; }
+
+ private:
+  YAML::Node node_;
+  std::string file_, path_;
+  std::vector<std::string>* errors_;
+  std::vector<std::string> known_;
+  bool bad_ = false;
+};
+
+bool ParseTime(Fields& f, const std::string& key, int64_t* out) {
+  YAML::Node n = f.Get(key);
+  if (!n) return false;
+  if (n.IsScalar()) {
+    if (auto ms = parse_iso8601_ms(n.Scalar())) {
+      *out = *ms;
+      return true;
+    }
+  }
+  f.Error(n, key, "expected a date or time like 2026-11-23 or 2026-11-23T21:15:00Z");
+  return false;
+}
+
+void ParseOffer(const YAML::Node& node, const std::string& file, const std::string& path,
+                Offer* o, std::vector<std::string>* errors) {
+  Fields f(node, file, path, errors);
+  f.Str("id", &o->id, true);
+  f.Str("name", &o->name);
+  if (YAML::Node p = f.Get("promotes")) {
+    Fields pf(p, file, f.Path("promotes"), errors);
+    pf.Str("item", &o->item);
+    pf.Str("category", &o->category);
+    pf.Str("content", &o->content);
+    pf.Done();
+    int n = !o->item.empty() + !o->category.empty() + !o->content.empty();
+    if (p.IsMap() && n != 1) pf.Error(p, "", "set exactly one of item, category, content");
+  }
+  f.Num("value", &o->value, 0, 1e12);
+  f.StrList("channels", &o->channels);
+  f.StrList("placements", &o->placements);
+  if (YAML::Node v = f.Get("valid")) {
+    Fields vf(v, file, f.Path("valid"), errors);
+    ParseTime(vf, "from", &o->valid_from_ms);
+    if (ParseTime(vf, "until", &o->valid_until_ms) && o->valid_until_ms < o->valid_from_ms)
+      vf.Error(v, "until", "ends before it starts");
+    vf.Done();
+  }
+  if (YAML::Node t = f.Get("tags")) {
+    if (!t.IsMap()) {
+      f.Error(t, "tags", "expected a mapping of tag: value");
+    } else {
+      for (const auto& kv : t) {
+        if (!kv.second.IsScalar()) {
+          f.Error(kv.second, "tags." + kv.first.Scalar(), "expected a scalar");
+          continue;
+        }
+        o->tags[kv.first.Scalar()] = kv.second.Scalar();
+      }
+    }
+  }
+  if (YAML::Node d = f.Get("discount")) {
+    Fields df(d, file, f.Path("discount"), errors);
+    double lo = 0, hi = 0;
+    bool has_lo = df.Num("min", &lo, 0, 1);
+    bool has_hi = df.Num("max", &hi, 0, 1);
+    df.Done();
+    if (has_lo || has_hi) {
+      if (!has_hi) hi = lo;
+      if (hi < lo)
+        df.Error(d, "max", "must be at least min");
+      else
+        o->discount = std::make_pair(lo, hi);
+    }
+  }
+  if (YAML::Node w = f.Get("channel_weights")) {
+    if (!w.IsMap()) {
+      f.Error(w, "channel_weights", "expected a mapping of channel: weight");
+    } else {
+      Fields wf(w, file, f.Path("channel_weights"), errors);
+      for (const auto& kv : w) {
+        double x = 1;
+        if (wf.Num(kv.first.Scalar(), &x, 0, 100)) o->channel_weights[kv.first.Scalar()] = x;
+      }
+      wf.Done();
+    }
+  }
+  f.Done();
+  YAML::Mark m = node.Mark();
+  o->source = file + ":" + std::to_string(m.line + 1);
+}
+
+std::optional<YAML::Node> LoadYamlFile(const std::string& path, std::vector<std::string>* errors) {
+  try {
+    return YAML::LoadFile(path);
+  } catch (const YAML::BadFile&) {
+    errors->push_back(path + ":1:1: cannot read file");
+  } catch (const YAML::ParserException& e) {
+    errors->push_back(path + ":" + std::to_string(e.mark.line + 1) + ":" +
+                      std::to_string(e.mark.column + 1) + ": " + e.msg);
+  }
+  return std::nullopt;
+}
+
+// Plugins get their config block as JSON. Plain scalars become numbers, booleans
+// or null when they read as such; quoted scalars stay strings.
+nlohmann::json YamlToJson(const YAML::Node& n) {
+  switch (n.Type()) {
+    case YAML::NodeType::Map: {
+      nlohmann::json j = nlohmann::json::object();
+      for (const auto& kv : n) j[kv.first.Scalar()] = YamlToJson(kv.second);
+      return j;
+    }
+    case YAML::NodeType::Sequence: {
+      nlohmann::json j = nlohmann::json::array();
+      for (const auto& e : n) j.push_back(YamlToJson(e));
+      return j;
+    }
+    case YAML::NodeType::Scalar: {
+      const std::string& s = n.Scalar();
+      if (n.Tag() == "!") return s;  // quoted
+      int64_t i;
+      double d;
+      bool b;
+      if (YAML::convert<int64_t>::decode(n, i)) return i;
+      if (YAML::convert<double>::decode(n, d)) return d;
+      if (YAML::convert<bool>::decode(n, b)) return b;
+      if (s == "~" || s == "null") return nullptr;
+      return s;
+    }
+    default:
+      return nullptr;
+  }
+}
+
+std::string Resolve(const std::string& base_dir, const std::string& p) {
+  if (p.empty() || p[0] == '/') return p;
+  return (std::filesystem::path(base_dir) / p).lexically_normal().string();
+}
+
+}  // namespace
+
+std::string DirName(const std::string& path) {
+  std::string d = std::filesystem::path(path).parent_path().string();
+  return d.empty() ? "." : d;
+}
+
+bool LoadOffers(const std::string& path, std::vector<Offer>* out,
+                std::vector<std::string>* errors) {
+  size_t before = errors->size();
+  auto root = LoadYamlFile(path, errors);
+  if (!root) return false;
+  Fields top(*root, path, "", errors);
+  YAML::Node list = top.Get("offers");
+  top.Done();
+  if (!list) {
+    errors->push_back(path + ":1:1: offers: required key is missing");
+    return false;
+  }
+  if (!list.IsSequence()) {
+    top.Error(list, "offers", "expected a list of offers");
+    return false;
+  }
+  std::map<std::string, std::string> seen;
+  for (size_t i = 0; i < list.size(); ++i) {
+    Offer o;
+    ParseOffer(list[i], path, "offers[" + std::to_string(i) + "]", &o, errors);
+    if (o.id.empty()) continue;
+    if (auto it = seen.find(o.id); it != seen.end()) {
+      errors->push_back(Where(path, list[i]) + ": offers[" + std::to_string(i) + "].id: offer '" +
+                        o.id + "' is already defined at " + it->second);
+      continue;
+    }
+    seen[o.id] = o.source;
+    out->push_back(std::move(o));
+  }
+  return errors->size() == before;
+}
+
+bool ParseOfferJson(const std::string& json_text, const std::string& source, Offer* out,
+                    std::string* error) {
+  std::vector<std::string> errors;
+  try {
+    // JSON is YAML, so stored offers share the YAML validation.
+    YAML::Node node = YAML::Load(json_text);
+    ParseOffer(node, source, "", out, &errors);
+  } catch (const YAML::Exception& e) {
+    errors.push_back(source + ": " + e.msg);
+  }
+  if (errors.empty()) return true;
+  *error = errors.front();
+  return false;
+}
+
+std::optional<EngineConfig> LoadConfig(const std::string& path,
+                                       const std::string& plugin_dir_default,
+                                       std::vector<std::string>* errors) {
+  size_t before = errors->size();
+  auto root = LoadYamlFile(path, errors);
+  if (!root) return std::nullopt;
+  EngineConfig cfg;
+  cfg.file = path;
+  const std::string base = DirName(path);
+  Fields top(*root, path, "", errors);
+
+  if (YAML::Node s = top.Get("service")) {
+    Fields f(s, path, "service", errors);
+    f.Str("requests", &cfg.service.requests);
+    f.Str("events", &cfg.service.events);
+    f.Str("outbound", &cfg.service.outbound);
+    f.Integer("workers", &cfg.service.workers, 1, 256);
+    f.Integer("max_message_bytes", &cfg.service.max_message_bytes, 256, 64 << 20);
+    f.Done();
+  }
+  if (YAML::Node s = top.Get("store")) {
+    Fields f(s, path, "store", errors);
+    f.Str("path", &cfg.store.path);
+    std::string sync;
+    if (f.Str("synchronous", &sync)) {
+      if (sync == "full" || sync == "normal")
+        cfg.store.synchronous_full = sync == "full";
+      else
+        f.Error(s["synchronous"], "synchronous", "expected full or normal, got '" + sync + "'");
+    }
+    f.Integer("profile_cache", &cfg.store.profile_cache, 0, 100000000);
+    f.Integer("recent_events", &cfg.store.recent_events, 0, 10000);
+    f.Done();
+  }
+  std::string plugin_dir;
+  cfg.plugin_dir = top.Str("plugin_dir", &plugin_dir) ? Resolve(base, plugin_dir)
+                                                      : plugin_dir_default;
+  if (YAML::Node list = top.Get("plugins")) {
+    if (!list.IsSequence()) {
+      top.Error(list, "plugins", "expected a list");
+    } else {
+      std::set<std::string> names;
+      for (size_t i = 0; i < list.size(); ++i) {
+        Fields f(list[i], path, "plugins[" + std::to_string(i) + "]", errors);
+        PluginSpec spec;
+        std::string lib;
+        f.Str("name", &spec.name, true);
+        f.Str("path", &lib);
+        f.Num("weight", &spec.weight, 0, 1000);
+        f.Bool("train_on_start", &spec.train_on_start);
+        if (YAML::Node c = f.Get("config")) {
+          if (!c.IsMap()) {
+            f.Error(c, "config", "expected a mapping");
+          } else {
+            spec.config_json = YamlToJson(c).dump();
+          }
+        }
+        f.Done();
+        if (spec.name.empty()) continue;
+        if (!names.insert(spec.name).second)
+          f.Error(list[i], "name", "plugin '" + spec.name + "' is listed twice");
+        // A bare name means build/plugins/tailor_<name>.so; a path is relative to
+        // this file.
+        spec.path = lib.empty() ? cfg.plugin_dir + "/tailor_" + spec.name + ".so"
+                                : Resolve(base, lib);
+        cfg.plugins.push_back(std::move(spec));
+      }
+    }
+  }
+  if (YAML::Node pl = top.Get("placements")) {
+    if (!pl.IsMap()) {
+      top.Error(pl, "placements", "expected a mapping of placement name: settings");
+    } else {
+      for (const auto& kv : pl) {
+        PlacementConfig p;
+        p.name = kv.first.Scalar();
+        Fields f(kv.second, path, "placements." + p.name, errors);
+        std::string kind = "offers";
+        if (f.Str("kind", &kind) && kind != "offers" && kind != "items")
+          f.Error(kv.second["kind"], "kind", "expected offers or items, got '" + kind + "'");
+        p.kind = kind == "items" ? PlacementConfig::Kind::kItems : PlacementConfig::Kind::kOffers;
+        p.value_exponent = p.kind == PlacementConfig::Kind::kItems ? 0.0 : 1.0;
+        f.Num("weight", &p.weight, 0, 100);
+        f.Num("value_exponent", &p.value_exponent, 0, 10);
+        f.Integer("max_candidates", &p.max_candidates, 1, 1000000);
+        f.StrList("channels", &p.channels);
+        f.Done();
+        cfg.placements[p.name] = std::move(p);
+      }
+    }
+  }
+  top.Num("fallback_propensity", &cfg.fallback_propensity, 0, 1);
+  std::string offers;
+  if (top.Str("offers", &offers)) {
+    cfg.offers_file = Resolve(base, offers);
+    LoadOffers(cfg.offers_file, &cfg.offers, errors);
+  }
+  top.Done();
+  for (const Offer& o : cfg.offers) {
+    for (const std::string& pl : o.placements) {
+      if (!cfg.placements.count(pl)) {
+        std::string known;
+        for (const auto& [name, _] : cfg.placements) known += (known.empty() ? "" : ", ") + name;
+        errors->push_back(o.source + ":1: offer '" + o.id + "': unknown placement '" + pl +
+                          "' (known: " + known + ")");
+      }
+    }
+  }
+  if (cfg.placements.empty())
+    errors->push_back(path + ":1:1: placements: define at least one placement");
+  if (errors->size() != before) return std::nullopt;
+  return cfg;
+}
+
+}  // namespace tailor

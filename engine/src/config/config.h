@@ -1,0 +1,92 @@
+// Engine configuration: config/tailor.yaml and the offer catalog it points at.
+//
+// Loading collects every error before reporting, each as
+// "file:line:col: key.path: message"; unknown keys are errors that list the
+// valid ones. The same Load function serves start-up, `tailor` tools and tests.
+#pragma once
+
+#include <cstdint>
+#include <limits>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "plugin_host/host.h"
+
+namespace tailor {
+
+struct ServiceConfig {
+  std::string requests = "tcp://127.0.0.1:5555";  // ROUTER
+  std::string events = "tcp://127.0.0.1:5556";    // PULL
+  std::string outbound = "tcp://127.0.0.1:5557";  // PUB
+  int workers = 2;                                 // decision threads
+  size_t max_message_bytes = 64 * 1024;            // larger messages get too_large
+};
+
+struct StoreConfig {
+  std::string path = "tailor.db";  // relative to the working directory
+  bool synchronous_full = true;
+  size_t profile_cache = 10000;  // customers kept in memory
+  size_t recent_events = 50;     // per profile, handed to plugins
+};
+
+struct PlacementConfig {
+  enum class Kind { kOffers, kItems };
+  std::string name;
+  Kind kind = Kind::kOffers;
+  double weight = 1.0;           // context weight C for everything shown here
+  double value_exponent = 1.0;   // V = (value / max value) ^ value_exponent
+  size_t max_candidates = 2000;  // items placements: catalog items scored at most
+  std::vector<std::string> channels;  // empty = any channel
+};
+
+struct Offer {
+  std::string id;
+  std::string name;
+  std::string item;      // promoted item id, or empty
+  std::string category;  // promoted category, or empty
+  std::string content;   // promoted content reference, or empty
+  double value = 1.0;    // business value (margin) of one conversion
+  std::vector<std::string> channels;    // empty = every channel
+  std::vector<std::string> placements;  // empty = every offers placement
+  int64_t valid_from_ms = std::numeric_limits<int64_t>::min();
+  int64_t valid_until_ms = std::numeric_limits<int64_t>::max();
+  std::map<std::string, std::string> tags;
+  std::optional<std::pair<double, double>> discount;  // min, max fraction
+  std::map<std::string, double> channel_weights;      // extra C per channel
+  std::string source;  // "file:line" where it was defined, for explanations
+};
+
+struct EngineConfig {
+  std::string file;  // the tailor.yaml this came from ("" for defaults)
+  ServiceConfig service;
+  StoreConfig store;
+  std::string plugin_dir;  // where bare plugin names are looked up
+  std::vector<PluginSpec> plugins;
+  std::map<std::string, PlacementConfig> placements;
+  std::string offers_file;  // resolved path, may be empty
+  std::vector<Offer> offers;
+  // P when no plugin could score (none configured or all failed).
+  double fallback_propensity = 0.5;
+};
+
+// Loads tailor.yaml (and the offers file it names). plugin_dir_default is used
+// when the file sets no plugin_dir (tailord passes <its dir>/../plugins).
+// Returns nullopt and fills errors on any error.
+std::optional<EngineConfig> LoadConfig(const std::string& path,
+                                       const std::string& plugin_dir_default,
+                                       std::vector<std::string>* errors);
+
+// Parses an offers YAML file (top-level key `offers:` holding a list).
+bool LoadOffers(const std::string& path, std::vector<Offer>* out,
+                std::vector<std::string>* errors);
+
+// Offers from the store's offers table (JSON definitions, same keys as YAML).
+bool ParseOfferJson(const std::string& json_text, const std::string& source, Offer* out,
+                    std::string* error);
+
+// The directory part of a path ("." when there is none).
+std::string DirName(const std::string& path);
+
+}  // namespace tailor

@@ -1,0 +1,431 @@
+#include "decision/engine.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <random>
+
+#include "common/log.h"
+#include "common/time.h"
+#include "tailor/messages.h"
+
+namespace tailor {
+namespace {
+
+using nlohmann::json;
+
+constexpr size_t kReasonCap = 96;
+
+const char* NullIfEmpty(const std::string& s) { return s.empty() ? nullptr : s.c_str(); }
+
+tailor_event_view ViewOf(const Event& e) {
+  return tailor_event_view{e.customer_id.c_str(), e.type.c_str(), NullIfEmpty(e.item_id),
+                           NullIfEmpty(e.offer_id), e.ts_ms, e.value, e.quantity,
+                           NullIfEmpty(e.text)};
+}
+
+json EventJson(const Event& e) {
+  json j = {{"event", e.type}, {"ts", format_iso8601_ms(e.ts_ms)}};
+  if (!e.item_id.empty()) j["item"] = e.item_id;
+  if (!e.offer_id.empty()) j["offer"] = e.offer_id;
+  if (!e.channel.empty()) j["channel"] = e.channel;
+  if (e.value != 0) j["value"] = e.value;
+  if (e.quantity != 0) j["quantity"] = e.quantity;
+  if (!e.text.empty()) j["text"] = e.text;
+  return j;
+}
+
+json ParseObject(const std::string& text) {
+  json j = json::parse(text, nullptr, false);
+  return j.is_object() ? j : json::object();
+}
+
+// Consent gates personalisation: an explicit "personalization": false means the
+// customer gets the same answer as an anonymous visitor.
+bool AllowsPersonalisation(const Profile& p) {
+  json consent = ParseObject(p.customer.consent_json);
+  auto it = consent.find("personalization");
+  return it == consent.end() || !it->is_boolean() || it->get<bool>();
+}
+
+bool Contains(const std::vector<std::string>& v, const std::string& s) {
+  return v.empty() || std::find(v.begin(), v.end(), s) != v.end();
+}
+
+// Per-thread scratch space so a decision allocates little.
+struct Scratch {
+  std::vector<tailor_candidate> candidates;
+  std::vector<double> values;
+  std::vector<double> context;  // C per candidate
+  std::vector<float> scores;
+  std::vector<char> reasons;
+  std::vector<double> weighted_sum;
+  std::vector<float> all_scores;  // plugin-major: [plugin][candidate]
+  std::vector<char> all_reasons;
+  std::vector<size_t> order;
+  std::vector<double> priority;
+  std::vector<tailor_event_view> recent;
+};
+
+}  // namespace
+
+Engine::Engine(EngineConfig config, Store* store, PluginHost* plugins, Metrics* metrics)
+    : config_(std::move(config)),
+      store_(store),
+      plugins_(plugins),
+      metrics_(metrics),
+      cache_(config_.store.profile_cache),
+      decision_seq_(std::random_device{}() & 0xffff),
+      started_ms_(now_ms()) {
+  catalog_.store(std::make_shared<const Catalog>());
+}
+
+Status Engine::LoadCatalog() {
+  auto cat = std::make_shared<Catalog>();
+  std::unordered_map<std::string, size_t> offer_pos;
+  // Offers imported into the store first; the config file wins on the same id.
+  for (const OfferRecord& rec : store_->LoadOffers()) {
+    Offer o;
+    std::string err;
+    if (!ParseOfferJson(rec.definition_json, "store:offers/" + rec.id, &o, &err)) {
+      log::Warn("catalog", "skipping stored offer: " + err);
+      continue;
+    }
+    if (o.id.empty()) o.id = rec.id;
+    offer_pos[o.id] = cat->offers.size();
+    cat->offers.push_back(std::move(o));
+  }
+  for (const Offer& o : config_.offers) {
+    if (auto it = offer_pos.find(o.id); it != offer_pos.end()) {
+      cat->offers[it->second] = o;
+    } else {
+      offer_pos[o.id] = cat->offers.size();
+      cat->offers.push_back(o);
+    }
+  }
+  cat->max_offer_value = 0;
+  for (const Offer& o : cat->offers) cat->max_offer_value = std::max(cat->max_offer_value, o.value);
+  if (cat->max_offer_value <= 0) cat->max_offer_value = 1;
+  cat->items = store_->LoadItems();
+  cat->item_value.reserve(cat->items.size());
+  for (size_t i = 0; i < cat->items.size(); ++i) {
+    const Item& it = cat->items[i];
+    cat->item_index[it.id] = i;
+    json attrs = ParseObject(it.attributes_json);
+    double margin = attrs.value("margin", 1.0);
+    double v = it.price > 0 ? it.price * (margin > 0 ? margin : 1.0) : 1.0;
+    cat->item_value.push_back(v);
+  }
+  log::Info("catalog", std::to_string(cat->offers.size()) + " offers, " +
+                           std::to_string(cat->items.size()) + " items");
+  catalog_.store(std::move(cat));
+  return Status::Ok();
+}
+
+std::shared_ptr<const Profile> Engine::GetProfile(const std::string& id) {
+  if (auto p = cache_.Get(id)) {
+    metrics_->counters.Add("profile_cache.hits");
+    return p;
+  }
+  metrics_->counters.Add("profile_cache.misses");
+  uint64_t epoch = cache_.Epoch(id);
+  auto p = std::make_shared<const Profile>(store_->LoadProfile(id, config_.store.recent_events));
+  cache_.Put(id, p, epoch);
+  return p;
+}
+
+std::variant<json, ApiError> Engine::Decide(const DecideRequest& req) {
+  auto pit = config_.placements.find(req.placement);
+  if (pit == config_.placements.end()) {
+    std::string known;
+    for (const auto& [name, _] : config_.placements) known += (known.empty() ? "" : ", ") + name;
+    return ApiError{TAILOR_ERR_BAD_REQUEST, "placement",
+                    "unknown placement '" + req.placement + "' (known: " + known + ")"};
+  }
+  const PlacementConfig& placement = pit->second;
+  if (!Contains(placement.channels, req.channel)) {
+    std::string known;
+    for (const auto& c : placement.channels) known += (known.empty() ? "" : ", ") + c;
+    return ApiError{TAILOR_ERR_BAD_REQUEST, "channel",
+                    "placement '" + req.placement + "' is not served on channel '" + req.channel +
+                        "' (channels: " + known + ")"};
+  }
+  const int64_t now = req.now_ms ? *req.now_ms : now_ms();
+  std::shared_ptr<const Catalog> cat = catalog_.load();
+  static thread_local Scratch s;
+
+  // Profile and consent.
+  std::shared_ptr<const Profile> profile;
+  bool personalised = false;
+  if (!req.customer.empty()) {
+    profile = GetProfile(req.customer);
+    personalised = profile->known && AllowsPersonalisation(*profile);
+  }
+  s.recent.clear();
+  if (personalised)
+    for (const Event& e : profile->recent) s.recent.push_back(ViewOf(e));
+
+  // Candidates and their business value.
+  s.candidates.clear();
+  s.values.clear();
+  s.context.clear();
+  std::string category_filter;
+  if (auto c = req.context.find("category"); c != req.context.end() && c->is_string())
+    category_filter = c->get<std::string>();
+  if (placement.kind == PlacementConfig::Kind::kOffers) {
+    for (const Offer& o : cat->offers) {
+      if (now < o.valid_from_ms || now > o.valid_until_ms) continue;
+      if (!Contains(o.placements, req.placement) || !Contains(o.channels, req.channel)) continue;
+      // An offer that promotes an item is also about that item's category.
+      const std::string* category = &o.category;
+      if (category->empty() && !o.item.empty())
+        if (auto it = cat->item_index.find(o.item); it != cat->item_index.end())
+          category = &cat->items[it->second].category;
+      s.candidates.push_back(
+          tailor_candidate{o.id.c_str(), NullIfEmpty(o.item), NullIfEmpty(*category)});
+      s.values.push_back(o.value);
+      double C = placement.weight;
+      if (auto w = o.channel_weights.find(req.channel); w != o.channel_weights.end())
+        C *= w->second;
+      s.context.push_back(C);
+    }
+  } else {
+    for (size_t i = 0; i < cat->items.size() && s.candidates.size() < placement.max_candidates;
+         ++i) {
+      const Item& it = cat->items[i];
+      if (!category_filter.empty() && it.category != category_filter) continue;
+      s.candidates.push_back(tailor_candidate{nullptr, it.id.c_str(), NullIfEmpty(it.category)});
+      s.values.push_back(cat->item_value[i]);
+      s.context.push_back(placement.weight);
+    }
+  }
+  const size_t n = s.candidates.size();
+
+  // Plugins score the whole batch; a failing plugin drops out of this decision.
+  const std::string context_text = req.context.dump();
+  tailor_request_view view{personalised ? req.customer.c_str() : nullptr,
+                           personalised ? 1 : 0,
+                           req.channel.c_str(),
+                           req.placement.c_str(),
+                           context_text.c_str(),
+                           now,
+                           s.recent.data(),
+                           s.recent.size()};
+  const auto& plugins = plugins_->plugins();
+  s.all_scores.assign(plugins.size() * n, 0.0f);
+  s.all_reasons.assign(plugins.size() * n * kReasonCap, '\0');
+  s.weighted_sum.assign(n, 0.0);
+  std::vector<bool> ok(plugins.size(), false);
+  json dropped = json::object();
+  for (const auto& f : plugins_->failures()) dropped[f.name] = "not loaded: " + f.error;
+  double weight_total = 0;
+  for (size_t k = 0; k < plugins.size(); ++k) {
+    LoadedPlugin& p = *plugins[k];
+    if (n == 0) break;
+    Status st = p.Score(view, s.candidates.data(), n, s.all_scores.data() + k * n,
+                        s.all_reasons.data() + k * n * kReasonCap, kReasonCap);
+    if (!st.ok()) {
+      metrics_->counters.Add("plugin_errors." + p.name());
+      log::Warn("plugin:" + p.name(), st.message());
+      dropped[p.name()] = st.message();
+      continue;
+    }
+    ok[k] = true;
+    weight_total += p.weight();
+    const float* sc = s.all_scores.data() + k * n;
+    for (size_t i = 0; i < n; ++i) s.weighted_sum[i] += p.weight() * sc[i];
+  }
+
+  // Arbitration: priority = P x C x V x L.
+  double max_value = 0;
+  for (double v : s.values) max_value = std::max(max_value, v);
+  if (max_value <= 0) max_value = 1;
+  s.priority.resize(n);
+  for (size_t i = 0; i < n; ++i) {
+    double P = weight_total > 0 ? s.weighted_sum[i] / weight_total : config_.fallback_propensity;
+    double V = std::pow(s.values[i] / max_value, placement.value_exponent);
+    s.priority[i] = P * s.context[i] * V;  // L = 1 until rules set levers
+  }
+  s.order.resize(n);
+  for (size_t i = 0; i < n; ++i) s.order[i] = i;
+  size_t top = std::min<size_t>(n, static_cast<size_t>(req.limit));
+  auto id_of = [&](size_t i) {
+    return s.candidates[i].offer_id ? s.candidates[i].offer_id : s.candidates[i].item_id;
+  };
+  std::partial_sort(s.order.begin(), s.order.begin() + static_cast<std::ptrdiff_t>(top),
+                    s.order.end(), [&](size_t a, size_t b) {
+                      if (s.priority[a] != s.priority[b]) return s.priority[a] > s.priority[b];
+                      return std::strcmp(id_of(a), id_of(b)) < 0;
+                    });
+
+  // Reply, with every factor of every offer in `why`.
+  char idbuf[48];
+  std::snprintf(idbuf, sizeof idbuf, "d-%011llx-%06llx", static_cast<unsigned long long>(now),
+                static_cast<unsigned long long>(decision_seq_.fetch_add(1) & 0xffffff));
+  std::string decision_id = idbuf;
+  json offers = json::array();
+  for (size_t r = 0; r < top; ++r) {
+    size_t i = s.order[r];
+    const tailor_candidate& c = s.candidates[i];
+    double P = weight_total > 0 ? s.weighted_sum[i] / weight_total : config_.fallback_propensity;
+    json why = {{"priority", s.priority[i]},
+                {"propensity", P},
+                {"context", s.context[i]},
+                {"value", std::pow(s.values[i] / max_value, placement.value_exponent)},
+                {"levers", 1.0},
+                {"business_value", s.values[i]}};
+    json pj = json::object();
+    for (size_t k = 0; k < plugins.size(); ++k) {
+      if (!ok[k]) continue;
+      json e = {{"score", s.all_scores[k * n + i]}, {"weight", plugins[k]->weight()}};
+      const char* reason = s.all_reasons.data() + (k * n + i) * kReasonCap;
+      if (reason[0]) e["reason"] = reason;
+      pj[plugins[k]->name()] = std::move(e);
+    }
+    why["plugins"] = std::move(pj);
+    if (weight_total == 0) why["fallback"] = "no plugin scored; propensity is the configured fallback";
+    if (!dropped.empty()) why["dropped"] = dropped;
+    json o = {{"rank", r + 1}, {"score", s.priority[i]}, {"why", std::move(why)}};
+    if (c.offer_id) o["offer"] = c.offer_id;
+    if (c.item_id) o["item"] = c.item_id;
+    if (c.category) o["category"] = c.category;
+    offers.push_back(std::move(o));
+  }
+  json reply = {{"v", TAILOR_SCHEMA_VERSION},
+                {"id", req.id},
+                {"decision", decision_id},
+                {"personalised", personalised},
+                {"candidates", n},
+                {"offers", std::move(offers)}};
+
+  DecisionRecord rec;
+  rec.id = decision_id;
+  rec.customer_id = req.customer;
+  rec.channel = req.channel;
+  rec.placement = req.placement;
+  rec.ts_ms = now;
+  json rj = {{"customer", req.customer}, {"channel", req.channel},
+             {"placement", req.placement}, {"limit", req.limit},
+             {"context", req.context}};
+  rec.request_json = rj.dump();
+  rec.response_json = reply.dump();
+  store_->LogDecision(std::move(rec));
+  metrics_->counters.Add("decisions");
+  return reply;
+}
+
+void Engine::AfterDurable(const Event& e) {
+  cache_.ApplyEvent(e, config_.store.recent_events);
+  tailor_event_view v = ViewOf(e);
+  for (const auto& p : plugins_->plugins()) {
+    if (!p->can_observe()) continue;
+    if (Status st = p->Observe(v); !st.ok()) {
+      metrics_->counters.Add("plugin_errors." + p->name());
+      log::Warn("plugin:" + p->name(), st.message());
+    }
+  }
+  metrics_->counters.Add("events." + e.type);
+}
+
+Status Engine::IngestEvent(Event event) {
+  std::vector<Event> one;
+  one.push_back(std::move(event));
+  return IngestEvents(std::move(one)).front();
+}
+
+std::vector<Status> Engine::IngestEvents(std::vector<Event> events) {
+  std::vector<std::future<Status>> futures;
+  futures.reserve(events.size());
+  for (const Event& e : events) futures.push_back(store_->AppendEvent(e));
+  std::vector<Status> out;
+  out.reserve(events.size());
+  for (size_t i = 0; i < events.size(); ++i) {
+    Status st = futures[i].get();
+    if (st.ok()) {
+      AfterDurable(events[i]);
+    } else {
+      metrics_->counters.Add("events.failed");
+      log::Error("events", "event for " + events[i].customer_id + " not stored: " + st.message());
+    }
+    out.push_back(std::move(st));
+  }
+  return out;
+}
+
+json Engine::ProfileJson(const std::string& customer_id) {
+  auto p = GetProfile(customer_id);
+  json recent = json::array();
+  for (const Event& e : p->recent) recent.push_back(EventJson(e));
+  json j = {{"customer", customer_id},
+            {"known", p->known},
+            {"attributes", ParseObject(p->customer.attributes_json)},
+            {"consent", ParseObject(p->customer.consent_json)},
+            {"counts", p->counts},
+            {"recent", std::move(recent)}};
+  if (p->first_seen_ms) j["first_seen"] = format_iso8601_ms(p->first_seen_ms);
+  if (p->last_seen_ms) j["last_seen"] = format_iso8601_ms(p->last_seen_ms);
+  return j;
+}
+
+json Engine::Health() const {
+  json plugins = json::object();
+  for (const auto& p : plugins_->plugins())
+    plugins[p->name()] = {{"status", "ok"}, {"version", p->version()}};
+  for (const auto& f : plugins_->failures())
+    plugins[f.name] = {{"status", "failed"}, {"error", f.error}};
+  auto cat = catalog_.load();
+  return {{"status", "ok"},
+          {"uptime_s", (now_ms() - started_ms_) / 1000},
+          {"store", {{"path", store_->path()},
+                     {"schema_version", store_->schema_version()},
+                     {"pending_writes", store_->PendingWrites()}}},
+          {"catalog", {{"offers", cat->offers.size()}, {"items", cat->items.size()}}},
+          {"plugins", std::move(plugins)}};
+}
+
+json Engine::Stats() const {
+  json counters = json::object();
+  json requests = json::object(), errors = json::object(), plugin_errors = json::object(),
+       events = json::object();
+  for (const auto& [k, v] : metrics_->counters.Snapshot()) {
+    auto split = [&](const char* prefix, json& into) {
+      size_t len = std::strlen(prefix);
+      if (k.compare(0, len, prefix) != 0) return false;
+      into[k.substr(len)] = v;
+      return true;
+    };
+    if (split("requests.", requests) || split("errors.", errors) ||
+        split("plugin_errors.", plugin_errors) || split("events.", events))
+      continue;
+    counters[k] = v;
+  }
+  json plugins = json::object();
+  for (const auto& p : plugins_->plugins()) {
+    const PluginCounters& c = p->counters();
+    uint64_t calls = c.score_calls.load();
+    plugins[p->name()] = {
+        {"score_calls", calls},
+        {"score_errors", c.score_errors.load()},
+        {"observe_calls", c.observe_calls.load()},
+        {"observe_errors", c.observe_errors.load()},
+        {"mean_score_us", calls ? static_cast<double>(c.score_ns.load()) / 1000.0 /
+                                      static_cast<double>(calls)
+                                : 0.0}};
+  }
+  auto hist = [](const LatencyHistogram& h) {
+    return json{{"count", h.count()},      {"mean", h.Mean()},
+                {"p50", h.Percentile(0.5)}, {"p90", h.Percentile(0.9)},
+                {"p99", h.Percentile(0.99)}, {"p999", h.Percentile(0.999)}};
+  };
+  return {{"requests", requests},
+          {"errors", errors},
+          {"plugin_errors", plugin_errors},
+          {"events", events},
+          {"counters", counters},
+          {"plugins", plugins},
+          {"latency_us", {{"decide", hist(metrics_->decide_us)}, {"event", hist(metrics_->event_us)}}},
+          {"store", {{"pending_writes", store_->PendingWrites()}}}};
+}
+
+}  // namespace tailor

@@ -1,0 +1,281 @@
+#include "plugin_host/host.h"
+
+#include <dlfcn.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <cstring>
+#include <filesystem>
+#include <mutex>
+
+#include "common/log.h"
+#include "common/time.h"
+#include "store/store.h"
+
+// The host context handed to a plugin as an opaque tailor_host*.
+struct tailor_host {
+  tailor::Store* store;  // may be null
+  std::string plugin_name;
+};
+
+namespace tailor {
+namespace {
+
+constexpr size_t kErrCap = 512;
+
+void HostLog(tailor_host* host, tailor_log_level level, const char* msg) {
+  if (!host || !msg) return;
+  std::string component = "plugin:" + host->plugin_name;
+  switch (level) {
+    case TAILOR_LOG_DEBUG: log::Debug(component, msg); break;
+    case TAILOR_LOG_INFO: log::Info(component, msg); break;
+    case TAILOR_LOG_WARN: log::Warn(component, msg); break;
+    default: log::Error(component, msg); break;
+  }
+}
+
+const char* NullIfEmpty(const std::string& s) { return s.empty() ? nullptr : s.c_str(); }
+
+tailor_event_view ViewOf(const Event& e) {
+  return tailor_event_view{e.customer_id.c_str(), e.type.c_str(), NullIfEmpty(e.item_id),
+                           NullIfEmpty(e.offer_id), e.ts_ms, e.value, e.quantity,
+                           NullIfEmpty(e.text)};
+}
+
+int64_t HostForEachEvent(tailor_host* host, int64_t since_ms, tailor_event_cb cb, void* user) {
+  if (!host || !cb) return -1;
+  if (!host->store) return 0;
+  return host->store->ForEachEvent(since_ms, [&](const Event& e) {
+    tailor_event_view v = ViewOf(e);
+    cb(user, &v);
+    return true;
+  });
+}
+
+int64_t HostForEachItem(tailor_host* host, tailor_item_cb cb, void* user) {
+  if (!host || !cb) return -1;
+  if (!host->store) return 0;
+  int64_t n = 0;
+  for (const Item& it : host->store->LoadItems()) {
+    tailor_item_view v{it.id.c_str(),       NullIfEmpty(it.title), NullIfEmpty(it.description),
+                       NullIfEmpty(it.category), NullIfEmpty(it.brand), it.price,
+                       it.attributes_json.c_str()};
+    cb(user, &v);
+    ++n;
+  }
+  return n;
+}
+
+std::string ErrText(const char* buf, const char* fallback) {
+  return buf[0] ? std::string(buf) : std::string(fallback);
+}
+
+}  // namespace
+
+struct LoadedPlugin::HostContext : tailor_host {};
+
+// A field is readable only when the plugin's struct_size covers it.
+#define TAILOR_HAS_FIELD(api, field)                                                     \
+  ((api)->struct_size >= offsetof(tailor_plugin_api, field) + sizeof((api)->field) && \
+   (api)->field != nullptr)
+
+bool LoadedPlugin::can_observe() const { return TAILOR_HAS_FIELD(api_, observe); }
+bool LoadedPlugin::can_train() const { return TAILOR_HAS_FIELD(api_, train); }
+bool LoadedPlugin::can_save() const { return TAILOR_HAS_FIELD(api_, save); }
+bool LoadedPlugin::can_load() const { return TAILOR_HAS_FIELD(api_, load); }
+
+std::unique_ptr<LoadedPlugin> LoadedPlugin::Load(const PluginSpec& spec, Store* store,
+                                                 const std::string& data_dir, std::string* err) {
+  auto fail = [&](std::string msg) -> std::unique_ptr<LoadedPlugin> {
+    if (err) *err = "plugin '" + spec.name + "' (" + spec.path + "): " + msg;
+    return nullptr;
+  };
+  std::unique_ptr<LoadedPlugin> p(new LoadedPlugin());
+  p->path_ = spec.path;
+  p->weight_ = spec.weight;
+  // RTLD_NOW: a missing symbol fails here, at load, not in a request.
+  p->handle_ = dlopen(spec.path.c_str(), RTLD_NOW | RTLD_LOCAL);
+  if (!p->handle_) {
+    const char* e = dlerror();
+    return fail(std::string("cannot load: ") + (e ? e : "unknown dlopen error"));
+  }
+  dlerror();
+  void* sym = dlsym(p->handle_, TAILOR_PLUGIN_ENTRY_SYMBOL);
+  if (!sym) return fail("does not export " TAILOR_PLUGIN_ENTRY_SYMBOL "()");
+  auto entry = reinterpret_cast<tailor_plugin_entry_fn>(sym);
+  const tailor_plugin_api* api = entry();
+  if (!api) return fail(TAILOR_PLUGIN_ENTRY_SYMBOL "() returned NULL");
+  if (api->abi_major != TAILOR_PLUGIN_ABI_MAJOR) {
+    return fail("ABI major version mismatch: plugin was built for ABI " +
+                std::to_string(api->abi_major) + "." + std::to_string(api->abi_minor) +
+                ", this host implements ABI " + std::to_string(TAILOR_PLUGIN_ABI_MAJOR) + "." +
+                std::to_string(TAILOR_PLUGIN_ABI_MINOR));
+  }
+  if (api->struct_size < TAILOR_PLUGIN_API_MIN_SIZE_V1) {
+    return fail("plugin table too small: struct_size " + std::to_string(api->struct_size) +
+                " < " + std::to_string(TAILOR_PLUGIN_API_MIN_SIZE_V1) +
+                " bytes required by ABI 1");
+  }
+  if (!api->name || !api->version) return fail("plugin table has no name or version");
+  if (!api->create || !api->destroy || !api->score)
+    return fail("plugin table lacks a required function (create, destroy or score)");
+  if (!spec.name.empty() && spec.name != api->name)
+    return fail(std::string("configured as '") + spec.name + "' but the library calls itself '" +
+                api->name + "'");
+  p->api_ = api;
+  p->name_ = api->name;
+  p->version_ = api->version;
+
+  p->host_ctx_ = std::make_unique<HostContext>();
+  p->host_ctx_->store = store;
+  p->host_ctx_->plugin_name = p->name_;
+  p->host_api_ = std::make_unique<tailor_host_api>();
+  *p->host_api_ = tailor_host_api{sizeof(tailor_host_api), p->host_ctx_.get(), &HostLog,
+                                  &HostForEachEvent, &HostForEachItem, nullptr};
+  p->data_dir_ = data_dir.empty() ? "." : data_dir;
+  p->host_api_->data_dir = p->data_dir_.c_str();
+
+  char ebuf[kErrCap] = {0};
+  tailor_plugin* inst = nullptr;
+  tailor_status st = api->create(spec.config_json.empty() ? "{}" : spec.config_json.c_str(),
+                                 p->host_api_.get(), &inst, ebuf, sizeof ebuf);
+  ebuf[kErrCap - 1] = '\0';
+  if (st != TAILOR_OK || !inst) {
+    // The contract: a failed create leaves nothing to destroy.
+    return fail("create failed: " + ErrText(ebuf, "no message"));
+  }
+  p->instance_ = inst;
+  log::Info("plugins", "loaded " + p->name_ + " " + p->version_ + " (ABI " +
+                           std::to_string(api->abi_major) + "." + std::to_string(api->abi_minor) +
+                           ") from " + spec.path);
+  return p;
+}
+
+LoadedPlugin::~LoadedPlugin() {
+  if (api_ && instance_) {
+    std::unique_lock lock(mu_);
+    api_->destroy(instance_);
+  }
+  if (handle_) dlclose(handle_);
+}
+
+Status LoadedPlugin::Score(const tailor_request_view& req, const tailor_candidate* candidates,
+                           size_t n, float* scores, char* reasons, size_t reason_cap) {
+  counters_.score_calls.fetch_add(1, std::memory_order_relaxed);
+  int64_t t0 = mono_ns();
+  if (reasons && reason_cap) std::memset(reasons, 0, n * reason_cap);
+  char ebuf[kErrCap] = {0};
+  tailor_status st;
+  {
+    std::shared_lock lock(mu_);
+    st = api_->score(instance_, &req, candidates, n, scores, reasons, reason_cap, ebuf,
+                     sizeof ebuf);
+  }
+  counters_.score_ns.fetch_add(static_cast<uint64_t>(mono_ns() - t0), std::memory_order_relaxed);
+  ebuf[kErrCap - 1] = '\0';
+  if (st != TAILOR_OK) {
+    counters_.score_errors.fetch_add(1, std::memory_order_relaxed);
+    return Status::Error("score failed: " + ErrText(ebuf, "no message"));
+  }
+  for (size_t i = 0; i < n; ++i) {
+    if (!std::isfinite(scores[i])) {
+      counters_.score_errors.fetch_add(1, std::memory_order_relaxed);
+      return Status::Error("score returned a non-finite value for candidate " + std::to_string(i));
+    }
+    scores[i] = std::clamp(scores[i], 0.0f, 1.0f);
+  }
+  if (reasons && reason_cap) {
+    for (size_t i = 0; i < n; ++i) reasons[i * reason_cap + reason_cap - 1] = '\0';
+  }
+  return Status::Ok();
+}
+
+Status LoadedPlugin::Observe(const tailor_event_view& ev) {
+  if (!can_observe()) return Status::Ok();
+  counters_.observe_calls.fetch_add(1, std::memory_order_relaxed);
+  char ebuf[kErrCap] = {0};
+  tailor_status st;
+  {
+    std::unique_lock lock(mu_);
+    st = api_->observe(instance_, &ev, ebuf, sizeof ebuf);
+  }
+  ebuf[kErrCap - 1] = '\0';
+  if (st != TAILOR_OK) {
+    counters_.observe_errors.fetch_add(1, std::memory_order_relaxed);
+    return Status::Error("observe failed: " + ErrText(ebuf, "no message"));
+  }
+  return Status::Ok();
+}
+
+Status LoadedPlugin::Train() {
+  if (!can_train()) return Status::Error(name_ + " does not implement train");
+  char ebuf[kErrCap] = {0};
+  std::unique_lock lock(mu_);
+  tailor_status st = api_->train(instance_, ebuf, sizeof ebuf);
+  ebuf[kErrCap - 1] = '\0';
+  return st == TAILOR_OK ? Status::Ok()
+                         : Status::Error("train failed: " + ErrText(ebuf, "no message"));
+}
+
+Status LoadedPlugin::Save(const std::string& path) {
+  if (!can_save()) return Status::Error(name_ + " does not implement save");
+  char ebuf[kErrCap] = {0};
+  std::unique_lock lock(mu_);
+  tailor_status st = api_->save(instance_, path.c_str(), ebuf, sizeof ebuf);
+  ebuf[kErrCap - 1] = '\0';
+  return st == TAILOR_OK ? Status::Ok()
+                         : Status::Error("save failed: " + ErrText(ebuf, "no message"));
+}
+
+Status LoadedPlugin::LoadModel(const std::string& path) {
+  if (!can_load()) return Status::Error(name_ + " does not implement load");
+  char ebuf[kErrCap] = {0};
+  std::unique_lock lock(mu_);
+  tailor_status st = api_->load(instance_, path.c_str(), ebuf, sizeof ebuf);
+  ebuf[kErrCap - 1] = '\0';
+  return st == TAILOR_OK ? Status::Ok()
+                         : Status::Error("load failed: " + ErrText(ebuf, "no message"));
+}
+
+PluginHost::PluginHost(Store* store, std::string data_dir)
+    : store_(store), data_dir_(std::move(data_dir)) {}
+
+PluginHost::~PluginHost() = default;
+
+void PluginHost::LoadAll(const std::vector<PluginSpec>& specs) {
+  std::vector<ModelRecord> models;
+  if (store_) models = store_->ActiveModels();
+  for (const PluginSpec& spec : specs) {
+    std::string err;
+    auto plugin = LoadedPlugin::Load(spec, store_, data_dir_, &err);
+    if (!plugin) {
+      log::Error("plugins", err + " — serving without it");
+      failures_.push_back({spec.name, err});
+      continue;
+    }
+    if (spec.train_on_start) {
+      const ModelRecord* model = nullptr;
+      for (const ModelRecord& m : models)
+        if (m.plugin == plugin->name()) model = &m;
+      Status s = Status::Ok();
+      if (model && plugin->can_load()) {
+        s = plugin->LoadModel(model->path);
+        if (s.ok()) log::Info("plugins", plugin->name() + ": loaded model " + model->path);
+      } else if (plugin->can_train()) {
+        int64_t t0 = mono_ns();
+        s = plugin->Train();
+        if (s.ok())
+          log::Info("plugins", plugin->name() + ": trained from the store in " +
+                                   std::to_string((mono_ns() - t0) / 1000000) + " ms");
+      }
+      if (!s.ok()) {
+        // Serving an untrained model is still better than none; say so loudly.
+        log::Warn("plugins", plugin->name() + ": " + s.message());
+      }
+    }
+    plugins_.push_back(std::move(plugin));
+  }
+}
+
+}  // namespace tailor

@@ -1,0 +1,264 @@
+#include "service/protocol.h"
+
+#include <algorithm>
+
+#include "common/time.h"
+#include "tailor/messages.h"
+
+namespace tailor {
+namespace {
+
+using nlohmann::json;
+
+constexpr size_t kMaxIdLength = 128;
+constexpr int kMaxLimit = 100;
+
+ApiError Bad(std::string field, std::string message) {
+  return ApiError{TAILOR_ERR_BAD_REQUEST, std::move(field), std::move(message)};
+}
+
+const char* TypeName(const json& v) {
+  switch (v.type()) {
+    case json::value_t::null: return "null";
+    case json::value_t::boolean: return "a boolean";
+    case json::value_t::string: return "a string";
+    case json::value_t::object: return "an object";
+    case json::value_t::array: return "an array";
+    default: return "a number";
+  }
+}
+
+// Field-by-field reader of one JSON object. The first problem wins; later calls
+// become no-ops so that a handler can read every field and check once.
+class Fields {
+ public:
+  explicit Fields(const json& obj) : obj_(obj) {}
+
+  bool Id(const char* key, std::string* out, bool required) {
+    if (!Str(key, out, required, kMaxIdLength)) return false;
+    if (!out->empty() || !Has(key)) return true;
+    return Fail(Bad(key, std::string(key) + " must not be empty"));
+  }
+
+  bool Str(const char* key, std::string* out, bool required, size_t max_len) {
+    seen_.push_back(key);
+    if (err_) return false;
+    auto it = obj_.find(key);
+    if (it == obj_.end() || it->is_null()) {
+      if (required) return Fail(Bad(key, std::string("missing required field '") + key + "'"));
+      return true;
+    }
+    if (!it->is_string())
+      return Fail(Bad(key, std::string(key) + " must be a string, got " + TypeName(*it)));
+    const std::string& s = it->get_ref<const std::string&>();
+    if (s.size() > max_len)
+      return Fail(Bad(key, std::string(key) + " is longer than " + std::to_string(max_len) +
+                               " bytes"));
+    *out = s;
+    return true;
+  }
+
+  bool Number(const char* key, double* out, double lo, double hi) {
+    seen_.push_back(key);
+    if (err_) return false;
+    auto it = obj_.find(key);
+    if (it == obj_.end() || it->is_null()) return true;
+    if (!it->is_number())
+      return Fail(Bad(key, std::string(key) + " must be a number, got " + TypeName(*it)));
+    double v = it->get<double>();
+    if (!(v >= lo && v <= hi))
+      return Fail(Bad(key, std::string(key) + " must be between " + std::to_string(lo) +
+                               " and " + std::to_string(hi)));
+    *out = v;
+    return true;
+  }
+
+  bool Integer(const char* key, int* out, int lo, int hi) {
+    seen_.push_back(key);
+    if (err_) return false;
+    auto it = obj_.find(key);
+    if (it == obj_.end() || it->is_null()) return true;
+    if (!it->is_number_integer())
+      return Fail(Bad(key, std::string(key) + " must be an integer, got " + TypeName(*it)));
+    int64_t v = it->get<int64_t>();
+    if (v < lo || v > hi)
+      return Fail(Bad(key, std::string(key) + " must be between " + std::to_string(lo) +
+                               " and " + std::to_string(hi)));
+    *out = static_cast<int>(v);
+    return true;
+  }
+
+  // "ts": an ISO 8601 string or epoch milliseconds.
+  bool Time(const char* key, std::optional<int64_t>* out) {
+    seen_.push_back(key);
+    if (err_) return false;
+    auto it = obj_.find(key);
+    if (it == obj_.end() || it->is_null()) return true;
+    if (it->is_number_integer()) {
+      *out = it->get<int64_t>();
+      return true;
+    }
+    if (it->is_string()) {
+      if (auto ms = parse_iso8601_ms(it->get_ref<const std::string&>())) {
+        *out = *ms;
+        return true;
+      }
+    }
+    return Fail(Bad(key, std::string(key) +
+                             " must be an ISO 8601 time like 2026-11-23T21:15:00Z or epoch ms"));
+  }
+
+  bool Object(const char* key, json* out) {
+    seen_.push_back(key);
+    if (err_) return false;
+    auto it = obj_.find(key);
+    if (it == obj_.end() || it->is_null()) return true;
+    if (!it->is_object())
+      return Fail(Bad(key, std::string(key) + " must be an object, got " + TypeName(*it)));
+    *out = *it;
+    return true;
+  }
+
+  // Unknown fields are errors: a typo ("custmer") should not pass silently.
+  void NoOthers() {
+    if (err_) return;
+    for (auto it = obj_.begin(); it != obj_.end(); ++it) {
+      if (std::find(seen_.begin(), seen_.end(), it.key()) != seen_.end()) continue;
+      std::string known;
+      for (const auto& s : seen_) known += (known.empty() ? "" : ", ") + s;
+      Fail(Bad(it.key(), "unknown field '" + it.key() + "' (known: " + known + ")"));
+      return;
+    }
+  }
+
+  bool Fail(ApiError e) {
+    if (!err_) err_ = std::move(e);
+    return false;
+  }
+  const std::optional<ApiError>& error() const { return err_; }
+  bool Has(const char* key) const { return obj_.contains(key); }
+
+ private:
+  const json& obj_;
+  std::vector<std::string> seen_{"v", "type", "id"};
+  std::optional<ApiError> err_;
+};
+
+}  // namespace
+
+const std::vector<std::string>& KnownEventTypes() {
+  static const std::vector<std::string> kTypes = {
+      "view",       "click",       "add_to_cart", "purchase", "return",  "chat",
+      "search",     "impression",  "offer_click", "convert",  "dismiss"};
+  return kTypes;
+}
+
+std::optional<ApiError> ParseEvent(const json& msg, Event* out) {
+  Fields f(msg);
+  f.Id("customer", &out->customer_id, true);
+  f.Str("event", &out->type, true, 32);
+  if (!f.error()) {
+    const auto& types = KnownEventTypes();
+    if (std::find(types.begin(), types.end(), out->type) == types.end()) {
+      std::string known;
+      for (const auto& t : types) known += (known.empty() ? "" : ", ") + t;
+      f.Fail(Bad("event", "unknown event '" + out->type + "' (known: " + known + ")"));
+    }
+  }
+  f.Id("item", &out->item_id, false);
+  f.Id("offer", &out->offer_id, false);
+  f.Id("decision", &out->decision_id, false);
+  f.Str("channel", &out->channel, false, 64);
+  f.Str("text", &out->text, false, 4096);
+  std::optional<int64_t> ts;
+  f.Time("ts", &ts);
+  f.Number("value", &out->value, -1e12, 1e12);
+  f.Number("quantity", &out->quantity, -1e9, 1e9);
+  json props = json::object();
+  f.Object("properties", &props);
+  f.NoOthers();
+  if (f.error()) return f.error();
+  if (out->type == "chat" && out->text.empty())
+    return Bad("text", "a chat event needs the chat line in 'text'");
+  out->ts_ms = ts ? *ts : now_ms();
+  out->properties_json = props.dump();
+  return std::nullopt;
+}
+
+std::variant<Request, ApiError> ParseRequest(std::string_view body, size_t max_bytes,
+                                             std::string* id) {
+  if (body.size() > max_bytes)
+    return ApiError{TAILOR_ERR_TOO_LARGE, "",
+                    "message is " + std::to_string(body.size()) + " bytes; the limit is " +
+                        std::to_string(max_bytes)};
+  json msg = json::parse(body.begin(), body.end(), nullptr, /*allow_exceptions=*/false);
+  if (msg.is_discarded()) return Bad("", "message is not valid JSON");
+  if (!msg.is_object()) return Bad("", std::string("message must be a JSON object, got ") +
+                                           TypeName(msg));
+  // Read the id first so that every later error can carry it.
+  if (auto it = msg.find("id"); it != msg.end()) {
+    if (!it->is_string() || it->get_ref<const std::string&>().size() > kMaxIdLength)
+      return Bad("id", "id must be a string of at most 128 bytes");
+    *id = it->get<std::string>();
+  }
+  auto v = msg.find("v");
+  if (v == msg.end()) return Bad("v", "missing required field 'v' (schema version, use 1)");
+  if (!v->is_number_integer())
+    return Bad("v", std::string("v must be an integer, got ") + TypeName(*v));
+  if (v->get<int64_t>() != TAILOR_SCHEMA_VERSION)
+    return ApiError{TAILOR_ERR_UNSUPPORTED_VERSION, "v",
+                    "schema version " + v->dump() + " is not supported (this server speaks 1)"};
+  auto t = msg.find("type");
+  if (t == msg.end()) return Bad("type", "missing required field 'type'");
+  if (!t->is_string()) return Bad("type", std::string("type must be a string, got ") +
+                                              TypeName(*t));
+  const std::string& type = t->get_ref<const std::string&>();
+
+  Request req;
+  req.id = *id;
+  Fields f(msg);
+  if (type == TAILOR_MSG_DECIDE) {
+    req.type = Request::Type::kDecide;
+    DecideRequest& d = req.decide;
+    d.id = *id;
+    f.Id("customer", &d.customer, false);
+    f.Str("channel", &d.channel, true, 64);
+    f.Str("placement", &d.placement, true, 64);
+    f.Integer("limit", &d.limit, 1, kMaxLimit);
+    f.Object("context", &d.context);
+    f.Time("ts", &d.now_ms);
+    f.NoOthers();
+    if (!f.error() && d.channel.empty()) f.Fail(Bad("channel", "channel must not be empty"));
+    if (!f.error() && d.placement.empty())
+      f.Fail(Bad("placement", "placement must not be empty"));
+  } else if (type == TAILOR_MSG_EVENT) {
+    req.type = Request::Type::kEvent;
+    json body_fields = msg;
+    body_fields.erase("v");
+    body_fields.erase("type");
+    body_fields.erase("id");
+    if (auto e = ParseEvent(body_fields, &req.event)) return *e;
+  } else if (type == TAILOR_MSG_PROFILE_GET) {
+    req.type = Request::Type::kProfileGet;
+    f.Id("customer", &req.customer, true);
+    f.NoOthers();
+  } else if (type == TAILOR_MSG_HEALTH || type == TAILOR_MSG_STATS) {
+    req.type = type == TAILOR_MSG_HEALTH ? Request::Type::kHealth : Request::Type::kStats;
+    f.NoOthers();
+  } else {
+    return ApiError{TAILOR_ERR_UNKNOWN_TYPE, "type",
+                    "unknown message type '" + type +
+                        "' (known: decide, event, profile.get, health, stats)"};
+  }
+  if (f.error()) return *f.error();
+  return req;
+}
+
+std::string ErrorReply(const std::string& id, const ApiError& e) {
+  json j = {{"v", TAILOR_SCHEMA_VERSION},
+            {"id", id.empty() ? json(nullptr) : json(id)},
+            {"error", {{"code", e.code}, {"field", e.field}, {"message", e.message}}}};
+  return j.dump();
+}
+
+}  // namespace tailor

@@ -1,0 +1,44 @@
+// The ZeroMQ front of tailord:
+//   requests  ROUTER  decide, event (acked), profile.get, health, stats
+//   events    PULL    fire-and-forget events
+//   outbound  PUB     offers emitted by journeys
+// Requests are handed to worker threads over an inproc DEALER, so REQ and
+// DEALER clients, concurrent and pipelined, are all served.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <string>
+
+#include "common/status.h"
+#include "config/config.h"
+
+namespace tailor {
+
+class Engine;
+
+class Server {
+ public:
+  struct Endpoints {
+    std::string requests, events, outbound;  // as bound, with real ports
+  };
+
+  Server(Engine* engine, ServiceConfig config);
+  ~Server();
+
+  // Binds all sockets; "tcp://127.0.0.1:*" picks a free port.
+  Status Bind();
+  const Endpoints& endpoints() const { return endpoints_; }
+
+  // Serves until *stop becomes true, then drains: answers every request
+  // already received or still arriving within a short quiet period, stores
+  // every queued event, and returns.
+  void Run(const std::atomic<bool>* stop);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+  Endpoints endpoints_;
+};
+
+}  // namespace tailor

@@ -1,0 +1,171 @@
+#include "store/migrations.h"
+
+#include <sqlite3.h>
+
+namespace tailor {
+
+const std::vector<Migration>& BuiltinMigrations() {
+  static const std::vector<Migration> kMigrations = {
+      {1, "initial schema", R"sql(
+CREATE TABLE customers (
+  id TEXT PRIMARY KEY,
+  attributes TEXT NOT NULL DEFAULT '{}',
+  consent TEXT NOT NULL DEFAULT '{}',
+  created_ms INTEGER NOT NULL DEFAULT 0,
+  updated_ms INTEGER NOT NULL DEFAULT 0
+) WITHOUT ROWID;
+CREATE TABLE items (
+  id TEXT PRIMARY KEY,
+  title TEXT NOT NULL DEFAULT '',
+  description TEXT NOT NULL DEFAULT '',
+  category TEXT NOT NULL DEFAULT '',
+  brand TEXT NOT NULL DEFAULT '',
+  price REAL NOT NULL DEFAULT 0,
+  attributes TEXT NOT NULL DEFAULT '{}'
+) WITHOUT ROWID;
+CREATE TABLE offers (
+  id TEXT PRIMARY KEY,
+  definition TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE events (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  customer_id TEXT NOT NULL,
+  type TEXT NOT NULL,
+  item_id TEXT,
+  offer_id TEXT,
+  decision_id TEXT,
+  channel TEXT,
+  text TEXT,
+  ts_ms INTEGER NOT NULL,
+  value REAL NOT NULL DEFAULT 0,
+  quantity REAL NOT NULL DEFAULT 0,
+  properties TEXT NOT NULL DEFAULT '{}'
+);
+CREATE INDEX events_by_customer ON events(customer_id, ts_ms);
+CREATE INDEX events_by_ts ON events(ts_ms);
+-- The event log is append-only: history is never rewritten.
+CREATE TRIGGER events_append_only BEFORE UPDATE ON events
+BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;
+CREATE TABLE decisions (
+  id TEXT PRIMARY KEY,
+  customer_id TEXT,
+  channel TEXT,
+  placement TEXT,
+  ts_ms INTEGER NOT NULL,
+  request TEXT NOT NULL,
+  response TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX decisions_by_customer ON decisions(customer_id, ts_ms);
+CREATE TABLE journey_state (
+  customer_id TEXT NOT NULL,
+  journey TEXT NOT NULL,
+  stage TEXT NOT NULL,
+  entered_ms INTEGER NOT NULL,
+  data TEXT NOT NULL DEFAULT '{}',
+  PRIMARY KEY (customer_id, journey)
+) WITHOUT ROWID;
+CREATE TABLE models (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  plugin TEXT NOT NULL,
+  path TEXT NOT NULL,
+  created_ms INTEGER NOT NULL,
+  metrics TEXT NOT NULL DEFAULT '{}',
+  active INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX models_by_plugin ON models(plugin, active);
+)sql"},
+      {2, "demo ground truth", R"sql(
+-- Hidden traits of generated demo customers; models never read this table,
+-- evaluations compare against it.
+CREATE TABLE demo_truth (
+  customer_id TEXT NOT NULL,
+  trait TEXT NOT NULL,
+  value REAL NOT NULL,
+  PRIMARY KEY (customer_id, trait)
+) WITHOUT ROWID;
+)sql"},
+  };
+  return kMigrations;
+}
+
+namespace {
+
+bool Exec(sqlite3* db, const char* sql, std::string* err) {
+  char* msg = nullptr;
+  if (sqlite3_exec(db, sql, nullptr, nullptr, &msg) != SQLITE_OK) {
+    if (err) *err = msg ? msg : sqlite3_errmsg(db);
+    sqlite3_free(msg);
+    return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+int SchemaVersion(sqlite3* db) {
+  sqlite3_stmt* st = nullptr;
+  if (sqlite3_prepare_v2(db,
+                         "SELECT count(*) FROM sqlite_master WHERE type='table' AND "
+                         "name='schema_migrations'",
+                         -1, &st, nullptr) != SQLITE_OK)
+    return -1;
+  bool has_table = sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int(st, 0) > 0;
+  sqlite3_finalize(st);
+  if (!has_table) return 0;
+  if (sqlite3_prepare_v2(db, "SELECT coalesce(max(version), 0) FROM schema_migrations", -1, &st,
+                         nullptr) != SQLITE_OK)
+    return -1;
+  int v = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : -1;
+  sqlite3_finalize(st);
+  return v;
+}
+
+bool Migrate(sqlite3* db, const std::vector<Migration>& migrations, std::string* err) {
+  if (!Exec(db,
+            "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, "
+            "name TEXT NOT NULL, applied_ms INTEGER NOT NULL)",
+            err))
+    return false;
+  int current = SchemaVersion(db);
+  if (current < 0) {
+    if (err) *err = sqlite3_errmsg(db);
+    return false;
+  }
+  int newest = migrations.empty() ? 0 : migrations.back().version;
+  if (current > newest) {
+    if (err)
+      *err = "store schema version " + std::to_string(current) +
+             " is newer than this build understands (" + std::to_string(newest) +
+             "); upgrade Tailor";
+    return false;
+  }
+  for (const Migration& m : migrations) {
+    if (m.version <= current) continue;
+    std::string step_err;
+    if (!Exec(db, "BEGIN IMMEDIATE", &step_err) || !Exec(db, m.sql, &step_err)) {
+      Exec(db, "ROLLBACK", nullptr);
+      if (err)
+        *err = "migration " + std::to_string(m.version) + " (" + m.name + ") failed: " + step_err;
+      return false;
+    }
+    sqlite3_stmt* st = nullptr;
+    sqlite3_prepare_v2(db,
+                       "INSERT INTO schema_migrations(version, name, applied_ms) VALUES "
+                       "(?, ?, CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER))",
+                       -1, &st, nullptr);
+    sqlite3_bind_int(st, 1, m.version);
+    sqlite3_bind_text(st, 2, m.name, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE || !Exec(db, "COMMIT", &step_err)) {
+      Exec(db, "ROLLBACK", nullptr);
+      if (err)
+        *err = "migration " + std::to_string(m.version) + " (" + m.name +
+               ") could not be recorded: " + sqlite3_errmsg(db);
+      return false;
+    }
+  }
+  return true;
+}
+
+}  // namespace tailor

@@ -1,0 +1,663 @@
+#include "store/store.h"
+
+#include <sqlite3.h>
+
+#include <algorithm>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <thread>
+
+#include "common/log.h"
+#include "common/time.h"
+#include "store/migrations.h"
+
+namespace tailor {
+namespace {
+
+// RAII prepared statement with positional binders. Text is bound transient
+// so callers may pass temporaries.
+class Stmt {
+ public:
+  Stmt(sqlite3* db, const char* sql) : db_(db) {
+    if (sqlite3_prepare_v2(db, sql, -1, &st_, nullptr) != SQLITE_OK) st_ = nullptr;
+  }
+  ~Stmt() { sqlite3_finalize(st_); }
+  Stmt(const Stmt&) = delete;
+  Stmt& operator=(const Stmt&) = delete;
+
+  bool ok() const { return st_ != nullptr; }
+  void Reset() {
+    sqlite3_reset(st_);
+    sqlite3_clear_bindings(st_);
+  }
+  Stmt& Text(int i, const std::string& s) {
+    sqlite3_bind_text(st_, i, s.data(), static_cast<int>(s.size()), SQLITE_TRANSIENT);
+    return *this;
+  }
+  // Empty strings become NULL (absent item, offer, ...).
+  Stmt& TextOrNull(int i, const std::string& s) {
+    if (s.empty()) {
+      sqlite3_bind_null(st_, i);
+      return *this;
+    }
+    return Text(i, s);
+  }
+  Stmt& Int(int i, int64_t v) {
+    sqlite3_bind_int64(st_, i, v);
+    return *this;
+  }
+  Stmt& Real(int i, double v) {
+    sqlite3_bind_double(st_, i, v);
+    return *this;
+  }
+  int Step() { return sqlite3_step(st_); }
+  // Runs a statement that returns no rows; resets it for reuse.
+  Status Run() {
+    int rc = sqlite3_step(st_);
+    Status s = rc == SQLITE_DONE ? Status::Ok() : Status::Error(sqlite3_errmsg(db_));
+    Reset();
+    return s;
+  }
+  std::string Col(int i) const {
+    const unsigned char* t = sqlite3_column_text(st_, i);
+    return t ? std::string(reinterpret_cast<const char*>(t),
+                           static_cast<size_t>(sqlite3_column_bytes(st_, i)))
+             : std::string();
+  }
+  int64_t ColInt(int i) const { return sqlite3_column_int64(st_, i); }
+  double ColReal(int i) const { return sqlite3_column_double(st_, i); }
+
+ private:
+  sqlite3* db_;
+  sqlite3_stmt* st_ = nullptr;
+};
+
+Status Exec(sqlite3* db, const char* sql) {
+  char* msg = nullptr;
+  if (sqlite3_exec(db, sql, nullptr, nullptr, &msg) != SQLITE_OK) {
+    Status s = Status::Error(msg ? msg : sqlite3_errmsg(db));
+    sqlite3_free(msg);
+    return s;
+  }
+  return Status::Ok();
+}
+
+sqlite3* OpenConnection(const std::string& path, bool read_only, bool sync_full,
+                        std::string* err) {
+  sqlite3* db = nullptr;
+  int flags = read_only ? SQLITE_OPEN_READONLY : (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
+  flags |= SQLITE_OPEN_NOMUTEX;  // each connection is used by one thread at a time
+  if (sqlite3_open_v2(path.c_str(), &db, flags, nullptr) != SQLITE_OK) {
+    if (err) *err = "cannot open store '" + path + "': " + (db ? sqlite3_errmsg(db) : "no memory");
+    sqlite3_close(db);
+    return nullptr;
+  }
+  sqlite3_busy_timeout(db, 10000);
+  std::string pragmas = "PRAGMA foreign_keys=ON;";
+  if (!read_only) {
+    pragmas += "PRAGMA journal_mode=WAL;";
+    pragmas += sync_full ? "PRAGMA synchronous=FULL;" : "PRAGMA synchronous=NORMAL;";
+  }
+  if (Status s = Exec(db, pragmas.c_str()); !s.ok()) {
+    if (err) *err = "store '" + path + "' is not usable: " + s.message();
+    sqlite3_close(db);
+    return nullptr;
+  }
+  return db;
+}
+
+const char* const kInsertEvent =
+    "INSERT INTO events(customer_id, type, item_id, offer_id, decision_id, channel, text, "
+    "ts_ms, value, quantity, properties) VALUES (?,?,?,?,?,?,?,?,?,?,?)";
+const char* const kInsertBareCustomer =
+    "INSERT OR IGNORE INTO customers(id, created_ms, updated_ms) VALUES (?, ?, ?)";
+const char* const kUpsertCustomer =
+    "INSERT INTO customers(id, attributes, consent, created_ms, updated_ms) VALUES (?,?,?,?,?) "
+    "ON CONFLICT(id) DO UPDATE SET attributes=excluded.attributes, consent=excluded.consent, "
+    "updated_ms=excluded.updated_ms";
+const char* const kUpsertItem =
+    "INSERT INTO items(id, title, description, category, brand, price, attributes) "
+    "VALUES (?,?,?,?,?,?,?) ON CONFLICT(id) DO UPDATE SET title=excluded.title, "
+    "description=excluded.description, category=excluded.category, brand=excluded.brand, "
+    "price=excluded.price, attributes=excluded.attributes";
+const char* const kUpsertOffer =
+    "INSERT INTO offers(id, definition) VALUES (?, ?) "
+    "ON CONFLICT(id) DO UPDATE SET definition=excluded.definition";
+const char* const kInsertDecision =
+    "INSERT OR REPLACE INTO decisions(id, customer_id, channel, placement, ts_ms, request, "
+    "response) VALUES (?,?,?,?,?,?,?)";
+const char* const kUpsertTruth =
+    "INSERT OR REPLACE INTO demo_truth(customer_id, trait, value) VALUES (?,?,?)";
+
+void BindEvent(Stmt& st, const Event& e) {
+  st.Text(1, e.customer_id)
+      .Text(2, e.type)
+      .TextOrNull(3, e.item_id)
+      .TextOrNull(4, e.offer_id)
+      .TextOrNull(5, e.decision_id)
+      .TextOrNull(6, e.channel)
+      .TextOrNull(7, e.text)
+      .Int(8, e.ts_ms)
+      .Real(9, e.value)
+      .Real(10, e.quantity)
+      .Text(11, e.properties_json.empty() ? std::string("{}") : e.properties_json);
+}
+
+void BindCustomer(Stmt& st, const Customer& c) {
+  int64_t now = now_ms();
+  st.Text(1, c.id)
+      .Text(2, c.attributes_json.empty() ? std::string("{}") : c.attributes_json)
+      .Text(3, c.consent_json.empty() ? std::string("{}") : c.consent_json)
+      .Int(4, c.created_ms ? c.created_ms : now)
+      .Int(5, c.updated_ms ? c.updated_ms : now);
+}
+
+void BindItem(Stmt& st, const Item& it) {
+  st.Text(1, it.id)
+      .Text(2, it.title)
+      .Text(3, it.description)
+      .Text(4, it.category)
+      .Text(5, it.brand)
+      .Real(6, it.price)
+      .Text(7, it.attributes_json.empty() ? std::string("{}") : it.attributes_json);
+}
+
+Event ReadEvent(const Stmt& st, int first) {
+  Event e;
+  e.customer_id = st.Col(first + 0);
+  e.type = st.Col(first + 1);
+  e.item_id = st.Col(first + 2);
+  e.offer_id = st.Col(first + 3);
+  e.decision_id = st.Col(first + 4);
+  e.channel = st.Col(first + 5);
+  e.text = st.Col(first + 6);
+  e.ts_ms = st.ColInt(first + 7);
+  e.value = st.ColReal(first + 8);
+  e.quantity = st.ColReal(first + 9);
+  e.properties_json = st.Col(first + 10);
+  e.seq = st.ColInt(first + 11);
+  return e;
+}
+
+const char* const kEventColumns =
+    "customer_id, type, item_id, offer_id, decision_id, channel, text, ts_ms, value, quantity, "
+    "properties, seq";
+
+struct WriteOp {
+  enum class Kind { kEvent, kDecision, kFlush } kind;
+  Event event;
+  DecisionRecord decision;
+  std::promise<Status> done;  // set for kEvent and kFlush
+};
+
+}  // namespace
+
+struct Store::Impl {
+  Options options;
+  int schema_version = 0;
+
+  // Writer thread state. The writer owns writer_db exclusively.
+  sqlite3* writer_db = nullptr;
+  std::mutex queue_mu;
+  std::condition_variable queue_cv;
+  std::deque<WriteOp> queue;
+  size_t in_batch = 0;  // ops taken off the queue but not yet committed
+  bool stopping = false;
+  std::thread writer;
+
+  // Synchronous writes (tools, admin) share one connection under a mutex.
+  std::mutex sync_mu;
+  sqlite3* sync_db = nullptr;
+
+  // Pool of read connections; a connection is used by one thread at a time.
+  std::mutex pool_mu;
+  std::vector<sqlite3*> pool;
+
+  ~Impl() {
+    for (sqlite3* db : pool) sqlite3_close(db);
+    sqlite3_close(sync_db);
+    sqlite3_close(writer_db);
+  }
+
+  // A read connection checked out of the pool for one scope.
+  class Reader {
+   public:
+    explicit Reader(Impl* impl) : impl_(impl) {
+      {
+        std::lock_guard lock(impl->pool_mu);
+        if (!impl->pool.empty()) {
+          db_ = impl->pool.back();
+          impl->pool.pop_back();
+        }
+      }
+      if (!db_) db_ = OpenConnection(impl->options.path, true, false, nullptr);
+    }
+    ~Reader() {
+      if (!db_) return;
+      std::lock_guard lock(impl_->pool_mu);
+      impl_->pool.push_back(db_);
+    }
+    sqlite3* db() const { return db_; }
+
+   private:
+    Impl* impl_;
+    sqlite3* db_ = nullptr;
+  };
+
+  void WriterLoop() {
+    Stmt insert_event(writer_db, kInsertEvent);
+    Stmt insert_customer(writer_db, kInsertBareCustomer);
+    Stmt insert_decision(writer_db, kInsertDecision);
+    std::vector<WriteOp> batch;
+    std::vector<Status> results;
+    for (;;) {
+      {
+        std::unique_lock lock(queue_mu);
+        queue_cv.wait(lock, [&] { return stopping || !queue.empty(); });
+        if (queue.empty() && stopping) return;
+        size_t n = std::min(queue.size(), options.max_batch);
+        for (size_t i = 0; i < n; ++i) {
+          batch.push_back(std::move(queue.front()));
+          queue.pop_front();
+        }
+        in_batch = batch.size();
+      }
+      results.assign(batch.size(), Status::Ok());
+      Status tx = Exec(writer_db, "BEGIN IMMEDIATE");
+      for (size_t i = 0; tx.ok() && i < batch.size(); ++i) {
+        WriteOp& op = batch[i];
+        if (op.kind == WriteOp::Kind::kEvent) {
+          insert_customer.Text(1, op.event.customer_id)
+              .Int(2, op.event.ts_ms)
+              .Int(3, op.event.ts_ms);
+          results[i] = insert_customer.Run();
+          if (results[i].ok()) {
+            BindEvent(insert_event, op.event);
+            results[i] = insert_event.Run();
+          }
+        } else if (op.kind == WriteOp::Kind::kDecision) {
+          const DecisionRecord& d = op.decision;
+          insert_decision.Text(1, d.id)
+              .TextOrNull(2, d.customer_id)
+              .Text(3, d.channel)
+              .Text(4, d.placement)
+              .Int(5, d.ts_ms)
+              .Text(6, d.request_json)
+              .Text(7, d.response_json);
+          if (Status s = insert_decision.Run(); !s.ok())
+            log::Error("store", "decision " + d.id + " not logged: " + s.message());
+        }
+      }
+      if (tx.ok()) tx = Exec(writer_db, "COMMIT");
+      if (!tx.ok()) {
+        Exec(writer_db, "ROLLBACK");
+        log::Error("store", "write batch failed: " + tx.message());
+      }
+      for (size_t i = 0; i < batch.size(); ++i) {
+        WriteOp& op = batch[i];
+        if (op.kind == WriteOp::Kind::kDecision) continue;
+        op.done.set_value(tx.ok() ? results[i] : tx);
+      }
+      batch.clear();
+      {
+        std::lock_guard lock(queue_mu);
+        in_batch = 0;
+      }
+    }
+  }
+
+  void Enqueue(WriteOp op) {
+    {
+      std::lock_guard lock(queue_mu);
+      queue.push_back(std::move(op));
+    }
+    queue_cv.notify_one();
+  }
+};
+
+Store::Store(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+Store::~Store() {
+  if (impl_->writer.joinable()) {
+    {
+      std::lock_guard lock(impl_->queue_mu);
+      impl_->stopping = true;
+    }
+    impl_->queue_cv.notify_all();
+    impl_->writer.join();
+  }
+}
+
+std::unique_ptr<Store> Store::Open(const Options& options, std::string* err) {
+  auto impl = std::make_unique<Impl>();
+  impl->options = options;
+  if (options.path.empty()) {
+    if (err) *err = "store path is empty";
+    return nullptr;
+  }
+  if (options.read_only) {
+    sqlite3* db = OpenConnection(options.path, true, false, err);
+    if (!db) return nullptr;
+    impl->schema_version = SchemaVersion(db);
+    impl->pool.push_back(db);
+    if (impl->schema_version <= 0) {
+      if (err) *err = "'" + options.path + "' is not a Tailor store";
+      return nullptr;
+    }
+    return std::unique_ptr<Store>(new Store(std::move(impl)));
+  }
+  impl->sync_db = OpenConnection(options.path, false, options.synchronous_full, err);
+  if (!impl->sync_db) return nullptr;
+  std::string merr;
+  if (!Migrate(impl->sync_db, BuiltinMigrations(), &merr)) {
+    if (err) *err = "store '" + options.path + "': " + merr;
+    return nullptr;
+  }
+  impl->schema_version = SchemaVersion(impl->sync_db);
+  if (options.start_writer) {
+    impl->writer_db = OpenConnection(options.path, false, options.synchronous_full, err);
+    if (!impl->writer_db) return nullptr;
+    impl->writer = std::thread([p = impl.get()] { p->WriterLoop(); });
+  }
+  return std::unique_ptr<Store>(new Store(std::move(impl)));
+}
+
+const std::string& Store::path() const { return impl_->options.path; }
+int Store::schema_version() const { return impl_->schema_version; }
+
+std::future<Status> Store::AppendEvent(Event event) {
+  WriteOp op{WriteOp::Kind::kEvent, std::move(event), {}, {}};
+  std::future<Status> f = op.done.get_future();
+  if (!impl_->writer.joinable()) {
+    op.done.set_value(Status::Error("store has no writer (opened read-only or for bulk load)"));
+    return f;
+  }
+  impl_->Enqueue(std::move(op));
+  return f;
+}
+
+void Store::LogDecision(DecisionRecord decision) {
+  if (!impl_->writer.joinable()) return;
+  impl_->Enqueue(WriteOp{WriteOp::Kind::kDecision, {}, std::move(decision), {}});
+}
+
+void Store::Flush() {
+  if (!impl_->writer.joinable()) return;
+  WriteOp op{WriteOp::Kind::kFlush, {}, {}, {}};
+  std::future<Status> f = op.done.get_future();
+  impl_->Enqueue(std::move(op));
+  f.wait();
+}
+
+size_t Store::PendingWrites() const {
+  std::lock_guard lock(impl_->queue_mu);
+  return impl_->queue.size() + impl_->in_batch;
+}
+
+namespace {
+Status NeedsWritable(sqlite3* db) {
+  return db ? Status::Ok() : Status::Error("store is opened read-only");
+}
+}  // namespace
+
+Status Store::UpsertCustomer(const Customer& c) {
+  std::lock_guard lock(impl_->sync_mu);
+  if (Status s = NeedsWritable(impl_->sync_db); !s.ok()) return s;
+  Stmt st(impl_->sync_db, kUpsertCustomer);
+  BindCustomer(st, c);
+  return st.Run();
+}
+
+Status Store::UpsertItem(const Item& item) {
+  std::lock_guard lock(impl_->sync_mu);
+  if (Status s = NeedsWritable(impl_->sync_db); !s.ok()) return s;
+  Stmt st(impl_->sync_db, kUpsertItem);
+  BindItem(st, item);
+  return st.Run();
+}
+
+Status Store::UpsertOffer(const OfferRecord& offer) {
+  std::lock_guard lock(impl_->sync_mu);
+  if (Status s = NeedsWritable(impl_->sync_db); !s.ok()) return s;
+  Stmt st(impl_->sync_db, kUpsertOffer);
+  st.Text(1, offer.id).Text(2, offer.definition_json);
+  return st.Run();
+}
+
+Status Store::RegisterModel(const ModelRecord& m, int64_t* id_out) {
+  std::lock_guard lock(impl_->sync_mu);
+  sqlite3* db = impl_->sync_db;
+  if (Status s = NeedsWritable(db); !s.ok()) return s;
+  if (Status s = Exec(db, "BEGIN IMMEDIATE"); !s.ok()) return s;
+  Status s = Status::Ok();
+  if (m.active) {
+    Stmt off(db, "UPDATE models SET active=0 WHERE plugin=?");
+    off.Text(1, m.plugin);
+    s = off.Run();
+  }
+  if (s.ok()) {
+    Stmt ins(db,
+             "INSERT INTO models(plugin, path, created_ms, metrics, active) VALUES (?,?,?,?,?)");
+    ins.Text(1, m.plugin)
+        .Text(2, m.path)
+        .Int(3, m.created_ms ? m.created_ms : now_ms())
+        .Text(4, m.metrics_json.empty() ? std::string("{}") : m.metrics_json)
+        .Int(5, m.active ? 1 : 0);
+    s = ins.Run();
+  }
+  if (s.ok()) s = Exec(db, "COMMIT");
+  if (!s.ok()) {
+    Exec(db, "ROLLBACK");
+    return s;
+  }
+  if (id_out) *id_out = sqlite3_last_insert_rowid(db);
+  return s;
+}
+
+// --- Bulk -------------------------------------------------------------------
+
+struct Store::Bulk::Impl {
+  sqlite3* db = nullptr;  // owned
+  bool committed = false;
+  std::unique_ptr<Stmt> customer, item, offer, event, truth;
+  ~Impl() {
+    customer.reset();
+    item.reset();
+    offer.reset();
+    event.reset();
+    truth.reset();
+    if (db && !committed) Exec(db, "ROLLBACK");
+    sqlite3_close(db);
+  }
+};
+
+Store::Bulk::Bulk(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Store::Bulk::~Bulk() = default;
+
+Status Store::Bulk::Customer(const tailor::Customer& c) {
+  BindCustomer(*impl_->customer, c);
+  return impl_->customer->Run();
+}
+Status Store::Bulk::Item(const tailor::Item& item) {
+  BindItem(*impl_->item, item);
+  return impl_->item->Run();
+}
+Status Store::Bulk::Offer(const OfferRecord& offer) {
+  impl_->offer->Text(1, offer.id).Text(2, offer.definition_json);
+  return impl_->offer->Run();
+}
+Status Store::Bulk::Event(const tailor::Event& e) {
+  BindEvent(*impl_->event, e);
+  return impl_->event->Run();
+}
+Status Store::Bulk::Truth(const std::string& customer_id, const std::string& trait,
+                          double value) {
+  impl_->truth->Text(1, customer_id).Text(2, trait).Real(3, value);
+  return impl_->truth->Run();
+}
+Status Store::Bulk::Commit() {
+  if (impl_->committed) return Status::Error("bulk already committed");
+  Status s = Exec(impl_->db, "COMMIT");
+  if (s.ok()) impl_->committed = true;
+  return s;
+}
+
+std::unique_ptr<Store::Bulk> Store::BeginBulk(std::string* err) {
+  if (impl_->options.read_only) {
+    if (err) *err = "store is opened read-only";
+    return nullptr;
+  }
+  auto bi = std::make_unique<Bulk::Impl>();
+  // A bulk load trades per-commit fsync for speed: one commit at the end.
+  bi->db = OpenConnection(impl_->options.path, false, false, err);
+  if (!bi->db) return nullptr;
+  if (Status s = Exec(bi->db, "BEGIN IMMEDIATE"); !s.ok()) {
+    if (err) *err = s.message();
+    return nullptr;
+  }
+  bi->customer = std::make_unique<Stmt>(bi->db, kUpsertCustomer);
+  bi->item = std::make_unique<Stmt>(bi->db, kUpsertItem);
+  bi->offer = std::make_unique<Stmt>(bi->db, kUpsertOffer);
+  bi->event = std::make_unique<Stmt>(bi->db, kInsertEvent);
+  bi->truth = std::make_unique<Stmt>(bi->db, kUpsertTruth);
+  return std::unique_ptr<Bulk>(new Bulk(std::move(bi)));
+}
+
+// --- Reads ------------------------------------------------------------------
+
+std::optional<Customer> Store::GetCustomer(const std::string& id) {
+  Impl::Reader r(impl_.get());
+  if (!r.db()) return std::nullopt;
+  Stmt st(r.db(),
+          "SELECT id, attributes, consent, created_ms, updated_ms FROM customers WHERE id=?");
+  st.Text(1, id);
+  if (st.Step() != SQLITE_ROW) return std::nullopt;
+  return Customer{st.Col(0), st.Col(1), st.Col(2), st.ColInt(3), st.ColInt(4)};
+}
+
+Profile Store::LoadProfile(const std::string& customer_id, size_t recent_limit) {
+  Profile p;
+  Impl::Reader r(impl_.get());
+  if (!r.db()) return p;
+  {
+    Stmt st(r.db(),
+            "SELECT id, attributes, consent, created_ms, updated_ms FROM customers WHERE id=?");
+    st.Text(1, customer_id);
+    if (st.Step() == SQLITE_ROW) {
+      p.known = true;
+      p.customer = Customer{st.Col(0), st.Col(1), st.Col(2), st.ColInt(3), st.ColInt(4)};
+    } else {
+      p.customer.id = customer_id;
+    }
+  }
+  {
+    Stmt st(r.db(),
+            "SELECT type, count(*), min(ts_ms), max(ts_ms) FROM events WHERE customer_id=? "
+            "GROUP BY type");
+    st.Text(1, customer_id);
+    while (st.Step() == SQLITE_ROW) {
+      p.known = true;
+      p.counts[st.Col(0)] = st.ColInt(1);
+      int64_t first = st.ColInt(2), last = st.ColInt(3);
+      if (p.first_seen_ms == 0 || first < p.first_seen_ms) p.first_seen_ms = first;
+      if (last > p.last_seen_ms) p.last_seen_ms = last;
+    }
+  }
+  if (recent_limit > 0 && !p.counts.empty()) {
+    std::string sql = std::string("SELECT ") + kEventColumns +
+                      " FROM events WHERE customer_id=? ORDER BY ts_ms DESC, seq DESC LIMIT ?";
+    Stmt st(r.db(), sql.c_str());
+    st.Text(1, customer_id).Int(2, static_cast<int64_t>(recent_limit));
+    while (st.Step() == SQLITE_ROW) p.recent.push_back(ReadEvent(st, 0));
+    std::reverse(p.recent.begin(), p.recent.end());
+  }
+  return p;
+}
+
+std::optional<DecisionRecord> Store::GetDecision(const std::string& id) {
+  Impl::Reader r(impl_.get());
+  if (!r.db()) return std::nullopt;
+  Stmt st(r.db(),
+          "SELECT id, customer_id, channel, placement, ts_ms, request, response FROM decisions "
+          "WHERE id=?");
+  st.Text(1, id);
+  if (st.Step() != SQLITE_ROW) return std::nullopt;
+  return DecisionRecord{st.Col(0),    st.Col(1), st.Col(2), st.Col(3),
+                        st.ColInt(4), st.Col(5), st.Col(6)};
+}
+
+std::vector<Item> Store::LoadItems() {
+  std::vector<Item> out;
+  Impl::Reader r(impl_.get());
+  if (!r.db()) return out;
+  Stmt st(r.db(),
+          "SELECT id, title, description, category, brand, price, attributes FROM items "
+          "ORDER BY id");
+  while (st.Step() == SQLITE_ROW)
+    out.push_back(Item{st.Col(0), st.Col(1), st.Col(2), st.Col(3), st.Col(4), st.ColReal(5),
+                       st.Col(6)});
+  return out;
+}
+
+std::vector<OfferRecord> Store::LoadOffers() {
+  std::vector<OfferRecord> out;
+  Impl::Reader r(impl_.get());
+  if (!r.db()) return out;
+  Stmt st(r.db(), "SELECT id, definition FROM offers ORDER BY id");
+  while (st.Step() == SQLITE_ROW) out.push_back(OfferRecord{st.Col(0), st.Col(1)});
+  return out;
+}
+
+std::vector<ModelRecord> Store::ActiveModels() {
+  std::vector<ModelRecord> out;
+  Impl::Reader r(impl_.get());
+  if (!r.db()) return out;
+  Stmt st(r.db(),
+          "SELECT id, plugin, path, created_ms, metrics FROM models WHERE active=1 ORDER BY id");
+  while (st.Step() == SQLITE_ROW)
+    out.push_back(ModelRecord{st.ColInt(0), st.Col(1), st.Col(2), st.ColInt(3), st.Col(4), true});
+  return out;
+}
+
+std::map<std::string, double> Store::Truth(const std::string& customer_id) {
+  std::map<std::string, double> out;
+  Impl::Reader r(impl_.get());
+  if (!r.db()) return out;
+  Stmt st(r.db(), "SELECT trait, value FROM demo_truth WHERE customer_id=?");
+  st.Text(1, customer_id);
+  while (st.Step() == SQLITE_ROW) out[st.Col(0)] = st.ColReal(1);
+  return out;
+}
+
+int64_t Store::ForEachEvent(int64_t since_ms, const std::function<bool(const Event&)>& fn) {
+  Impl::Reader r(impl_.get());
+  if (!r.db()) return -1;
+  std::string sql =
+      std::string("SELECT ") + kEventColumns + " FROM events WHERE ts_ms >= ? ORDER BY seq";
+  Stmt st(r.db(), sql.c_str());
+  if (!st.ok()) return -1;
+  st.Int(1, since_ms);
+  int64_t n = 0;
+  int rc;
+  while ((rc = st.Step()) == SQLITE_ROW) {
+    ++n;
+    if (!fn(ReadEvent(st, 0))) break;
+  }
+  return rc == SQLITE_ROW || rc == SQLITE_DONE ? n : -1;
+}
+
+int64_t Store::Count(const std::string& table) {
+  static const char* const kTables[] = {"customers", "items",     "offers",       "events",
+                                        "decisions", "models",    "journey_state", "demo_truth"};
+  bool allowed = false;
+  for (const char* t : kTables) allowed = allowed || table == t;
+  if (!allowed) return -1;
+  Impl::Reader r(impl_.get());
+  if (!r.db()) return -1;
+  std::string sql = "SELECT count(*) FROM " + table;
+  Stmt st(r.db(), sql.c_str());
+  return st.Step() == SQLITE_ROW ? st.ColInt(0) : -1;
+}
+
+}  // namespace tailor

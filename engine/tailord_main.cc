@@ -1,0 +1,119 @@
+// tailord: the Tailor decision service.
+#include <signal.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+
+#include "common/log.h"
+#include "common/paths.h"
+#include "config/config.h"
+#include "decision/engine.h"
+#include "metrics/metrics.h"
+#include "plugin_host/host.h"
+#include "service/server.h"
+#include "store/store.h"
+
+namespace {
+
+std::atomic<bool> g_stop{false};
+
+void OnSignal(int) { g_stop.store(true); }
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"tailord: the Tailor real-time decision service"};
+  std::string config_path = "config/tailor.yaml";
+  std::string store, requests, events, outbound, plugin_dir, ready_file, log_level = "info";
+  int workers = 0;
+  app.add_option("-c,--config", config_path, "engine config (tailor.yaml)")->capture_default_str();
+  app.add_option("--store", store, "SQLite store path (overrides store.path)");
+  app.add_option("--requests", requests, "ROUTER endpoint, e.g. tcp://127.0.0.1:*");
+  app.add_option("--events", events, "PULL endpoint for events");
+  app.add_option("--outbound", outbound, "PUB endpoint for outbound offers");
+  app.add_option("--plugin-dir", plugin_dir, "where bare plugin names are looked up");
+  app.add_option("--workers", workers, "decision worker threads")->check(CLI::Range(1, 256));
+  app.add_option("--ready-file", ready_file,
+                 "write the bound endpoints as JSON here once serving (for tests and scripts)");
+  app.add_option("--log-level", log_level, "debug, info, warn, error, off")->capture_default_str();
+  CLI11_PARSE(app, argc, argv);
+
+  if (!tailor::log::SetLevel(log_level)) {
+    std::cerr << "tailord: unknown --log-level '" << log_level << "'\n";
+    return 2;
+  }
+  std::vector<std::string> errors;
+  auto cfg = tailor::LoadConfig(config_path, plugin_dir.empty() ? tailor::DefaultPluginDir() : plugin_dir,
+                                &errors);
+  if (!cfg) {
+    for (const auto& e : errors) std::cerr << e << "\n";
+    std::cerr << "tailord: " << errors.size() << " config error(s); not starting\n";
+    return 2;
+  }
+  if (!store.empty()) cfg->store.path = store;
+  if (!requests.empty()) cfg->service.requests = requests;
+  if (!events.empty()) cfg->service.events = events;
+  if (!outbound.empty()) cfg->service.outbound = outbound;
+  if (!plugin_dir.empty()) {
+    for (auto& p : cfg->plugins)
+      if (p.path.rfind(cfg->plugin_dir, 0) == 0)
+        p.path = plugin_dir + p.path.substr(cfg->plugin_dir.size());
+    cfg->plugin_dir = plugin_dir;
+  }
+  if (workers > 0) cfg->service.workers = workers;
+
+  // Signals only set a flag; the serving loop notices within one poll tick.
+  struct sigaction sa {};
+  sa.sa_handler = OnSignal;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGTERM, &sa, nullptr);
+  sigaction(SIGINT, &sa, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  std::string err;
+  tailor::Store::Options so;
+  so.path = cfg->store.path;
+  so.synchronous_full = cfg->store.synchronous_full;
+  auto st = tailor::Store::Open(so, &err);
+  if (!st) {
+    std::cerr << "tailord: " << err << "\n";
+    return 1;
+  }
+  std::string data_dir = cfg->store.path + ".models";
+  std::filesystem::create_directories(data_dir);
+  tailor::Metrics metrics;
+  tailor::PluginHost host(st.get(), data_dir);
+  host.LoadAll(cfg->plugins);
+  tailor::Engine engine(*cfg, st.get(), &host, &metrics);
+  if (auto s = engine.LoadCatalog(); !s.ok()) {
+    std::cerr << "tailord: " << s.message() << "\n";
+    return 1;
+  }
+  tailor::Server server(&engine, cfg->service);
+  if (auto s = server.Bind(); !s.ok()) {
+    std::cerr << "tailord: " << s.message() << "\n";
+    return 1;
+  }
+  const auto& ep = server.endpoints();
+  tailor::log::Info("service", "serving requests on " + ep.requests + ", events on " + ep.events +
+                                   ", outbound on " + ep.outbound + " (store " + cfg->store.path +
+                                   ")");
+  if (!ready_file.empty()) {
+    // Write then rename, so a reader never sees half a file.
+    std::string tmp = ready_file + ".tmp";
+    {
+      std::ofstream out(tmp);
+      out << "{\"requests\":\"" << ep.requests << "\",\"events\":\"" << ep.events
+          << "\",\"outbound\":\"" << ep.outbound << "\",\"pid\":" << getpid() << "}\n";
+    }
+    std::filesystem::rename(tmp, ready_file);
+  }
+  server.Run(&g_stop);
+  st->Flush();
+  tailor::log::Info("service", "all writes flushed; bye");
+  return 0;
+}

@@ -1,0 +1,365 @@
+// Integration tests: a real tailord process on a temp SQLite store, real
+// ZeroMQ sockets on OS-picked ports, the real popularity plugin .so.
+#include <gtest/gtest.h>
+#include <sqlite3.h>
+
+#include <atomic>
+#include <cmath>
+#include <set>
+#include <thread>
+#include <zmq_addon.hpp>
+
+#include "support/tailord.h"
+#include "support/temp_dir.h"
+#include "support/world.h"
+
+namespace tailor::testing {
+namespace {
+
+using nlohmann::json;
+
+json Decide(const std::string& id, const std::string& customer, int limit = 3,
+            const std::string& placement = "home") {
+  json j = {{"v", 1},       {"type", "decide"},        {"id", id},
+            {"channel", "web"}, {"placement", placement}, {"limit", limit}};
+  if (!customer.empty()) j["customer"] = customer;
+  return j;
+}
+
+json EventMsg(const std::string& id, const std::string& customer, const std::string& type,
+              const std::string& item) {
+  return {{"v", 1},        {"type", "event"}, {"id", id},
+          {"customer", customer}, {"event", type}, {"item", item}};
+}
+
+int64_t CountRows(const std::string& db_path, const std::string& sql) {
+  sqlite3* db = nullptr;
+  EXPECT_EQ(sqlite3_open_v2(db_path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr), SQLITE_OK);
+  sqlite3_stmt* st = nullptr;
+  EXPECT_EQ(sqlite3_prepare_v2(db, sql.c_str(), -1, &st, nullptr), SQLITE_OK) << sql;
+  int64_t n = -1;
+  if (sqlite3_step(st) == SQLITE_ROW) n = sqlite3_column_int64(st, 0);
+  sqlite3_finalize(st);
+  sqlite3_close(db);
+  return n;
+}
+
+class Service : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    store_ = dir_.file("tailor.db");
+    MakeSmallWorld(store_);
+  }
+  std::unique_ptr<Tailord> Start(std::vector<std::string> extra = {}, std::string config = "") {
+    return std::make_unique<Tailord>(Tailord::Options{config, store_, extra});
+  }
+  TempDir dir_;
+  std::string store_;
+};
+
+TEST_F(Service, DecideReturnsRankedOffersWithEveryFactor) {
+  auto d = Start();
+  ASSERT_TRUE(d->running());
+  Client c(d->requests());
+  json r = c.Call(Decide("r1", "c3", 3));
+  ASSERT_FALSE(r.contains("error")) << r.dump();
+  EXPECT_EQ(r["v"], 1);
+  EXPECT_EQ(r["id"], "r1");
+  EXPECT_TRUE(r["personalised"].get<bool>());
+  ASSERT_EQ(r["offers"].size(), 3u);
+  double last = 1e9;
+  for (const json& o : r["offers"]) {
+    const json& why = o["why"];
+    double P = why["propensity"], C = why["context"], V = why["value"], L = why["levers"];
+    EXPECT_NEAR(why["priority"].get<double>(), P * C * V * L, 1e-9);
+    EXPECT_NEAR(o["score"].get<double>(), why["priority"].get<double>(), 1e-12);
+    EXPECT_LE(o["score"].get<double>(), last);
+    last = o["score"];
+    ASSERT_TRUE(why["plugins"].contains("popularity")) << why.dump();
+    EXPECT_GE(why["plugins"]["popularity"]["score"].get<double>(), 0.0);
+    EXPECT_TRUE(o.contains("offer"));
+  }
+  // The decision is in the audit log of the real SQLite file.
+  EXPECT_EQ(d->Terminate(), 0);
+  EXPECT_EQ(CountRows(store_, "SELECT count(*) FROM decisions WHERE id='" +
+                                  r["decision"].get<std::string>() + "'"),
+            1);
+}
+
+TEST_F(Service, ItemPlacementRecommendsTheMostPopularItemFirst) {
+  auto d = Start();
+  Client c(d->requests());
+  json r = c.Call(Decide("r", "c2", 5, "recs"));
+  ASSERT_FALSE(r.contains("error")) << r.dump();
+  ASSERT_EQ(r["offers"].size(), 5u);
+  EXPECT_EQ(r["offers"][0]["item"], "i1");
+  EXPECT_EQ(r["candidates"], 30);
+}
+
+TEST_F(Service, UnknownAndOptedOutCustomersGetNonPersonalisedAnswers) {
+  auto d = Start();
+  Client c(d->requests());
+  json stranger = c.Call(Decide("a", "nobody-knows-me"));
+  ASSERT_FALSE(stranger.contains("error")) << stranger.dump();
+  EXPECT_FALSE(stranger["personalised"].get<bool>());
+  EXPECT_EQ(stranger["offers"].size(), 3u);
+  json opted_out = c.Call(Decide("b", "c20"));
+  EXPECT_FALSE(opted_out["personalised"].get<bool>());
+  json anonymous = c.Call(Decide("c", ""));
+  EXPECT_FALSE(anonymous["personalised"].get<bool>());
+  EXPECT_EQ(anonymous["offers"].size(), 3u);
+}
+
+TEST_F(Service, EventThenProfileShowsIt) {
+  auto d = Start();
+  Client c(d->requests());
+  json ack = c.Call(EventMsg("e1", "c42", "click", "i9"));
+  EXPECT_EQ(ack["ok"], true) << ack.dump();
+  EXPECT_EQ(ack["id"], "e1");
+  json p = c.Call({{"v", 1}, {"type", "profile.get"}, {"id", "p"}, {"customer", "c42"}});
+  ASSERT_TRUE(p.contains("profile")) << p.dump();
+  EXPECT_TRUE(p["profile"]["known"].get<bool>());
+  EXPECT_EQ(p["profile"]["counts"]["click"], 1);
+  ASSERT_EQ(p["profile"]["recent"].size(), 1u);
+  EXPECT_EQ(p["profile"]["recent"][0]["item"], "i9");
+}
+
+TEST_F(Service, EventsPersistAcrossRestart) {
+  {
+    auto d = Start();
+    Client c(d->requests());
+    for (int i = 0; i < 5; ++i)
+      ASSERT_EQ(c.Call(EventMsg("e" + std::to_string(i), "c7", "view", "i3"))["ok"], true);
+    // And fire-and-forget events on the PULL socket.
+    zmq::context_t ctx(1);
+    zmq::socket_t push(ctx, zmq::socket_type::push);
+    push.connect(d->events());
+    for (int i = 0; i < 7; ++i) {
+      std::string body = EventMsg("", "c7", "add_to_cart", "i4").dump();
+      push.send(zmq::buffer(body), zmq::send_flags::none);
+    }
+    // Wait until the pushed events are visible, then stop cleanly.
+    for (int tries = 0; tries < 200; ++tries) {
+      json p = c.Call({{"v", 1}, {"type", "profile.get"}, {"id", "p"}, {"customer", "c7"}});
+      if (p["profile"]["counts"].value("add_to_cart", 0) == 7) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    EXPECT_EQ(d->Terminate(), 0);
+  }
+  auto d = Start();
+  Client c(d->requests());
+  json p = c.Call({{"v", 1}, {"type", "profile.get"}, {"id", "p"}, {"customer", "c7"}});
+  EXPECT_EQ(p["profile"]["counts"]["view"], 5);
+  EXPECT_EQ(p["profile"]["counts"]["add_to_cart"], 7);
+  EXPECT_EQ(p["profile"]["counts"]["purchase"], 5);  // from the world
+}
+
+struct BadCase {
+  std::string name;
+  std::string body;
+  std::string code;
+  std::string field;
+  std::string message_part;
+};
+
+TEST_F(Service, EveryBadInputGetsAStructuredErrorNamingTheField) {
+  auto d = Start();
+  Client c(d->requests());
+  std::vector<BadCase> cases = {
+      {"malformed json", R"({"v":1,"type":"decide",)", "bad_request", "", "not valid JSON"},
+      {"not an object", R"([1,2,3])", "bad_request", "", "JSON object"},
+      {"missing v", R"({"type":"health","id":"x"})", "bad_request", "v", "missing"},
+      {"wrong version", R"({"v":2,"type":"health","id":"x"})", "unsupported_version", "v", "2"},
+      {"unknown type", R"({"v":1,"type":"explode","id":"x"})", "unknown_type", "type", "explode"},
+      {"customer wrong type",
+       R"({"v":1,"type":"decide","id":"x","customer":42,"channel":"web","placement":"home"})",
+       "bad_request", "customer", "must be a string"},
+      {"limit wrong type",
+       R"({"v":1,"type":"decide","id":"x","channel":"web","placement":"home","limit":"3"})",
+       "bad_request", "limit", "integer"},
+      {"limit out of range",
+       R"({"v":1,"type":"decide","id":"x","channel":"web","placement":"home","limit":0})",
+       "bad_request", "limit", "between"},
+      {"missing channel", R"({"v":1,"type":"decide","id":"x","placement":"home"})",
+       "bad_request", "channel", "missing"},
+      {"missing placement", R"({"v":1,"type":"decide","id":"x","channel":"web"})",
+       "bad_request", "placement", "missing"},
+      {"unknown placement",
+       R"({"v":1,"type":"decide","id":"x","channel":"web","placement":"nowhere"})",
+       "bad_request", "placement", "known: "},
+      {"context not object",
+       R"({"v":1,"type":"decide","id":"x","channel":"web","placement":"home","context":[1]})",
+       "bad_request", "context", "object"},
+      {"typo field",
+       R"({"v":1,"type":"decide","id":"x","custmer":"c1","channel":"web","placement":"home"})",
+       "bad_request", "custmer", "unknown field"},
+      {"event missing customer", R"({"v":1,"type":"event","id":"x","event":"click"})",
+       "bad_request", "customer", "missing"},
+      {"event unknown kind", R"({"v":1,"type":"event","id":"x","customer":"c1","event":"poke"})",
+       "bad_request", "event", "poke"},
+      {"event bad ts",
+       R"({"v":1,"type":"event","id":"x","customer":"c1","event":"click","ts":"yesterday"})",
+       "bad_request", "ts", "ISO 8601"},
+      {"profile missing customer", R"({"v":1,"type":"profile.get","id":"x"})", "bad_request",
+       "customer", "missing"},
+      {"oversized", R"({"v":1,"type":"health","id":"x","pad":")" + std::string(70000, 'a') + "\"}",
+       "too_large", "", "limit"},
+  };
+  for (const BadCase& bc : cases) {
+    std::string raw = c.CallRaw(bc.body);
+    json r = json::parse(raw, nullptr, false);
+    ASSERT_TRUE(r.is_object()) << bc.name << ": " << raw;
+    ASSERT_TRUE(r.contains("error")) << bc.name << ": " << raw;
+    EXPECT_EQ(r["v"], 1) << bc.name;
+    EXPECT_EQ(r["error"]["code"], bc.code) << bc.name << ": " << raw;
+    EXPECT_EQ(r["error"]["field"], bc.field) << bc.name << ": " << raw;
+    EXPECT_NE(r["error"]["message"].get<std::string>().find(bc.message_part), std::string::npos)
+        << bc.name << ": " << raw;
+  }
+  // The id is echoed whenever it could be read.
+  json r = c.Call({{"v", 1}, {"type", "decide"}, {"id", "keep-me"}, {"placement", "home"}});
+  EXPECT_EQ(r["id"], "keep-me");
+  // The same connection and a fresh one still work, and the errors were counted.
+  EXPECT_FALSE(c.Call(Decide("ok", "c1")).contains("error"));
+  Client other(d->requests());
+  json stats = other.Call({{"v", 1}, {"type", "stats"}, {"id", "s"}});
+  EXPECT_GE(stats["stats"]["errors"]["bad_request"].get<int>(), 14);
+  EXPECT_EQ(stats["stats"]["errors"]["too_large"], 1);
+  EXPECT_EQ(stats["stats"]["errors"]["unknown_type"], 1);
+  // Parsed decides only: the unknown placement and the good one.
+  EXPECT_EQ(stats["stats"]["requests"]["decide"], 2);
+}
+
+TEST_F(Service, EightConcurrentClientsAreAllServed) {
+  auto d = Start();
+  constexpr int kClients = 8, kEach = 50;
+  std::atomic<int> ok{0}, bad{0};
+  std::vector<std::thread> ts;
+  for (int t = 0; t < kClients; ++t) {
+    ts.emplace_back([&, t] {
+      Client c(d->requests());
+      for (int i = 0; i < kEach; ++i) {
+        std::string id = "t" + std::to_string(t) + "-" + std::to_string(i);
+        json r = c.Call(Decide(id, "c" + std::to_string(1 + (t + i) % 19)));
+        if (r.is_object() && r.value("id", "") == id && r["offers"].size() == 3)
+          ++ok;
+        else
+          ++bad;
+      }
+    });
+  }
+  for (auto& t : ts) t.join();
+  EXPECT_EQ(ok.load(), kClients * kEach);
+  EXPECT_EQ(bad.load(), 0);
+}
+
+TEST_F(Service, PipelinedDealerRequestsAreAllAnswered) {
+  auto d = Start();
+  zmq::context_t ctx(1);
+  zmq::socket_t dealer(ctx, zmq::socket_type::dealer);
+  dealer.set(zmq::sockopt::rcvtimeo, 10000);
+  dealer.connect(d->requests());
+  constexpr int kN = 100;
+  for (int i = 0; i < kN; ++i) {
+    std::string body = Decide("p" + std::to_string(i), "c5").dump();
+    dealer.send(zmq::buffer(body), zmq::send_flags::none);
+  }
+  std::set<std::string> ids;
+  for (int i = 0; i < kN; ++i) {
+    zmq::message_t m;
+    ASSERT_TRUE(dealer.recv(m)) << "reply " << i << " missing";
+    json r = json::parse(m.to_string());
+    ids.insert(r["id"].get<std::string>());
+  }
+  EXPECT_EQ(ids.size(), static_cast<size_t>(kN));
+}
+
+TEST_F(Service, SigtermWithRequestsInFlightLosesNothing) {
+  auto d = Start();
+  zmq::context_t ctx(1);
+  zmq::socket_t dealer(ctx, zmq::socket_type::dealer);
+  dealer.set(zmq::sockopt::rcvtimeo, 15000);
+  dealer.connect(d->requests());
+  constexpr int kDecides = 200, kEvents = 100;
+  for (int i = 0; i < kDecides + kEvents; ++i) {
+    json msg = i % 3 == 0 && i / 3 < kEvents
+                   ? EventMsg("e" + std::to_string(i), "c9", "click", "i2")
+                   : Decide("d" + std::to_string(i), "c9");
+    std::string body = msg.dump();
+    dealer.send(zmq::buffer(body), zmq::send_flags::none);
+  }
+  // Stop while most of those are still queued or being decided.
+  std::thread stopper([&] { EXPECT_EQ(d->Terminate(), 0); });
+  int answered = 0, acks = 0;
+  for (int i = 0; i < kDecides + kEvents; ++i) {
+    zmq::message_t m;
+    if (!dealer.recv(m)) break;
+    json r = json::parse(m.to_string());
+    EXPECT_FALSE(r.contains("error")) << r.dump();
+    ++answered;
+    if (r.value("ok", false)) ++acks;
+  }
+  stopper.join();
+  EXPECT_EQ(answered, kDecides + kEvents);
+  EXPECT_EQ(acks, kEvents);
+  // Every acknowledged event is in the file.
+  EXPECT_EQ(CountRows(store_, "SELECT count(*) FROM events WHERE customer_id='c9' AND type='click'"),
+            kEvents);
+}
+
+TEST_F(Service, FailingPluginsDropOutAndAreNamedAndCounted) {
+  std::string config = dir_.file("tailor.yaml");
+  WriteFile(config, std::string(R"(
+service: {workers: 2}
+plugins:
+  - name: popularity
+    path: )") + TAILOR_PLUGIN_DIR + R"(/tailor_popularity.so
+  - name: score_error
+    path: )" + TAILOR_FIXTURE_DIR + R"(/score_error.so
+  - name: missing
+    path: /nonexistent/tailor_missing.so
+placements:
+  home: {kind: offers}
+offers: offers.yaml
+)");
+  WriteFile(dir_.file("offers.yaml"), R"(offers:
+  - {id: o1, promotes: {category: phones}, value: 10}
+  - {id: o2, promotes: {category: laptops}, value: 20}
+  - {id: o3, promotes: {item: i1}, value: 5}
+)");
+  auto d = Start({}, config);
+  ASSERT_TRUE(d->running());
+  Client c(d->requests());
+  json r = c.Call(Decide("r", "c1"));
+  ASSERT_FALSE(r.contains("error")) << r.dump();
+  ASSERT_FALSE(r["offers"].empty());
+  const json& why = r["offers"][0]["why"];
+  EXPECT_TRUE(why["plugins"].contains("popularity"));
+  EXPECT_FALSE(why["plugins"].contains("score_error"));
+  ASSERT_TRUE(why.contains("dropped")) << why.dump();
+  EXPECT_NE(why["dropped"]["score_error"].get<std::string>().find("model not ready"),
+            std::string::npos)
+      << why.dump();
+  EXPECT_NE(why["dropped"]["missing"].get<std::string>().find("not loaded"), std::string::npos);
+  json stats = c.Call({{"v", 1}, {"type", "stats"}, {"id", "s"}});
+  EXPECT_EQ(stats["stats"]["plugin_errors"]["score_error"], 1);
+  EXPECT_EQ(stats["stats"]["plugins"]["score_error"]["score_errors"], 1);
+  json health = c.Call({{"v", 1}, {"type", "health"}, {"id", "h"}});
+  EXPECT_EQ(health["health"]["plugins"]["missing"]["status"], "failed");
+  EXPECT_EQ(health["health"]["plugins"]["popularity"]["status"], "ok");
+}
+
+TEST_F(Service, BrokenConfigRefusesToStartWithFileLineCol) {
+  std::string config = dir_.file("bad.yaml");
+  WriteFile(config, "service:\n  workrs: 2\nplacements:\n  home: {kind: shelves}\n");
+  std::string cmd = TailordBin() + " --config " + config + " --store " + store_ + " 2>" +
+                    dir_.file("err.txt");
+  int rc = std::system(cmd.c_str());
+  EXPECT_EQ(WEXITSTATUS(rc), 2);
+  std::string err = ReadFile(dir_.file("err.txt"));
+  EXPECT_NE(err.find(config + ":2:3: service.workrs: unknown key"), std::string::npos) << err;
+  EXPECT_NE(err.find("placements.home.kind: expected offers or items"), std::string::npos) << err;
+}
+
+}  // namespace
+}  // namespace tailor::testing

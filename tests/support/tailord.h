@@ -1,0 +1,53 @@
+// Starts a real tailord process for integration tests: temp store, ports
+// picked by the OS (tcp://127.0.0.1:*), endpoints read from --ready-file.
+#pragma once
+
+#include <sys/types.h>
+
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+#include <zmq.hpp>
+
+namespace tailor::testing {
+
+class Tailord {
+ public:
+  struct Options {
+    std::string config;  // default: the shipped config/tailor.yaml
+    std::string store;   // required
+    std::vector<std::string> extra_args;
+  };
+  // Starts tailord and waits until it serves; fails the test if it does not.
+  explicit Tailord(Options options);
+  ~Tailord();  // SIGKILL if still running
+
+  bool running() const { return pid_ > 0; }
+  const std::string& requests() const { return requests_; }
+  const std::string& events() const { return events_; }
+  // Sends SIGTERM and waits; returns the exit code (or 128 + signal).
+  int Terminate();
+  std::string Log() const;
+
+ private:
+  pid_t pid_ = -1;
+  std::string dir_, log_path_, requests_, events_;
+};
+
+// A REQ client with a receive timeout; Call fails the test on timeout.
+class Client {
+ public:
+  explicit Client(const std::string& endpoint, int timeout_ms = 10000);
+  nlohmann::json Call(const nlohmann::json& request);
+  std::string CallRaw(const std::string& body);
+
+ private:
+  zmq::context_t ctx_{1};
+  zmq::socket_t sock_;
+};
+
+// Path to the shipped tailor CLI and tailord binaries.
+std::string TailorBin();
+std::string TailordBin();
+
+}  // namespace tailor::testing

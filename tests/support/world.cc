@@ -1,0 +1,55 @@
+#include "support/world.h"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include "common/time.h"
+#include "store/store.h"
+
+namespace tailor::testing {
+
+void MakeSmallWorld(const std::string& path) {
+  for (const char* suffix : {"", "-wal", "-shm"}) std::filesystem::remove(path + suffix);
+  std::string err;
+  Store::Options o;
+  o.path = path;
+  o.start_writer = false;
+  auto store = Store::Open(o, &err);
+  ASSERT_NE(store, nullptr) << err;
+  auto bulk = store->BeginBulk(&err);
+  ASSERT_NE(bulk, nullptr) << err;
+  const char* cats[] = {"phones", "laptops", "audio"};
+  for (int i = 1; i <= 30; ++i) {
+    Item it;
+    it.id = "i" + std::to_string(i);
+    it.title = std::string("Item ") + std::to_string(i);
+    it.category = cats[i % 3];
+    it.brand = i % 2 ? "Acme" : "Globex";
+    it.price = 10.0 * i;
+    it.attributes_json = "{\"margin\":0.2}";
+    ASSERT_TRUE(bulk->Item(it).ok());
+  }
+  int64_t now = now_ms();
+  for (int c = 1; c <= 20; ++c) {
+    Customer cu;
+    cu.id = "c" + std::to_string(c);
+    cu.attributes_json = "{\"age\":" + std::to_string(20 + c) + "}";
+    // c20 has opted out of personalisation.
+    cu.consent_json = c == 20 ? "{\"personalization\":false}" : "{\"personalization\":true}";
+    ASSERT_TRUE(bulk->Customer(cu).ok());
+    for (int k = 0; k < 5; ++k) {
+      Event e;
+      e.customer_id = cu.id;
+      e.type = "purchase";
+      e.item_id = k < 3 ? "i1" : "i" + std::to_string(2 + (c + k) % 29);
+      e.ts_ms = now - (k + 1) * 3600 * 1000;
+      e.value = 10;
+      e.quantity = 1;
+      ASSERT_TRUE(bulk->Event(e).ok());
+    }
+  }
+  ASSERT_TRUE(bulk->Commit().ok());
+}
+
+}  // namespace tailor::testing

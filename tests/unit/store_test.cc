@@ -1,0 +1,212 @@
+#include "store/store.h"
+
+#include <gtest/gtest.h>
+#include <sqlite3.h>
+
+#include <thread>
+
+#include "store/migrations.h"
+#include "support/temp_dir.h"
+
+namespace tailor {
+namespace {
+
+using testing::TempDir;
+
+std::unique_ptr<Store> OpenStore(const std::string& path, bool writer = true) {
+  std::string err;
+  Store::Options o;
+  o.path = path;
+  o.start_writer = writer;
+  auto s = Store::Open(o, &err);
+  EXPECT_NE(s, nullptr) << err;
+  return s;
+}
+
+Event MakeEvent(const std::string& customer, const std::string& type, const std::string& item,
+                int64_t ts) {
+  Event e;
+  e.customer_id = customer;
+  e.type = type;
+  e.item_id = item;
+  e.ts_ms = ts;
+  return e;
+}
+
+TEST(Migrations, FreshStoreIsAtNewestVersion) {
+  TempDir dir;
+  auto s = OpenStore(dir.file("t.db"));
+  EXPECT_EQ(s->schema_version(), BuiltinMigrations().back().version);
+  EXPECT_EQ(s->Count("events"), 0);
+}
+
+TEST(Migrations, ReopeningDoesNotReapply) {
+  TempDir dir;
+  OpenStore(dir.file("t.db"))->UpsertCustomer(Customer{"c1", "{}", "{}", 1, 1});
+  auto s = OpenStore(dir.file("t.db"));
+  EXPECT_EQ(s->Count("customers"), 1);
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(dir.file("t.db").c_str(), &db), SQLITE_OK);
+  sqlite3_stmt* st = nullptr;
+  sqlite3_prepare_v2(db, "SELECT count(*) FROM schema_migrations", -1, &st, nullptr);
+  ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
+  EXPECT_EQ(sqlite3_column_int(st, 0), static_cast<int>(BuiltinMigrations().size()));
+  sqlite3_finalize(st);
+  sqlite3_close(db);
+}
+
+TEST(Migrations, FailingMigrationRollsBackAndNamesItself) {
+  TempDir dir;
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(dir.file("m.db").c_str(), &db), SQLITE_OK);
+  std::vector<Migration> ms = {{1, "good", "CREATE TABLE a(x);"},
+                               {2, "bad", "CREATE TABLE b(y); CREATE TABLE a(z);"}};
+  std::string err;
+  EXPECT_FALSE(Migrate(db, ms, &err));
+  EXPECT_NE(err.find("migration 2 (bad)"), std::string::npos) << err;
+  EXPECT_EQ(SchemaVersion(db), 1);
+  // Table b from the failed migration must not exist.
+  sqlite3_stmt* st = nullptr;
+  sqlite3_prepare_v2(db, "SELECT count(*) FROM sqlite_master WHERE name='b'", -1, &st, nullptr);
+  ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
+  EXPECT_EQ(sqlite3_column_int(st, 0), 0);
+  sqlite3_finalize(st);
+  sqlite3_close(db);
+}
+
+TEST(Migrations, RefusesStoreFromNewerBuild) {
+  TempDir dir;
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(dir.file("m.db").c_str(), &db), SQLITE_OK);
+  std::vector<Migration> ms = {{1, "one", "CREATE TABLE a(x);"}, {2, "two", "CREATE TABLE b(x);"}};
+  std::string err;
+  ASSERT_TRUE(Migrate(db, ms, &err)) << err;
+  ms.pop_back();
+  EXPECT_FALSE(Migrate(db, ms, &err));
+  EXPECT_NE(err.find("newer"), std::string::npos) << err;
+  sqlite3_close(db);
+}
+
+TEST(Store, AcknowledgedEventIsDurableAndCreatesCustomer) {
+  TempDir dir;
+  {
+    auto s = OpenStore(dir.file("t.db"));
+    Status st = s->AppendEvent(MakeEvent("c42", "click", "i9", 1000)).get();
+    ASSERT_TRUE(st.ok()) << st.message();
+  }
+  auto s = OpenStore(dir.file("t.db"));
+  EXPECT_EQ(s->Count("events"), 1);
+  EXPECT_TRUE(s->GetCustomer("c42").has_value());
+  Profile p = s->LoadProfile("c42", 10);
+  EXPECT_TRUE(p.known);
+  EXPECT_EQ(p.counts["click"], 1);
+  ASSERT_EQ(p.recent.size(), 1u);
+  EXPECT_EQ(p.recent[0].item_id, "i9");
+}
+
+TEST(Store, EventsAreAppendOnly) {
+  TempDir dir;
+  auto s = OpenStore(dir.file("t.db"));
+  ASSERT_TRUE(s->AppendEvent(MakeEvent("c1", "view", "i1", 5)).get().ok());
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(dir.file("t.db").c_str(), &db), SQLITE_OK);
+  char* msg = nullptr;
+  EXPECT_NE(sqlite3_exec(db, "UPDATE events SET type='purchase'", nullptr, nullptr, &msg),
+            SQLITE_OK);
+  ASSERT_NE(msg, nullptr);
+  EXPECT_NE(std::string(msg).find("append-only"), std::string::npos);
+  sqlite3_free(msg);
+  sqlite3_close(db);
+}
+
+TEST(Store, ConcurrentWritersAreBatchedAndAllLand) {
+  TempDir dir;
+  auto s = OpenStore(dir.file("t.db"));
+  constexpr int kThreads = 8, kEach = 100;
+  std::vector<std::thread> ts;
+  std::atomic<int> failures{0};
+  for (int t = 0; t < kThreads; ++t) {
+    ts.emplace_back([&, t] {
+      std::vector<std::future<Status>> fs;
+      for (int i = 0; i < kEach; ++i)
+        fs.push_back(s->AppendEvent(MakeEvent("c" + std::to_string(t), "view", "i1", i)));
+      for (auto& f : fs)
+        if (!f.get().ok()) ++failures;
+    });
+  }
+  for (auto& t : ts) t.join();
+  EXPECT_EQ(failures.load(), 0);
+  EXPECT_EQ(s->Count("events"), kThreads * kEach);
+  EXPECT_EQ(s->Count("customers"), kThreads);
+}
+
+TEST(Store, DecisionsAreLoggedAndReadBack) {
+  TempDir dir;
+  auto s = OpenStore(dir.file("t.db"));
+  DecisionRecord d{"d-1", "c1", "web", "home", 77, "{\"a\":1}", "{\"offers\":[]}"};
+  s->LogDecision(d);
+  s->Flush();
+  auto got = s->GetDecision("d-1");
+  ASSERT_TRUE(got.has_value());
+  EXPECT_EQ(got->placement, "home");
+  EXPECT_EQ(got->response_json, "{\"offers\":[]}");
+  EXPECT_FALSE(s->GetDecision("nope").has_value());
+}
+
+TEST(Store, ProfileRecentIsNewestLastAndBounded) {
+  TempDir dir;
+  auto s = OpenStore(dir.file("t.db"));
+  for (int i = 0; i < 10; ++i)
+    s->AppendEvent(MakeEvent("c1", i % 2 ? "click" : "view", "i" + std::to_string(i), 100 + i));
+  s->Flush();
+  Profile p = s->LoadProfile("c1", 3);
+  ASSERT_EQ(p.recent.size(), 3u);
+  EXPECT_EQ(p.recent.back().item_id, "i9");
+  EXPECT_EQ(p.recent.front().item_id, "i7");
+  EXPECT_EQ(p.counts["view"], 5);
+  EXPECT_EQ(p.first_seen_ms, 100);
+  EXPECT_EQ(p.last_seen_ms, 109);
+  EXPECT_FALSE(s->LoadProfile("stranger", 3).known);
+}
+
+TEST(Store, ModelRegistryKeepsOneActivePerPlugin) {
+  TempDir dir;
+  auto s = OpenStore(dir.file("t.db"));
+  ModelRecord m{0, "popularity", "/tmp/a", 1, "{}", true};
+  ASSERT_TRUE(s->RegisterModel(m, nullptr).ok());
+  m.path = "/tmp/b";
+  ASSERT_TRUE(s->RegisterModel(m, nullptr).ok());
+  auto active = s->ActiveModels();
+  ASSERT_EQ(active.size(), 1u);
+  EXPECT_EQ(active[0].path, "/tmp/b");
+}
+
+TEST(Store, BulkRollsBackWithoutCommit) {
+  TempDir dir;
+  auto s = OpenStore(dir.file("t.db"), false);
+  {
+    std::string err;
+    auto bulk = s->BeginBulk(&err);
+    ASSERT_NE(bulk, nullptr) << err;
+    ASSERT_TRUE(bulk->Item(Item{"i1", "t", "d", "phones", "Apple", 10, "{}"}).ok());
+  }
+  EXPECT_EQ(s->Count("items"), 0);
+  std::string err;
+  auto bulk = s->BeginBulk(&err);
+  ASSERT_TRUE(bulk->Item(Item{"i1", "t", "d", "phones", "Apple", 10, "{}"}).ok());
+  ASSERT_TRUE(bulk->Commit().ok());
+  EXPECT_EQ(s->Count("items"), 1);
+}
+
+TEST(Store, RejectsAFileThatIsNotADatabase) {
+  TempDir dir;
+  testing::WriteFile(dir.file("junk.db"), std::string(4096, 'x'));
+  std::string err;
+  Store::Options o;
+  o.path = dir.file("junk.db");
+  EXPECT_EQ(Store::Open(o, &err), nullptr);
+  EXPECT_FALSE(err.empty());
+}
+
+}  // namespace
+}  // namespace tailor

@@ -1,0 +1,209 @@
+// `tailor bench decide`: decide round-trip latency over real ZeroMQ against a
+// bare ZeroMQ echo measured in the same run, plus the engine's own time.
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <atomic>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <thread>
+#include <zmq.hpp>
+#include <zmq_addon.hpp>
+
+#include "client.h"
+#include "commands.h"
+#include "common/time.h"
+#include "runtime.h"
+#include "service/server.h"
+
+namespace tailor::cli {
+namespace {
+
+using nlohmann::json;
+
+struct BenchArgs {
+  std::string endpoint, config = "config/tailor.yaml", store, plugin_dir, json_out;
+  std::string placement = "home", channel = "web";
+  int requests = 20000, warmup = 1000;
+};
+
+struct Summary {
+  std::string name;
+  std::vector<double> us;
+  double seconds = 0;
+  json ToJson() const {
+    std::vector<double> v = us;
+    std::sort(v.begin(), v.end());
+    auto q = [&](double p) {
+      return v.empty() ? 0.0 : v[std::min(v.size() - 1, static_cast<size_t>(p * v.size()))];
+    };
+    double sum = 0;
+    for (double x : v) sum += x;
+    return {{"name", name},
+            {"n", v.size()},
+            {"p50_us", q(0.5)},
+            {"p90_us", q(0.9)},
+            {"p99_us", q(0.99)},
+            {"p999_us", q(0.999)},
+            {"max_us", v.empty() ? 0.0 : v.back()},
+            {"mean_us", v.empty() ? 0.0 : sum / static_cast<double>(v.size())},
+            {"per_second", seconds > 0 ? static_cast<double>(v.size()) / seconds : 0.0}};
+  }
+};
+
+// Runs fn(i) n times after a warm-up, timing each call in microseconds.
+template <typename Fn>
+Summary Measure(const std::string& name, int warmup, int n, Fn fn) {
+  for (int i = 0; i < warmup; ++i) fn(i);
+  Summary s;
+  s.name = name;
+  s.us.reserve(static_cast<size_t>(n));
+  int64_t start = mono_ns();
+  int step = std::max(1, n / 10);
+  for (int i = 0; i < n; ++i) {
+    int64_t t0 = mono_ns();
+    fn(i);
+    s.us.push_back(static_cast<double>(mono_ns() - t0) / 1000.0);
+    if ((i + 1) % step == 0)
+      std::fprintf(stderr, "\r  %-28s %3d%%", name.c_str(), (i + 1) * 100 / n);
+  }
+  s.seconds = static_cast<double>(mono_ns() - start) / 1e9;
+  std::fprintf(stderr, "\n");
+  return s;
+}
+
+void RunBench(const BenchArgs& a) {
+  auto rt = Runtime::Open(a.config, a.store, a.plugin_dir);
+  int64_t customers = std::max<int64_t>(1, rt->store->Count("customers"));
+  std::mt19937 rng(7);
+  std::uniform_int_distribution<int64_t> pick(1, customers);
+  std::vector<std::string> bodies;
+  for (int i = 0; i < 4096; ++i) {
+    json req = {{"v", 1},          {"type", "decide"},   {"id", "b" + std::to_string(i)},
+                {"customer", "c" + std::to_string(pick(rng))},
+                {"channel", a.channel}, {"placement", a.placement}, {"limit", 3}};
+    bodies.push_back(req.dump());
+  }
+  auto body = [&](int i) -> const std::string& { return bodies[static_cast<size_t>(i) % 4096]; };
+  std::vector<Summary> results;
+
+  // 1. Baseline: a bare ROUTER echo on loopback TCP, same payloads.
+  {
+    zmq::context_t ctx(1);
+    zmq::socket_t echo(ctx, zmq::socket_type::router);
+    echo.bind("tcp://127.0.0.1:*");
+    std::string ep = echo.get(zmq::sockopt::last_endpoint);
+    std::atomic<bool> stop{false};
+    std::thread t([&] {
+      zmq::pollitem_t items[] = {{echo.handle(), 0, ZMQ_POLLIN, 0}};
+      std::vector<zmq::message_t> frames;
+      while (!stop) {
+        zmq::poll(items, 1, std::chrono::milliseconds(50));
+        if (!(items[0].revents & ZMQ_POLLIN)) continue;
+        frames.clear();
+        if (zmq::recv_multipart(echo, std::back_inserter(frames), zmq::recv_flags::dontwait))
+          zmq::send_multipart(echo, frames);
+      }
+    });
+    Client c(ep, 5000);
+    results.push_back(Measure("zmq echo (baseline)", a.warmup, a.requests,
+                              [&](int i) { (void)c.Call(body(i)); }));
+    stop = true;
+    t.join();
+  }
+
+  // 2. Engine only: Decide() in-process, no sockets, no JSON parsing.
+  {
+    std::vector<DecideRequest> reqs;
+    for (int i = 0; i < 4096; ++i) {
+      DecideRequest d;
+      d.id = "e";
+      d.customer = "c" + std::to_string(pick(rng));
+      d.channel = a.channel;
+      d.placement = a.placement;
+      reqs.push_back(d);
+    }
+    results.push_back(Measure("engine Decide() in-process", a.warmup, a.requests, [&](int i) {
+      (void)rt->engine->Decide(reqs[static_cast<size_t>(i) % reqs.size()]);
+    }));
+  }
+
+  // 3. Decide over ZeroMQ against tailord (given, or started here).
+  std::string endpoint = a.endpoint;
+  std::unique_ptr<Server> server;
+  std::atomic<bool> stop{false};
+  std::thread serve;
+  if (endpoint.empty()) {
+    ServiceConfig sc = rt->config.service;
+    sc.requests = "tcp://127.0.0.1:*";
+    sc.events = "tcp://127.0.0.1:*";
+    sc.outbound = "tcp://127.0.0.1:*";
+    server = std::make_unique<Server>(rt->engine.get(), sc);
+    if (Status s = server->Bind(); !s.ok()) Fail(s.message());
+    endpoint = server->endpoints().requests;
+    serve = std::thread([&] { server->Run(&stop); });
+  }
+  {
+    Client c(endpoint, 5000);
+    int failures = 0;
+    results.push_back(Measure("decide round trip (zmq)", a.warmup, a.requests, [&](int i) {
+      auto r = c.Call(body(i));
+      if (!r || r->find("\"error\"") != std::string::npos) ++failures;
+    }));
+    if (failures) std::fprintf(stderr, "warning: %d decide requests failed\n", failures);
+  }
+  if (serve.joinable()) {
+    stop = true;
+    serve.join();
+  }
+  rt->store->Flush();
+
+  json out = {{"benchmark", "decide"},
+              {"placement", a.placement},
+              {"channel", a.channel},
+              {"requests", a.requests},
+              {"catalog_offers", rt->engine->catalog()->offers.size()},
+              {"catalog_items", rt->engine->catalog()->items.size()},
+              {"results", json::array()}};
+  std::printf("\n%-30s %9s %9s %9s %9s %9s %10s\n", "measure", "p50 us", "p90 us", "p99 us",
+              "p99.9 us", "max us", "per sec");
+  for (const Summary& s : results) {
+    json j = s.ToJson();
+    std::printf("%-30s %9.1f %9.1f %9.1f %9.1f %9.1f %10.0f\n", s.name.c_str(),
+                j["p50_us"].get<double>(), j["p90_us"].get<double>(), j["p99_us"].get<double>(),
+                j["p999_us"].get<double>(), j["max_us"].get<double>(),
+                j["per_second"].get<double>());
+    out["results"].push_back(j);
+  }
+  double overhead = out["results"][2]["p50_us"].get<double>() - out["results"][0]["p50_us"].get<double>();
+  out["decide_minus_baseline_p50_us"] = overhead;
+  std::printf("\ndecide round trip p50 minus bare ZeroMQ p50: %.1f us\n", overhead);
+  if (!a.json_out.empty()) {
+    std::ofstream f(a.json_out);
+    f << out.dump(2) << "\n";
+    std::printf("wrote %s\n", a.json_out.c_str());
+  }
+}
+
+}  // namespace
+
+void RegisterBench(CLI::App& app) {
+  auto a = std::make_shared<BenchArgs>();
+  CLI::App* b = app.add_subcommand("bench", "Benchmarks that print figures and write JSON");
+  b->require_subcommand(1);
+  CLI::App* d = b->add_subcommand("decide", "Decide latency vs a bare ZeroMQ round trip");
+  d->add_option("-c,--config", a->config, "engine config")->capture_default_str();
+  d->add_option("--store", a->store, "store path (overrides the config)");
+  d->add_option("--plugin-dir", a->plugin_dir, "plugin directory");
+  d->add_option("--endpoint", a->endpoint, "measure a running tailord instead of one started here");
+  d->add_option("--placement", a->placement, "placement")->capture_default_str();
+  d->add_option("--channel", a->channel, "channel")->capture_default_str();
+  d->add_option("-n,--requests", a->requests, "measured requests")->capture_default_str();
+  d->add_option("--warmup", a->warmup, "warm-up requests")->capture_default_str();
+  d->add_option("--json", a->json_out, "write the figures as JSON here");
+  d->callback([a] { RunBench(*a); });
+}
+
+}  // namespace tailor::cli

@@ -1,0 +1,16 @@
+// `tailor`: the command-line companion of tailord.
+#include <CLI/CLI.hpp>
+
+#include "commands.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"tailor: import data, generate a demo world, decide, train and benchmark"};
+  app.require_subcommand(1);
+  tailor::cli::RegisterDecide(app);
+  tailor::cli::RegisterImport(app);
+  tailor::cli::RegisterDemo(app);
+  tailor::cli::RegisterBench(app);
+  tailor::cli::RegisterTrain(app);
+  CLI11_PARSE(app, argc, argv);
+  return 0;
+}
