@@ -349,6 +349,18 @@ offers: offers.yaml
   EXPECT_EQ(health["health"]["plugins"]["popularity"]["status"], "ok");
 }
 
+TEST_F(Service, PythonClientGetsOffersWithReasons) {
+  auto d = Start();
+  std::string out = dir_.file("py.txt");
+  std::string cmd = std::string("/usr/bin/python3 ") + TAILOR_SOURCE_DIR +
+                    "/tools/client_example.py " + d->requests() + " c3 >" + out + " 2>&1";
+  EXPECT_EQ(std::system(cmd.c_str()), 0) << ReadFile(out);
+  std::string text = ReadFile(out);
+  EXPECT_NE(text.find("decision d-"), std::string::npos) << text;
+  EXPECT_NE(text.find("popularity:"), std::string::npos) << text;
+  EXPECT_NE(text.find("'ok': True"), std::string::npos) << text;
+}
+
 TEST_F(Service, BrokenConfigRefusesToStartWithFileLineCol) {
   std::string config = dir_.file("bad.yaml");
   WriteFile(config, "service:\n  workrs: 2\nplacements:\n  home: {kind: shelves}\n");

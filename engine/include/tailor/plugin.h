@@ -111,7 +111,8 @@ typedef struct tailor_host_api {
   tailor_host* host;    /* pass back to every function below */
   /* Structured log line tagged with the plugin's name. msg is copied. */
   void (*log)(tailor_host* host, tailor_log_level level, const char* msg);
-  /* Calls cb for every stored event with ts_ms >= since_ms, oldest first.
+  /* Calls cb for every stored event with ts_ms >= since_ms, in the order the
+   * store received them (imports may interleave older timestamps).
    * Returns the number of events visited, or -1 on a store error. */
   int64_t (*for_each_event)(tailor_host* host, int64_t since_ms, tailor_event_cb cb, void* user);
   /* Calls cb for every catalog item. Returns the count, or -1 on error. */

@@ -24,7 +24,8 @@ namespace {
 
 constexpr size_t kErrCap = 512;
 
-void HostLog(tailor_host* host, tailor_log_level level, const char* msg) {
+// Host callbacks run inside plugin code: nothing may unwind out of them.
+void HostLog(tailor_host* host, tailor_log_level level, const char* msg) noexcept try {
   if (!host || !msg) return;
   std::string component = "plugin:" + host->plugin_name;
   switch (level) {
@@ -33,6 +34,7 @@ void HostLog(tailor_host* host, tailor_log_level level, const char* msg) {
     case TAILOR_LOG_WARN: log::Warn(component, msg); break;
     default: log::Error(component, msg); break;
   }
+} catch (...) {
 }
 
 const char* NullIfEmpty(const std::string& s) { return s.empty() ? nullptr : s.c_str(); }
@@ -43,7 +45,8 @@ tailor_event_view ViewOf(const Event& e) {
                            NullIfEmpty(e.text)};
 }
 
-int64_t HostForEachEvent(tailor_host* host, int64_t since_ms, tailor_event_cb cb, void* user) {
+int64_t HostForEachEvent(tailor_host* host, int64_t since_ms, tailor_event_cb cb,
+                         void* user) noexcept try {
   if (!host || !cb) return -1;
   if (!host->store) return 0;
   return host->store->ForEachEvent(since_ms, [&](const Event& e) {
@@ -51,9 +54,11 @@ int64_t HostForEachEvent(tailor_host* host, int64_t since_ms, tailor_event_cb cb
     cb(user, &v);
     return true;
   });
+} catch (...) {
+  return -1;
 }
 
-int64_t HostForEachItem(tailor_host* host, tailor_item_cb cb, void* user) {
+int64_t HostForEachItem(tailor_host* host, tailor_item_cb cb, void* user) noexcept try {
   if (!host || !cb) return -1;
   if (!host->store) return 0;
   int64_t n = 0;
@@ -65,6 +70,8 @@ int64_t HostForEachItem(tailor_host* host, tailor_item_cb cb, void* user) {
     ++n;
   }
   return n;
+} catch (...) {
+  return -1;
 }
 
 std::string ErrText(const char* buf, const char* fallback) {
@@ -262,7 +269,9 @@ void PluginHost::LoadAll(const std::vector<PluginSpec>& specs) {
       if (model && plugin->can_load()) {
         s = plugin->LoadModel(model->path);
         if (s.ok()) log::Info("plugins", plugin->name() + ": loaded model " + model->path);
-      } else if (plugin->can_train()) {
+        else log::Warn("plugins", plugin->name() + ": " + s.message() + "; retraining");
+      }
+      if ((!model || !s.ok() || !plugin->can_load()) && plugin->can_train()) {
         int64_t t0 = mono_ns();
         s = plugin->Train();
         if (s.ok())

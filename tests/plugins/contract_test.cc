@@ -1,0 +1,457 @@
+// The plugin ABI contract, from both sides:
+// - one fixture plugin per misbehaviour (tests/plugins/fixtures/), each with
+//   the exact outcome the host must produce;
+// - a generic harness run over every built-in plugin in build/plugins, so a
+//   new plugin is held to the same contract without writing a line.
+#include <dlfcn.h>
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cctype>
+#include <cmath>
+#include <cstddef>
+#include <cstring>
+#include <filesystem>
+#include <thread>
+
+#include "plugins/plugin_test_util.h"
+
+namespace tailor {
+namespace {
+
+using testing::BuiltinPluginPath;
+using testing::CategoryCandidate;
+using testing::FixturePath;
+using ::testing::HasSubstr;
+using testing::ItemCandidate;
+using testing::OfferCandidate;
+using testing::ScoreAll;
+using testing::TempDir;
+
+class FixtureTest : public ::testing::Test {
+ protected:
+  std::unique_ptr<LoadedPlugin> Load(const std::string& fixture, std::string* err,
+                                     Store* store = nullptr) {
+    PluginSpec spec;
+    spec.name = fixture;
+    spec.path = FixturePath(fixture);
+    return LoadedPlugin::Load(spec, store, dir_.path(), err);
+  }
+
+  TempDir dir_;
+};
+
+const std::vector<tailor_candidate> kThree = {ItemCandidate("a"), ItemCandidate("b"),
+                                              ItemCandidate("c")};
+
+TEST_F(FixtureTest, MissingFileReportsTheDlopenError) {
+  std::string err;
+  PluginSpec spec;
+  spec.name = "nowhere";
+  spec.path = FixturePath("does_not_exist");
+  EXPECT_EQ(LoadedPlugin::Load(spec, nullptr, dir_.path(), &err), nullptr);
+  EXPECT_THAT(err, HasSubstr(spec.path));
+  EXPECT_THAT(err, HasSubstr("No such file"));  // dlerror()'s text
+}
+
+TEST_F(FixtureTest, WrongMajorIsRefusedNamingBothVersions) {
+  std::string err;
+  EXPECT_EQ(Load("wrong_major", &err), nullptr);
+  EXPECT_THAT(err, HasSubstr("99"));
+  EXPECT_THAT(err, HasSubstr(std::to_string(TAILOR_PLUGIN_ABI_MAJOR) + "." +
+                             std::to_string(TAILOR_PLUGIN_ABI_MINOR)));
+  EXPECT_THAT(err, HasSubstr(FixturePath("wrong_major")));
+}
+
+TEST_F(FixtureTest, ShortStructIsRefusedNamingTheSize) {
+  std::string err;
+  EXPECT_EQ(Load("short_struct", &err), nullptr);
+  EXPECT_THAT(err, HasSubstr(std::to_string(offsetof(tailor_plugin_api, score))));
+  EXPECT_THAT(err, HasSubstr(std::to_string(TAILOR_PLUGIN_API_MIN_SIZE_V1)));
+}
+
+TEST_F(FixtureTest, NoEntrySymbolIsRefusedNamingTheSymbol) {
+  std::string err;
+  EXPECT_EQ(Load("no_entry", &err), nullptr);
+  EXPECT_THAT(err, HasSubstr(TAILOR_PLUGIN_ENTRY_SYMBOL));
+}
+
+TEST_F(FixtureTest, NullCreateIsRefused) {
+  std::string err;
+  EXPECT_EQ(Load("null_create", &err), nullptr);
+  EXPECT_THAT(err, HasSubstr("create"));
+}
+
+TEST_F(FixtureTest, CreateFailurePropagatesTheMessageAndNeverDestroys) {
+  // Our own handle keeps the library (and its counters) mapped after the
+  // host's dlclose.
+  void* handle = dlopen(FixturePath("create_fails").c_str(), RTLD_NOW | RTLD_LOCAL);
+  ASSERT_NE(handle, nullptr) << dlerror();
+  auto* creates = static_cast<int*>(dlsym(handle, "create_fails_create_calls"));
+  auto* destroys = static_cast<int*>(dlsym(handle, "create_fails_destroy_calls"));
+  ASSERT_NE(creates, nullptr);
+  ASSERT_NE(destroys, nullptr);
+
+  std::string err;
+  EXPECT_EQ(Load("create_fails", &err), nullptr);
+  EXPECT_THAT(err, HasSubstr("create_fails: missing required key 'model_path'"));
+  EXPECT_EQ(*creates, 1);
+  EXPECT_EQ(*destroys, 0);
+  dlclose(handle);
+}
+
+TEST_F(FixtureTest, ConfiguredNameMustMatchTheLibrarysName) {
+  std::string err;
+  PluginSpec spec;
+  spec.name = "popularity";
+  spec.path = FixturePath("good");
+  EXPECT_EQ(LoadedPlugin::Load(spec, nullptr, dir_.path(), &err), nullptr);
+  EXPECT_THAT(err, HasSubstr("'popularity'"));
+  EXPECT_THAT(err, HasSubstr("'good'"));
+}
+
+TEST_F(FixtureTest, ScoreErrorIsReportedAndCounted) {
+  std::string err;
+  auto p = Load("score_error", &err);
+  ASSERT_NE(p, nullptr) << err;
+  auto r = ScoreAll(*p, kThree);
+  EXPECT_FALSE(r.status.ok());
+  EXPECT_THAT(r.status.message(), HasSubstr("model not ready"));
+  EXPECT_EQ(p->counters().score_calls.load(), 1u);
+  EXPECT_EQ(p->counters().score_errors.load(), 1u);
+}
+
+TEST_F(FixtureTest, NaNScoreIsAnErrorNamingTheCandidate) {
+  std::string err;
+  auto p = Load("score_nan", &err);
+  ASSERT_NE(p, nullptr) << err;
+  auto r = ScoreAll(*p, kThree);
+  EXPECT_FALSE(r.status.ok());
+  EXPECT_THAT(r.status.message(), HasSubstr("candidate 1"));
+  EXPECT_EQ(p->counters().score_errors.load(), 1u);
+}
+
+TEST_F(FixtureTest, OutOfRangeScoresAreClamped) {
+  std::string err;
+  auto p = Load("out_of_range", &err);
+  ASSERT_NE(p, nullptr) << err;
+  auto r = ScoreAll(*p, kThree);
+  ASSERT_TRUE(r.status.ok()) << r.status.message();
+  EXPECT_EQ(r.scores, (std::vector<float>{1.0f, 0.0f, 0.25f}));
+  EXPECT_EQ(p->counters().score_errors.load(), 0u);
+}
+
+TEST_F(FixtureTest, ExceptionsStopAtTheSdkBarrier) {
+  std::string err;
+  auto p = Load("throws", &err);
+  ASSERT_NE(p, nullptr) << err;
+  auto r = ScoreAll(*p, kThree);
+  EXPECT_FALSE(r.status.ok());
+  EXPECT_THAT(r.status.message(), HasSubstr("boom"));
+  EXPECT_EQ(p->counters().score_errors.load(), 1u);
+
+  // Not a std::exception: still caught.
+  Status t = p->Train();
+  EXPECT_FALSE(t.ok());
+  EXPECT_THAT(t.message(), HasSubstr("unknown exception"));
+
+  // Methods the class lacks are NULL in the table.
+  EXPECT_FALSE(p->can_observe());
+  EXPECT_FALSE(p->can_save());
+  EXPECT_FALSE(p->can_load());
+  EXPECT_TRUE(p->can_train());
+}
+
+TEST_F(FixtureTest, GoodPluginFromANewerMinorWorks) {
+  std::string err;
+  auto p = Load("good", &err);
+  ASSERT_NE(p, nullptr) << err;
+  EXPECT_EQ(p->name(), "good");
+  EXPECT_EQ(p->version(), "0.1.0");
+  EXPECT_EQ(p->abi_minor(), static_cast<uint32_t>(TAILOR_PLUGIN_ABI_MINOR + 1));
+
+  auto r = ScoreAll(*p, kThree);
+  ASSERT_TRUE(r.status.ok()) << r.status.message();
+  EXPECT_EQ(r.scores, (std::vector<float>(3, 0.5f)));
+  EXPECT_EQ(r.reasons, (std::vector<std::string>(3, "fixture")));
+
+  ASSERT_TRUE(p->can_observe());
+  Event e = testing::MakeEvent("c1", "view", "a", testing::kNowMs);
+  tailor_event_view ev = testing::ViewOf(e);
+  for (int i = 0; i < 3; ++i) EXPECT_TRUE(p->Observe(ev).ok());
+  EXPECT_EQ(p->counters().observe_calls.load(), 3u);
+  EXPECT_EQ(p->counters().observe_errors.load(), 0u);
+
+  // The plugin saw them too: its saved model is its event count.
+  const std::string model = dir_.file("good.model");
+  ASSERT_TRUE(p->Save(model).ok());
+  EXPECT_EQ(testing::ReadFile(model), "good 3\n");
+
+  auto q = Load("good", &err);
+  ASSERT_NE(q, nullptr) << err;
+  ASSERT_TRUE(q->LoadModel(model).ok());
+  const std::string again = dir_.file("good2.model");
+  ASSERT_TRUE(q->Save(again).ok());
+  EXPECT_EQ(testing::ReadFile(again), "good 3\n");
+
+  // With no store the host's for_each_event visits nothing.
+  ASSERT_TRUE(q->Train().ok());
+  ASSERT_TRUE(q->Save(again).ok());
+  EXPECT_EQ(testing::ReadFile(again), "good 0\n");
+}
+
+TEST_F(FixtureTest, GoodPluginTrainsFromTheStore) {
+  TempDir store_dir;
+  auto store = testing::MakeStore(store_dir, {},
+                                  {testing::MakeEvent("c1", "view", "a", testing::kNowMs),
+                                   testing::MakeEvent("c2", "view", "b", testing::kNowMs)});
+  ASSERT_NE(store, nullptr);
+  std::string err;
+  auto p = Load("good", &err, store.get());
+  ASSERT_NE(p, nullptr) << err;
+  ASSERT_TRUE(p->Train().ok());
+  ASSERT_TRUE(p->Save(dir_.file("m")).ok());
+  EXPECT_EQ(testing::ReadFile(dir_.file("m")), "good 2\n");
+}
+
+// --- The contract harness over every built-in plugin ------------------------
+
+// Plugin names from build/plugins/tailor_<name>.so, sorted.
+std::vector<std::string> BuiltinPlugins() {
+  std::vector<std::string> names;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(TAILOR_PLUGIN_DIR, ec)) {
+    const std::string file = entry.path().filename().string();
+    if (entry.path().extension() == ".so" && file.rfind("tailor_", 0) == 0) {
+      names.push_back(entry.path().stem().string().substr(7));
+    }
+  }
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+// A small world every plugin should cope with: a catalog, views, purchases,
+// offer interactions, an item absent from the catalog.
+std::vector<Event> HarnessEvents() {
+  using testing::kDayMs;
+  using testing::kNowMs;
+  using testing::MakeEvent;
+  std::vector<Event> events;
+  const char* types[] = {"view", "click", "add_to_cart", "purchase"};
+  for (int i = 0; i < 40; ++i) {
+    const std::string item = "i" + std::to_string(i % 7);
+    events.push_back(
+        MakeEvent("c" + std::to_string(i % 5), types[i % 4], item, kNowMs - (40 - i) * kDayMs / 4));
+  }
+  events.push_back(MakeEvent("c1", "impression", "", kNowMs - kDayMs, "o1"));
+  events.push_back(MakeEvent("c1", "offer_click", "", kNowMs - kDayMs, "o1"));
+  events.push_back(MakeEvent("c2", "convert", "i1", kNowMs - kDayMs, "o2"));
+  events.push_back(MakeEvent("c3", "view", "not_in_catalog", kNowMs - kDayMs));
+  Event chat = MakeEvent("c4", "chat", "", kNowMs - kDayMs);
+  chat.text = "do you have running shoes?";
+  events.push_back(chat);
+  return events;
+}
+
+std::vector<Item> HarnessItems() {
+  std::vector<Item> items;
+  for (int i = 0; i < 7; ++i) {
+    items.push_back(testing::MakeItem("i" + std::to_string(i), "cat" + std::to_string(i % 3)));
+  }
+  return items;
+}
+
+// Every kind of candidate plugin.h allows, known and unknown.
+const std::vector<tailor_candidate>& HarnessCandidates() {
+  static const std::vector<tailor_candidate> kCandidates = {
+      ItemCandidate("i0"),
+      ItemCandidate("i3"),
+      ItemCandidate("unknown_item"),
+      {"o2", "i1", "cat1"},
+      CategoryCandidate("o3", "cat0"),
+      CategoryCandidate("o4", "no_such_category"),
+      OfferCandidate("o1"),
+      OfferCandidate("unknown_offer"),
+      {nullptr, nullptr, nullptr},
+  };
+  return kCandidates;
+}
+
+class PluginContract : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    store_ = testing::MakeStore(store_dir_, HarnessItems(), HarnessEvents());
+    ASSERT_NE(store_, nullptr);
+  }
+
+  std::unique_ptr<LoadedPlugin> Load() {
+    PluginSpec spec;
+    spec.name = GetParam();
+    spec.path = BuiltinPluginPath(GetParam());
+    std::string err;
+    auto p = LoadedPlugin::Load(spec, store_.get(), data_dir_.path(), &err);
+    EXPECT_NE(p, nullptr) << err;
+    return p;
+  }
+
+  std::unique_ptr<LoadedPlugin> LoadTrained() {
+    auto p = Load();
+    if (p && p->can_train()) {
+      Status s = p->Train();
+      EXPECT_TRUE(s.ok()) << s.message();
+    }
+    return p;
+  }
+
+  // Every score finite and in [0, 1]; every reason NUL-terminated in its slot.
+  static void ExpectWellFormed(const testing::Scored& r, size_t n, size_t reason_cap) {
+    ASSERT_TRUE(r.status.ok()) << r.status.message();
+    ASSERT_EQ(r.scores.size(), n);
+    EXPECT_FALSE(r.wrote_past_end) << "wrote past the n scores or reason slots";
+    for (size_t i = 0; i < n; ++i) {
+      EXPECT_TRUE(std::isfinite(r.scores[i])) << "candidate " << i;
+      EXPECT_GE(r.scores[i], 0.0f) << "candidate " << i;
+      EXPECT_LE(r.scores[i], 1.0f) << "candidate " << i;
+    }
+    for (size_t i = 0; i < r.reasons.size(); ++i) {
+      EXPECT_LT(r.reasons[i].size(), reason_cap) << "reason " << i << " overflows its slot";
+    }
+  }
+
+  TempDir store_dir_, data_dir_;
+  std::unique_ptr<Store> store_;
+};
+
+TEST_P(PluginContract, LoadsWithEmptyConfigAndNamesItself) {
+  auto p = Load();
+  ASSERT_NE(p, nullptr);
+  EXPECT_EQ(p->name(), GetParam());
+  EXPECT_FALSE(p->version().empty());
+  EXPECT_EQ(p->path(), BuiltinPluginPath(GetParam()));
+}
+
+TEST_P(PluginContract, ScoresUntrained) {
+  auto p = Load();
+  ASSERT_NE(p, nullptr);
+  const auto& c = HarnessCandidates();
+  ExpectWellFormed(ScoreAll(*p, c), c.size(), 128);
+}
+
+TEST_P(PluginContract, ScoresEveryCandidateFiniteInUnitRange) {
+  auto p = LoadTrained();
+  ASSERT_NE(p, nullptr);
+  const auto& c = HarnessCandidates();
+  for (size_t cap : {size_t{128}, size_t{16}, size_t{1}}) {
+    SCOPED_TRACE("reason_cap " + std::to_string(cap));
+    ExpectWellFormed(ScoreAll(*p, c, cap), c.size(), cap);
+  }
+  // Reasons disabled.
+  ExpectWellFormed(ScoreAll(*p, c, 0), c.size(), 1);
+  EXPECT_EQ(p->counters().score_errors.load(), 0u);
+}
+
+TEST_P(PluginContract, HandlesNoCandidates) {
+  auto p = LoadTrained();
+  ASSERT_NE(p, nullptr);
+  tailor_request_view req = testing::MakeRequest();
+  // An empty vector's data() may be NULL; both must work.
+  float dummy = 0;
+  EXPECT_TRUE(p->Score(req, nullptr, 0, nullptr, nullptr, 0).ok());
+  EXPECT_TRUE(p->Score(req, HarnessCandidates().data(), 0, &dummy, nullptr, 64).ok());
+}
+
+TEST_P(PluginContract, ObserveKeepsScoresWellFormed) {
+  auto p = LoadTrained();
+  ASSERT_NE(p, nullptr);
+  if (!p->can_observe()) GTEST_SKIP() << GetParam() << " does not observe";
+  for (const Event& e : HarnessEvents()) {
+    Event later = e;
+    later.ts_ms += testing::kDayMs;
+    Status s = p->Observe(testing::ViewOf(later));
+    EXPECT_TRUE(s.ok()) << s.message();
+  }
+  EXPECT_EQ(p->counters().observe_calls.load(), HarnessEvents().size());
+  EXPECT_EQ(p->counters().observe_errors.load(), 0u);
+  const auto& c = HarnessCandidates();
+  ExpectWellFormed(ScoreAll(*p, c), c.size(), 128);
+}
+
+TEST_P(PluginContract, TrainIsRepeatable) {
+  auto p = LoadTrained();
+  ASSERT_NE(p, nullptr);
+  if (!p->can_train()) GTEST_SKIP() << GetParam() << " does not train";
+  auto first = ScoreAll(*p, HarnessCandidates());
+  ASSERT_TRUE(p->Train().ok());
+  auto second = ScoreAll(*p, HarnessCandidates());
+  EXPECT_EQ(first.scores, second.scores);
+  EXPECT_EQ(first.reasons, second.reasons);
+}
+
+TEST_P(PluginContract, SaveLoadRoundTrip) {
+  auto p = LoadTrained();
+  ASSERT_NE(p, nullptr);
+  if (!p->can_save() || !p->can_load()) GTEST_SKIP() << GetParam() << " has no save/load";
+  const std::string model = data_dir_.file(GetParam() + ".model");
+  Status s = p->Save(model);
+  ASSERT_TRUE(s.ok()) << s.message();
+
+  auto q = Load();
+  ASSERT_NE(q, nullptr);
+  s = q->LoadModel(model);
+  ASSERT_TRUE(s.ok()) << s.message();
+  auto a = ScoreAll(*p, HarnessCandidates());
+  auto b = ScoreAll(*q, HarnessCandidates());
+  EXPECT_EQ(a.scores, b.scores);
+  EXPECT_EQ(a.reasons, b.reasons);
+
+  // Bad files fail cleanly, and leave the loaded model in place.
+  testing::WriteFile(data_dir_.file("garbage"),
+                     "\x7f"
+                     "ELF not a model\n");
+  EXPECT_FALSE(q->LoadModel(data_dir_.file("garbage")).ok());
+  EXPECT_FALSE(q->LoadModel(data_dir_.file("missing")).ok());
+  EXPECT_EQ(ScoreAll(*q, HarnessCandidates()).scores, a.scores);
+}
+
+TEST_P(PluginContract, ConcurrentScoreCalls) {
+  auto p = LoadTrained();
+  ASSERT_NE(p, nullptr);
+  const auto expected = ScoreAll(*p, HarnessCandidates());
+  ASSERT_TRUE(expected.status.ok());
+  constexpr int kThreads = 4, kCalls = 200;
+  std::atomic<int> mismatches{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < kCalls; ++i) {
+        auto r = ScoreAll(*p, HarnessCandidates());
+        if (!r.status.ok() || r.scores != expected.scores || r.reasons != expected.reasons)
+          ++mismatches;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(mismatches.load(), 0);
+  EXPECT_EQ(p->counters().score_calls.load(), 1u + kThreads * kCalls);
+}
+
+INSTANTIATE_TEST_SUITE_P(Builtin, PluginContract, ::testing::ValuesIn(BuiltinPlugins()),
+                         [](const ::testing::TestParamInfo<std::string>& info) {
+                           std::string name = info.param;
+                           for (char& ch : name)
+                             if (!std::isalnum(static_cast<unsigned char>(ch))) ch = '_';
+                           return name;
+                         });
+// An empty plugin directory is reported by the test below, not by GoogleTest.
+GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(PluginContract);
+
+TEST(PluginContractHarness, FindsTheBuiltinPlugins) {
+  const auto names = BuiltinPlugins();
+  EXPECT_NE(std::find(names.begin(), names.end(), "popularity"), names.end())
+      << "no tailor_popularity.so in " << TAILOR_PLUGIN_DIR;
+}
+
+}  // namespace
+}  // namespace tailor

@@ -1,0 +1,94 @@
+#include "config/config.h"
+
+#include <gtest/gtest.h>
+
+#include "support/temp_dir.h"
+
+namespace tailor {
+namespace {
+
+using testing::TempDir;
+using testing::WriteFile;
+
+std::string Join(const std::vector<std::string>& v) {
+  std::string s;
+  for (const auto& x : v) s += x + "\n";
+  return s;
+}
+
+TEST(Config, ShippedConfigLoads) {
+  std::vector<std::string> errors;
+  auto cfg = LoadConfig(std::string(TAILOR_SOURCE_DIR) + "/config/tailor.yaml", "/plugins",
+                        &errors);
+  ASSERT_TRUE(cfg.has_value()) << Join(errors);
+  EXPECT_GE(cfg->offers.size(), 10u);
+  ASSERT_EQ(cfg->plugins.size(), 1u);
+  EXPECT_EQ(cfg->plugins[0].path, "/plugins/tailor_popularity.so");
+  EXPECT_EQ(nlohmann::json::parse(cfg->plugins[0].config_json)["half_life_days"], 14);
+  EXPECT_EQ(cfg->placements.at("recs").kind, PlacementConfig::Kind::kItems);
+}
+
+TEST(Config, CollectsEveryErrorWithFileLineColAndKeyPath) {
+  TempDir dir;
+  WriteFile(dir.file("t.yaml"),
+            "service:\n"
+            "  workers: 0\n"
+            "  colour: blue\n"
+            "store:\n"
+            "  synchronous: sometimes\n"
+            "placements:\n"
+            "  home: {kind: offers}\n"
+            "offers: offers.yaml\n");
+  WriteFile(dir.file("offers.yaml"),
+            "offers:\n"
+            "  - id: a\n"
+            "    value: -3\n"
+            "  - id: a\n"
+            "  - name: no id\n"
+            "    promotes: {item: i1, category: c}\n"
+            "  - id: b\n"
+            "    placements: [nowhere]\n"
+            "    valid: {from: 2026-02-01, until: 2026-01-01}\n");
+  std::vector<std::string> errors;
+  EXPECT_FALSE(LoadConfig(dir.file("t.yaml"), "", &errors).has_value());
+  std::string all = Join(errors);
+  std::string t = dir.file("t.yaml"), o = dir.file("offers.yaml");
+  EXPECT_NE(all.find(t + ":2:12: service.workers: must be between 1 and 256"), std::string::npos)
+      << all;
+  EXPECT_NE(all.find(t + ":3:3: service.colour: unknown key (valid: requests, events"),
+            std::string::npos)
+      << all;
+  EXPECT_NE(all.find(t + ":5:16: store.synchronous: expected full or normal"), std::string::npos)
+      << all;
+  EXPECT_NE(all.find(o + ":3:12: offers[0].value: must be between 0"), std::string::npos) << all;
+  EXPECT_NE(all.find("offers[1].id: offer 'a' is already defined at " + o + ":2"),
+            std::string::npos)
+      << all;
+  EXPECT_NE(all.find("offers[2].id: required key is missing"), std::string::npos) << all;
+  EXPECT_NE(all.find("offers[2].promotes: set exactly one of item, category, content"),
+            std::string::npos)
+      << all;
+  EXPECT_NE(all.find("offers[3].valid.until: ends before it starts"), std::string::npos) << all;
+}
+
+TEST(Config, YamlSyntaxErrorHasPosition) {
+  TempDir dir;
+  WriteFile(dir.file("t.yaml"), "placements:\n  home: {kind: offers\n");
+  std::vector<std::string> errors;
+  EXPECT_FALSE(LoadConfig(dir.file("t.yaml"), "", &errors).has_value());
+  ASSERT_FALSE(errors.empty());
+  EXPECT_EQ(errors[0].rfind(dir.file("t.yaml") + ":", 0), 0u) << errors[0];
+}
+
+TEST(Config, UnknownOfferPlacementListsKnownOnes) {
+  TempDir dir;
+  WriteFile(dir.file("t.yaml"), "placements:\n  home: {}\n  side: {}\noffers: o.yaml\n");
+  WriteFile(dir.file("o.yaml"), "offers:\n  - id: x\n    placements: [hmoe]\n");
+  std::vector<std::string> errors;
+  EXPECT_FALSE(LoadConfig(dir.file("t.yaml"), "", &errors).has_value());
+  EXPECT_NE(Join(errors).find("unknown placement 'hmoe' (known: home, side)"), std::string::npos)
+      << Join(errors);
+}
+
+}  // namespace
+}  // namespace tailor

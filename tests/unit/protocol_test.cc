@@ -1,0 +1,83 @@
+#include "service/protocol.h"
+
+#include <gtest/gtest.h>
+
+namespace tailor {
+namespace {
+
+ApiError ExpectError(const std::string& body, size_t max = 1024) {
+  std::string id;
+  auto r = ParseRequest(body, max, &id);
+  EXPECT_TRUE(std::holds_alternative<ApiError>(r)) << body;
+  return std::holds_alternative<ApiError>(r) ? std::get<ApiError>(r) : ApiError{};
+}
+
+TEST(Protocol, ParsesAFullDecide) {
+  std::string id;
+  auto r = ParseRequest(
+      R"({"v":1,"type":"decide","id":"r1","customer":"c42","channel":"web","placement":"home","limit":5,"context":{"hour":21},"ts":"2026-11-23T21:15:00Z"})",
+      4096, &id);
+  ASSERT_TRUE(std::holds_alternative<Request>(r));
+  const Request& q = std::get<Request>(r);
+  EXPECT_EQ(q.type, Request::Type::kDecide);
+  EXPECT_EQ(id, "r1");
+  EXPECT_EQ(q.decide.customer, "c42");
+  EXPECT_EQ(q.decide.limit, 5);
+  EXPECT_EQ(q.decide.context["hour"], 21);
+  ASSERT_TRUE(q.decide.now_ms.has_value());
+  EXPECT_EQ(*q.decide.now_ms, 1795468500000);
+}
+
+TEST(Protocol, DefaultsLimitToThreeAndContextToEmpty) {
+  std::string id;
+  auto r = ParseRequest(R"({"v":1,"type":"decide","channel":"web","placement":"home"})", 4096, &id);
+  ASSERT_TRUE(std::holds_alternative<Request>(r));
+  EXPECT_EQ(std::get<Request>(r).decide.limit, 3);
+  EXPECT_TRUE(std::get<Request>(r).decide.context.empty());
+  EXPECT_TRUE(std::get<Request>(r).decide.customer.empty());
+}
+
+TEST(Protocol, NamesTheOffendingField) {
+  EXPECT_EQ(ExpectError(R"({"v":1,"type":"decide","channel":7,"placement":"home"})").field,
+            "channel");
+  EXPECT_EQ(ExpectError(R"({"v":1,"type":"decide","channel":"web","placement":""})").field,
+            "placement");
+  EXPECT_EQ(ExpectError(R"({"v":1,"type":"decide","channel":"web","placement":"h","limit":101})")
+                .field,
+            "limit");
+  EXPECT_EQ(ExpectError(R"({"v":1,"type":"event","customer":"c","event":"chat"})").field, "text");
+  EXPECT_EQ(ExpectError(R"({"v":1,"type":"event","customer":"","event":"click"})").field,
+            "customer");
+  EXPECT_EQ(ExpectError(R"({"v":1,"type":"event","customer":"c","event":"click","value":"9"})")
+                .field,
+            "value");
+  EXPECT_EQ(ExpectError(R"({"v":"1","type":"health"})").field, "v");
+  EXPECT_EQ(ExpectError(R"({"v":1,"type":"health","id":5})").field, "id");
+}
+
+TEST(Protocol, CodesForVersionTypeAndSize) {
+  EXPECT_EQ(ExpectError(R"({"v":3,"type":"health"})").code, "unsupported_version");
+  EXPECT_EQ(ExpectError(R"({"v":1,"type":"dance"})").code, "unknown_type");
+  EXPECT_EQ(ExpectError(std::string(2000, ' ')).code, "too_large");
+  EXPECT_EQ(ExpectError("\xff\xfe").code, "bad_request");
+}
+
+TEST(Protocol, EventTimestampsAndProperties) {
+  nlohmann::json msg = {{"customer", "c1"}, {"event", "purchase"}, {"item", "i1"},
+                        {"ts", 1700000000000}, {"value", 9.5}, {"properties", {{"discount", 0.2}}}};
+  Event e;
+  EXPECT_FALSE(ParseEvent(msg, &e).has_value());
+  EXPECT_EQ(e.ts_ms, 1700000000000);
+  EXPECT_DOUBLE_EQ(e.value, 9.5);
+  EXPECT_EQ(nlohmann::json::parse(e.properties_json)["discount"], 0.2);
+}
+
+TEST(Protocol, ErrorReplyCarriesIdAndNullWhenUnknown) {
+  auto j = nlohmann::json::parse(ErrorReply("", {"bad_request", "x", "m"}));
+  EXPECT_TRUE(j["id"].is_null());
+  EXPECT_EQ(j["error"]["field"], "x");
+  EXPECT_EQ(nlohmann::json::parse(ErrorReply("r9", {"bad_request", "", "m"}))["id"], "r9");
+}
+
+}  // namespace
+}  // namespace tailor

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs the Debian packages Tailor builds and runs with, skipping those
+# already present. Safe to run again.
+set -euo pipefail
+packages=(
+  build-essential cmake pkg-config ccache
+  liblua5.4-dev libyaml-cpp-dev libeigen3-dev libzmq3-dev cppzmq-dev libsqlite3-dev
+  libgtest-dev nlohmann-json3-dev libcli11-dev libspdlog-dev
+  sqlite3 python3 python3-zmq
+)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install-deps: all ${#packages[@]} packages present"
+  exit 0
+fi
+echo "install-deps: installing ${missing[*]}"
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"

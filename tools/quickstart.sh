@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# One command on a fresh machine: install what is missing, build (optimised),
+# generate the demo world into demo.db (once), and start tailord on the
+# shipped config. Ctrl-C stops it cleanly.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+tools/install-deps.sh
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DTAILOR_BUILD_TESTS=OFF >/dev/null
+cmake --build build -j"$(nproc)"
+store="${TAILOR_STORE:-demo.db}"
+if [ ! -f "$store" ]; then
+  build/bin/tailor demo --store "$store"
+fi
+cat <<MSG
+
+tailord is starting on $store with config/tailor.yaml.
+In another terminal, try:
+  build/bin/tailor decide --endpoint tcp://127.0.0.1:5555 --customer c42 --channel web --placement home
+  build/bin/tailor decide --endpoint tcp://127.0.0.1:5555 --customer c42 --channel web --placement recs --limit 5
+  build/bin/tailor send '{"v":1,"type":"event","customer":"c42","event":"click","item":"i9"}'
+  build/bin/tailor send '{"v":1,"type":"stats"}'
+  tools/client_example.py
+MSG
+exec build/bin/tailord --config config/tailor.yaml --store "$store"
