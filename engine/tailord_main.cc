@@ -47,8 +47,8 @@ int main(int argc, char** argv) {
     return 2;
   }
   std::vector<std::string> errors;
-  auto cfg = tailor::LoadConfig(config_path, plugin_dir.empty() ? tailor::DefaultPluginDir() : plugin_dir,
-                                &errors);
+  auto cfg = tailor::LoadConfig(
+      config_path, plugin_dir.empty() ? tailor::DefaultPluginDir() : plugin_dir, &errors);
   if (!cfg) {
     for (const auto& e : errors) std::cerr << e << "\n";
     std::cerr << "tailord: " << errors.size() << " config error(s); not starting\n";

@@ -81,9 +81,13 @@ void RunBench(const BenchArgs& a) {
   std::uniform_int_distribution<int64_t> pick(1, customers);
   std::vector<std::string> bodies;
   for (int i = 0; i < 4096; ++i) {
-    json req = {{"v", 1},          {"type", "decide"},   {"id", "b" + std::to_string(i)},
+    json req = {{"v", 1},
+                {"type", "decide"},
+                {"id", "b" + std::to_string(i)},
                 {"customer", "c" + std::to_string(pick(rng))},
-                {"channel", a.channel}, {"placement", a.placement}, {"limit", 3}};
+                {"channel", a.channel},
+                {"placement", a.placement},
+                {"limit", 3}};
     bodies.push_back(req.dump());
   }
   auto body = [&](int i) -> const std::string& { return bodies[static_cast<size_t>(i) % 4096]; };
@@ -177,7 +181,8 @@ void RunBench(const BenchArgs& a) {
                 j["per_second"].get<double>());
     out["results"].push_back(j);
   }
-  double overhead = out["results"][2]["p50_us"].get<double>() - out["results"][0]["p50_us"].get<double>();
+  double overhead =
+      out["results"][2]["p50_us"].get<double>() - out["results"][0]["p50_us"].get<double>();
   out["decide_minus_baseline_p50_us"] = overhead;
   std::printf("\ndecide round trip p50 minus bare ZeroMQ p50: %.1f us\n", overhead);
   if (!a.json_out.empty()) {

@@ -8,10 +8,10 @@ class App;
 
 namespace tailor::cli {
 
-void RegisterDecide(CLI::App& app);   // tools/decide.cc
-void RegisterImport(CLI::App& app);   // tools/import.cc
-void RegisterDemo(CLI::App& app);     // tools/demo.cc
-void RegisterBench(CLI::App& app);    // tools/bench.cc
-void RegisterTrain(CLI::App& app);    // tools/train.cc
+void RegisterDecide(CLI::App& app);  // tools/decide.cc
+void RegisterImport(CLI::App& app);  // tools/import.cc
+void RegisterDemo(CLI::App& app);    // tools/demo.cc
+void RegisterBench(CLI::App& app);   // tools/bench.cc
+void RegisterTrain(CLI::App& app);   // tools/train.cc
 
 }  // namespace tailor::cli

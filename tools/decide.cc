@@ -29,12 +29,12 @@ void Print(const json& reply) {
     return;
   }
   std::cout << "decision " << reply.value("decision", "") << "  ("
-            << (reply.value("personalised", false) ? "personalised" : "not personalised")
-            << ", " << reply.value("candidates", 0) << " candidates)\n";
+            << (reply.value("personalised", false) ? "personalised" : "not personalised") << ", "
+            << reply.value("candidates", 0) << " candidates)\n";
   for (const json& o : reply["offers"]) {
     const json& why = o["why"];
-    std::string what = o.contains("offer") ? o["offer"].get<std::string>()
-                                           : o.value("item", std::string("?"));
+    std::string what =
+        o.contains("offer") ? o["offer"].get<std::string>() : o.value("item", std::string("?"));
     if (o.contains("offer") && o.contains("item")) what += " -> " + o["item"].get<std::string>();
     if (o.contains("category")) what += " [" + o["category"].get<std::string>() + "]";
     std::printf("%2d. %-40s priority %.4f = P %.3f x C %.2f x V %.3f x L %.2f\n",
@@ -55,8 +55,12 @@ void Print(const json& reply) {
 void RunDecide(const DecideArgs& a) {
   json ctx = json::parse(a.context, nullptr, false);
   if (!ctx.is_object()) Fail("--context must be a JSON object", 2);
-  json req = {{"v", 1},          {"type", "decide"}, {"id", "cli"},
-              {"channel", a.channel}, {"placement", a.placement}, {"limit", a.limit},
+  json req = {{"v", 1},
+              {"type", "decide"},
+              {"id", "cli"},
+              {"channel", a.channel},
+              {"placement", a.placement},
+              {"limit", a.limit},
               {"context", ctx}};
   if (!a.customer.empty()) req["customer"] = a.customer;
   json reply;
@@ -92,8 +96,8 @@ void RunDecide(const DecideArgs& a) {
 
 void RegisterDecide(CLI::App& app) {
   auto args = std::make_shared<DecideArgs>();
-  CLI::App* d = app.add_subcommand(
-      "decide", "Ask for one decision and print the offers with their reasons");
+  CLI::App* d =
+      app.add_subcommand("decide", "Ask for one decision and print the offers with their reasons");
   d->add_option("--endpoint", args->endpoint,
                 "tailord request endpoint (e.g. tcp://127.0.0.1:5555); without it the engine "
                 "runs in-process on --config/--store");

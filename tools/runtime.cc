@@ -37,8 +37,8 @@ std::unique_ptr<Runtime> Runtime::Open(const std::string& config_path,
   std::filesystem::create_directories(data_dir);
   rt->plugins = std::make_unique<PluginHost>(rt->store.get(), data_dir);
   if (load_plugins) rt->plugins->LoadAll(rt->config.plugins);
-  rt->engine = std::make_unique<Engine>(rt->config, rt->store.get(), rt->plugins.get(),
-                                        &rt->metrics);
+  rt->engine =
+      std::make_unique<Engine>(rt->config, rt->store.get(), rt->plugins.get(), &rt->metrics);
   if (Status s = rt->engine->LoadCatalog(); !s.ok()) Fail(s.message());
   return rt;
 }

@@ -20,7 +20,7 @@ using nlohmann::json;
 
 json Decide(const std::string& id, const std::string& customer, int limit = 3,
             const std::string& placement = "home") {
-  json j = {{"v", 1},       {"type", "decide"},        {"id", id},
+  json j = {{"v", 1},           {"type", "decide"},       {"id", id},
             {"channel", "web"}, {"placement", placement}, {"limit", limit}};
   if (!customer.empty()) j["customer"] = customer;
   return j;
@@ -28,8 +28,8 @@ json Decide(const std::string& id, const std::string& customer, int limit = 3,
 
 json EventMsg(const std::string& id, const std::string& customer, const std::string& type,
               const std::string& item) {
-  return {{"v", 1},        {"type", "event"}, {"id", id},
-          {"customer", customer}, {"event", type}, {"item", item}};
+  return {{"v", 1},        {"type", "event"}, {"id", id}, {"customer", customer},
+          {"event", type}, {"item", item}};
 }
 
 int64_t CountRows(const std::string& db_path, const std::string& sql) {
@@ -180,13 +180,13 @@ TEST_F(Service, EveryBadInputGetsAStructuredErrorNamingTheField) {
       {"limit out of range",
        R"({"v":1,"type":"decide","id":"x","channel":"web","placement":"home","limit":0})",
        "bad_request", "limit", "between"},
-      {"missing channel", R"({"v":1,"type":"decide","id":"x","placement":"home"})",
-       "bad_request", "channel", "missing"},
-      {"missing placement", R"({"v":1,"type":"decide","id":"x","channel":"web"})",
-       "bad_request", "placement", "missing"},
+      {"missing channel", R"({"v":1,"type":"decide","id":"x","placement":"home"})", "bad_request",
+       "channel", "missing"},
+      {"missing placement", R"({"v":1,"type":"decide","id":"x","channel":"web"})", "bad_request",
+       "placement", "missing"},
       {"unknown placement",
-       R"({"v":1,"type":"decide","id":"x","channel":"web","placement":"nowhere"})",
-       "bad_request", "placement", "known: "},
+       R"({"v":1,"type":"decide","id":"x","channel":"web","placement":"nowhere"})", "bad_request",
+       "placement", "known: "},
       {"context not object",
        R"({"v":1,"type":"decide","id":"x","channel":"web","placement":"home","context":[1]})",
        "bad_request", "context", "object"},
@@ -303,8 +303,9 @@ TEST_F(Service, SigtermWithRequestsInFlightLosesNothing) {
   EXPECT_EQ(answered, kDecides + kEvents);
   EXPECT_EQ(acks, kEvents);
   // Every acknowledged event is in the file.
-  EXPECT_EQ(CountRows(store_, "SELECT count(*) FROM events WHERE customer_id='c9' AND type='click'"),
-            kEvents);
+  EXPECT_EQ(
+      CountRows(store_, "SELECT count(*) FROM events WHERE customer_id='c9' AND type='click'"),
+      kEvents);
 }
 
 TEST_F(Service, FailingPluginsDropOutAndAreNamedAndCounted) {
@@ -313,9 +314,11 @@ TEST_F(Service, FailingPluginsDropOutAndAreNamedAndCounted) {
 service: {workers: 2}
 plugins:
   - name: popularity
-    path: )") + TAILOR_PLUGIN_DIR + R"(/tailor_popularity.so
+    path: )") + TAILOR_PLUGIN_DIR +
+                        R"(/tailor_popularity.so
   - name: score_error
-    path: )" + TAILOR_FIXTURE_DIR + R"(/score_error.so
+    path: )" + TAILOR_FIXTURE_DIR +
+                        R"(/score_error.so
   - name: missing
     path: /nonexistent/tailor_missing.so
 placements:
@@ -364,8 +367,8 @@ TEST_F(Service, PythonClientGetsOffersWithReasons) {
 TEST_F(Service, BrokenConfigRefusesToStartWithFileLineCol) {
   std::string config = dir_.file("bad.yaml");
   WriteFile(config, "service:\n  workrs: 2\nplacements:\n  home: {kind: shelves}\n");
-  std::string cmd = TailordBin() + " --config " + config + " --store " + store_ + " 2>" +
-                    dir_.file("err.txt");
+  std::string cmd =
+      TailordBin() + " --config " + config + " --store " + store_ + " 2>" + dir_.file("err.txt");
   int rc = std::system(cmd.c_str());
   EXPECT_EQ(WEXITSTATUS(rc), 2);
   std::string err = ReadFile(dir_.file("err.txt"));

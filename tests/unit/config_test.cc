@@ -20,8 +20,8 @@ std::string Join(const std::vector<std::string>& v) {
 
 TEST(Config, ShippedConfigLoads) {
   std::vector<std::string> errors;
-  auto cfg = LoadConfig(std::string(TAILOR_SOURCE_DIR) + "/config/tailor.yaml", "/plugins",
-                        &errors);
+  auto cfg =
+      LoadConfig(std::string(TAILOR_SOURCE_DIR) + "/config/tailor.yaml", "/plugins", &errors);
   ASSERT_TRUE(cfg.has_value()) << Join(errors);
   EXPECT_GE(cfg->offers.size(), 10u);
   ASSERT_EQ(cfg->plugins.size(), 1u);

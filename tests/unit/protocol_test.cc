@@ -42,15 +42,15 @@ TEST(Protocol, NamesTheOffendingField) {
             "channel");
   EXPECT_EQ(ExpectError(R"({"v":1,"type":"decide","channel":"web","placement":""})").field,
             "placement");
-  EXPECT_EQ(ExpectError(R"({"v":1,"type":"decide","channel":"web","placement":"h","limit":101})")
-                .field,
-            "limit");
+  EXPECT_EQ(
+      ExpectError(R"({"v":1,"type":"decide","channel":"web","placement":"h","limit":101})").field,
+      "limit");
   EXPECT_EQ(ExpectError(R"({"v":1,"type":"event","customer":"c","event":"chat"})").field, "text");
   EXPECT_EQ(ExpectError(R"({"v":1,"type":"event","customer":"","event":"click"})").field,
             "customer");
-  EXPECT_EQ(ExpectError(R"({"v":1,"type":"event","customer":"c","event":"click","value":"9"})")
-                .field,
-            "value");
+  EXPECT_EQ(
+      ExpectError(R"({"v":1,"type":"event","customer":"c","event":"click","value":"9"})").field,
+      "value");
   EXPECT_EQ(ExpectError(R"({"v":"1","type":"health"})").field, "v");
   EXPECT_EQ(ExpectError(R"({"v":1,"type":"health","id":5})").field, "id");
 }
@@ -63,8 +63,9 @@ TEST(Protocol, CodesForVersionTypeAndSize) {
 }
 
 TEST(Protocol, EventTimestampsAndProperties) {
-  nlohmann::json msg = {{"customer", "c1"}, {"event", "purchase"}, {"item", "i1"},
-                        {"ts", 1700000000000}, {"value", 9.5}, {"properties", {{"discount", 0.2}}}};
+  nlohmann::json msg = {{"customer", "c1"}, {"event", "purchase"},
+                        {"item", "i1"},     {"ts", 1700000000000},
+                        {"value", 9.5},     {"properties", {{"discount", 0.2}}}};
   Event e;
   EXPECT_FALSE(ParseEvent(msg, &e).has_value());
   EXPECT_EQ(e.ts_ms, 1700000000000);

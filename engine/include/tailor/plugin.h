@@ -71,12 +71,12 @@ typedef struct tailor_event_view {
 
 /* One catalog item, as the host's catalog holds it. */
 typedef struct tailor_item_view {
-  const char* item_id;     /* never NULL */
-  const char* title;       /* may be NULL */
-  const char* description; /* may be NULL */
-  const char* category;    /* may be NULL */
-  const char* brand;       /* may be NULL */
-  double price;            /* 0 when unknown */
+  const char* item_id;         /* never NULL */
+  const char* title;           /* may be NULL */
+  const char* description;     /* may be NULL */
+  const char* category;        /* may be NULL */
+  const char* brand;           /* may be NULL */
+  double price;                /* 0 when unknown */
   const char* attributes_json; /* JSON object text, never NULL ("{}" when empty) */
 } tailor_item_view;
 
@@ -132,8 +132,8 @@ typedef struct tailor_plugin_api {
   /* Required. config_json is the plugin's `config:` block from tailor.yaml as
    * JSON text ("{}" when absent). On TAILOR_OK *out is set; on failure *out is
    * left NULL and destroy is never called. */
-  tailor_status (*create)(const char* config_json, const tailor_host_api* host,
-                          tailor_plugin** out, char* err, size_t err_cap);
+  tailor_status (*create)(const char* config_json, const tailor_host_api* host, tailor_plugin** out,
+                          char* err, size_t err_cap);
 
   /* Required. Frees everything the instance owns. NULL is a no-op. */
   void (*destroy)(tailor_plugin* self);
@@ -144,8 +144,8 @@ typedef struct tailor_plugin_api {
    * short NUL-terminated explanation into reasons + i * reason_cap (leave a slot
    * untouched for no reason; the host zeroes them first). */
   tailor_status (*score)(tailor_plugin* self, const tailor_request_view* req,
-                         const tailor_candidate* candidates, size_t n, float* scores,
-                         char* reasons, size_t reason_cap, char* err, size_t err_cap);
+                         const tailor_candidate* candidates, size_t n, float* scores, char* reasons,
+                         size_t reason_cap, char* err, size_t err_cap);
 
   /* Optional (NULL = not interested). Called after an event is durably stored. */
   tailor_status (*observe)(tailor_plugin* self, const tailor_event_view* ev, char* err,

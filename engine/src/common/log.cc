@@ -18,11 +18,16 @@ spdlog::logger& Logger() {
 
 spdlog::level::level_enum ToSpd(Level level) {
   switch (level) {
-    case Level::kDebug: return spdlog::level::debug;
-    case Level::kInfo: return spdlog::level::info;
-    case Level::kWarn: return spdlog::level::warn;
-    case Level::kError: return spdlog::level::err;
-    case Level::kOff: return spdlog::level::off;
+    case Level::kDebug:
+      return spdlog::level::debug;
+    case Level::kInfo:
+      return spdlog::level::info;
+    case Level::kWarn:
+      return spdlog::level::warn;
+    case Level::kError:
+      return spdlog::level::err;
+    case Level::kOff:
+      return spdlog::level::off;
   }
   return spdlog::level::info;
 }
@@ -36,9 +41,11 @@ void Write(Level level, std::string_view component, std::string_view message) {
 void SetLevel(Level level) { Logger().set_level(ToSpd(level)); }
 
 bool SetLevel(std::string_view name) {
-  static const std::pair<std::string_view, Level> kNames[] = {
-      {"debug", Level::kDebug}, {"info", Level::kInfo}, {"warn", Level::kWarn},
-      {"error", Level::kError}, {"off", Level::kOff}};
+  static const std::pair<std::string_view, Level> kNames[] = {{"debug", Level::kDebug},
+                                                              {"info", Level::kInfo},
+                                                              {"warn", Level::kWarn},
+                                                              {"error", Level::kError},
+                                                              {"off", Level::kOff}};
   for (const auto& [n, l] : kNames) {
     if (n == name) {
       SetLevel(l);

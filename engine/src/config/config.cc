@@ -165,8 +165,8 @@ bool ParseTime(Fields& f, const std::string& key, int64_t* out) {
   return false;
 }
 
-void ParseOffer(const YAML::Node& node, const std::string& file, const std::string& path,
-                Offer* o, std::vector<std::string>* errors) {
+void ParseOffer(const YAML::Node& node, const std::string& file, const std::string& path, Offer* o,
+                std::vector<std::string>* errors) {
   Fields f(node, file, path, errors);
   f.Str("id", &o->id, true);
   f.Str("name", &o->name);
@@ -370,8 +370,8 @@ std::optional<EngineConfig> LoadConfig(const std::string& path,
     f.Done();
   }
   std::string plugin_dir;
-  cfg.plugin_dir = top.Str("plugin_dir", &plugin_dir) ? Resolve(base, plugin_dir)
-                                                      : plugin_dir_default;
+  cfg.plugin_dir =
+      top.Str("plugin_dir", &plugin_dir) ? Resolve(base, plugin_dir) : plugin_dir_default;
   if (YAML::Node list = top.Get("plugins")) {
     if (!list.IsSequence()) {
       top.Error(list, "plugins", "expected a list");
@@ -398,8 +398,8 @@ std::optional<EngineConfig> LoadConfig(const std::string& path,
           f.Error(list[i], "name", "plugin '" + spec.name + "' is listed twice");
         // A bare name means build/plugins/tailor_<name>.so; a path is relative to
         // this file.
-        spec.path = lib.empty() ? cfg.plugin_dir + "/tailor_" + spec.name + ".so"
-                                : Resolve(base, lib);
+        spec.path =
+            lib.empty() ? cfg.plugin_dir + "/tailor_" + spec.name + ".so" : Resolve(base, lib);
         cfg.plugins.push_back(std::move(spec));
       }
     }

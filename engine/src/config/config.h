@@ -20,8 +20,8 @@ struct ServiceConfig {
   std::string requests = "tcp://127.0.0.1:5555";  // ROUTER
   std::string events = "tcp://127.0.0.1:5556";    // PULL
   std::string outbound = "tcp://127.0.0.1:5557";  // PUB
-  int workers = 2;                                 // decision threads
-  size_t max_message_bytes = 64 * 1024;            // larger messages get too_large
+  int workers = 2;                                // decision threads
+  size_t max_message_bytes = 64 * 1024;           // larger messages get too_large
 };
 
 struct StoreConfig {
@@ -35,19 +35,19 @@ struct PlacementConfig {
   enum class Kind { kOffers, kItems };
   std::string name;
   Kind kind = Kind::kOffers;
-  double weight = 1.0;           // context weight C for everything shown here
-  double value_exponent = 1.0;   // V = (value / max value) ^ value_exponent
-  size_t max_candidates = 2000;  // items placements: catalog items scored at most
+  double weight = 1.0;                // context weight C for everything shown here
+  double value_exponent = 1.0;        // V = (value / max value) ^ value_exponent
+  size_t max_candidates = 2000;       // items placements: catalog items scored at most
   std::vector<std::string> channels;  // empty = any channel
 };
 
 struct Offer {
   std::string id;
   std::string name;
-  std::string item;      // promoted item id, or empty
-  std::string category;  // promoted category, or empty
-  std::string content;   // promoted content reference, or empty
-  double value = 1.0;    // business value (margin) of one conversion
+  std::string item;                     // promoted item id, or empty
+  std::string category;                 // promoted category, or empty
+  std::string content;                  // promoted content reference, or empty
+  double value = 1.0;                   // business value (margin) of one conversion
   std::vector<std::string> channels;    // empty = every channel
   std::vector<std::string> placements;  // empty = every offers placement
   int64_t valid_from_ms = std::numeric_limits<int64_t>::min();
@@ -79,8 +79,7 @@ std::optional<EngineConfig> LoadConfig(const std::string& path,
                                        std::vector<std::string>* errors);
 
 // Parses an offers YAML file (top-level key `offers:` holding a list).
-bool LoadOffers(const std::string& path, std::vector<Offer>* out,
-                std::vector<std::string>* errors);
+bool LoadOffers(const std::string& path, std::vector<Offer>* out, std::vector<std::string>* errors);
 
 // Offers from the store's offers table (JSON definitions, same keys as YAML).
 bool ParseOfferJson(const std::string& json_text, const std::string& source, Offer* out,

@@ -20,8 +20,13 @@ constexpr size_t kReasonCap = 96;
 const char* NullIfEmpty(const std::string& s) { return s.empty() ? nullptr : s.c_str(); }
 
 tailor_event_view ViewOf(const Event& e) {
-  return tailor_event_view{e.customer_id.c_str(), e.type.c_str(), NullIfEmpty(e.item_id),
-                           NullIfEmpty(e.offer_id), e.ts_ms, e.value, e.quantity,
+  return tailor_event_view{e.customer_id.c_str(),
+                           e.type.c_str(),
+                           NullIfEmpty(e.item_id),
+                           NullIfEmpty(e.offer_id),
+                           e.ts_ms,
+                           e.value,
+                           e.quantity,
                            NullIfEmpty(e.text)};
 }
 
@@ -284,7 +289,8 @@ std::variant<json, ApiError> Engine::Decide(const DecideRequest& req) {
       pj[plugins[k]->name()] = std::move(e);
     }
     why["plugins"] = std::move(pj);
-    if (weight_total == 0) why["fallback"] = "no plugin scored; propensity is the configured fallback";
+    if (weight_total == 0)
+      why["fallback"] = "no plugin scored; propensity is the configured fallback";
     if (!dropped.empty()) why["dropped"] = dropped;
     json o = {{"rank", r + 1}, {"score", s.priority[i]}, {"why", std::move(why)}};
     if (c.offer_id) o["offer"] = c.offer_id;
@@ -292,12 +298,8 @@ std::variant<json, ApiError> Engine::Decide(const DecideRequest& req) {
     if (c.category) o["category"] = c.category;
     offers.push_back(std::move(o));
   }
-  json reply = {{"v", TAILOR_SCHEMA_VERSION},
-                {"id", req.id},
-                {"decision", decision_id},
-                {"personalised", personalised},
-                {"candidates", n},
-                {"offers", std::move(offers)}};
+  json reply = {{"v", TAILOR_SCHEMA_VERSION},   {"id", req.id},    {"decision", decision_id},
+                {"personalised", personalised}, {"candidates", n}, {"offers", std::move(offers)}};
 
   DecisionRecord rec;
   rec.id = decision_id;
@@ -305,8 +307,10 @@ std::variant<json, ApiError> Engine::Decide(const DecideRequest& req) {
   rec.channel = req.channel;
   rec.placement = req.placement;
   rec.ts_ms = now;
-  json rj = {{"customer", req.customer}, {"channel", req.channel},
-             {"placement", req.placement}, {"limit", req.limit},
+  json rj = {{"customer", req.customer},
+             {"channel", req.channel},
+             {"placement", req.placement},
+             {"limit", req.limit},
              {"context", req.context}};
   rec.request_json = rj.dump();
   rec.response_json = reply.dump();
@@ -377,9 +381,10 @@ json Engine::Health() const {
   auto cat = catalog_.load();
   return {{"status", "ok"},
           {"uptime_s", (now_ms() - started_ms_) / 1000},
-          {"store", {{"path", store_->path()},
-                     {"schema_version", store_->schema_version()},
-                     {"pending_writes", store_->PendingWrites()}}},
+          {"store",
+           {{"path", store_->path()},
+            {"schema_version", store_->schema_version()},
+            {"pending_writes", store_->PendingWrites()}}},
           {"catalog", {{"offers", cat->offers.size()}, {"items", cat->items.size()}}},
           {"plugins", std::move(plugins)}};
 }
@@ -404,28 +409,28 @@ json Engine::Stats() const {
   for (const auto& p : plugins_->plugins()) {
     const PluginCounters& c = p->counters();
     uint64_t calls = c.score_calls.load();
-    plugins[p->name()] = {
-        {"score_calls", calls},
-        {"score_errors", c.score_errors.load()},
-        {"observe_calls", c.observe_calls.load()},
-        {"observe_errors", c.observe_errors.load()},
-        {"mean_score_us", calls ? static_cast<double>(c.score_ns.load()) / 1000.0 /
-                                      static_cast<double>(calls)
-                                : 0.0}};
+    plugins[p->name()] = {{"score_calls", calls},
+                          {"score_errors", c.score_errors.load()},
+                          {"observe_calls", c.observe_calls.load()},
+                          {"observe_errors", c.observe_errors.load()},
+                          {"mean_score_us", calls ? static_cast<double>(c.score_ns.load()) /
+                                                        1000.0 / static_cast<double>(calls)
+                                                  : 0.0}};
   }
   auto hist = [](const LatencyHistogram& h) {
-    return json{{"count", h.count()},      {"mean", h.Mean()},
-                {"p50", h.Percentile(0.5)}, {"p90", h.Percentile(0.9)},
+    return json{{"count", h.count()},        {"mean", h.Mean()},
+                {"p50", h.Percentile(0.5)},  {"p90", h.Percentile(0.9)},
                 {"p99", h.Percentile(0.99)}, {"p999", h.Percentile(0.999)}};
   };
-  return {{"requests", requests},
-          {"errors", errors},
-          {"plugin_errors", plugin_errors},
-          {"events", events},
-          {"counters", counters},
-          {"plugins", plugins},
-          {"latency_us", {{"decide", hist(metrics_->decide_us)}, {"event", hist(metrics_->event_us)}}},
-          {"store", {{"pending_writes", store_->PendingWrites()}}}};
+  return {
+      {"requests", requests},
+      {"errors", errors},
+      {"plugin_errors", plugin_errors},
+      {"events", events},
+      {"counters", counters},
+      {"plugins", plugins},
+      {"latency_us", {{"decide", hist(metrics_->decide_us)}, {"event", hist(metrics_->event_us)}}},
+      {"store", {{"pending_writes", store_->PendingWrites()}}}};
 }
 
 }  // namespace tailor

@@ -23,8 +23,7 @@ class ProfileCache {
   // pass it to Put, which then drops the profile if an event for this shard
   // arrived in between (the next request loads it afresh).
   uint64_t Epoch(const std::string& customer_id);
-  void Put(const std::string& customer_id, std::shared_ptr<const Profile> profile,
-           uint64_t epoch);
+  void Put(const std::string& customer_id, std::shared_ptr<const Profile> profile, uint64_t epoch);
   // Applies an event to a cached profile (no-op when not cached).
   void ApplyEvent(const Event& e, size_t recent_limit);
   void Erase(const std::string& customer_id);

@@ -29,10 +29,18 @@ void HostLog(tailor_host* host, tailor_log_level level, const char* msg) noexcep
   if (!host || !msg) return;
   std::string component = "plugin:" + host->plugin_name;
   switch (level) {
-    case TAILOR_LOG_DEBUG: log::Debug(component, msg); break;
-    case TAILOR_LOG_INFO: log::Info(component, msg); break;
-    case TAILOR_LOG_WARN: log::Warn(component, msg); break;
-    default: log::Error(component, msg); break;
+    case TAILOR_LOG_DEBUG:
+      log::Debug(component, msg);
+      break;
+    case TAILOR_LOG_INFO:
+      log::Info(component, msg);
+      break;
+    case TAILOR_LOG_WARN:
+      log::Warn(component, msg);
+      break;
+    default:
+      log::Error(component, msg);
+      break;
   }
 } catch (...) {
 }
@@ -40,8 +48,13 @@ void HostLog(tailor_host* host, tailor_log_level level, const char* msg) noexcep
 const char* NullIfEmpty(const std::string& s) { return s.empty() ? nullptr : s.c_str(); }
 
 tailor_event_view ViewOf(const Event& e) {
-  return tailor_event_view{e.customer_id.c_str(), e.type.c_str(), NullIfEmpty(e.item_id),
-                           NullIfEmpty(e.offer_id), e.ts_ms, e.value, e.quantity,
+  return tailor_event_view{e.customer_id.c_str(),
+                           e.type.c_str(),
+                           NullIfEmpty(e.item_id),
+                           NullIfEmpty(e.offer_id),
+                           e.ts_ms,
+                           e.value,
+                           e.quantity,
                            NullIfEmpty(e.text)};
 }
 
@@ -63,8 +76,12 @@ int64_t HostForEachItem(tailor_host* host, tailor_item_cb cb, void* user) noexce
   if (!host->store) return 0;
   int64_t n = 0;
   for (const Item& it : host->store->LoadItems()) {
-    tailor_item_view v{it.id.c_str(),       NullIfEmpty(it.title), NullIfEmpty(it.description),
-                       NullIfEmpty(it.category), NullIfEmpty(it.brand), it.price,
+    tailor_item_view v{it.id.c_str(),
+                       NullIfEmpty(it.title),
+                       NullIfEmpty(it.description),
+                       NullIfEmpty(it.category),
+                       NullIfEmpty(it.brand),
+                       it.price,
                        it.attributes_json.c_str()};
     cb(user, &v);
     ++n;
@@ -83,7 +100,7 @@ std::string ErrText(const char* buf, const char* fallback) {
 struct LoadedPlugin::HostContext : tailor_host {};
 
 // A field is readable only when the plugin's struct_size covers it.
-#define TAILOR_HAS_FIELD(api, field)                                                     \
+#define TAILOR_HAS_FIELD(api, field)                                                  \
   ((api)->struct_size >= offsetof(tailor_plugin_api, field) + sizeof((api)->field) && \
    (api)->field != nullptr)
 
@@ -120,9 +137,8 @@ std::unique_ptr<LoadedPlugin> LoadedPlugin::Load(const PluginSpec& spec, Store* 
                 std::to_string(TAILOR_PLUGIN_ABI_MINOR));
   }
   if (api->struct_size < TAILOR_PLUGIN_API_MIN_SIZE_V1) {
-    return fail("plugin table too small: struct_size " + std::to_string(api->struct_size) +
-                " < " + std::to_string(TAILOR_PLUGIN_API_MIN_SIZE_V1) +
-                " bytes required by ABI 1");
+    return fail("plugin table too small: struct_size " + std::to_string(api->struct_size) + " < " +
+                std::to_string(TAILOR_PLUGIN_API_MIN_SIZE_V1) + " bytes required by ABI 1");
   }
   if (!api->name || !api->version) return fail("plugin table has no name or version");
   if (!api->create || !api->destroy || !api->score)
@@ -139,7 +155,7 @@ std::unique_ptr<LoadedPlugin> LoadedPlugin::Load(const PluginSpec& spec, Store* 
   p->host_ctx_->plugin_name = p->name_;
   p->host_api_ = std::make_unique<tailor_host_api>();
   *p->host_api_ = tailor_host_api{sizeof(tailor_host_api), p->host_ctx_.get(), &HostLog,
-                                  &HostForEachEvent, &HostForEachItem, nullptr};
+                                  &HostForEachEvent,       &HostForEachItem,   nullptr};
   p->data_dir_ = data_dir.empty() ? "." : data_dir;
   p->host_api_->data_dir = p->data_dir_.c_str();
 
@@ -176,8 +192,8 @@ Status LoadedPlugin::Score(const tailor_request_view& req, const tailor_candidat
   tailor_status st;
   {
     std::shared_lock lock(mu_);
-    st = api_->score(instance_, &req, candidates, n, scores, reasons, reason_cap, ebuf,
-                     sizeof ebuf);
+    st =
+        api_->score(instance_, &req, candidates, n, scores, reasons, reason_cap, ebuf, sizeof ebuf);
   }
   counters_.score_ns.fetch_add(static_cast<uint64_t>(mono_ns() - t0), std::memory_order_relaxed);
   ebuf[kErrCap - 1] = '\0';
@@ -268,8 +284,10 @@ void PluginHost::LoadAll(const std::vector<PluginSpec>& specs) {
       Status s = Status::Ok();
       if (model && plugin->can_load()) {
         s = plugin->LoadModel(model->path);
-        if (s.ok()) log::Info("plugins", plugin->name() + ": loaded model " + model->path);
-        else log::Warn("plugins", plugin->name() + ": " + s.message() + "; retraining");
+        if (s.ok())
+          log::Info("plugins", plugin->name() + ": loaded model " + model->path);
+        else
+          log::Warn("plugins", plugin->name() + ": " + s.message() + "; retraining");
       }
       if ((!model || !s.ok() || !plugin->can_load()) && plugin->can_train()) {
         int64_t t0 = mono_ns();

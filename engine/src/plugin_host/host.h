@@ -20,11 +20,11 @@ namespace tailor {
 class Store;
 
 struct PluginSpec {
-  std::string name;               // as configured; must match the plugin's own name
-  std::string path;               // path to the .so
-  double weight = 1.0;            // weight in the blended propensity P
-  std::string config_json = "{}"; // the plugin's config block
-  bool train_on_start = true;     // call train() after create when no model is loaded
+  std::string name;                // as configured; must match the plugin's own name
+  std::string path;                // path to the .so
+  double weight = 1.0;             // weight in the blended propensity P
+  std::string config_json = "{}";  // the plugin's config block
+  bool train_on_start = true;      // call train() after create when no model is loaded
 };
 
 struct PluginCounters {

@@ -19,12 +19,18 @@ ApiError Bad(std::string field, std::string message) {
 
 const char* TypeName(const json& v) {
   switch (v.type()) {
-    case json::value_t::null: return "null";
-    case json::value_t::boolean: return "a boolean";
-    case json::value_t::string: return "a string";
-    case json::value_t::object: return "an object";
-    case json::value_t::array: return "an array";
-    default: return "a number";
+    case json::value_t::null:
+      return "null";
+    case json::value_t::boolean:
+      return "a boolean";
+    case json::value_t::string:
+      return "a string";
+    case json::value_t::object:
+      return "an object";
+    case json::value_t::array:
+      return "an array";
+    default:
+      return "a number";
   }
 }
 
@@ -52,8 +58,8 @@ class Fields {
       return Fail(Bad(key, std::string(key) + " must be a string, got " + TypeName(*it)));
     const std::string& s = it->get_ref<const std::string&>();
     if (s.size() > max_len)
-      return Fail(Bad(key, std::string(key) + " is longer than " + std::to_string(max_len) +
-                               " bytes"));
+      return Fail(
+          Bad(key, std::string(key) + " is longer than " + std::to_string(max_len) + " bytes"));
     *out = s;
     return true;
   }
@@ -67,8 +73,8 @@ class Fields {
       return Fail(Bad(key, std::string(key) + " must be a number, got " + TypeName(*it)));
     double v = it->get<double>();
     if (!(v >= lo && v <= hi))
-      return Fail(Bad(key, std::string(key) + " must be between " + std::to_string(lo) +
-                               " and " + std::to_string(hi)));
+      return Fail(Bad(key, std::string(key) + " must be between " + std::to_string(lo) + " and " +
+                               std::to_string(hi)));
     *out = v;
     return true;
   }
@@ -82,8 +88,8 @@ class Fields {
       return Fail(Bad(key, std::string(key) + " must be an integer, got " + TypeName(*it)));
     int64_t v = it->get<int64_t>();
     if (v < lo || v > hi)
-      return Fail(Bad(key, std::string(key) + " must be between " + std::to_string(lo) +
-                               " and " + std::to_string(hi)));
+      return Fail(Bad(key, std::string(key) + " must be between " + std::to_string(lo) + " and " +
+                               std::to_string(hi)));
     *out = static_cast<int>(v);
     return true;
   }
@@ -104,8 +110,8 @@ class Fields {
         return true;
       }
     }
-    return Fail(Bad(key, std::string(key) +
-                             " must be an ISO 8601 time like 2026-11-23T21:15:00Z or epoch ms"));
+    return Fail(Bad(
+        key, std::string(key) + " must be an ISO 8601 time like 2026-11-23T21:15:00Z or epoch ms"));
   }
 
   bool Object(const char* key, json* out) {
@@ -148,8 +154,8 @@ class Fields {
 
 const std::vector<std::string>& KnownEventTypes() {
   static const std::vector<std::string> kTypes = {
-      "view",       "click",       "add_to_cart", "purchase", "return",  "chat",
-      "search",     "impression",  "offer_click", "convert",  "dismiss"};
+      "view",   "click",      "add_to_cart", "purchase", "return", "chat",
+      "search", "impression", "offer_click", "convert",  "dismiss"};
   return kTypes;
 }
 
@@ -193,8 +199,8 @@ std::variant<Request, ApiError> ParseRequest(std::string_view body, size_t max_b
                         std::to_string(max_bytes)};
   json msg = json::parse(body.begin(), body.end(), nullptr, /*allow_exceptions=*/false);
   if (msg.is_discarded()) return Bad("", "message is not valid JSON");
-  if (!msg.is_object()) return Bad("", std::string("message must be a JSON object, got ") +
-                                           TypeName(msg));
+  if (!msg.is_object())
+    return Bad("", std::string("message must be a JSON object, got ") + TypeName(msg));
   // Read the id first so that every later error can carry it.
   if (auto it = msg.find("id"); it != msg.end()) {
     if (!it->is_string() || it->get_ref<const std::string&>().size() > kMaxIdLength)
@@ -210,8 +216,8 @@ std::variant<Request, ApiError> ParseRequest(std::string_view body, size_t max_b
                     "schema version " + v->dump() + " is not supported (this server speaks 1)"};
   auto t = msg.find("type");
   if (t == msg.end()) return Bad("type", "missing required field 'type'");
-  if (!t->is_string()) return Bad("type", std::string("type must be a string, got ") +
-                                              TypeName(*t));
+  if (!t->is_string())
+    return Bad("type", std::string("type must be a string, got ") + TypeName(*t));
   const std::string& type = t->get_ref<const std::string&>();
 
   Request req;
@@ -229,8 +235,7 @@ std::variant<Request, ApiError> ParseRequest(std::string_view body, size_t max_b
     f.Time("ts", &d.now_ms);
     f.NoOthers();
     if (!f.error() && d.channel.empty()) f.Fail(Bad("channel", "channel must not be empty"));
-    if (!f.error() && d.placement.empty())
-      f.Fail(Bad("placement", "placement must not be empty"));
+    if (!f.error() && d.placement.empty()) f.Fail(Bad("placement", "placement must not be empty"));
   } else if (type == TAILOR_MSG_EVENT) {
     req.type = Request::Type::kEvent;
     json body_fields = msg;
@@ -246,9 +251,9 @@ std::variant<Request, ApiError> ParseRequest(std::string_view body, size_t max_b
     req.type = type == TAILOR_MSG_HEALTH ? Request::Type::kHealth : Request::Type::kStats;
     f.NoOthers();
   } else {
-    return ApiError{TAILOR_ERR_UNKNOWN_TYPE, "type",
-                    "unknown message type '" + type +
-                        "' (known: decide, event, profile.get, health, stats)"};
+    return ApiError{
+        TAILOR_ERR_UNKNOWN_TYPE, "type",
+        "unknown message type '" + type + "' (known: decide, event, profile.get, health, stats)"};
   }
   if (f.error()) return *f.error();
   return req;

@@ -30,11 +30,16 @@ std::string Dump(const json& j) {
 
 const char* TypeName(Request::Type t) {
   switch (t) {
-    case Request::Type::kDecide: return "decide";
-    case Request::Type::kEvent: return "event";
-    case Request::Type::kProfileGet: return "profile.get";
-    case Request::Type::kHealth: return "health";
-    case Request::Type::kStats: return "stats";
+    case Request::Type::kDecide:
+      return "decide";
+    case Request::Type::kEvent:
+      return "event";
+    case Request::Type::kProfileGet:
+      return "profile.get";
+    case Request::Type::kHealth:
+      return "health";
+    case Request::Type::kStats:
+      return "stats";
   }
   return "unknown";
 }
@@ -128,8 +133,8 @@ struct Server::Impl {
       if (frames.size() < 2) continue;  // no routing envelope: nowhere to reply
       // Envelope = every frame but the last (identity, and "" from REQ clients).
       zmq::message_t& body = frames.back();
-      std::string reply = Handle(std::string_view(static_cast<const char*>(body.data()),
-                                                  body.size()));
+      std::string reply =
+          Handle(std::string_view(static_cast<const char*>(body.data()), body.size()));
       frames.back() = zmq::message_t(reply.data(), reply.size());
       zmq::send_multipart(sock, frames);
     }
@@ -228,8 +233,7 @@ void Server::Run(const std::atomic<bool>* stop) {
       // Forward everything queued, without blocking on any one socket.
       for (int k = 0; k < 256; ++k) {
         frames.clear();
-        if (!zmq::recv_multipart(s.frontend, std::back_inserter(frames),
-                                 zmq::recv_flags::dontwait))
+        if (!zmq::recv_multipart(s.frontend, std::back_inserter(frames), zmq::recv_flags::dontwait))
           break;
         last_request = now_ms();
         ++in_flight;

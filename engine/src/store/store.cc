@@ -83,8 +83,7 @@ Status Exec(sqlite3* db, const char* sql) {
   return Status::Ok();
 }
 
-sqlite3* OpenConnection(const std::string& path, bool read_only, bool sync_full,
-                        std::string* err) {
+sqlite3* OpenConnection(const std::string& path, bool read_only, bool sync_full, std::string* err) {
   sqlite3* db = nullptr;
   int flags = read_only ? SQLITE_OPEN_READONLY : (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
   flags |= SQLITE_OPEN_NOMUTEX;  // each connection is used by one thread at a time
@@ -491,8 +490,7 @@ Status Store::Bulk::Event(const tailor::Event& e) {
   BindEvent(*impl_->event, e);
   return impl_->event->Run();
 }
-Status Store::Bulk::Truth(const std::string& customer_id, const std::string& trait,
-                          double value) {
+Status Store::Bulk::Truth(const std::string& customer_id, const std::string& trait, double value) {
   impl_->truth->Text(1, customer_id).Text(2, trait).Real(3, value);
   return impl_->truth->Run();
 }
@@ -595,8 +593,8 @@ std::vector<Item> Store::LoadItems() {
           "SELECT id, title, description, category, brand, price, attributes FROM items "
           "ORDER BY id");
   while (st.Step() == SQLITE_ROW)
-    out.push_back(Item{st.Col(0), st.Col(1), st.Col(2), st.Col(3), st.Col(4), st.ColReal(5),
-                       st.Col(6)});
+    out.push_back(
+        Item{st.Col(0), st.Col(1), st.Col(2), st.Col(3), st.Col(4), st.ColReal(5), st.Col(6)});
   return out;
 }
 
@@ -648,8 +646,8 @@ int64_t Store::ForEachEvent(int64_t since_ms, const std::function<bool(const Eve
 }
 
 int64_t Store::Count(const std::string& table) {
-  static const char* const kTables[] = {"customers", "items",     "offers",       "events",
-                                        "decisions", "models",    "journey_state", "demo_truth"};
+  static const char* const kTables[] = {"customers", "items",  "offers",        "events",
+                                        "decisions", "models", "journey_state", "demo_truth"};
   bool allowed = false;
   for (const char* t : kTables) allowed = allowed || table == t;
   if (!allowed) return -1;

@@ -101,9 +101,9 @@ class Store {
     // FULL fsyncs every commit (acknowledged = survives power loss); NORMAL only
     // survives a process crash. Batching keeps FULL cheap under load.
     bool synchronous_full = true;
-    size_t max_batch = 512;      // writes per transaction at most
-    bool start_writer = true;    // tools that only bulk-load can skip the thread
-    bool read_only = false;      // open without migrating or writing
+    size_t max_batch = 512;    // writes per transaction at most
+    bool start_writer = true;  // tools that only bulk-load can skip the thread
+    bool read_only = false;    // open without migrating or writing
   };
 
   // Opens (creating if needed) and migrates to the newest schema. Returns null
