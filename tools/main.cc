@@ -11,6 +11,7 @@ int main(int argc, char** argv) {
   tailor::cli::RegisterDemo(app);
   tailor::cli::RegisterBench(app);
   tailor::cli::RegisterTrain(app);
+  tailor::cli::RegisterEval(app);
   CLI11_PARSE(app, argc, argv);
   return 0;
 }

@@ -1,7 +1,9 @@
 // `tailor train PLUGIN`: rebuild a plugin's model from the store, save it as a
 // versioned file and register it as the active model (tailord loads it at start).
 #include <CLI/CLI.hpp>
+#include <filesystem>
 #include <iostream>
+#include <nlohmann/json.hpp>
 
 #include "commands.h"
 #include "common/time.h"
@@ -11,7 +13,7 @@ namespace tailor::cli {
 namespace {
 
 struct TrainArgs {
-  std::string plugin, config = "config/tailor.yaml", store, plugin_dir;
+  std::string plugin, config = "config/tailor.yaml", store, plugin_dir, data;
 };
 
 void RunTrain(const TrainArgs& a) {
@@ -22,6 +24,14 @@ void RunTrain(const TrainArgs& a) {
   if (!spec) Fail("plugin '" + a.plugin + "' is not listed in " + a.config);
   PluginSpec s = *spec;
   s.train_on_start = false;
+  if (!a.data.empty()) {
+    // Training data outside the store (e.g. labelled chat lines) reaches the
+    // plugin as config key "data".
+    nlohmann::json cfg = nlohmann::json::parse(s.config_json, nullptr, false);
+    if (!cfg.is_object()) cfg = nlohmann::json::object();
+    cfg["data"] = std::filesystem::absolute(a.data).string();
+    s.config_json = cfg.dump();
+  }
   std::string data_dir = rt->config.store.path + ".models", err;
   auto plugin = LoadedPlugin::Load(s, rt->store.get(), data_dir, &err);
   if (!plugin) Fail(err);
@@ -58,6 +68,8 @@ void RegisterTrain(CLI::App& app) {
   t->add_option("-c,--config", a->config, "engine config")->capture_default_str();
   t->add_option("--store", a->store, "store path (overrides the config)");
   t->add_option("--plugin-dir", a->plugin_dir, "plugin directory");
+  t->add_option("--data", a->data, "training data file, passed to the plugin as config \"data\"")
+      ->check(CLI::ExistingFile);
   t->callback([a] { RunTrain(*a); });
 }
 
