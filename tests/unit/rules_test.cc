@@ -1,0 +1,333 @@
+// The Lua rule runtime: contract, helpers, and the sandbox abuse corpus. Each
+// hostile rule must fail alone, with its exact error and counter, while the
+// well-behaved rule beside it keeps working and the call returns in budget.
+#include "rules/rules.h"
+
+#include <gtest/gtest.h>
+
+#include "common/time.h"
+#include "decision/engine.h"
+#include "store/store.h"
+
+namespace tailor {
+namespace {
+
+std::shared_ptr<const Catalog> TinyCatalog() {
+  auto cat = std::make_shared<Catalog>();
+  Offer a;
+  a.id = "o_phone";
+  a.category = "phones";
+  a.value = 100;
+  a.discount = std::make_pair(0.1, 0.3);
+  Offer b;
+  b.id = "o_baby";
+  b.category = "beauty";
+  b.value = 10;
+  b.tags["sensitive"] = "pregnancy";
+  Offer c;
+  c.id = "o_case";
+  c.item = "i1";
+  c.value = 5;
+  cat->offers = {a, b, c};
+  Item it;
+  it.id = "i1";
+  it.category = "accessories";
+  it.price = 20;
+  cat->items = {it};
+  cat->item_value = {20};
+  cat->item_index["i1"] = 0;
+  for (size_t i = 0; i < cat->offers.size(); ++i) cat->offer_index[cat->offers[i].id] = i;
+  return cat;
+}
+
+// A well-behaved rule that must keep working next to the hostile ones.
+const char* kGood = R"lua(
+rule {
+  name = "good",
+  score = function(offer, p, customer, ctx) return 2, "always double" end,
+}
+)lua";
+
+class Rules : public ::testing::Test {
+ protected:
+  std::shared_ptr<const RuleSet> Load(const std::string& hostile, RuleLimits limits = {}) {
+    std::vector<std::string> errors;
+    auto set = RuleSet::FromSources({{"rules/good.lua", kGood}, {"rules/hostile.lua", hostile}},
+                                    limits, &errors);
+    EXPECT_NE(set, nullptr) << (errors.empty() ? "" : errors[0]);
+    return set;
+  }
+
+  // Evaluates offer 0 and returns the effect; the request is also timed.
+  RuleEffect Run(const std::shared_ptr<const RuleSet>& set, int64_t* micros = nullptr) {
+    if (!runtime_ || runtime_->rules() != set.get())
+      runtime_ = std::make_unique<RuleRuntime>(set, catalog_);
+    EXPECT_TRUE(runtime_->ok());
+    RuleRequest req;
+    req.profile = &profile_;
+    req.personalised = true;
+    req.customer_id = "c1";
+    req.channel = "web";
+    req.placement = "home";
+    req.now_ms = now_ms();
+    runtime_->Begin(req);
+    int64_t t0 = mono_ns();
+    RuleEffect fx = runtime_->Evaluate(0, 0, -1, 0.5);
+    if (micros) *micros = (mono_ns() - t0) / 1000;
+    runtime_->End();
+    return fx;
+  }
+
+  size_t Index(const RuleSet& set, const std::string& name) {
+    for (size_t i = 0; i < set.rules().size(); ++i)
+      if (set.rules()[i].name == name) return i;
+    ADD_FAILURE() << "no rule " << name;
+    return 0;
+  }
+
+  std::shared_ptr<const Catalog> catalog_ = TinyCatalog();
+  Profile profile_;
+  std::unique_ptr<RuleRuntime> runtime_;
+};
+
+std::string Joined(const std::vector<std::string>& v) {
+  std::string s;
+  for (const auto& x : v) s += x + "\n";
+  return s;
+}
+
+// ---- abuse corpus -----------------------------------------------------------
+
+struct Abuse {
+  const char* name;
+  const char* source;
+  const char* expect_in_reason;
+  enum { kError, kTimeout, kMemory } counter;
+};
+
+class SandboxAbuse : public Rules, public ::testing::WithParamInterface<Abuse> {};
+
+TEST_P(SandboxAbuse, FailsAloneWithItsErrorAndCounter) {
+  const Abuse& a = GetParam();
+  RuleLimits limits;
+  limits.instructions = 2'000'000;
+  limits.time_us = 200'000;
+  limits.call_memory = 2 << 20;
+  auto set = Load(a.source, limits);
+  ASSERT_NE(set, nullptr);
+  int64_t us = 0;
+  RuleEffect fx = Run(set, &us);
+  // The good rule still applied its lever; the hostile one was dropped.
+  EXPECT_DOUBLE_EQ(fx.levers, 2.0) << Joined(fx.reasons);
+  EXPECT_FALSE(fx.vetoed);
+  std::string all = Joined(fx.reasons);
+  EXPECT_NE(all.find("hostile"), std::string::npos) << all;
+  EXPECT_NE(all.find(a.expect_in_reason), std::string::npos) << all;
+  EXPECT_NE(all.find("(effect dropped)"), std::string::npos) << all;
+  const RuleCounters& c = set->counters(Index(*set, "hostile"));
+  EXPECT_EQ(c.errors.load(), a.counter == Abuse::kError ? 1u : 0u) << all;
+  EXPECT_EQ(c.timeouts.load(), a.counter == Abuse::kTimeout ? 1u : 0u) << all;
+  EXPECT_EQ(c.memory.load(), a.counter == Abuse::kMemory ? 1u : 0u) << all;
+  // Within budget: the deadline is 200 ms; allow scheduling noise.
+  EXPECT_LT(us, 1'000'000);
+  // The state is still usable: a second request works the same way.
+  EXPECT_DOUBLE_EQ(Run(set).levers, 2.0);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Corpus, SandboxAbuse,
+    ::testing::Values(
+        Abuse{"infinite_loop",
+              R"(rule { name = "hostile", score = function() while true do end end })",
+              "score timeout: ", Abuse::kTimeout},
+        Abuse{"pcall_cannot_swallow_the_budget",
+              R"(rule { name = "hostile", score = function()
+                   while true do pcall(function() while true do end end) end end })",
+              "score timeout: ", Abuse::kTimeout},
+        Abuse{"memory_bomb",
+              R"(rule { name = "hostile", score = function()
+                   local t = {} for i = 1, 1e9 do t[i] = {i} end end })",
+              "score memory: ", Abuse::kMemory},
+        Abuse{"string_rep_bomb",
+              R"(rule { name = "hostile", score = function()
+                   return #string.rep("x", 1e9) end })",
+              "score memory: ", Abuse::kMemory},
+        Abuse{"global_assignment",
+              R"(rule { name = "hostile", score = function() leaked = 1 end })",
+              "assignment to undeclared global 'leaked'", Abuse::kError},
+        Abuse{"undeclared_global_read",
+              R"(rule { name = "hostile", score = function() return undefined_thing + 1 end })",
+              "undeclared global 'undefined_thing'", Abuse::kError},
+        Abuse{"os_execute",
+              R"(rule { name = "hostile", score = function() os.execute("touch /tmp/pwned") end })",
+              "undeclared global 'os'", Abuse::kError},
+        Abuse{"io_open",
+              R"(rule { name = "hostile", score = function() io.open("/etc/passwd") end })",
+              "undeclared global 'io'", Abuse::kError},
+        Abuse{"require",
+              R"(rule { name = "hostile", score = function() require("socket") end })",
+              "undeclared global 'require'", Abuse::kError},
+        Abuse{"load", R"(rule { name = "hostile", score = function() load("return 1")() end })",
+              "undeclared global 'load'", Abuse::kError},
+        Abuse{"string_dump",
+              R"(rule { name = "hostile", score = function()
+                   return string.dump(function() end) end })",
+              "field 'dump'", Abuse::kError},
+        Abuse{"deep_recursion",
+              R"(local function f(n) return f(n + 1) + 1 end
+                 rule { name = "hostile", score = function() return f(1) end })",
+              "score memory: ", Abuse::kMemory},
+        Abuse{"bad_return_type",
+              R"(rule { name = "hostile", score = function() return "lots" end })",
+              "must return a number[, reason] or nil; got string", Abuse::kError},
+        Abuse{"nan_lever",
+              R"(rule { name = "hostile", score = function() return 0/0 end })",
+              "lever must be a number in [0, 100]", Abuse::kError},
+        Abuse{"modify_offer",
+              R"(rule { name = "hostile", score = function(offer) offer.value = 0 end })",
+              "read-only field 'value'", Abuse::kError},
+        Abuse{"string_metatable",
+              R"(rule { name = "hostile", score = function() getmetatable("").__index = nil end })",
+              "undeclared global 'getmetatable'", Abuse::kError}),
+    [](const ::testing::TestParamInfo<Abuse>& info) { return info.param.name; });
+
+TEST_F(Rules, StashedHandleFromAnEarlierRequestIsRevoked) {
+  auto set = Load(R"(
+    local saved
+    rule { name = "hostile", score = function(offer, p, customer, ctx)
+      if saved then return saved.age end
+      saved = customer
+    end })");
+  profile_.known = true;
+  profile_.customer.attributes_json = R"({"age": 40})";
+  RuleEffect first = Run(set);
+  EXPECT_DOUBLE_EQ(first.levers, 2.0);
+  RuleEffect second = Run(set);
+  std::string all = Joined(second.reasons);
+  EXPECT_NE(all.find("stashed handle"), std::string::npos) << all;
+  EXPECT_EQ(set->counters(Index(*set, "hostile")).errors.load(), 1u);
+}
+
+TEST_F(Rules, EligibleVetoesWithReasonAndCounts) {
+  auto set = Load(R"(rule { name = "hostile", eligible = function(offer)
+      if offer.category == "phones" then return false, "no phones today" end end })");
+  RuleEffect fx = Run(set);
+  EXPECT_TRUE(fx.vetoed);
+  EXPECT_NE(Joined(fx.reasons).find("hostile: no phones today"), std::string::npos);
+  EXPECT_EQ(set->counters(Index(*set, "hostile")).vetoes.load(), 1u);
+}
+
+// ---- load-time errors ---------------------------------------------------------
+
+TEST(RuleLoad, ErrorsNameFileAndLine) {
+  struct Case {
+    const char* source;
+    const char* expect;
+  } cases[] = {
+      {"rule { name = 'x', score = function() return 1 end\n", "rules/bad.lua:2:"},
+      {"\nx = 1\n", "rules/bad.lua:2: assignment to undeclared global 'x'"},
+      {"rule { score = function() end }", "rule needs a name"},
+      {"rule { name = 'x' }", "rule 'x' has no hook"},
+      {"rule { name = 'x', scroe = function() end }", "unknown key 'scroe'"},
+      {"rule { name = 'x', score = 5 }", "score must be a function"},
+      {"while true do end", "loading took too long"},
+  };
+  for (const auto& c : cases) {
+    std::vector<std::string> errors;
+    RuleLimits limits;
+    limits.time_us = 50'000;
+    auto set = RuleSet::FromSources({{"rules/bad.lua", c.source}}, limits, &errors);
+    EXPECT_EQ(set, nullptr) << c.source;
+    std::string all = Joined(errors);
+    EXPECT_NE(all.find(c.expect), std::string::npos) << c.source << " -> " << all;
+  }
+}
+
+TEST(RuleLoad, DuplicateNamesAcrossFilesAreRefused) {
+  std::vector<std::string> errors;
+  auto set = RuleSet::FromSources({{"a.lua", "rule { name = 'x', score = function() end }"},
+                                   {"b.lua", "rule { name = 'x', score = function() end }"}},
+                                  {}, &errors);
+  EXPECT_EQ(set, nullptr);
+  EXPECT_NE(Joined(errors).find("already declared at a.lua:1"), std::string::npos)
+      << Joined(errors);
+}
+
+TEST(RuleLoad, ShippedRulesLoad) {
+  std::vector<std::string> errors;
+  auto set = RuleSet::Load(std::string(TAILOR_SOURCE_DIR) + "/rules", {}, &errors);
+  ASSERT_NE(set, nullptr) << Joined(errors);
+  EXPECT_GE(set->rules().size(), 6u);
+}
+
+// ---- helpers ------------------------------------------------------------------
+
+TEST_F(Rules, HistoryHelpersReadTheProfile) {
+  profile_.known = true;
+  int64_t now = now_ms();
+  for (int i = 0; i < 3; ++i) {
+    Event e;
+    e.customer_id = "c1";
+    e.type = "impression";
+    e.offer_id = "o_phone";
+    e.ts_ms = now - (i + 1) * 3600 * 1000;
+    profile_.recent.insert(profile_.recent.begin(), e);  // oldest first
+  }
+  Event old;
+  old.customer_id = "c1";
+  old.type = "impression";
+  old.offer_id = "o_phone";
+  old.ts_ms = now - 10LL * 86400 * 1000;
+  profile_.recent.insert(profile_.recent.begin(), old);
+  auto set = Load(R"(rule { name = "hostile", score = function(offer)
+      local week = history.count("impression", offer.id, "7d")
+      local all = history.count("impression", offer.id)
+      local ago = history.last("impression", offer.id)
+      return week * 10 + all, string.format("ago=%.0f", ago) end })");
+  RuleEffect fx = Run(set);
+  EXPECT_DOUBLE_EQ(fx.levers, 2.0 * 34);  // 3 in the week, 4 in all
+  EXPECT_NE(Joined(fx.reasons).find("ago=3600"), std::string::npos) << Joined(fx.reasons);
+}
+
+TEST_F(Rules, FinalizeReordersAndTrimsAndBadResultsAreDropped) {
+  std::vector<std::string> errors;
+  auto set = RuleSet::FromSources(
+      {{"f.lua", R"(rule { name = "reverse", finalize = function(offers)
+          local out = {}
+          for i = #offers, 1, -1 do out[#out + 1] = offers[i] end
+          table.remove(out, 1)
+          return out, "reversed, dropped the last"
+        end })"}},
+      {}, &errors);
+  ASSERT_NE(set, nullptr) << Joined(errors);
+  RuleRuntime rt(set, catalog_);
+  RuleRequest req;
+  req.channel = "web";
+  req.placement = "home";
+  req.now_ms = now_ms();
+  rt.Begin(req);
+  std::vector<RuleRuntime::Ranked> ranked = {{0, "a", 3, ""}, {1, "b", 2, ""}, {2, "c", 1, ""}};
+  std::vector<std::string> notes;
+  rt.Finalize(&ranked, &notes);
+  rt.End();
+  ASSERT_EQ(ranked.size(), 2u);
+  EXPECT_EQ(ranked[0].id, "b");
+  EXPECT_EQ(ranked[1].id, "a");
+  EXPECT_NE(Joined(notes).find("kept 2 of 3"), std::string::npos) << Joined(notes);
+
+  auto bad = RuleSet::FromSources(
+      {{"f.lua", R"(rule { name = "liar", finalize = function() return {"zzz"} end })"}}, {},
+      &errors);
+  RuleRuntime rt2(bad, catalog_);
+  rt2.Begin(req);
+  ranked = {{0, "a", 3, ""}, {1, "b", 2, ""}};
+  notes.clear();
+  rt2.Finalize(&ranked, &notes);
+  rt2.End();
+  EXPECT_EQ(ranked.size(), 2u);  // unchanged
+  EXPECT_NE(Joined(notes).find("not in the ranked list"), std::string::npos) << Joined(notes);
+  EXPECT_EQ(bad->counters(0).errors.load(), 1u);
+}
+
+}  // namespace
+}  // namespace tailor
