@@ -20,8 +20,14 @@
 namespace {
 
 std::atomic<bool> g_stop{false};
+std::atomic<bool> g_reload{false};
 
-void OnSignal(int) { g_stop.store(true); }
+void OnSignal(int sig) {
+  if (sig == SIGHUP)
+    g_reload.store(true);
+  else
+    g_stop.store(true);
+}
 
 }  // namespace
 
@@ -72,6 +78,7 @@ int main(int argc, char** argv) {
   sigemptyset(&sa.sa_mask);
   sigaction(SIGTERM, &sa, nullptr);
   sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGHUP, &sa, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
   std::string err;
@@ -112,7 +119,7 @@ int main(int argc, char** argv) {
     }
     std::filesystem::rename(tmp, ready_file);
   }
-  server.Run(&g_stop);
+  server.Run(&g_stop, &g_reload);
   st->Flush();
   tailor::log::Info("service", "all writes flushed; bye");
   return 0;

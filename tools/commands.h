@@ -13,5 +13,12 @@ void RegisterImport(CLI::App& app);  // tools/import.cc
 void RegisterDemo(CLI::App& app);    // tools/demo.cc
 void RegisterBench(CLI::App& app);   // tools/bench.cc
 void RegisterTrain(CLI::App& app);   // tools/train.cc
+void RegisterEval(CLI::App& app);    // tools/eval.cc: `tailor eval <what>`
+void RegisterRules(CLI::App& app);   // tools/rules.cc: `tailor rules check|test`
+
+// `tailor eval` subcommands, each in its own file, added to the `eval` app.
+void RegisterEvalRecs(CLI::App& eval);        // tools/eval_recs.cc
+void RegisterEvalIntent(CLI::App& eval);      // tools/eval_intent.cc
+void RegisterEvalPropensity(CLI::App& eval);  // tools/eval_propensity.cc
 
 }  // namespace tailor::cli

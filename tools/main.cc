@@ -12,6 +12,7 @@ int main(int argc, char** argv) {
   tailor::cli::RegisterBench(app);
   tailor::cli::RegisterTrain(app);
   tailor::cli::RegisterEval(app);
+  tailor::cli::RegisterRules(app);
   CLI11_PARSE(app, argc, argv);
   return 0;
 }

@@ -89,11 +89,16 @@ TEST_F(Service, DecideReturnsRankedOffersWithEveryFactor) {
 TEST_F(Service, ItemPlacementRecommendsTheMostPopularItemFirst) {
   auto d = Start();
   Client c(d->requests());
-  json r = c.Call(Decide("r", "c2", 5, "recs"));
+  // A newcomer gets the most popular item first...
+  json r = c.Call(Decide("r", "newcomer", 5, "recs"));
   ASSERT_FALSE(r.contains("error")) << r.dump();
   ASSERT_EQ(r["offers"].size(), 5u);
   EXPECT_EQ(r["offers"][0]["item"], "i1");
   EXPECT_EQ(r["candidates"], 30);
+  // ...but c2, who just bought it, does not (rules/10_no_repeat_purchase.lua).
+  json mine = c.Call(Decide("m", "c2", 5, "recs"));
+  ASSERT_EQ(mine["offers"].size(), 5u);
+  for (const json& o : mine["offers"]) EXPECT_NE(o["item"], "i1");
 }
 
 TEST_F(Service, UnknownAndOptedOutCustomersGetNonPersonalisedAnswers) {

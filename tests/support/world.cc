@@ -49,6 +49,37 @@ void MakeSmallWorld(const std::string& path) {
       ASSERT_TRUE(bulk->Event(e).ok());
     }
   }
+  // Customers the golden tests (tests/golden/manifest.json) name.
+  struct Special {
+    const char* id;
+    const char* attributes;
+    const char* consent;
+  } specials[] = {
+      {"teen", R"({"age":17})", R"({"personalization":true,"sensitive":true})"},
+      {"adult_consent", R"({"age":30})", R"({"personalization":true,"sensitive":true})"},
+      {"adult_no_consent", R"({"age":30})", R"({"personalization":true})"},
+      {"capped", R"({"age":40})", R"({"personalization":true})"},
+      {"night_owl", R"({"age":25,"dna":{"night_owl":"high"}})", R"({"personalization":true})"},
+      {"deal_seeker", R"({"age":50,"dna":{"deal_seeker":"high"}})", R"({"personalization":true})"},
+      {"full_price", R"({"age":50,"dna":{"deal_seeker":"low"}})", R"({"personalization":true})"},
+  };
+  for (const auto& sp : specials) {
+    Customer cu;
+    cu.id = sp.id;
+    cu.attributes_json = sp.attributes;
+    cu.consent_json = sp.consent;
+    ASSERT_TRUE(bulk->Customer(cu).ok());
+  }
+  // "capped" saw o_phone_upgrade three times this week.
+  for (int k = 0; k < 3; ++k) {
+    Event e;
+    e.customer_id = "capped";
+    e.type = "impression";
+    e.offer_id = "o_phone_upgrade";
+    e.channel = "web";
+    e.ts_ms = now - (k + 1) * 86400 * 1000LL;
+    ASSERT_TRUE(bulk->Event(e).ok());
+  }
   ASSERT_TRUE(bulk->Commit().ok());
 }
 

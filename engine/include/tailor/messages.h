@@ -14,6 +14,8 @@
 #define TAILOR_MSG_PROFILE_GET "profile.get"
 #define TAILOR_MSG_HEALTH "health"
 #define TAILOR_MSG_STATS "stats"
+#define TAILOR_MSG_EXPLAIN "explain"
+#define TAILOR_MSG_RULES_RELOAD "rules.reload"
 
 /* Error codes in {"error":{"code":..,"field":..,"message":..}}. */
 #define TAILOR_ERR_BAD_REQUEST "bad_request"                 /* malformed or invalid field */
@@ -22,5 +24,7 @@
 #define TAILOR_ERR_UNSUPPORTED_VERSION "unsupported_version" /* "v" is not 1 */
 #define TAILOR_ERR_INTERNAL "internal"                       /* our fault; retry later */
 #define TAILOR_ERR_UNAVAILABLE "unavailable"                 /* shutting down */
+#define TAILOR_ERR_NOT_FOUND "not_found"                     /* e.g. unknown decision id */
+#define TAILOR_ERR_RELOAD_FAILED "reload_failed"             /* old set keeps serving */
 
 #endif /* TAILOR_MESSAGES_H */

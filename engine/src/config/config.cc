@@ -427,6 +427,18 @@ std::optional<EngineConfig> LoadConfig(const std::string& path,
     }
   }
   top.Num("fallback_propensity", &cfg.fallback_propensity, 0, 1);
+  std::string dir;
+  if (top.Str("rules", &dir)) cfg.rules_dir = Resolve(base, dir);
+  if (top.Str("journeys", &dir)) cfg.journeys_dir = Resolve(base, dir);
+  if (YAML::Node rl = top.Get("rule_limits")) {
+    Fields f(rl, path, "rule_limits", errors);
+    f.Integer("instructions", &cfg.rule_limits.instructions, 1000, 1000000000);
+    f.Integer("time_us", &cfg.rule_limits.time_us, 10, 10000000);
+    size_t kb = cfg.rule_limits.call_memory >> 10, mb = cfg.rule_limits.state_memory >> 20;
+    if (f.Integer("call_memory_kb", &kb, 16, 1 << 20)) cfg.rule_limits.call_memory = kb << 10;
+    if (f.Integer("state_memory_mb", &mb, 1, 4096)) cfg.rule_limits.state_memory = mb << 20;
+    f.Done();
+  }
   std::string offers;
   if (top.Str("offers", &offers)) {
     cfg.offers_file = Resolve(base, offers);

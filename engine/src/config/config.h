@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "plugin_host/host.h"
+#include "rules/rules.h"
 
 namespace tailor {
 
@@ -69,6 +70,9 @@ struct EngineConfig {
   std::vector<Offer> offers;
   // P when no plugin could score (none configured or all failed).
   double fallback_propensity = 0.5;
+  std::string rules_dir;     // resolved; empty = no rules
+  std::string journeys_dir;  // resolved; empty = no journeys
+  RuleLimits rule_limits;
 };
 
 // Loads tailor.yaml (and the offers file it names). plugin_dir_default is used

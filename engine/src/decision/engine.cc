@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <cstring>
 #include <random>
+#include <set>
 
 #include "common/log.h"
 #include "common/time.h"
@@ -59,19 +60,38 @@ bool Contains(const std::vector<std::string>& v, const std::string& s) {
 }
 
 // Per-thread scratch space so a decision allocates little.
+// Per-thread scratch space so a decision allocates little.
 struct Scratch {
   std::vector<tailor_candidate> candidates;
+  std::vector<int> offer_index;  // into catalog->offers, or -1
+  std::vector<int> item_index;   // into catalog->items, or -1 for offers
   std::vector<double> values;
   std::vector<double> context;  // C per candidate
-  std::vector<float> scores;
-  std::vector<char> reasons;
+  std::vector<double> propensity;
+  std::vector<double> levers;
+  std::vector<char> vetoed;
+  std::vector<std::vector<std::string>> notes;  // rule reasons per candidate
   std::vector<double> weighted_sum;
   std::vector<float> all_scores;  // plugin-major: [plugin][candidate]
   std::vector<char> all_reasons;
   std::vector<size_t> order;
   std::vector<double> priority;
   std::vector<tailor_event_view> recent;
+  std::vector<std::string> plugin_names;
+  std::vector<bool> plugin_ok;
 };
+
+// One rule runtime per worker thread and snapshot; rebuilt after a reload.
+struct ThreadRules {
+  const void* engine = nullptr;
+  uint64_t version = 0;
+  std::unique_ptr<RuleRuntime> runtime;
+};
+
+// Candidates kept in a decision's stored trace: every suppressed one and the
+// best of the rest, so a trace stays small for large item placements.
+constexpr size_t kTraceEligible = 50;
+constexpr size_t kTraceSuppressed = 200;
 
 }  // namespace
 
@@ -83,10 +103,14 @@ Engine::Engine(EngineConfig config, Store* store, PluginHost* plugins, Metrics* 
       cache_(config_.store.profile_cache),
       decision_seq_(std::random_device{}() & 0xffff),
       started_ms_(now_ms()) {
-  catalog_.store(std::make_shared<const Catalog>());
+  auto empty = std::make_shared<Snapshot>();
+  empty->config = config_;
+  empty->catalog = std::make_shared<const Catalog>();
+  snapshot_.store(std::move(empty));
 }
 
-Status Engine::LoadCatalog() {
+std::shared_ptr<Snapshot> Engine::Build(EngineConfig config, std::vector<std::string>* errors) {
+  size_t before = errors->size();
   auto cat = std::make_shared<Catalog>();
   std::unordered_map<std::string, size_t> offer_pos;
   // Offers imported into the store first; the config file wins on the same id.
@@ -101,7 +125,7 @@ Status Engine::LoadCatalog() {
     offer_pos[o.id] = cat->offers.size();
     cat->offers.push_back(std::move(o));
   }
-  for (const Offer& o : config_.offers) {
+  for (const Offer& o : config.offers) {
     if (auto it = offer_pos.find(o.id); it != offer_pos.end()) {
       cat->offers[it->second] = o;
     } else {
@@ -109,6 +133,7 @@ Status Engine::LoadCatalog() {
       cat->offers.push_back(o);
     }
   }
+  for (size_t i = 0; i < cat->offers.size(); ++i) cat->offer_index[cat->offers[i].id] = i;
   cat->max_offer_value = 0;
   for (const Offer& o : cat->offers) cat->max_offer_value = std::max(cat->max_offer_value, o.value);
   if (cat->max_offer_value <= 0) cat->max_offer_value = 1;
@@ -122,10 +147,63 @@ Status Engine::LoadCatalog() {
     double v = it.price > 0 ? it.price * (margin > 0 ? margin : 1.0) : 1.0;
     cat->item_value.push_back(v);
   }
-  log::Info("catalog", std::to_string(cat->offers.size()) + " offers, " +
-                           std::to_string(cat->items.size()) + " items");
-  catalog_.store(std::move(cat));
+  auto snap = std::make_shared<Snapshot>();
+  if (!config.rules_dir.empty())
+    snap->rules = RuleSet::Load(config.rules_dir, config.rule_limits, errors);
+  if (!config.journeys_dir.empty()) {
+    std::set<std::string> offer_ids;
+    for (const Offer& o : cat->offers) offer_ids.insert(o.id);
+    snap->journeys = Journeys::Load(config.journeys_dir, offer_ids, errors);
+  }
+  snap->catalog = std::move(cat);
+  snap->config = std::move(config);
+  if (errors->size() != before) return nullptr;
+  return snap;
+}
+
+Status Engine::LoadCatalog() {
+  std::vector<std::string> errors;
+  auto snap = Build(config_, &errors);
+  if (!snap) {
+    std::string all;
+    for (const auto& e : errors) all += (all.empty() ? "" : "\n") + e;
+    return Status::Error(all);
+  }
+  std::lock_guard lock(reload_mu_);
+  if (!journey_rt_ && !config_.journeys_dir.empty()) {
+    std::string err;
+    journey_rt_ = JourneyRuntime::Open(store_->path(), &err);
+    if (!journey_rt_) return Status::Error("journeys: " + err);
+  }
+  snap->version = next_version_++;
+  log::Info("catalog", std::to_string(snap->catalog->offers.size()) + " offers, " +
+                           std::to_string(snap->catalog->items.size()) + " items, " +
+                           std::to_string(snap->rules ? snap->rules->rules().size() : 0) +
+                           " rules");
+  snapshot_.store(std::move(snap));
   return Status::Ok();
+}
+
+std::vector<std::string> Engine::Reload() {
+  std::lock_guard lock(reload_mu_);
+  std::vector<std::string> errors;
+  auto cfg = LoadConfig(config_.file, config_.plugin_dir, &errors);
+  if (!cfg) return errors;
+  // What the command line overrode and what cannot change while serving.
+  cfg->store = config_.store;
+  cfg->service = config_.service;
+  cfg->plugins = config_.plugins;
+  cfg->plugin_dir = config_.plugin_dir;
+  auto snap = Build(std::move(*cfg), &errors);
+  if (!snap) return errors;
+  snap->version = next_version_++;
+  log::Info("reload", "published snapshot " + std::to_string(snap->version) + ": " +
+                          std::to_string(snap->catalog->offers.size()) + " offers, " +
+                          std::to_string(snap->rules ? snap->rules->rules().size() : 0) +
+                          " rules");
+  snapshot_.store(std::move(snap));
+  metrics_->counters.Add("reloads");
+  return {};
 }
 
 std::shared_ptr<const Profile> Engine::GetProfile(const std::string& id) {
@@ -140,11 +218,13 @@ std::shared_ptr<const Profile> Engine::GetProfile(const std::string& id) {
   return p;
 }
 
-std::variant<json, ApiError> Engine::Decide(const DecideRequest& req) {
-  auto pit = config_.placements.find(req.placement);
-  if (pit == config_.placements.end()) {
+std::variant<json, ApiError> Engine::Decide(const DecideRequest& req, DecideOptions options) {
+  std::shared_ptr<const Snapshot> snap = snapshot_.load();
+  const EngineConfig& cfg = snap->config;
+  auto pit = cfg.placements.find(req.placement);
+  if (pit == cfg.placements.end()) {
     std::string known;
-    for (const auto& [name, _] : config_.placements) known += (known.empty() ? "" : ", ") + name;
+    for (const auto& [name, _] : cfg.placements) known += (known.empty() ? "" : ", ") + name;
     return ApiError{TAILOR_ERR_BAD_REQUEST, "placement",
                     "unknown placement '" + req.placement + "' (known: " + known + ")"};
   }
@@ -157,7 +237,7 @@ std::variant<json, ApiError> Engine::Decide(const DecideRequest& req) {
                         "' (channels: " + known + ")"};
   }
   const int64_t now = req.now_ms ? *req.now_ms : now_ms();
-  std::shared_ptr<const Catalog> cat = catalog_.load();
+  const Catalog* cat = snap->catalog.get();
   static thread_local Scratch s;
 
   // Profile and consent.
@@ -173,13 +253,16 @@ std::variant<json, ApiError> Engine::Decide(const DecideRequest& req) {
 
   // Candidates and their business value.
   s.candidates.clear();
+  s.offer_index.clear();
+  s.item_index.clear();
   s.values.clear();
   s.context.clear();
   std::string category_filter;
   if (auto c = req.context.find("category"); c != req.context.end() && c->is_string())
     category_filter = c->get<std::string>();
   if (placement.kind == PlacementConfig::Kind::kOffers) {
-    for (const Offer& o : cat->offers) {
+    for (size_t oi = 0; oi < cat->offers.size(); ++oi) {
+      const Offer& o = cat->offers[oi];
       if (now < o.valid_from_ms || now > o.valid_until_ms) continue;
       if (!Contains(o.placements, req.placement) || !Contains(o.channels, req.channel)) continue;
       // An offer that promotes an item is also about that item's category.
@@ -189,6 +272,8 @@ std::variant<json, ApiError> Engine::Decide(const DecideRequest& req) {
           category = &cat->items[it->second].category;
       s.candidates.push_back(
           tailor_candidate{o.id.c_str(), NullIfEmpty(o.item), NullIfEmpty(*category)});
+      s.offer_index.push_back(static_cast<int>(oi));
+      s.item_index.push_back(-1);
       s.values.push_back(o.value);
       double C = placement.weight;
       if (auto w = o.channel_weights.find(req.channel); w != o.channel_weights.end())
@@ -201,6 +286,8 @@ std::variant<json, ApiError> Engine::Decide(const DecideRequest& req) {
       const Item& it = cat->items[i];
       if (!category_filter.empty() && it.category != category_filter) continue;
       s.candidates.push_back(tailor_candidate{nullptr, it.id.c_str(), NullIfEmpty(it.category)});
+      s.offer_index.push_back(-1);
+      s.item_index.push_back(static_cast<int>(i));
       s.values.push_back(cat->item_value[i]);
       s.context.push_back(placement.weight);
     }
@@ -221,7 +308,9 @@ std::variant<json, ApiError> Engine::Decide(const DecideRequest& req) {
   s.all_scores.assign(plugins.size() * n, 0.0f);
   s.all_reasons.assign(plugins.size() * n * kReasonCap, '\0');
   s.weighted_sum.assign(n, 0.0);
-  std::vector<bool> ok(plugins.size(), false);
+  s.plugin_ok.assign(plugins.size(), false);
+  s.plugin_names.clear();
+  for (const auto& p : plugins) s.plugin_names.push_back(p->name());
   json dropped = json::object();
   for (const auto& f : plugins_->failures()) dropped[f.name] = "not loaded: " + f.error;
   double weight_total = 0;
@@ -236,70 +325,174 @@ std::variant<json, ApiError> Engine::Decide(const DecideRequest& req) {
       dropped[p.name()] = st.message();
       continue;
     }
-    ok[k] = true;
+    s.plugin_ok[k] = true;
     weight_total += p.weight();
     const float* sc = s.all_scores.data() + k * n;
     for (size_t i = 0; i < n; ++i) s.weighted_sum[i] += p.weight() * sc[i];
   }
 
-  // Arbitration: priority = P x C x V x L.
+  // Rules: eligibility (veto with a reason), then levers L.
+  static thread_local ThreadRules tr;
+  RuleRuntime* rules = nullptr;
+  if (snap->rules) {
+    if (tr.engine != this || tr.version != snap->version || !tr.runtime) {
+      tr.runtime = std::make_unique<RuleRuntime>(snap->rules, snap->catalog);
+      tr.engine = this;
+      tr.version = snap->version;
+    }
+    if (tr.runtime->ok()) rules = tr.runtime.get();
+  }
+  const Journeys* journeys =
+      journey_rt_ && snap->journeys && !snap->journeys->empty() && personalised
+          ? snap->journeys.get()
+          : nullptr;
+  RuleRequest rr;
+  rr.profile = profile.get();
+  rr.personalised = personalised;
+  rr.customer_id = req.customer;
+  rr.channel = req.channel;
+  rr.placement = req.placement;
+  rr.context_json = context_text;
+  rr.now_ms = now;
+  rr.plugin_names = &s.plugin_names;
+  rr.plugin_scores = s.all_scores.data();
+  rr.plugin_ok = &s.plugin_ok;
+  rr.n_candidates = n;
+  if (rules) rules->Begin(rr);
+
   double max_value = 0;
   for (double v : s.values) max_value = std::max(max_value, v);
   if (max_value <= 0) max_value = 1;
   s.priority.resize(n);
+  s.propensity.resize(n);
+  s.levers.assign(n, 1.0);
+  s.vetoed.assign(n, 0);
+  if (s.notes.size() < n) s.notes.resize(n);
+  s.order.clear();
   for (size_t i = 0; i < n; ++i) {
-    double P = weight_total > 0 ? s.weighted_sum[i] / weight_total : config_.fallback_propensity;
+    s.notes[i].clear();
+    double P = weight_total > 0 ? s.weighted_sum[i] / weight_total : cfg.fallback_propensity;
+    s.propensity[i] = P;
+    // Journeys first: a stage that does not allow this offer (or a contact
+    // cap) suppresses it before any rule runs.
+    if (journeys && s.offer_index[i] >= 0) {
+      const tailor_candidate& c = s.candidates[i];
+      JourneyRuntime::Verdict v = journey_rt_->Check(*journeys, req.customer, req.channel,
+                                                     c.offer_id, c.category ? c.category : "",
+                                                     now);
+      if (!v.journey.empty()) s.notes[i].push_back("journey " + v.journey + ", stage " + v.stage +
+                                                   (v.allowed ? "" : ": " + v.reason));
+      if (!v.allowed) {
+        s.vetoed[i] = 1;
+        s.priority[i] = 0;
+        continue;
+      }
+    }
+    if (rules) {
+      RuleEffect fx = rules->Evaluate(i, s.offer_index[i], s.item_index[i], P);
+      s.vetoed[i] = fx.vetoed;
+      s.levers[i] = fx.levers;
+      for (auto& note : fx.reasons) s.notes[i].push_back(std::move(note));
+    }
     double V = std::pow(s.values[i] / max_value, placement.value_exponent);
-    s.priority[i] = P * s.context[i] * V;  // L = 1 until rules set levers
+    s.priority[i] = P * s.context[i] * V * s.levers[i];
+    if (!s.vetoed[i]) s.order.push_back(i);
   }
-  s.order.resize(n);
-  for (size_t i = 0; i < n; ++i) s.order[i] = i;
-  size_t top = std::min<size_t>(n, static_cast<size_t>(req.limit));
   auto id_of = [&](size_t i) {
     return s.candidates[i].offer_id ? s.candidates[i].offer_id : s.candidates[i].item_id;
   };
-  std::partial_sort(s.order.begin(), s.order.begin() + static_cast<std::ptrdiff_t>(top),
+  // Rank the eligible; finalize hooks see the best few times the limit.
+  size_t keep = std::min(s.order.size(), std::max<size_t>(static_cast<size_t>(req.limit) * 4,
+                                                           kTraceEligible));
+  std::partial_sort(s.order.begin(), s.order.begin() + static_cast<std::ptrdiff_t>(keep),
                     s.order.end(), [&](size_t a, size_t b) {
                       if (s.priority[a] != s.priority[b]) return s.priority[a] > s.priority[b];
                       return std::strcmp(id_of(a), id_of(b)) < 0;
                     });
+  std::vector<RuleRuntime::Ranked> ranked;
+  for (size_t r = 0; r < keep; ++r)
+    ranked.push_back({s.order[r], id_of(s.order[r]), s.priority[s.order[r]],
+                      s.candidates[s.order[r]].category ? s.candidates[s.order[r]].category
+                                                        : std::string()});
+  std::vector<std::string> final_notes;
+  if (rules) {
+    rules->Finalize(&ranked, &final_notes);
+    rules->End();
+  }
+  size_t top = std::min<size_t>(ranked.size(), static_cast<size_t>(req.limit));
 
   // Reply, with every factor of every offer in `why`.
   char idbuf[48];
   std::snprintf(idbuf, sizeof idbuf, "d-%011llx-%06llx", static_cast<unsigned long long>(now),
                 static_cast<unsigned long long>(decision_seq_.fetch_add(1) & 0xffffff));
   std::string decision_id = idbuf;
-  json offers = json::array();
-  for (size_t r = 0; r < top; ++r) {
-    size_t i = s.order[r];
-    const tailor_candidate& c = s.candidates[i];
-    double P = weight_total > 0 ? s.weighted_sum[i] / weight_total : config_.fallback_propensity;
+  auto factors = [&](size_t i) {
     json why = {{"priority", s.priority[i]},
-                {"propensity", P},
+                {"propensity", s.propensity[i]},
                 {"context", s.context[i]},
                 {"value", std::pow(s.values[i] / max_value, placement.value_exponent)},
-                {"levers", 1.0},
+                {"levers", s.levers[i]},
                 {"business_value", s.values[i]}};
     json pj = json::object();
     for (size_t k = 0; k < plugins.size(); ++k) {
-      if (!ok[k]) continue;
+      if (!s.plugin_ok[k]) continue;
       json e = {{"score", s.all_scores[k * n + i]}, {"weight", plugins[k]->weight()}};
       const char* reason = s.all_reasons.data() + (k * n + i) * kReasonCap;
       if (reason[0]) e["reason"] = reason;
       pj[plugins[k]->name()] = std::move(e);
     }
     why["plugins"] = std::move(pj);
+    if (!s.notes[i].empty()) why["rules"] = s.notes[i];
     if (weight_total == 0)
       why["fallback"] = "no plugin scored; propensity is the configured fallback";
     if (!dropped.empty()) why["dropped"] = dropped;
-    json o = {{"rank", r + 1}, {"score", s.priority[i]}, {"why", std::move(why)}};
+    return why;
+  };
+  auto name_candidate = [&](json& o, size_t i) {
+    const tailor_candidate& c = s.candidates[i];
     if (c.offer_id) o["offer"] = c.offer_id;
     if (c.item_id) o["item"] = c.item_id;
     if (c.category) o["category"] = c.category;
+  };
+  json offers = json::array();
+  for (size_t r = 0; r < top; ++r) {
+    size_t i = ranked[r].candidate;
+    json o = {{"rank", r + 1}, {"score", s.priority[i]}, {"why", factors(i)}};
+    name_candidate(o, i);
     offers.push_back(std::move(o));
   }
-  json reply = {{"v", TAILOR_SCHEMA_VERSION},   {"id", req.id},    {"decision", decision_id},
-                {"personalised", personalised}, {"candidates", n}, {"offers", std::move(offers)}};
+  // The trace: everything shown, everything suppressed (up to a bound), and
+  // the best of what did not make the cut.
+  json trace = json::array();
+  std::vector<char> shown(n, 0);
+  for (size_t r = 0; r < top; ++r) shown[ranked[r].candidate] = 1;
+  size_t suppressed = 0;
+  for (size_t i = 0; i < n; ++i) {
+    if (!s.vetoed[i] || suppressed++ >= kTraceSuppressed) continue;
+    json t = {{"status", "suppressed"}, {"why", factors(i)}};
+    name_candidate(t, i);
+    trace.push_back(std::move(t));
+  }
+  for (size_t r = 0; r < ranked.size(); ++r) {
+    size_t i = ranked[r].candidate;
+    json t = {{"status", shown[i] ? "shown" : "not chosen"}, {"why", factors(i)}};
+    if (shown[i]) t["rank"] = r + 1;
+    name_candidate(t, i);
+    trace.push_back(std::move(t));
+  }
+  json reply = {{"v", TAILOR_SCHEMA_VERSION},
+                {"id", req.id},
+                {"decision", decision_id},
+                {"personalised", personalised},
+                {"candidates", n},
+                {"offers", std::move(offers)}};
+  if (!final_notes.empty()) reply["finalize"] = final_notes;
+  json stored_trace = {{"snapshot", snap->version},
+                       {"candidates", n},
+                       {"suppressed", suppressed},
+                       {"finalize", final_notes},
+                       {"entries", trace}};
+  if (options.trace_in_reply) reply["trace"] = stored_trace;
 
   DecisionRecord rec;
   rec.id = decision_id;
@@ -307,20 +500,53 @@ std::variant<json, ApiError> Engine::Decide(const DecideRequest& req) {
   rec.channel = req.channel;
   rec.placement = req.placement;
   rec.ts_ms = now;
-  json rj = {{"customer", req.customer},
-             {"channel", req.channel},
-             {"placement", req.placement},
-             {"limit", req.limit},
+  json rj = {{"customer", req.customer}, {"channel", req.channel},
+             {"placement", req.placement}, {"limit", req.limit},
              {"context", req.context}};
   rec.request_json = rj.dump();
-  rec.response_json = reply.dump();
+  rec.response_json = reply.dump(-1, ' ', false, json::error_handler_t::replace);
+  rec.trace_json = stored_trace.dump(-1, ' ', false, json::error_handler_t::replace);
   store_->LogDecision(std::move(rec));
   metrics_->counters.Add("decisions");
   return reply;
 }
 
+std::variant<json, ApiError> Engine::Explain(const std::string& decision_id) {
+  auto rec = store_->GetDecision(decision_id);
+  if (!rec) {
+    // The writer may not have flushed a decision made a moment ago.
+    store_->Flush();
+    rec = store_->GetDecision(decision_id);
+  }
+  if (!rec)
+    return ApiError{"not_found", "decision", "no decision '" + decision_id + "' in the store"};
+  json response = ParseObject(rec->response_json);
+  return json{{"decision", rec->id},
+              {"customer", rec->customer_id},
+              {"channel", rec->channel},
+              {"placement", rec->placement},
+              {"ts", format_iso8601_ms(rec->ts_ms)},
+              {"request", ParseObject(rec->request_json)},
+              {"offers", response.value("offers", json::array())},
+              {"trace", ParseObject(rec->trace_json)}};
+}
+
 void Engine::AfterDurable(const Event& e) {
   cache_.ApplyEvent(e, config_.store.recent_events);
+  if (journey_rt_) {
+    auto snap = snapshot_.load();
+    if (snap->journeys && !snap->journeys->empty()) {
+      // Journeys trigger on categories: the item's, else the offer's.
+      std::string category;
+      const Catalog& cat = *snap->catalog;
+      if (auto it = cat.item_index.find(e.item_id); it != cat.item_index.end())
+        category = cat.items[it->second].category;
+      else if (auto o = cat.offer_index.find(e.offer_id); o != cat.offer_index.end())
+        category = cat.offers[o->second].category;
+      if (Status st = journey_rt_->OnEvent(*snap->journeys, e, category); !st.ok())
+        log::Warn("journeys", st.message());
+    }
+  }
   tailor_event_view v = ViewOf(e);
   for (const auto& p : plugins_->plugins()) {
     if (!p->can_observe()) continue;
@@ -367,9 +593,25 @@ json Engine::ProfileJson(const std::string& customer_id) {
             {"consent", ParseObject(p->customer.consent_json)},
             {"counts", p->counts},
             {"recent", std::move(recent)}};
+  if (journey_rt_) {
+    auto snap = snapshot_.load();
+    if (snap->journeys) {
+      json stages = json::object();
+      for (const auto& [journey, stage] : journey_rt_->StagesOf(*snap->journeys, customer_id))
+        stages[journey] = stage;
+      j["journeys"] = std::move(stages);
+    }
+  }
   if (p->first_seen_ms) j["first_seen"] = format_iso8601_ms(p->first_seen_ms);
   if (p->last_seen_ms) j["last_seen"] = format_iso8601_ms(p->last_seen_ms);
   return j;
+}
+
+std::vector<std::string> Engine::TakeDueOutbound(size_t max) {
+  if (!journey_rt_) return {};
+  auto snap = snapshot_.load();
+  if (!snap->journeys) return {};
+  return journey_rt_->TakeDue(*snap->journeys, now_ms(), max);
 }
 
 json Engine::Health() const {
@@ -378,8 +620,11 @@ json Engine::Health() const {
     plugins[p->name()] = {{"status", "ok"}, {"version", p->version()}};
   for (const auto& f : plugins_->failures())
     plugins[f.name] = {{"status", "failed"}, {"error", f.error}};
-  auto cat = catalog_.load();
+  auto snap = snapshot_.load();
+  const Catalog* cat = snap->catalog.get();
   return {{"status", "ok"},
+          {"snapshot", snap->version},
+          {"rules", snap->rules ? snap->rules->rules().size() : 0},
           {"uptime_s", (now_ms() - started_ms_) / 1000},
           {"store",
            {{"path", store_->path()},
@@ -417,6 +662,17 @@ json Engine::Stats() const {
                                                         1000.0 / static_cast<double>(calls)
                                                   : 0.0}};
   }
+  json rules = json::object();
+  auto snap = snapshot_.load();
+  if (snap->rules) {
+    for (size_t r = 0; r < snap->rules->rules().size(); ++r) {
+      const RuleCounters& c = snap->rules->counters(r);
+      rules[snap->rules->rules()[r].name] = {
+          {"calls", c.calls.load()},       {"vetoes", c.vetoes.load()},
+          {"levers", c.levers.load()},     {"errors", c.errors.load()},
+          {"timeouts", c.timeouts.load()}, {"memory", c.memory.load()}};
+    }
+  }
   auto hist = [](const LatencyHistogram& h) {
     return json{{"count", h.count()},        {"mean", h.Mean()},
                 {"p50", h.Percentile(0.5)},  {"p90", h.Percentile(0.9)},
@@ -429,6 +685,8 @@ json Engine::Stats() const {
       {"events", events},
       {"counters", counters},
       {"plugins", plugins},
+      {"rules", rules},
+      {"snapshot", snap->version},
       {"latency_us", {{"decide", hist(metrics_->decide_us)}, {"event", hist(metrics_->event_us)}}},
       {"store", {{"pending_writes", store_->PendingWrites()}}}};
 }

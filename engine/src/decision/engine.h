@@ -8,6 +8,7 @@
 #pragma once
 
 #include <atomic>
+#include <mutex>
 #include <memory>
 #include <string>
 #include <unordered_map>
@@ -20,6 +21,9 @@
 #include "decision/profile_cache.h"
 #include "metrics/metrics.h"
 #include "plugin_host/host.h"
+#include "journeys/journeys.h"
+#include "journeys/runtime.h"
+#include "rules/rules.h"
 #include "service/protocol.h"
 #include "store/store.h"
 
@@ -27,6 +31,8 @@ namespace tailor {
 
 // Offers and items as served; never modified after publication.
 struct Catalog {
+  // Offer id -> index into offers.
+  std::unordered_map<std::string, size_t> offer_index;
   std::vector<Offer> offers;
   std::vector<Item> items;
   std::vector<double> item_value;  // price x margin (or price, or 1) per item
@@ -34,18 +40,45 @@ struct Catalog {
   double max_offer_value = 1.0;
 };
 
+// Everything a reload replaces, published together with one atomic swap. A
+// request holds the snapshot it started with until it is answered.
+struct Snapshot {
+  uint64_t version = 0;
+  EngineConfig config;
+  std::shared_ptr<const Catalog> catalog;
+  std::shared_ptr<const RuleSet> rules;  // null when no rules directory is set
+  std::shared_ptr<const Journeys> journeys;  // null when no journeys directory is set
+};
+
+struct DecideOptions {
+  // Also return the per-candidate trace in the reply ("trace"), as
+  // `tailor rules test` shows it.
+  bool trace_in_reply = false;
+};
+
 class Engine {
  public:
   // store, plugins and metrics must outlive the engine.
   Engine(EngineConfig config, Store* store, PluginHost* plugins, Metrics* metrics);
 
-  // Builds the catalog from the config's offers, the store's offers table and
-  // the store's items, and publishes it.
+  // Builds the first snapshot: the catalog from the config's offers, the
+  // store's offers table and items; the rules. Fails on any error.
   Status LoadCatalog();
-  std::shared_ptr<const Catalog> catalog() const { return catalog_.load(); }
+  // Re-reads the config file, offers, rules (and items from the store), checks
+  // them and swaps them in. On any error the old snapshot keeps serving and
+  // the errors are returned ("file:line:col: path: message").
+  std::vector<std::string> Reload();
+  std::shared_ptr<const Snapshot> snapshot() const { return snapshot_.load(); }
+  std::shared_ptr<const Catalog> catalog() const { return snapshot_.load()->catalog; }
+
+
 
   // Returns the reply object, or an error naming the offending field.
-  std::variant<nlohmann::json, ApiError> Decide(const DecideRequest& req);
+  std::variant<nlohmann::json, ApiError> Decide(const DecideRequest& req,
+                                                DecideOptions options = {});
+  // The stored explanation of a past decision: what was shown, what was
+  // suppressed, and why.
+  std::variant<nlohmann::json, ApiError> Explain(const std::string& decision_id);
 
   // Appends durably (blocks until committed), then updates the cached profile
   // and lets every plugin observe it.
@@ -55,21 +88,29 @@ class Engine {
 
   nlohmann::json ProfileJson(const std::string& customer_id);
   nlohmann::json Health() const;
+  // Outbound journey messages now due, for the PUB socket (marked sent).
+  std::vector<std::string> TakeDueOutbound(size_t max);
   nlohmann::json Stats() const;
 
   const EngineConfig& config() const { return config_; }
+  uint64_t reloads() const { return snapshot_.load()->version; }
   Metrics& metrics() { return *metrics_; }
 
  private:
   std::shared_ptr<const Profile> GetProfile(const std::string& customer_id);
   void AfterDurable(const Event& e);
+  // Builds a snapshot from a config; errors appended.
+  std::shared_ptr<Snapshot> Build(EngineConfig config, std::vector<std::string>* errors);
 
   EngineConfig config_;
   Store* store_;
   PluginHost* plugins_;
   Metrics* metrics_;
   ProfileCache cache_;
-  std::atomic<std::shared_ptr<const Catalog>> catalog_;
+  std::atomic<std::shared_ptr<const Snapshot>> snapshot_;
+  std::mutex reload_mu_;  // one reload at a time
+  std::unique_ptr<JourneyRuntime> journey_rt_;  // null without journeys
+  uint64_t next_version_ = 1;
   std::atomic<uint64_t> decision_seq_;
   int64_t started_ms_;
 };

@@ -2,8 +2,10 @@
 
 #include <algorithm>
 #include <array>
+#include <cctype>
 #include <cmath>
 #include <cstdio>
+#include <iterator>
 #include <nlohmann/json.hpp>
 #include <unordered_map>
 
@@ -34,7 +36,12 @@ uint64_t Mix(uint64_t x) {
 }
 
 // Streams keep parts independent: adding customers does not change the items.
-enum Stream : uint64_t { kItemsStream = 1, kCustomerStream = 2, kEventStream = 3, kPromoStream = 4 };
+enum Stream : uint64_t {
+  kItemsStream = 1,
+  kCustomerStream = 2,
+  kEventStream = 3,
+  kPromoStream = 4
+};
 
 class Rng {
  public:
@@ -51,7 +58,9 @@ class Rng {
   double Uniform() { return static_cast<double>(Next() >> 11) * 0x1.0p-53; }
   double Uniform(double lo, double hi) { return lo + (hi - lo) * Uniform(); }
   // Inclusive on both ends.
-  int Int(int lo, int hi) { return lo + static_cast<int>(Next() % static_cast<uint64_t>(hi - lo + 1)); }
+  int Int(int lo, int hi) {
+    return lo + static_cast<int>(Next() % static_cast<uint64_t>(hi - lo + 1));
+  }
   int64_t Int64(int64_t lo, int64_t hi) {
     return lo + static_cast<int64_t>(Next() % static_cast<uint64_t>(hi - lo + 1));
   }
@@ -63,7 +72,8 @@ class Rng {
   }
   int Poisson(double lambda) {
     if (lambda <= 0) return 0;
-    if (lambda > 40) return std::max(0, static_cast<int>(std::lround(lambda + std::sqrt(lambda) * Normal())));
+    if (lambda > 40)
+      return std::max(0, static_cast<int>(std::lround(lambda + std::sqrt(lambda) * Normal())));
     double limit = std::exp(-lambda), p = Uniform();
     int k = 0;
     while (p > limit) {
@@ -143,8 +153,8 @@ struct CategorySpec {
   const char* name;
   double median_price;
   double price_sigma;
-  double share;   // of the catalog
-  double margin;  // typical margin
+  double share;     // of the catalog
+  double margin;    // typical margin
   bool multi_unit;  // cheap things bought two or three at a time
   std::vector<BrandSpec> brands;
   std::vector<const char*> nouns;
@@ -153,18 +163,40 @@ struct CategorySpec {
   std::vector<const char*> words;  // what the category is for, for descriptions
 };
 
-enum Category { kPhones, kLaptops, kTablets, kAudio, kWearables, kAccessories, kHome, kBeauty, kToys, kBooks, kNumCategories };
+enum Category {
+  kPhones,
+  kLaptops,
+  kTablets,
+  kAudio,
+  kWearables,
+  kAccessories,
+  kHome,
+  kBeauty,
+  kToys,
+  kBooks,
+  kNumCategories
+};
 
 const std::vector<CategorySpec>& Specs() {
   static const std::vector<CategorySpec> kSpecs = {
-      {"phones", 650, 0.45, 0.08, 0.12, false,
+      {"phones",
+       650,
+       0.45,
+       0.08,
+       0.12,
+       false,
        {{"Apple", 1.35}, {"Samsung", 1.1}, {"Pixel", 1.0}, {"Nokia", 0.55}, {"Motorola", 0.6}},
        {"Smartphone", "Phone"},
        {"Nova", "Edge", "Pro", "Lite", "Max", "Mini", "Ultra", "Plus"},
        {"5G", "OLED display", "triple camera", "fast charging", "128GB storage", "256GB storage",
         "water resistant", "night mode", "eSIM", "wireless charging", "telephoto zoom"},
        {"calls", "photos", "selfies", "messaging", "apps", "navigation", "social media", "video"}},
-      {"laptops", 1100, 0.4, 0.07, 0.10, false,
+      {"laptops",
+       1100,
+       0.4,
+       0.07,
+       0.10,
+       false,
        {{"Apple", 1.3}, {"Lenovo", 0.95}, {"Dell", 1.0}, {"HP", 0.9}, {"Asus", 0.85}},
        {"Laptop", "Notebook", "Ultrabook"},
        {"Air", "Book", "Pro", "Flex", "Zen", "Carbon", "Studio", "Go"},
@@ -173,7 +205,12 @@ const std::vector<CategorySpec>& Specs() {
         "OLED panel"},
        {"office work", "coding", "spreadsheets", "video editing", "gaming", "studying",
         "multitasking", "remote meetings"}},
-      {"tablets", 480, 0.4, 0.05, 0.14, false,
+      {"tablets",
+       480,
+       0.4,
+       0.05,
+       0.14,
+       false,
        {{"Apple", 1.3}, {"Samsung", 1.05}, {"Lenovo", 0.75}, {"Amazon", 0.45}},
        {"Tablet"},
        {"Tab", "Pad", "Slate", "Fire", "Air", "Mini"},
@@ -181,7 +218,12 @@ const std::vector<CategorySpec>& Specs() {
         "split screen", "quad speakers"},
        {"reading", "streaming", "drawing", "note taking", "travel", "ebooks", "sketching",
         "browsing"}},
-      {"audio", 160, 0.7, 0.10, 0.30, false,
+      {"audio",
+       160,
+       0.7,
+       0.10,
+       0.30,
+       false,
        {{"Sony", 1.1}, {"Bose", 1.3}, {"JBL", 0.8}, {"Sennheiser", 1.15}, {"Apple", 1.2}},
        {"Headphones", "Earbuds", "Speaker", "Soundbar"},
        {"Quiet", "Bass", "Studio", "Flow", "Pulse", "Wave"},
@@ -189,52 +231,81 @@ const std::vector<CategorySpec>& Specs() {
         "spatial audio", "deep bass", "multipoint pairing"},
        {"music", "podcasts", "commuting", "movies", "parties", "hi-fi listening", "calls",
         "the gym"}},
-      {"wearables", 260, 0.5, 0.07, 0.25, false,
+      {"wearables",
+       260,
+       0.5,
+       0.07,
+       0.25,
+       false,
        {{"Garmin", 1.2}, {"Fitbit", 0.7}, {"Apple", 1.25}, {"Samsung", 1.0}},
        {"Smartwatch", "Fitness Tracker", "Sports Watch"},
        {"Fit", "Run", "Active", "Sense", "Venu", "Charge"},
-       {"heart-rate monitor", "GPS", "sleep tracking", "SpO2 sensor", "swim-proof",
-        "7-day battery", "contactless pay", "always-on display"},
+       {"heart-rate monitor", "GPS", "sleep tracking", "SpO2 sensor", "swim-proof", "7-day battery",
+        "contactless pay", "always-on display"},
        {"running", "workouts", "step counting", "marathon training", "cycling", "swimming",
         "health tracking", "hiking"}},
-      {"accessories", 28, 0.6, 0.16, 0.42, true,
+      {"accessories",
+       28,
+       0.6,
+       0.16,
+       0.42,
+       true,
        {{"Anker", 1.0}, {"Belkin", 1.1}, {"Spigen", 0.8}, {"Logitech", 1.2}},
        {"Case", "Charger", "Cable", "Power Bank", "Mouse", "Screen Protector", "Stand"},
        {},
-       {"USB-C", "MagSafe", "braided", "65W", "slim", "shockproof", "tempered glass",
-        "ergonomic"},
-       {"charging", "protection", "your desk", "travel", "everyday carry", "grip",
-        "the office", "cable management"}},
-      {"home", 120, 0.7, 0.13, 0.30, false,
+       {"USB-C", "MagSafe", "braided", "65W", "slim", "shockproof", "tempered glass", "ergonomic"},
+       {"charging", "protection", "your desk", "travel", "everyday carry", "grip", "the office",
+        "cable management"}},
+      {"home",
+       120,
+       0.7,
+       0.13,
+       0.30,
+       false,
        {{"Philips", 1.0}, {"Dyson", 2.0}, {"IKEA", 0.6}, {"Bosch", 1.2}},
        {"Air Purifier", "Vacuum", "Coffee Maker", "Lamp", "Blender", "Kettle", "Toaster"},
        {"Home", "Pure", "Daily", "Smart", "Classic", "Cosy"},
        {"quiet motor", "smart app control", "energy efficient", "HEPA filter", "timer",
         "stainless steel", "cordless", "compact"},
-       {"the kitchen", "cleaning", "coffee", "cooking", "the living room", "fresh air",
-        "breakfast", "cosy evenings"}},
-      {"beauty", 26, 0.6, 0.12, 0.40, true,
+       {"the kitchen", "cleaning", "coffee", "cooking", "the living room", "fresh air", "breakfast",
+        "cosy evenings"}},
+      {"beauty",
+       26,
+       0.6,
+       0.12,
+       0.40,
+       true,
        {{"L'Oreal", 0.9}, {"Nivea", 0.6}, {"Clinique", 1.4}, {"Olay", 1.0}},
        {"Moisturiser", "Serum", "Cleanser", "Shampoo", "Sunscreen", "Night Cream"},
        {"Hydra", "Glow", "Pure", "Revive", "Daily", "Soft"},
-       {"SPF 30", "fragrance-free", "vitamin C", "hyaluronic acid", "vegan",
-        "dermatologist tested", "sensitive skin", "anti-ageing"},
-       {"skincare", "hydration", "a morning routine", "radiant skin", "hair care",
-        "dry skin", "a gentle cleanse", "sun protection"}},
-      {"toys", 38, 0.7, 0.10, 0.30, true,
+       {"SPF 30", "fragrance-free", "vitamin C", "hyaluronic acid", "vegan", "dermatologist tested",
+        "sensitive skin", "anti-ageing"},
+       {"skincare", "hydration", "a morning routine", "radiant skin", "hair care", "dry skin",
+        "a gentle cleanse", "sun protection"}},
+      {"toys",
+       38,
+       0.7,
+       0.10,
+       0.30,
+       true,
        {{"LEGO", 1.4}, {"Hasbro", 1.0}, {"Mattel", 0.9}, {"Playmobil", 1.1}},
        {"Building Set", "Board Game", "Doll", "Action Figure", "Puzzle", "Playset"},
        {"City", "Castle", "Space", "Jungle", "Pirate", "Farm", "Racing"},
        {"ages 6+", "ages 3+", "500 pieces", "family game", "collectible", "STEM learning",
         "glow in the dark", "battery-free"},
-       {"kids", "family game night", "birthdays", "imaginative play", "building",
-        "rainy days", "learning", "children"}},
-      {"books", 16, 0.4, 0.12, 0.20, true,
+       {"kids", "family game night", "birthdays", "imaginative play", "building", "rainy days",
+        "learning", "children"}},
+      {"books",
+       16,
+       0.4,
+       0.12,
+       0.20,
+       true,
        {{"Penguin", 1.0}, {"HarperCollins", 1.05}, {"O'Reilly", 2.4}, {"Vintage", 0.9}},
        {"Novel", "Cookbook", "Thriller", "Biography", "Memoir", "Fantasy"},
        {},
-       {"hardcover", "paperback", "bestseller", "illustrated", "award-winning",
-        "first edition", "large print"},
+       {"hardcover", "paperback", "bestseller", "illustrated", "award-winning", "first edition",
+        "large print"},
        {"readers", "book clubs", "long journeys", "bedtime reading", "literature lovers",
         "history buffs", "home cooks", "gifting"}},
   };
@@ -312,9 +383,9 @@ struct City {
   const char* name;
   double weight;
 };
-const City kCities[] = {{"London", 30},    {"Manchester", 9}, {"Birmingham", 9}, {"Leeds", 6},
-                        {"Glasgow", 6},    {"Bristol", 6},    {"Liverpool", 6},  {"Edinburgh", 6},
-                        {"Cardiff", 5},    {"Belfast", 4},    {"Newcastle", 5},  {"Brighton", 4},
+const City kCities[] = {{"London", 30},   {"Manchester", 9}, {"Birmingham", 9}, {"Leeds", 6},
+                        {"Glasgow", 6},   {"Bristol", 6},    {"Liverpool", 6},  {"Edinburgh", 6},
+                        {"Cardiff", 5},   {"Belfast", 4},    {"Newcastle", 5},  {"Brighton", 4},
                         {"Nottingham", 4}};
 
 // --- The world ---------------------------------------------------------------
@@ -329,10 +400,10 @@ const char* const kReturnReasons[] = {"changed_mind", "damaged", "not_as_describ
 struct Product {
   Item item;
   int category = 0;
-  int brand = 0;            // index into World::brands_
-  int compatible = -1;      // accessories: the brand they fit; -1 universal
-  double popularity = 0;    // relative, within the category
-  double price_ratio = 1;   // price / the category's median
+  int brand = 0;           // index into World::brands_
+  int compatible = -1;     // accessories: the brand they fit; -1 universal
+  double popularity = 0;   // relative, within the category
+  double price_ratio = 1;  // price / the category's median
   bool sensitive = false;
 };
 
@@ -392,8 +463,9 @@ class World {
   // busier in Black Friday week.
   double Discount(int item, int64_t ts) const {
     int64_t week = ts / kWeekMs;
-    uint64_t h = Mix(Mix(o_.seed ^ kPromoStream) ^ (static_cast<uint64_t>(item) * 0x100000001B3ull) ^
-                     Mix(static_cast<uint64_t>(week)));
+    uint64_t h =
+        Mix(Mix(o_.seed ^ kPromoStream) ^ (static_cast<uint64_t>(item) * 0x100000001B3ull) ^
+            Mix(static_cast<uint64_t>(week)));
     double u = static_cast<double>(h >> 11) * 0x1.0p-53;
     int md = MonthDay(DayOf(ts));
     double p_promo = md >= 1120 && md <= 1202 ? 0.45 : 0.2;
@@ -499,17 +571,21 @@ void World::MakeCatalog() {
   }
 
   static const char* const kSensitive[][2] = {
-      {"Prenatal Vitamins", "Folic acid and iron prenatal vitamins for pregnancy and expecting mothers."},
+      {"Prenatal Vitamins",
+       "Folic acid and iron prenatal vitamins for pregnancy and expecting mothers."},
       {"Stretch Mark Cream", "Maternity body cream that soothes skin during pregnancy."},
-      {"Pregnancy Test Kit", "Early pregnancy test with clear digital results for expecting parents."},
-      {"Maternity Support Pillow", "Full-body maternity pillow for comfortable sleep during pregnancy."},
+      {"Pregnancy Test Kit",
+       "Early pregnancy test with clear digital results for expecting parents."},
+      {"Maternity Support Pillow",
+       "Full-body maternity pillow for comfortable sleep during pregnancy."},
   };
-  static const char* const kBookAdjectives[] = {"Silent", "Hidden", "Last", "Golden", "Broken",
-                                                 "Midnight", "Lost", "Wild", "Quiet", "Distant"};
-  static const char* const kBookNouns[] = {"Harbour", "Garden", "Empire", "River", "Kitchen",
-                                           "Mountain", "Letters", "City", "Orchard", "Lighthouse"};
-  static const char* const kTechTopics[] = {"Rust", "Python", "Kubernetes", "SQL", "C++",
-                                            "Machine Learning", "Data Engineering", "Go"};
+  static const char* const kBookAdjectives[] = {"Silent",   "Hidden", "Last", "Golden", "Broken",
+                                                "Midnight", "Lost",   "Wild", "Quiet",  "Distant"};
+  static const char* const kBookNouns[] = {"Harbour", "Garden",    "Empire",  "River",
+                                           "Kitchen", "Mountain",  "Letters", "City",
+                                           "Orchard", "Lighthouse"};
+  static const char* const kTechTopics[] = {"Rust", "Python",           "Kubernetes",       "SQL",
+                                            "C++",  "Machine Learning", "Data Engineering", "Go"};
 
   products_.resize(slots.size());
   std::array<int, kNumCategories> seen{};
@@ -553,10 +629,12 @@ void World::MakeCatalog() {
       description = std::string(kSensitive[which][1]) + " ";
     } else if (c == kBooks) {
       if (brand.name == std::string("O'Reilly")) {
-        title = std::string(rng.Chance(0.5) ? "Learning " : "Practical ") + rng.Pick(std::vector<const char*>(std::begin(kTechTopics), std::end(kTechTopics)));
+        title = std::string(rng.Chance(0.5) ? "Learning " : "Practical ") +
+                kTechTopics[rng.Next() % std::size(kTechTopics)];
         noun = "Guide";
       } else {
-        title = std::string("The ") + kBookAdjectives[rng.Next() % 10] + " " + kBookNouns[rng.Next() % 10];
+        title = std::string("The ") + kBookAdjectives[rng.Next() % 10] + " " +
+                kBookNouns[rng.Next() % 10];
       }
       title += std::string(" (") + noun + ")";
     } else if (c == kAccessories) {
@@ -584,12 +662,15 @@ void World::MakeCatalog() {
     for (const char* f : features) tags.push_back(Slug(f));
     if (p.price_ratio > 1.6) tags.push_back("premium");
     if (p.price_ratio < 0.6) tags.push_back("budget");
-    if (c == kToys || c == kBooks || ((c == kAudio || c == kWearables || c == kBeauty) && rng.Chance(0.3)))
-      tags.push_back("gift");
+    bool giftable = c == kToys || c == kBooks ||
+                    ((c == kAudio || c == kWearables || c == kBeauty) && rng.Chance(0.3));
+    if (giftable && !p.sensitive) tags.push_back("gift");
     if (rng.Chance(0.1)) tags.push_back("new");
-    json attrs = {{"margin", std::round(std::clamp(spec.margin + 0.06 * rng.Normal(), 0.05, 0.45) * 100) / 100},
-                  {"tags", tags},
-                  {"rating", std::round(rng.Uniform(3.2, 5.0) * 10) / 10}};
+    json attrs = {
+        {"margin",
+         std::round(std::clamp(spec.margin + 0.06 * rng.Normal(), 0.05, 0.45) * 100) / 100},
+        {"tags", tags},
+        {"rating", std::round(rng.Uniform(3.2, 5.0) * 10) / 10}};
     if (p.compatible >= 0) attrs["compatible"] = brands_[p.compatible];
     if (p.sensitive) {
       attrs["sensitive"] = "pregnancy";
@@ -599,7 +680,8 @@ void World::MakeCatalog() {
   }
 
   // Popularity: a Zipf curve over a random order within each category.
-  for (size_t i = 0; i < products_.size(); ++i) by_category_[products_[i].category].push_back(static_cast<int>(i));
+  for (size_t i = 0; i < products_.size(); ++i)
+    by_category_[products_[i].category].push_back(static_cast<int>(i));
   for (int c = 0; c < kNumCategories; ++c) {
     std::vector<int> order = by_category_[c];
     for (size_t i = order.size(); i > 1; --i) std::swap(order[i - 1], order[rng.Next() % i]);
@@ -641,8 +723,9 @@ void World::MakePeople() {
     Person& p = people_[i];
     p.id = "c" + std::to_string(i + 1);
     // A few under 21 (age-gated offers need them), most between 25 and 60.
-    p.age = rng.Chance(0.05) ? rng.Int(18, 20)
-                             : std::clamp(static_cast<int>(std::lround(41 + 13 * rng.Normal())), 21, 75);
+    p.age = rng.Chance(0.05)
+                ? rng.Int(18, 20)
+                : std::clamp(static_cast<int>(std::lround(41 + 13 * rng.Normal())), 21, 75);
     double g = rng.Uniform();
     p.gender = g < 0.49 ? "f" : g < 0.97 ? "m" : "x";
     p.city = kCities[rng.Weighted(city_w)].name;
@@ -683,18 +766,26 @@ void World::MakePeople() {
     // brands more likely; its categories become more attractive.
     p.brand_passionate = rng.Chance(0.2);
     if (p.brand_passionate) {
-      int top = static_cast<int>(std::max_element(p.category_weight.begin(), p.category_weight.end()) -
-                                 p.category_weight.begin());
+      int top =
+          static_cast<int>(std::max_element(p.category_weight.begin(), p.category_weight.end()) -
+                           p.category_weight.begin());
       std::vector<double> bw;
+      double bw_total = 0;
       for (const BrandSpec& b : specs[top].brands) {
-        int spans = 0;
-        for (const CategorySpec& s : specs)
-          for (const BrandSpec& sb : s.brands) spans += std::string(sb.name) == b.name;
+        int spans = 0;  // categories where the catalog has this brand
+        int id = Brand(b.name);
+        for (int c = 0; c < kNumCategories; ++c)
+          spans += by_category_brand_.count(c * 1000 + id) > 0;
         bw.push_back(std::pow(spans, 1.5));
+        bw_total += bw.back();
       }
-      p.favourite_brand = Brand(specs[top].brands[rng.Weighted(bw)].name);
-      for (int c = 0; c < kNumCategories; ++c) {
-        if (by_category_brand_.count(c * 1000 + p.favourite_brand)) p.category_weight[c] += 1.0;
+      if (bw_total > 0) {
+        p.favourite_brand = Brand(specs[top].brands[rng.Weighted(bw)].name);
+        for (int c = 0; c < kNumCategories; ++c) {
+          if (by_category_brand_.count(c * 1000 + p.favourite_brand)) p.category_weight[c] += 1.0;
+        }
+      } else {
+        p.brand_passionate = false;
       }
     }
 
@@ -717,7 +808,8 @@ double World::Pref(const Person& p, int cat) const { return p.category_weight[ca
 
 int64_t World::TimeOfDay(const Person& p, Rng& rng, bool* night) const {
   // Night owls shop 22:00-03:00 UTC most of the time; others rarely do.
-  double p_night = p.night_owl >= 0.5 ? 0.6 + 0.35 * (p.night_owl - 0.5) / 0.5 : 0.02 + 0.08 * p.night_owl;
+  double p_night =
+      p.night_owl >= 0.5 ? 0.6 + 0.35 * (p.night_owl - 0.5) / 0.5 : 0.02 + 0.08 * p.night_owl;
   static const int kNightHours[] = {22, 23, 0, 1, 2};
   static const double kNightW[] = {3, 4, 4, 3, 2};
   static const double kDayW[] = {1, 2, 2, 2, 3, 4, 4, 3, 3, 3, 3, 4, 5, 6, 4};  // 07:00-21:00
@@ -811,7 +903,7 @@ void World::FollowUp(Ctx& c, int bought, int64_t after, Rng& rng) {
     }
     Emit(c, kView, item, t, ch, d);
     t += rng.Int64(15, 120) * kSecondMs;
-    if (rng.Chance(0.45)) {
+    if (rng.Chance(0.35)) {
       Emit(c, kAddToCart, item, t, ch, d);
       t += rng.Int64(10, 60) * kSecondMs;
       if (rng.Chance(0.75)) {
@@ -856,7 +948,7 @@ void World::Session(Ctx& c, int64_t t, bool night, Rng& rng) {
 
   double u = rng.Uniform();
   Channel ch;
-  if (!night && u < 0.07) {
+  if (!night && u < 0.04) {
     // In store: bought at the till, nothing browsed online.
     int n = rng.Chance(0.7) ? 1 : 2;
     for (int k = 0; k < n; ++k) {
@@ -864,7 +956,7 @@ void World::Session(Ctx& c, int64_t t, bool night, Rng& rng) {
       t += rng.Int64(1, 5) * kMinuteMs;
     }
     return;
-  } else if (p.consent_email && u < 0.17) {
+  } else if (p.consent_email && u < 0.14) {
     ch = kEmail;
   } else if (rng.Chance(night ? 0.65 : 0.4)) {
     ch = kApp;
@@ -897,7 +989,7 @@ void World::Session(Ctx& c, int64_t t, bool night, Rng& rng) {
 
     // Deal seekers put discounted things in the basket and leave the rest;
     // price puts off everyone but big spenders.
-    double p_cart = 0.11;
+    double p_cart = 0.085;
     p_cart *= d > 0 ? 1 + 2.0 * p.deal_seeker : 1 - 0.8 * p.deal_seeker;
     p_cart *= std::pow(pr.price_ratio, -0.35 * (1 - p.big_spender));
     if (pr.brand == p.favourite_brand) p_cart *= 1.6;
@@ -911,7 +1003,7 @@ void World::Session(Ctx& c, int64_t t, bool night, Rng& rng) {
   }
   for (int item : carted) {
     double d = Discount(item, t);
-    double p_buy = 0.55 * (d > 0 ? 1 + 0.4 * p.deal_seeker : 1 - 0.5 * p.deal_seeker);
+    double p_buy = 0.5 * (d > 0 ? 1 + 0.4 * p.deal_seeker : 1 - 0.5 * p.deal_seeker);
     if (rng.Chance(p_buy)) {
       Buy(c, item, t, ch, rng);
       t += rng.Int64(10, 60) * kSecondMs;
@@ -938,7 +1030,10 @@ void World::MakeEvents(const DemoProgressFn& progress) {
   for (size_t i = 0; i < people_.size(); ++i) {
     const Person& p = people_[i];
     Rng rng(o_.seed, kEventStream, i);
-    Ctx c{static_cast<int>(i), p, {}, *std::max_element(p.category_weight.begin(), p.category_weight.end())};
+    Ctx c{static_cast<int>(i),
+          p,
+          {},
+          *std::max_element(p.category_weight.begin(), p.category_weight.end())};
     if (p.active_to <= p.active_from) continue;
     size_t lo = static_cast<size_t>(std::max<int64_t>(0, DayOf(p.active_from) - first_day));
     size_t hi = static_cast<size_t>(std::max<int64_t>(0, DayOf(p.active_to - 1) - first_day));
@@ -953,14 +1048,15 @@ void World::MakeEvents(const DemoProgressFn& progress) {
     // A new customer's first visit is on the day they sign up.
     if (p.signup_ms >= start_ms_) {
       bool night = false;
-      int64_t t = p.signup_ms + rng.Int64(1, 30) * kMinuteMs;
-      TimeOfDay(p, rng, &night);
+      int64_t t = DayOf(p.signup_ms) * kDayMs + TimeOfDay(p, rng, &night);
+      if (t < p.active_from) t += kDayMs;
       Session(c, t, night, rng);
     }
     for (int s = 0; s < sessions; ++s) {
       double r = rng.Uniform() * total;
-      size_t d = static_cast<size_t>(std::lower_bound(cumulative.begin() + lo, cumulative.begin() + hi + 1, r) -
-                                     cumulative.begin());
+      size_t d = static_cast<size_t>(
+          std::lower_bound(cumulative.begin() + lo, cumulative.begin() + hi + 1, r) -
+          cumulative.begin());
       d = std::min(d, hi);
       bool night = false;
       int64_t t = (first_day + static_cast<int64_t>(d)) * kDayMs + TimeOfDay(p, rng, &night);
@@ -1038,19 +1134,21 @@ Status GenerateDemo(Store& store, const DemoOptions& options, DemoSummary* summa
   for (const Person& p : people) {
     Customer c;
     c.id = p.id;
-    c.attributes_json = json{{"age", p.age},
-                             {"city", p.city},
-                             {"gender", p.gender},
-                             {"segment", kSegments[p.segment]},
-                             {"signup_ms", p.signup_ms}}
-                            .dump();
+    c.attributes_json = json{
+        {"age", p.age},
+        {"city", p.city},
+        {"gender", p.gender},
+        {"segment", kSegments[p.segment]},
+        {"signup_ms",
+         p.signup_ms}}.dump();
     c.consent_json = json{{"personalization", p.consent_personalization},
                           {"email", p.consent_email},
                           {"sensitive", p.consent_sensitive}}
                          .dump();
     c.created_ms = p.signup_ms;
     c.updated_ms = p.signup_ms;
-    if (Status s = bulk->Customer(c); !s.ok()) return Status::Error("demo: customer: " + s.message());
+    if (Status s = bulk->Customer(c); !s.ok())
+      return Status::Error("demo: customer: " + s.message());
     ++out.customers;
 
     std::vector<std::pair<std::string, double>> truth = {
@@ -1064,7 +1162,8 @@ Status GenerateDemo(Store& store, const DemoOptions& options, DemoSummary* summa
         {"sessions_per_week", p.sessions_per_week},
         {std::string("persona:") + personas[p.persona].name, 1.0},
     };
-    if (p.persona2 >= 0) truth.emplace_back(std::string("persona:") + personas[p.persona2].name, 0.5);
+    if (p.persona2 >= 0)
+      truth.emplace_back(std::string("persona:") + personas[p.persona2].name, 0.5);
     if (p.favourite_brand >= 0)
       truth.emplace_back("favourite_brand:" + world.brand_name(p.favourite_brand), 1.0);
     for (const auto& [trait, value] : truth) {
@@ -1091,7 +1190,8 @@ Status GenerateDemo(Store& store, const DemoOptions& options, DemoSummary* summa
     if (r.type == kAddToCart) e.quantity = 1;
     int len = std::snprintf(props, sizeof props, "{\"discount\":%.2f", r.discount);
     if (r.reason >= 0)
-      len += std::snprintf(props + len, sizeof props - len, ",\"reason\":\"%s\"", kReturnReasons[r.reason]);
+      len += std::snprintf(props + len, sizeof props - len, ",\"reason\":\"%s\"",
+                           kReturnReasons[r.reason]);
     if (r.gift_wrap) len += std::snprintf(props + len, sizeof props - len, ",\"gift_wrap\":true");
     std::snprintf(props + len, sizeof props - len, "}");
     e.properties_json = props;

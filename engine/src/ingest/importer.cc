@@ -25,7 +25,8 @@ constexpr int64_t kProgressEveryRows = 4096;
 
 std::string_view Trim(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r')) s.remove_suffix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r'))
+    s.remove_suffix(1);
   return s;
 }
 
@@ -45,7 +46,8 @@ std::string Quote(std::string_view s) {
 
 // True for a value that means "not given": JSON null or an empty/blank string.
 bool Absent(const json* v) {
-  return v == nullptr || v->is_null() || (v->is_string() && Trim(v->get_ref<const std::string&>()).empty());
+  return v == nullptr || v->is_null() ||
+         (v->is_string() && Trim(v->get_ref<const std::string&>()).empty());
 }
 
 const json* Find(const json& row, const char* key) {
@@ -404,7 +406,8 @@ class Loader {
       RowError(line, err);
       return Status::Ok();
     }
-    if (!s.ok()) return Status::Error(options_.path + ":" + std::to_string(line) + ": " + s.message());
+    if (!s.ok())
+      return Status::Error(options_.path + ":" + std::to_string(line) + ": " + s.message());
     ++summary_->imported;
     return Status::Ok();
   }
@@ -450,8 +453,8 @@ Status ImportCsv(std::istream& in, Loader& loader, const ImportOptions& options,
   for (size_t i = 0; i < header.size(); ++i) {
     header[i] = std::string(Trim(header[i]));
     if (header[i].empty())
-      return Status::Error(options.path + ":" + std::to_string(reader.line()) + ": header: column " +
-                           std::to_string(i + 1) + " has no name");
+      return Status::Error(options.path + ":" + std::to_string(reader.line()) +
+                           ": header: column " + std::to_string(i + 1) + " has no name");
     for (size_t j = 0; j < i; ++j) {
       if (header[j] == header[i])
         return Status::Error(options.path + ":" + std::to_string(reader.line()) +
@@ -466,8 +469,8 @@ Status ImportCsv(std::istream& in, Loader& loader, const ImportOptions& options,
       std::string have;
       for (const auto& h : header) have += (have.empty() ? "" : ", ") + h;
       return Status::Error(options.path + ":" + std::to_string(reader.line()) +
-                           ": header: missing required column " + Quote(alternatives[0]) +
-                           " for " + ImportKindName(options.kind) + " (columns: " + have + ")");
+                           ": header: missing required column " + Quote(alternatives[0]) + " for " +
+                           ImportKindName(options.kind) + " (columns: " + have + ")");
     }
   }
 
@@ -563,8 +566,8 @@ const char* ImportKindName(ImportKind kind) {
 
 const std::vector<std::string>& KnownEventTypes() {
   static const std::vector<std::string> kTypes = {
-      "view",   "click",      "add_to_cart", "purchase",    "return",  "chat",
-      "search", "impression", "offer_click", "convert",     "dismiss"};
+      "view",   "click",      "add_to_cart", "purchase", "return", "chat",
+      "search", "impression", "offer_click", "convert",  "dismiss"};
   return kTypes;
 }
 
@@ -582,7 +585,7 @@ Status Import(Store& store, const ImportOptions& options, ImportSummary* summary
   if (format == ImportFormat::kAuto) {
     std::string ext = Lower(std::filesystem::path(options.path).extension().string());
     format = ext == ".jsonl" || ext == ".ndjson" || ext == ".json" ? ImportFormat::kJsonl
-                                                                    : ImportFormat::kCsv;
+                                                                   : ImportFormat::kCsv;
   }
   summary->format = format;
 

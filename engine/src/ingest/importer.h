@@ -39,7 +39,7 @@ struct ImportOptions {
   ImportKind kind = ImportKind::kEvents;
   std::string path;
   ImportFormat format = ImportFormat::kAuto;  // kAuto: from the extension (.jsonl/.ndjson: JSONL)
-  size_t max_errors = 20;  // error messages kept in the summary; all are counted
+  size_t max_errors = 20;                     // error messages kept in the summary; all are counted
 };
 
 struct ImportProgress {
@@ -53,7 +53,7 @@ struct ImportSummary {
   int64_t read = 0;                          // data rows seen (header not counted)
   int64_t imported = 0;
   int64_t skipped = 0;
-  int64_t customers_created = 0;  // bare customer rows added for events of unknown customers
+  int64_t customers_created = 0;    // bare customer rows added for events of unknown customers
   std::vector<std::string> errors;  // "FILE:LINE: message", the first max_errors of them
   double seconds = 0;
 };

@@ -247,13 +247,20 @@ std::variant<Request, ApiError> ParseRequest(std::string_view body, size_t max_b
     req.type = Request::Type::kProfileGet;
     f.Id("customer", &req.customer, true);
     f.NoOthers();
+  } else if (type == TAILOR_MSG_EXPLAIN) {
+    req.type = Request::Type::kExplain;
+    f.Id("decision", &req.decision, true);
+    f.NoOthers();
+  } else if (type == TAILOR_MSG_RULES_RELOAD) {
+    req.type = Request::Type::kReload;
+    f.NoOthers();
   } else if (type == TAILOR_MSG_HEALTH || type == TAILOR_MSG_STATS) {
     req.type = type == TAILOR_MSG_HEALTH ? Request::Type::kHealth : Request::Type::kStats;
     f.NoOthers();
   } else {
     return ApiError{
         TAILOR_ERR_UNKNOWN_TYPE, "type",
-        "unknown message type '" + type + "' (known: decide, event, profile.get, health, stats)"};
+        "unknown message type '" + type + "' (known: decide, event, profile.get, explain, rules.reload, health, stats)"};
   }
   if (f.error()) return *f.error();
   return req;

@@ -31,12 +31,13 @@ struct DecideRequest {
 };
 
 struct Request {
-  enum class Type { kDecide, kEvent, kProfileGet, kHealth, kStats };
+  enum class Type { kDecide, kEvent, kProfileGet, kHealth, kStats, kExplain, kReload };
   Type type = Type::kHealth;
   std::string id;
   DecideRequest decide;  // kDecide
   Event event;           // kEvent
   std::string customer;  // kProfileGet
+  std::string decision;  // kExplain
 };
 
 // Event types the engine accepts; anything else is rejected naming the list.

@@ -40,6 +40,10 @@ const char* TypeName(Request::Type t) {
       return "health";
     case Request::Type::kStats:
       return "stats";
+    case Request::Type::kExplain:
+      return "explain";
+    case Request::Type::kReload:
+      return "rules.reload";
   }
   return "unknown";
 }
@@ -68,6 +72,33 @@ struct Server::Impl {
   std::atomic<bool> events_drain{false};
 
   Impl(Engine* e, ServiceConfig c) : engine(e), config(std::move(c)) {}
+
+  // Reload offers, rules and journeys; the reply lists every error, and on
+  // any error the old set keeps serving.
+  std::string ReloadReply(const std::string& id) {
+    std::vector<std::string> errors = engine->Reload();
+    if (!errors.empty()) {
+      engine->metrics().counters.Add(std::string("errors.") + TAILOR_ERR_RELOAD_FAILED);
+      for (const auto& e : errors) log::Warn("reload", e);
+      json j = {{"v", TAILOR_SCHEMA_VERSION},
+                {"id", id.empty() ? json(nullptr) : json(id)},
+                {"error",
+                 {{"code", TAILOR_ERR_RELOAD_FAILED},
+                  {"field", ""},
+                  {"message", std::to_string(errors.size()) +
+                                  " error(s); the previous offers, rules and journeys keep "
+                                  "serving"},
+                  {"errors", errors}}}};
+      return Dump(j);
+    }
+    auto snap = engine->snapshot();
+    return Dump({{"v", TAILOR_SCHEMA_VERSION},
+                 {"id", id},
+                 {"reloaded", true},
+                 {"snapshot", snap->version},
+                 {"offers", snap->catalog->offers.size()},
+                 {"rules", snap->rules ? snap->rules->rules().size() : 0}});
+  }
 
   // Handles one request body; never throws.
   std::string Handle(std::string_view body) {
@@ -110,6 +141,16 @@ struct Server::Impl {
           return Dump({{"v", TAILOR_SCHEMA_VERSION}, {"id", id}, {"health", engine->Health()}});
         case Request::Type::kStats:
           return Dump({{"v", TAILOR_SCHEMA_VERSION}, {"id", id}, {"stats", engine->Stats()}});
+        case Request::Type::kExplain: {
+          auto out = engine->Explain(req.decision);
+          if (auto* err = std::get_if<ApiError>(&out)) {
+            m.counters.Add("errors." + err->code);
+            return ErrorReply(id, *err);
+          }
+          return Dump({{"v", TAILOR_SCHEMA_VERSION}, {"id", id}, {"explain", std::get<json>(out)}});
+        }
+        case Request::Type::kReload:
+          return ReloadReply(id);
       }
     } catch (const std::exception& e) {
       // A bug, not a client error: answer, count, log, keep serving.
@@ -215,7 +256,7 @@ Status Server::Bind() {
   return Status::Ok();
 }
 
-void Server::Run(const std::atomic<bool>* stop) {
+void Server::Run(const std::atomic<bool>* stop, std::atomic<bool>* reload) {
   Impl& s = *impl_;
   std::vector<std::thread> workers;
   for (int i = 0; i < s.config.workers; ++i) workers.emplace_back([&s] { s.WorkerLoop(); });
@@ -227,6 +268,7 @@ void Server::Run(const std::atomic<bool>* stop) {
   int64_t in_flight = 0;
   int64_t last_request = now_ms();
   int64_t drain_started = 0;
+  int64_t last_outbound = 0;
   for (;;) {
     Poll(items, 2);
     if (items[0].revents & ZMQ_POLLIN) {
@@ -248,6 +290,22 @@ void Server::Run(const std::atomic<bool>* stop) {
         --in_flight;
         zmq::send_multipart(s.frontend, frames, zmq::send_flags::dontwait);
       }
+    }
+    // Journey steps that are due go out on the PUB socket (this thread owns it).
+    if (int64_t now = now_ms(); now - last_outbound >= 100) {
+      last_outbound = now;
+      for (const std::string& msg : s.engine->TakeDueOutbound(256)) {
+        s.outbound.send(zmq::buffer(msg), zmq::send_flags::dontwait);
+        s.engine->metrics().counters.Add("outbound.sent");
+      }
+    }
+    if (reload && reload->exchange(false)) {
+      // SIGHUP: same path as the rules.reload message, answered in the log.
+      std::vector<std::string> errors = s.engine->Reload();
+      for (const auto& e : errors) log::Warn("reload", e);
+      if (!errors.empty())
+        log::Error("reload", std::to_string(errors.size()) +
+                                 " error(s); the previous set keeps serving");
     }
     if (stop->load()) {
       int64_t now = now_ms();

@@ -33,7 +33,8 @@ class Server {
   // Serves until *stop becomes true, then drains: answers every request
   // already received or still arriving within a short quiet period, stores
   // every queued event, and returns.
-  void Run(const std::atomic<bool>* stop);
+  // *reload (optional) set to true asks for a reload (SIGHUP).
+  void Run(const std::atomic<bool>* stop, std::atomic<bool>* reload = nullptr);
 
  private:
   struct Impl;

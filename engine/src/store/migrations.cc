@@ -84,6 +84,22 @@ CREATE TABLE demo_truth (
   PRIMARY KEY (customer_id, trait)
 ) WITHOUT ROWID;
 )sql"},
+      {3, "decision traces and journey steps", R"sql(
+-- Why each candidate was shown or suppressed, for `explain`.
+ALTER TABLE decisions ADD COLUMN trace TEXT NOT NULL DEFAULT '{}';
+-- Outbound journey steps waiting for their time; sent_ms stays NULL until the
+-- step is published, so pending steps survive a restart.
+CREATE TABLE journey_steps (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  customer_id TEXT NOT NULL,
+  journey TEXT NOT NULL,
+  step TEXT NOT NULL,
+  due_ms INTEGER NOT NULL,
+  payload TEXT NOT NULL DEFAULT '{}',
+  sent_ms INTEGER
+);
+CREATE INDEX journey_steps_pending ON journey_steps(sent_ms, due_ms);
+)sql"},
   };
   return kMigrations;
 }

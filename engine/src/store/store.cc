@@ -125,7 +125,7 @@ const char* const kUpsertOffer =
     "ON CONFLICT(id) DO UPDATE SET definition=excluded.definition";
 const char* const kInsertDecision =
     "INSERT OR REPLACE INTO decisions(id, customer_id, channel, placement, ts_ms, request, "
-    "response) VALUES (?,?,?,?,?,?,?)";
+    "response, trace) VALUES (?,?,?,?,?,?,?,?)";
 const char* const kUpsertTruth =
     "INSERT OR REPLACE INTO demo_truth(customer_id, trait, value) VALUES (?,?,?)";
 
@@ -283,7 +283,8 @@ struct Store::Impl {
               .Text(4, d.placement)
               .Int(5, d.ts_ms)
               .Text(6, d.request_json)
-              .Text(7, d.response_json);
+              .Text(7, d.response_json)
+              .Text(8, d.trace_json.empty() ? std::string("{}") : d.trace_json);
           if (Status s = insert_decision.Run(); !s.ok())
             log::Error("store", "decision " + d.id + " not logged: " + s.message());
         }
@@ -577,12 +578,12 @@ std::optional<DecisionRecord> Store::GetDecision(const std::string& id) {
   Impl::Reader r(impl_.get());
   if (!r.db()) return std::nullopt;
   Stmt st(r.db(),
-          "SELECT id, customer_id, channel, placement, ts_ms, request, response FROM decisions "
-          "WHERE id=?");
+          "SELECT id, customer_id, channel, placement, ts_ms, request, response, trace FROM "
+          "decisions WHERE id=?");
   st.Text(1, id);
   if (st.Step() != SQLITE_ROW) return std::nullopt;
-  return DecisionRecord{st.Col(0),    st.Col(1), st.Col(2), st.Col(3),
-                        st.ColInt(4), st.Col(5), st.Col(6)};
+  return DecisionRecord{st.Col(0), st.Col(1), st.Col(2), st.Col(3),
+                        st.ColInt(4), st.Col(5), st.Col(6), st.Col(7)};
 }
 
 std::vector<Item> Store::LoadItems() {

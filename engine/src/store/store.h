@@ -73,6 +73,7 @@ struct DecisionRecord {
   int64_t ts_ms = 0;
   std::string request_json;
   std::string response_json;  // offers with their `why`
+  std::string trace_json = "{}";  // every candidate: shown or suppressed, and why
 };
 
 struct ModelRecord {

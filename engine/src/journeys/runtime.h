@@ -1,0 +1,110 @@
+// Per-customer journey state: which journey and stage each customer is in,
+// their recent contacts, and the outbound steps waiting for their time.
+//
+// Storage: journey_state (one row per customer and journey, written through
+// on every change) and journey_steps (scheduled outbound steps and
+// inactivity timers; sent_ms stays NULL until taken, so pending steps survive
+// a restart). The runtime owns its own SQLite connections to the store file;
+// the Store must have created the schema first.
+//
+// Contacts are not stored separately: they are the customer's `impression`
+// events that carry a channel (read from the events table when the customer
+// is first loaded, then counted in memory as OnEvent sees them) plus the
+// outbound steps already taken. Impressions with the same timestamp on the
+// same channel are one contact (a page showing three offers contacts the
+// customer once); this also keeps an event seen both by the load and by
+// OnEvent from counting twice.
+//
+// Threads: OnEvent from the event paths, Check and StagesOf from any number of
+// decision workers at once, TakeDue from one server thread. State is sharded
+// by customer behind shared mutexes; Check takes a shared lock and does no
+// SQL once the customer is loaded. Writes are group-committed by whichever
+// caller gets the connection first, outside the shard locks, in the order
+// the changes were made.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "common/status.h"
+#include "journeys/journeys.h"
+#include "store/store.h"
+
+namespace tailor {
+
+class JourneyRuntime {
+ public:
+  struct Options {
+    // Customers kept in memory; past this an arbitrary one is dropped from its
+    // shard (its state is in the store and is reloaded when needed).
+    size_t max_customers = 200'000;
+    int busy_timeout_ms = 10'000;
+  };
+
+  // Opens connections to an existing store file. Returns null and sets *err
+  // when the file cannot be opened or has no journey tables.
+  static std::unique_ptr<JourneyRuntime> Open(const std::string& store_path, std::string* err);
+  static std::unique_ptr<JourneyRuntime> Open(const std::string& store_path, const Options& options,
+                                              std::string* err);
+  ~JourneyRuntime();
+  JourneyRuntime(const JourneyRuntime&) = delete;
+  JourneyRuntime& operator=(const JourneyRuntime&) = delete;
+
+  // Call after the event is durable. Counts impressions as contacts, enters
+  // journeys whose entry triggers match, applies the first matching transition
+  // of each journey the customer is in, persists the new state and schedules
+  // the outbound steps and inactivity timers of every stage entered. The
+  // event's ts_ms is the time of all of this. `category` is the category of
+  // the event's item or offer (the caller knows the catalog); when empty, the
+  // event's properties.category is used. Returns the first storage error.
+  Status OnEvent(const Journeys& journeys, const Event& event, const std::string& category = {});
+
+  struct Verdict {
+    bool allowed = true;
+    std::string reason;  // why not, when !allowed
+    // The journey and stage that decided: the one that refused, or else the
+    // first (in journey order) the customer is in; empty when in none.
+    std::string journey, stage;
+  };
+  // Hot path, once per candidate: may this customer be shown this offer (or
+  // item: offer_id empty) of this category on this channel now? A customer in
+  // no journey is always allowed. The first call for a customer loads its
+  // state (SQL); later calls only read memory. Never throws; when the state
+  // cannot be loaded the candidate is allowed (journeys never block serving).
+  Verdict Check(const Journeys& journeys, const std::string& customer_id,
+                const std::string& channel, const std::string& offer_id,
+                const std::string& category, int64_t now_ms);
+
+  // {journey, stage} for every journey the customer is in, in journey order;
+  // journeys that no longer exist in `journeys` are skipped.
+  std::vector<std::pair<std::string, std::string>> StagesOf(const Journeys& journeys,
+                                                            const std::string& customer_id);
+
+  // Takes up to `max` steps due at now_ms, marks them sent and returns the
+  // messages to publish, e.g.
+  //   {"v":1,"type":"outbound","id":17,"customer":"c42","journey":"post_purchase",
+  //    "stage":"purchase","step":"accessory_email","channel":"email",
+  //    "offer":"o_accessory_addon","due":"2026-11-25T21:15:00.000Z","due_ms":...}
+  // A step is cancelled instead (marked, not returned) when the customer has
+  // left the journey (or, with requires_stage, the stage), the journey or step
+  // no longer exists, or the customer's consent says "<channel>": false. A
+  // step over a contact cap of the customer's current stage is moved to when
+  // the cap frees. Inactivity timers that find the customer idle move them
+  // (which may schedule more steps). At most once: a crash after this returns
+  // and before publishing loses those messages rather than sending twice.
+  std::vector<std::string> TakeDue(const Journeys& journeys, int64_t now_ms, size_t max);
+
+  // Drops every cached customer (tests; after profile.delete the caller also
+  // deletes the rows).
+  void ClearCache();
+
+ private:
+  struct Impl;
+  explicit JourneyRuntime(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace tailor
