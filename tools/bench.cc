@@ -16,7 +16,9 @@
 #include "commands.h"
 #include "common/time.h"
 #include "runtime.h"
+#include "rules/rules.h"
 #include "service/server.h"
+#include "store/store.h"
 
 namespace tailor::cli {
 namespace {
@@ -192,6 +194,87 @@ void RunBench(const BenchArgs& a) {
   }
 }
 
+// The rules stage alone: Begin + every candidate through every eligible and
+// score hook + finalize + End, with the shipped rules, on synthetic offers.
+void RunBenchRules(const BenchArgs& a) {
+  std::vector<std::string> errors;
+  auto cfg = LoadConfig(a.config, "", &errors);
+  if (!cfg) Fail(errors.empty() ? "config error" : errors.front());
+  auto rules = RuleSet::Load(cfg->rules_dir, cfg->rule_limits, &errors);
+  if (!rules) Fail(errors.empty() ? "rules error" : errors.front());
+  Profile profile;
+  profile.known = true;
+  profile.customer.id = "bench";
+  profile.customer.attributes_json = R"({"age":35,"dna":{"deal_seeker":"high","night_owl":"high"}})";
+  profile.customer.consent_json = R"({"personalization":true,"sensitive":true})";
+  int64_t now = now_ms();
+  for (int i = 0; i < 50; ++i) {
+    Event e;
+    e.customer_id = "bench";
+    e.type = i % 5 == 0 ? "purchase" : (i % 2 ? "impression" : "view");
+    e.offer_id = "o" + std::to_string(i % 40);
+    e.item_id = "i" + std::to_string(i);
+    e.ts_ms = now - (50 - i) * 3600 * 1000LL;
+    profile.recent.push_back(e);
+  }
+  json out = {{"benchmark", "rules"}, {"rules", rules->rules().size()}, {"results", json::array()}};
+  std::printf("rules stage, %zu shipped rules, per request (Begin, all candidates, finalize, End)\n",
+              rules->rules().size());
+  std::printf("%-12s %10s %10s %10s %14s\n", "candidates", "p50 us", "p99 us", "max us",
+              "p50 ns/cand");
+  for (int n : {100, 1000}) {
+    auto cat = std::make_shared<Catalog>();
+    const char* cats[] = {"phones", "laptops", "audio", "beauty", "toys"};
+    for (int i = 0; i < n; ++i) {
+      Offer o;
+      o.id = "o" + std::to_string(i);
+      o.category = cats[i % 5];
+      o.value = 10 + i % 90;
+      if (i % 7 == 0) o.tags["sensitive"] = "pregnancy";
+      if (i % 3 == 0) o.discount = std::make_pair(0.1, 0.3);
+      cat->offers.push_back(o);
+    }
+    for (size_t i = 0; i < cat->offers.size(); ++i) cat->offer_index[cat->offers[i].id] = i;
+    RuleRuntime rt(rules, cat);
+    if (!rt.ok()) Fail("rule runtime failed to start");
+    RuleRequest req;
+    req.profile = &profile;
+    req.personalised = true;
+    req.customer_id = "bench";
+    req.channel = "web";
+    req.placement = "home";
+    req.context_json = R"({"hour":23,"intent":"upgrade_phone","device":"mobile"})";
+    req.now_ms = now;
+    int iterations = n == 100 ? 3000 : 400;
+    Summary sum = Measure("rules, " + std::to_string(n) + " candidates", iterations / 10,
+                          iterations, [&](int) {
+                            rt.Begin(req);
+                            std::vector<RuleRuntime::Ranked> ranked;
+                            for (int i = 0; i < n; ++i) {
+                              RuleEffect fx = rt.Evaluate(static_cast<size_t>(i), i, -1, 0.5);
+                              if (!fx.vetoed && ranked.size() < 20)
+                                ranked.push_back({static_cast<size_t>(i), cat->offers[i].id,
+                                                  0.5 * fx.levers, cat->offers[i].category});
+                            }
+                            std::vector<std::string> notes;
+                            rt.Finalize(&ranked, &notes);
+                            rt.End();
+                          });
+    json j = sum.ToJson();
+    j["candidates"] = n;
+    j["p50_ns_per_candidate"] = j["p50_us"].get<double>() * 1000.0 / n;
+    std::printf("%-12d %10.1f %10.1f %10.1f %14.0f\n", n, j["p50_us"].get<double>(),
+                j["p99_us"].get<double>(), j["max_us"].get<double>(),
+                j["p50_ns_per_candidate"].get<double>());
+    out["results"].push_back(j);
+  }
+  if (!a.json_out.empty()) {
+    std::ofstream f(a.json_out);
+    f << out.dump(2) << "\n";
+    std::printf("wrote %s\n", a.json_out.c_str());
+  }
+}
+
 }  // namespace
 
 void RegisterBench(CLI::App& app) {
@@ -209,6 +292,11 @@ void RegisterBench(CLI::App& app) {
   d->add_option("--warmup", a->warmup, "warm-up requests")->capture_default_str();
   d->add_option("--json", a->json_out, "write the figures as JSON here");
   d->callback([a] { RunBench(*a); });
+  CLI::App* r = b->add_subcommand("rules", "Cost of the rules stage at 100 and 1,000 candidates");
+  r->add_option("-c,--config", a->config, "engine config (its rules directory)")
+      ->capture_default_str();
+  r->add_option("--json", a->json_out, "write the figures as JSON here");
+  r->callback([a] { RunBenchRules(*a); });
 }
 
 }  // namespace tailor::cli

@@ -420,6 +420,8 @@ std::optional<EngineConfig> LoadConfig(const std::string& path,
         f.Num("weight", &p.weight, 0, 100);
         f.Num("value_exponent", &p.value_exponent, 0, 10);
         f.Integer("max_candidates", &p.max_candidates, 1, 1000000);
+        p.rules_candidates = p.kind == PlacementConfig::Kind::kItems ? 200 : 0;
+        f.Integer("rules_candidates", &p.rules_candidates, 0, 1000000);
         f.StrList("channels", &p.channels);
         f.Done();
         cfg.placements[p.name] = std::move(p);

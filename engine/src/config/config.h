@@ -39,6 +39,9 @@ struct PlacementConfig {
   double weight = 1.0;                // context weight C for everything shown here
   double value_exponent = 1.0;        // V = (value / max value) ^ value_exponent
   size_t max_candidates = 2000;       // items placements: catalog items scored at most
+  // Journeys and rules judge only this many best candidates (0 = all); the
+  // others are never shown. Default: all for offers, 200 for items.
+  size_t rules_candidates = 0;
   std::vector<std::string> channels;  // empty = any channel
 };
 

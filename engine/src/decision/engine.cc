@@ -70,6 +70,7 @@ struct Scratch {
   std::vector<double> propensity;
   std::vector<double> levers;
   std::vector<char> vetoed;
+  std::vector<char> evaluate;  // judged by journeys and rules
   std::vector<std::vector<std::string>> notes;  // rule reasons per candidate
   std::vector<double> weighted_sum;
   std::vector<float> all_scores;  // plugin-major: [plugin][candidate]
@@ -369,10 +370,30 @@ std::variant<json, ApiError> Engine::Decide(const DecideRequest& req, DecideOpti
   s.vetoed.assign(n, 0);
   if (s.notes.size() < n) s.notes.resize(n);
   s.order.clear();
+  // Large item placements: journeys and rules judge only the best
+  // rules_candidates by P x C x V; the rest are not shown at all, so nothing
+  // reaches a customer unchecked.
+  s.evaluate.assign(n, 1);
+  if ((rules || journeys) && placement.rules_candidates > 0 && n > placement.rules_candidates) {
+    std::vector<std::pair<double, size_t>> base(n);
+    for (size_t i = 0; i < n; ++i) {
+      double P = weight_total > 0 ? s.weighted_sum[i] / weight_total : cfg.fallback_propensity;
+      base[i] = {P * s.context[i] * std::pow(s.values[i] / max_value, placement.value_exponent),
+                 i};
+    }
+    std::nth_element(base.begin(), base.begin() + static_cast<std::ptrdiff_t>(placement.rules_candidates),
+                     base.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
+    std::fill(s.evaluate.begin(), s.evaluate.end(), 0);
+    for (size_t k = 0; k < placement.rules_candidates; ++k) s.evaluate[base[k].second] = 1;
+  }
   for (size_t i = 0; i < n; ++i) {
     s.notes[i].clear();
     double P = weight_total > 0 ? s.weighted_sum[i] / weight_total : cfg.fallback_propensity;
     s.propensity[i] = P;
+    if (!s.evaluate[i]) {
+      s.priority[i] = P * s.context[i] * std::pow(s.values[i] / max_value, placement.value_exponent);
+      continue;
+    }
     // Journeys first: a stage that does not allow this offer (or a contact
     // cap) suppresses it before any rule runs.
     if (journeys && s.offer_index[i] >= 0) {

@@ -12,6 +12,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <string_view>
 
 #include "common/log.h"
 #include "common/time.h"
@@ -43,8 +44,10 @@ struct Sandbox {
   // Budget of the call in progress.
   int64_t instructions = 0;
   int64_t max_instructions = 0;
-  int64_t deadline_ns = 0;
+  int64_t deadline_ns = 0;  // 0 until the first hook check of the call
+  int64_t time_ns = 0;
   bool aborted = false;
+  bool hooked = false;      // the count hook is installed at kHookEvery
   bool loading = false;  // `rule {}` is only callable while loading files
   // Declared rules, in order (filled while loading).
   struct Declared {
@@ -89,8 +92,11 @@ void* Alloc(void* ud, void* ptr, size_t osize, size_t nsize) {
 void Hook(lua_State* L, lua_Debug*) {
   Sandbox* sb = SandboxOf(L);
   sb->instructions += sb->aborted ? 1 : kHookEvery;
-  if (!sb->aborted &&
-      (sb->instructions > sb->max_instructions || mono_ns() > sb->deadline_ns)) {
+  // The clock starts at the first check: most hook calls finish before it,
+  // and reading the clock on every call would cost more than the rule.
+  int64_t now = mono_ns();
+  if (sb->deadline_ns == 0) sb->deadline_ns = now + sb->time_ns;
+  if (!sb->aborted && (sb->instructions > sb->max_instructions || now > sb->deadline_ns)) {
     sb->aborted = true;
     lua_sethook(L, Hook, LUA_MASKCOUNT, 1);
   }
@@ -205,16 +211,20 @@ int64_t WindowMs(lua_State* L, int idx) {
 // events of that type (about that offer or item, within the window).
 int HistoryCount(lua_State* L) {
   Sandbox* sb = SandboxOf(L);
-  const char* type = luaL_checkstring(L, 1);
-  const char* id = lua_isnoneornil(L, 2) ? nullptr : luaL_checkstring(L, 2);
+  size_t type_len = 0, id_len = 0;
+  const char* type_c = luaL_checklstring(L, 1, &type_len);
+  const char* id_c = lua_isnoneornil(L, 2) ? nullptr : luaL_checklstring(L, 2, &id_len);
+  std::string_view type(type_c, type_len), id(id_c ? id_c : "", id_len);
   int64_t window = WindowMs(L, 3);
   const RuleRequest* r = sb->request;
   int64_t n = 0;
   if (r && r->profile && r->personalised) {
+    // Cheapest tests first: time, then lengths, then bytes.
     for (const Event& e : r->profile->recent) {
-      if (e.type != type) continue;
-      if (id && e.offer_id != id && e.item_id != id) continue;
       if (r->now_ms - e.ts_ms > window) continue;
+      if (std::string_view(e.type) != type) continue;
+      if (id_c && std::string_view(e.offer_id) != id && std::string_view(e.item_id) != id)
+        continue;
       ++n;
     }
   }
@@ -327,16 +337,22 @@ void PushEnv(lua_State* L) {
 void Arm(Sandbox* sb, lua_State* L, const RuleLimits& lim) {
   sb->instructions = 0;
   sb->max_instructions = lim.instructions;
-  sb->deadline_ns = mono_ns() + lim.time_us * 1000;
-  sb->aborted = false;
+  sb->deadline_ns = 0;
+  sb->time_ns = lim.time_us * 1000;
   sb->memory_hit = false;
   sb->call_limit = sb->used + lim.call_memory;
-  lua_sethook(L, Hook, LUA_MASKCOUNT, kHookEvery);
+  // The hook stays installed between calls (only Lua code runs it); it is
+  // reinstalled after an abort switched it to every instruction.
+  if (!sb->hooked || sb->aborted) {
+    lua_sethook(L, Hook, LUA_MASKCOUNT, kHookEvery);
+    sb->hooked = true;
+  }
+  sb->aborted = false;
 }
 
 // Why a protected call failed: "timeout", "memory" or "error".
 const char* Disarm(Sandbox* sb, lua_State* L, int rc) {
-  lua_sethook(L, nullptr, 0, 0);
+  (void)L;
   sb->call_limit = std::numeric_limits<size_t>::max();
   if (rc == LUA_OK) return nullptr;
   if (sb->aborted) return "timeout";
