@@ -50,8 +50,13 @@ std::string FileFirst(const std::string& note) {
   std::string hook = name_end == std::string::npos ? "" : head.substr(name_end + 2);
   size_t line_end = where_and_msg.find(": ", where_and_msg.find(".lua:") + 5);
   if (line_end == std::string::npos) return where_and_msg;
-  return where_and_msg.substr(0, line_end) + ": rule '" + name + "' (" + hook + "): " +
-         where_and_msg.substr(line_end + 2);
+  return where_and_msg.substr(0, line_end) + ": rule '" + name + "' (" + hook +
+         "): " + where_and_msg.substr(line_end + 2);
+}
+
+// --config accepts the config file or the folder holding tailor.yaml.
+std::string ConfigFile(const std::string& path) {
+  return std::filesystem::is_directory(path) ? path + "/tailor.yaml" : path;
 }
 
 // A throwaway store with one known, consenting customer, for the dry run.
@@ -74,7 +79,8 @@ std::unique_ptr<Store> DryRunStore(const std::string& path) {
   return store;
 }
 
-void RunCheck(const CheckArgs& a) {
+void RunCheck(CheckArgs a) {
+  a.config = ConfigFile(a.config);
   std::vector<std::string> errors;
   auto cfg = LoadConfig(a.config, DefaultPluginDir(), &errors);
   if (cfg && !a.rules_dir.empty()) cfg->rules_dir = a.rules_dir;
@@ -142,8 +148,7 @@ void RunCheck(const CheckArgs& a) {
     throw CLI::RuntimeError(1);
   }
   std::cout << "ok: " << a.config << ", " << cfg->offers.size() << " offers, "
-            << cfg->placements.size() << " placements, " << rule_count
-            << " rules; dry run clean\n";
+            << cfg->placements.size() << " placements, " << rule_count << " rules; dry run clean\n";
 }
 
 struct TestArgs {
@@ -152,20 +157,18 @@ struct TestArgs {
 };
 
 void PrintTrace(const json& reply) {
-  std::printf("decision %s (%s, %d candidates, snapshot %d)\n",
-              reply.value("decision", "").c_str(),
+  std::printf("decision %s (%s, %d candidates, snapshot %d)\n", reply.value("decision", "").c_str(),
               reply.value("personalised", false) ? "personalised" : "not personalised",
               reply.value("candidates", 0), reply["trace"].value("snapshot", 0));
   for (const json& t : reply["trace"]["entries"]) {
     const json& why = t["why"];
-    std::string what = t.contains("offer") ? t["offer"].get<std::string>()
-                                           : t.value("item", std::string("?"));
+    std::string what =
+        t.contains("offer") ? t["offer"].get<std::string>() : t.value("item", std::string("?"));
     std::string status = t.value("status", "");
     if (t.contains("rank")) status += " #" + std::to_string(t["rank"].get<int>());
-    std::printf("%-14s %-24s priority %.4f = P %.3f x C %.2f x V %.3f x L %.3f\n",
-                status.c_str(), what.c_str(), why.value("priority", 0.0),
-                why.value("propensity", 0.0), why.value("context", 0.0),
-                why.value("value", 0.0), why.value("levers", 0.0));
+    std::printf("%-14s %-24s priority %.4f = P %.3f x C %.2f x V %.3f x L %.3f\n", status.c_str(),
+                what.c_str(), why.value("priority", 0.0), why.value("propensity", 0.0),
+                why.value("context", 0.0), why.value("value", 0.0), why.value("levers", 0.0));
     for (const auto& [name, p] : why["plugins"].items())
       std::printf("%16s plugin %-12s %.3f  %s\n", "", name.c_str(), p.value("score", 0.0),
                   p.value("reason", std::string()).c_str());
@@ -192,10 +195,12 @@ void RunTest(const TestArgs& a) {
   if (!body.contains("type")) body["type"] = "decide";
   std::string id;
   auto parsed = ParseRequest(body.dump(), 1 << 20, &id);
-  if (auto* e = std::get_if<ApiError>(&parsed)) Fail(a.request_file + ": " + e->field + ": " + e->message);
+  if (auto* e = std::get_if<ApiError>(&parsed))
+    Fail(a.request_file + ": " + e->field + ": " + e->message);
   const Request& req = std::get<Request>(parsed);
-  if (req.type != Request::Type::kDecide) Fail(a.request_file + ": only decide requests can be tested");
-  auto rt = Runtime::Open(a.config, a.store, a.plugin_dir);
+  if (req.type != Request::Type::kDecide)
+    Fail(a.request_file + ": only decide requests can be tested");
+  auto rt = Runtime::Open(ConfigFile(a.config), a.store, a.plugin_dir);
   auto out = rt->engine->Decide(req.decide, DecideOptions{true});
   rt->store->Flush();
   if (auto* e = std::get_if<ApiError>(&out)) Fail(e->field + ": " + e->message);
@@ -209,13 +214,17 @@ void RunTest(const TestArgs& a) {
 }  // namespace
 
 void RegisterRules(CLI::App& app) {
-  CLI::App* rules = app.add_subcommand("rules", "Check and test marketer rules, offers and journeys");
+  CLI::App* rules =
+      app.add_subcommand("rules", "Check and test marketer rules, offers and journeys");
   rules->require_subcommand(1);
 
   auto c = std::make_shared<CheckArgs>();
   CLI::App* check = rules->add_subcommand(
       "check", "Run the whole load path (YAML, Lua, dry run) without serving; exit 1 on errors");
-  check->add_option("-c,--config", c->config, "engine config")->capture_default_str();
+  check
+      ->add_option("-c,--config", c->config,
+                   "engine config file, or the folder holding tailor.yaml")
+      ->capture_default_str();
   check->add_option("--rules", c->rules_dir, "rules directory (overrides the config)");
   check->callback([c] { RunCheck(*c); });
 
@@ -223,7 +232,9 @@ void RegisterRules(CLI::App& app) {
   CLI::App* test = rules->add_subcommand(
       "test", "Decide one request in-process and print every candidate's trace");
   test->add_option("request", t->request_file, "decide request as JSON")->required();
-  test->add_option("-c,--config", t->config, "engine config")->capture_default_str();
+  test->add_option("-c,--config", t->config,
+                   "engine config file, or the folder holding tailor.yaml")
+      ->capture_default_str();
   test->add_option("--store", t->store, "store path (overrides the config)");
   test->add_option("--plugin-dir", t->plugin_dir, "plugin directory");
   test->add_flag("--json", t->json_out, "print the raw reply with its trace");

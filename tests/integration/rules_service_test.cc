@@ -92,9 +92,9 @@ TEST_F(RulesService, GoldenManifest) {
     }
     if (tc.contains("no_reason")) {
       for (const json& o : r["offers"]) {
-        EXPECT_EQ(Joined(o["why"].value("rules", json::array()))
-                      .find(tc["no_reason"].get<std::string>()),
-                  std::string::npos);
+        EXPECT_EQ(
+            Joined(o["why"].value("rules", json::array())).find(tc["no_reason"].get<std::string>()),
+            std::string::npos);
       }
     }
     if (tc.value("distinct_categories", false)) {
@@ -158,21 +158,23 @@ class Reload : public RulesService {
     WriteFile(config_, std::string(R"(
 plugins:
   - name: popularity
-    path: )") + TAILOR_PLUGIN_DIR + R"(/tailor_popularity.so
+    path: )") + TAILOR_PLUGIN_DIR +
+                           R"(/tailor_popularity.so
 placements:
   home: {kind: offers}
   checkout: {kind: offers}
   email: {kind: offers}
 rules: rules
-offers: )" + TAILOR_SOURCE_DIR + "/config/offers.yaml\n");
+offers: )" + TAILOR_SOURCE_DIR +
+                           "/config/offers.yaml\n");
   }
   void Lever(const std::string& factor) {
-    WriteFile(rules_ + "/boost.lua", "rule { name = 'boost', score = function() return " +
-                                         factor + ", 'campaign' end }\n");
+    WriteFile(rules_ + "/boost.lua", "rule { name = 'boost', score = function() return " + factor +
+                                         ", 'campaign' end }\n");
   }
   double FirstLever(Client& c) {
-    json r = c.Call(DecideMsg({{"customer", "c1"}, {"channel", "web"}, {"placement", "home"}},
-                              "r"));
+    json r =
+        c.Call(DecideMsg({{"customer", "c1"}, {"channel", "web"}, {"placement", "home"}}, "r"));
     EXPECT_FALSE(r.contains("error")) << r.dump();
     return r["offers"].empty() ? -1 : r["offers"][0]["why"]["levers"].get<double>();
   }
@@ -250,10 +252,9 @@ TEST_F(Reload, ConcurrentRequestsDuringReloadsAllSucceed) {
     clients.emplace_back([&, t] {
       Client c(d.requests());
       for (int i = 0; !stop; ++i) {
-        json r = c.Call(DecideMsg({{"customer", "c" + std::to_string(1 + t)},
-                                   {"channel", "web"},
-                                   {"placement", "home"}},
-                                  std::to_string(i)));
+        json r = c.Call(DecideMsg(
+            {{"customer", "c" + std::to_string(1 + t)}, {"channel", "web"}, {"placement", "home"}},
+            std::to_string(i)));
         double lever = r["offers"].empty() ? 0 : r["offers"][0]["why"]["levers"].get<double>();
         // Every answer comes from one whole rule set: 1.5 or 4, never a mix.
         if (!r.contains("error") && (lever == 1.5 || lever == 4.0))
@@ -276,20 +277,194 @@ TEST_F(Reload, ConcurrentRequestsDuringReloadsAllSucceed) {
 }
 
 TEST_F(Reload, RulesCheckCommandReportsFileLineAndExitsNonZero) {
-  WriteFile(rules_ + "/bad.lua", "rule { name = 'b', eligible = function(o)\n  return o.x.y\nend }\n");
+  WriteFile(rules_ + "/bad.lua",
+            "rule { name = 'b', eligible = function(o)\n  return o.x.y\nend }\n");
   std::string out = dir_.file("check.txt");
   std::string cmd = TailorBin() + " rules check --config " + config_ + " >" + out + " 2>&1";
   int rc = std::system(cmd.c_str());
   EXPECT_NE(WEXITSTATUS(rc), 0);
   std::string text = ReadFile(out);
   EXPECT_NE(text.find(rules_ + "/bad.lua:2: rule 'b' (eligible error): attempt to index a nil "
-                                "value (field 'x')"),
+                               "value (field 'x')"),
             std::string::npos)
       << text;
   std::filesystem::remove(rules_ + "/bad.lua");
   rc = std::system(cmd.c_str());
   EXPECT_EQ(WEXITSTATUS(rc), 0) << ReadFile(out);
   EXPECT_NE(ReadFile(out).find("dry run clean"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace tailor::testing
+
+namespace tailor::testing {
+namespace {
+
+// A journey whose outbound step is due one second after a purchase.
+TEST_F(RulesService, JourneyStageShowsInWhyAndOutboundStepIsPublished) {
+  std::string jdir = dir_.file("journeys");
+  std::filesystem::create_directories(jdir);
+  WriteFile(jdir + "/fast.yaml", R"(
+name: fast_follow_up
+stages:
+  - name: bought
+    categories: [accessories]
+    offers: [o_loyalty_app]
+    steps:
+      - {name: thanks, delay: 1s, channel: email, offer: o_loyalty_app}
+entry:
+  - {event: purchase, category: laptops, stage: bought}
+)");
+  std::string config = dir_.file("tailor.yaml");
+  WriteFile(config, std::string(R"(
+plugins:
+  - name: popularity
+    path: )") + TAILOR_PLUGIN_DIR +
+                        R"(/tailor_popularity.so
+placements:
+  home: {kind: offers}
+  checkout: {kind: offers}
+  email: {kind: offers}
+journeys: journeys
+offers: )" + TAILOR_SOURCE_DIR +
+                        "/config/offers.yaml\n");
+  Tailord d({config, store_, {}});
+  ASSERT_TRUE(d.running()) << d.Log();
+  std::ifstream in(store_ + ".ready.json");
+  std::string outbound = json::parse(in)["outbound"];
+  zmq::context_t ctx(1);
+  zmq::socket_t sub(ctx, zmq::socket_type::sub);
+  sub.set(zmq::sockopt::subscribe, "");
+  sub.set(zmq::sockopt::rcvtimeo, 10000);
+  sub.connect(outbound);
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));  // let SUB join
+
+  Client c(d.requests());
+  // i1 is a laptop in the test world.
+  json ack = c.Call({{"v", 1},
+                     {"type", "event"},
+                     {"id", "e"},
+                     {"customer", "c4"},
+                     {"event", "purchase"},
+                     {"item", "i1"}});
+  ASSERT_EQ(ack["ok"], true) << ack.dump();
+  json r = c.Call(DecideMsg(
+      {{"customer", "c4"}, {"channel", "web"}, {"placement", "home"}, {"limit", 10}}, "j"));
+  ASSERT_FALSE(r.contains("error")) << r.dump();
+  // Only what the stage allows: accessories and the loyalty offer.
+  for (const json& o : r["offers"]) {
+    std::string id = IdOf(o);
+    EXPECT_TRUE(id == "o_loyalty_app" || id == "o_accessory_addon") << r.dump();
+    EXPECT_NE(Joined(o["why"]["rules"]).find("journey fast_follow_up, stage bought"),
+              std::string::npos)
+        << o.dump();
+  }
+  json p = c.Call({{"v", 1}, {"type", "profile.get"}, {"id", "p"}, {"customer", "c4"}});
+  EXPECT_EQ(p["profile"]["journeys"]["fast_follow_up"], "bought") << p.dump();
+
+  zmq::message_t m;
+  ASSERT_TRUE(sub.recv(m)) << "no outbound message within 10 s";
+  json out = json::parse(m.to_string());
+  EXPECT_EQ(out["customer"], "c4") << out.dump();
+  EXPECT_EQ(out["journey"], "fast_follow_up");
+  EXPECT_EQ(out["offer"], "o_loyalty_app");
+  EXPECT_EQ(out["channel"], "email");
+}
+
+}  // namespace
+}  // namespace tailor::testing
+
+namespace tailor::testing {
+namespace {
+
+// Plugin facts (ABI 1.1 annotate) reach the shipped rules as customer.dna and
+// ctx.intent, show in why.facts, and a chat event's intent enters a journey.
+// The `facts` fixture calls every known customer a high deal seeker and a
+// message containing "cancel" the intent "cancel".
+TEST_F(RulesService, PluginFactsFeedRulesWhyAndJourneys) {
+  std::string jdir = dir_.file("journeys");
+  std::filesystem::create_directories(jdir);
+  WriteFile(jdir + "/retention.yaml", R"(
+name: retention
+stages:
+  - name: retain
+    offers: [o_loyalty_app, o_audio_week]
+entry:
+  - {event: chat, intent: cancel, stage: retain}
+)");
+  std::string config = dir_.file("tailor.yaml");
+  WriteFile(config, std::string(R"(
+plugins:
+  - name: popularity
+    path: )") + TAILOR_PLUGIN_DIR +
+                        R"(/tailor_popularity.so
+  - name: facts
+    path: )" + TAILOR_FIXTURE_DIR +
+                        R"(/facts.so
+placements:
+  home: {kind: offers}
+  checkout: {kind: offers}
+  email: {kind: offers}
+rules: )" + TAILOR_SOURCE_DIR +
+                        R"(/rules
+journeys: journeys
+offers: )" + TAILOR_SOURCE_DIR +
+                        "/config/offers.yaml\n");
+  Tailord d({config, store_, {}});
+  ASSERT_TRUE(d.running()) << d.Log();
+  Client c(d.requests());
+
+  json r = c.Call(DecideMsg({{"customer", "c1"},
+                             {"channel", "web"},
+                             {"placement", "home"},
+                             {"limit", 14},
+                             {"context", {{"message", "I want to cancel"}}}},
+                            "f1"));
+  ASSERT_FALSE(r.contains("error")) << r.dump();
+  std::map<std::string, json> by_id;
+  for (const json& o : r["offers"]) by_id[IdOf(o)] = o;
+  // ctx.intent == "cancel": the chat_intent rule vetoes the upsell.
+  EXPECT_FALSE(by_id.count("o_laptop_bundle")) << r.dump();
+  // customer.dna.deal_seeker == "high": the discount rule boosts.
+  ASSERT_TRUE(by_id.count("o_audio_week")) << r.dump();
+  const json& why = by_id["o_audio_week"]["why"];
+  EXPECT_NE(
+      Joined(why["rules"]).find("deal_seeker_discounts: x1.25 deal seeker; discount up to 30%"),
+      std::string::npos)
+      << why.dump();
+  EXPECT_EQ(why["facts"]["customer"]["dna"]["deal_seeker"], "high") << why.dump();
+  EXPECT_EQ(why["facts"]["context"]["intent"], "cancel") << why.dump();
+
+  // A failing annotate drops only the facts: the request is answered, the
+  // failure is named and counted.
+  json b = c.Call(DecideMsg({{"customer", "c1"},
+                             {"channel", "web"},
+                             {"placement", "home"},
+                             {"context", {{"message", "boom"}}}},
+                            "f2"));
+  ASSERT_FALSE(b.contains("error")) << b.dump();
+  ASSERT_FALSE(b["offers"].empty());
+  EXPECT_NE(b["offers"][0]["why"]["dropped"].value("facts.facts", "").find("boom"),
+            std::string::npos)
+      << b.dump();
+  EXPECT_TRUE(b["offers"][0]["why"]["plugins"].contains("facts")) << "scores still count";
+  json st = c.Call({{"v", 1}, {"type", "stats"}, {"id", "s"}});
+  EXPECT_GE(st["stats"]["plugins"]["facts"]["annotate_errors"].get<int>(), 1) << st.dump();
+
+  // Chat events: the classified intent is a journey trigger.
+  for (auto [who, text] : {std::pair{"c2", "please cancel my contract"}, {"c3", "hello there"}}) {
+    json ack = c.Call({{"v", 1},
+                       {"type", "event"},
+                       {"id", "e"},
+                       {"customer", who},
+                       {"event", "chat"},
+                       {"text", text}});
+    ASSERT_EQ(ack["ok"], true) << ack.dump();
+  }
+  json p2 = c.Call({{"v", 1}, {"type", "profile.get"}, {"id", "p"}, {"customer", "c2"}});
+  EXPECT_EQ(p2["profile"]["journeys"]["retention"], "retain") << p2.dump();
+  json p3 = c.Call({{"v", 1}, {"type", "profile.get"}, {"id", "p"}, {"customer", "c3"}});
+  EXPECT_FALSE(p3["profile"].value("journeys", json::object()).contains("retention")) << p3.dump();
 }
 
 }  // namespace

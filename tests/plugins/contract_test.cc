@@ -14,6 +14,7 @@
 #include <cstddef>
 #include <cstring>
 #include <filesystem>
+#include <nlohmann/json.hpp>
 #include <thread>
 
 #include "plugins/plugin_test_util.h"
@@ -162,6 +163,43 @@ TEST_F(FixtureTest, ExceptionsStopAtTheSdkBarrier) {
   EXPECT_FALSE(p->can_save());
   EXPECT_FALSE(p->can_load());
   EXPECT_TRUE(p->can_train());
+}
+
+TEST_F(FixtureTest, AnnotateFactsAreValidatedAndCounted) {
+  std::string err;
+  auto p = Load("facts", &err);
+  ASSERT_NE(p, nullptr) << err;
+  ASSERT_TRUE(p->can_annotate());
+  tailor_request_view req = testing::MakeRequest();
+  req.customer_id = "c1";
+  req.context_json = R"({"message":"I want to cancel"})";
+  nlohmann::json facts;
+  ASSERT_TRUE(p->Annotate(req, &facts).ok());
+  EXPECT_EQ(facts["customer"]["dna"]["deal_seeker"], "high") << facts.dump();
+  EXPECT_EQ(facts["context"]["intent"], "cancel") << facts.dump();
+
+  req.customer_id = nullptr;  // anonymous, no message: nothing to say
+  req.context_json = "{}";
+  ASSERT_TRUE(p->Annotate(req, &facts).ok());
+  EXPECT_TRUE(facts.is_null());
+
+  req.context_json = R"({"message":"garbage"})";
+  Status bad = p->Annotate(req, &facts);
+  EXPECT_FALSE(bad.ok());
+  EXPECT_THAT(bad.message(), HasSubstr("no JSON object"));
+  req.context_json = R"({"message":"boom"})";
+  Status thrown = p->Annotate(req, &facts);
+  EXPECT_FALSE(thrown.ok());
+  EXPECT_THAT(thrown.message(), HasSubstr("boom"));
+  EXPECT_EQ(p->counters().annotate_calls.load(), 4u);
+  EXPECT_EQ(p->counters().annotate_errors.load(), 2u);
+
+  // A plugin without the hook (ABI 1.0 style) has nothing to annotate.
+  auto plain = Load("throws", &err);
+  ASSERT_NE(plain, nullptr) << err;
+  EXPECT_FALSE(plain->can_annotate());
+  EXPECT_TRUE(plain->Annotate(req, &facts).ok());
+  EXPECT_TRUE(facts.is_null());
 }
 
 TEST_F(FixtureTest, GoodPluginFromANewerMinorWorks) {

@@ -33,7 +33,7 @@ extern "C" {
 #endif
 
 #define TAILOR_PLUGIN_ABI_MAJOR 1
-#define TAILOR_PLUGIN_ABI_MINOR 0
+#define TAILOR_PLUGIN_ABI_MINOR 1
 
 /* The one symbol a plugin exports. */
 #define TAILOR_PLUGIN_ENTRY_SYMBOL "tailor_plugin_entry"
@@ -157,6 +157,22 @@ typedef struct tailor_plugin_api {
   /* Optional. Writes / reads the model to / from a file path chosen by the host. */
   tailor_status (*save)(tailor_plugin* self, const char* path, char* err, size_t err_cap);
   tailor_status (*load)(tailor_plugin* self, const char* path, char* err, size_t err_cap);
+
+  /* --- ABI 1.1 --- */
+
+  /* Optional. Facts about the request's customer and context, for rules and
+   * `why`: called once per request, before the rules run and possibly
+   * concurrently with score (so read-only, like score). Writes a JSON object
+   * text (NUL-terminated, at most out_cap bytes) into out, of the shape
+   *   {"customer": {...}, "context": {...}}
+   * whose members the host merges into the rules' `customer` and `ctx` tables
+   * and into `why.facts`, e.g. {"customer":{"dna":{"deal_seeker":"high"}}} or
+   * {"context":{"intent":"upgrade_phone","intent_confidence":0.93}}.
+   * Leave out empty (the host zeroes it) when there is nothing to say. Also
+   * called for a stored `chat` event, with the event's text as
+   * context.message, so that journeys can trigger on context facts. */
+  tailor_status (*annotate)(tailor_plugin* self, const tailor_request_view* req, char* out,
+                            size_t out_cap, char* err, size_t err_cap);
 } tailor_plugin_api;
 
 /* Smallest struct_size the host accepts for ABI 1.x: up to and including score. */

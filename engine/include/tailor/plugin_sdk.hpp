@@ -13,6 +13,9 @@
 //     void Train();
 //     void Save(const std::string& path);
 //     void Load(const std::string& path);
+//     // ABI 1.1: facts for rules and `why`, a JSON object text
+//     // {"customer":{...},"context":{...}}; "" for nothing.
+//     std::string Annotate(const tailor::sdk::Request& req) const;
 //   };
 //   TAILOR_PLUGIN(Pop, "popularity", "1.0.0");
 //
@@ -282,6 +285,10 @@ template <typename T>
 concept HasLoad = requires(T& t, const std::string& path) {
   t.Load(path);
 };
+template <typename T>
+concept HasAnnotate = requires(const T& t, const Request& r) {
+  { t.Annotate(r) } -> std::convertible_to<std::string>;
+};
 
 // What a tailor_plugin* points at. The Host lives beside the instance so that
 // the instance may keep a reference to it; impl is declared last so that it is
@@ -370,6 +377,21 @@ struct Trampolines {
     }
     return Guard(err, err_cap, [&] { Self<T>(self).Load(std::string(path)); });
   }
+
+  static tailor_status Annotate(tailor_plugin* self, const tailor_request_view* req, char* out,
+                                size_t out_cap, char* err, size_t err_cap) noexcept {
+    if (self == nullptr || req == nullptr || out == nullptr || out_cap == 0) {
+      WriteErr(err, err_cap, "annotate: NULL argument");
+      return TAILOR_INVALID;
+    }
+    return Guard(err, err_cap, [&] {
+      const std::string facts = std::as_const(Self<T>(self)).Annotate(Request(*req));
+      // Truncated JSON is worse than none: refuse what does not fit.
+      if (facts.size() >= out_cap) throw std::length_error("annotate: facts exceed the buffer");
+      std::memcpy(out, facts.data(), facts.size());
+      out[facts.size()] = '\0';
+    });
+  }
 };
 
 template <typename T>
@@ -394,6 +416,7 @@ constexpr tailor_plugin_api MakeApi(const char* name, const char* version) {
   if constexpr (HasTrain<T>) api.train = &Tr::Train;
   if constexpr (HasSave<T>) api.save = &Tr::Save;
   if constexpr (HasLoad<T>) api.load = &Tr::Load;
+  if constexpr (HasAnnotate<T>) api.annotate = &Tr::Annotate;
   return api;
 }
 

@@ -70,7 +70,7 @@ struct Scratch {
   std::vector<double> propensity;
   std::vector<double> levers;
   std::vector<char> vetoed;
-  std::vector<char> evaluate;  // judged by journeys and rules
+  std::vector<char> evaluate;                   // judged by journeys and rules
   std::vector<std::vector<std::string>> notes;  // rule reasons per candidate
   std::vector<double> weighted_sum;
   std::vector<float> all_scores;  // plugin-major: [plugin][candidate]
@@ -200,8 +200,7 @@ std::vector<std::string> Engine::Reload() {
   snap->version = next_version_++;
   log::Info("reload", "published snapshot " + std::to_string(snap->version) + ": " +
                           std::to_string(snap->catalog->offers.size()) + " offers, " +
-                          std::to_string(snap->rules ? snap->rules->rules().size() : 0) +
-                          " rules");
+                          std::to_string(snap->rules ? snap->rules->rules().size() : 0) + " rules");
   snapshot_.store(std::move(snap));
   metrics_->counters.Add("reloads");
   return {};
@@ -332,6 +331,29 @@ std::variant<json, ApiError> Engine::Decide(const DecideRequest& req, DecideOpti
     for (size_t i = 0; i < n; ++i) s.weighted_sum[i] += p.weight() * sc[i];
   }
 
+  // Facts (ABI 1.1): what plugins know about the customer and the moment
+  // (DNA buckets, the chat intent), for rules and `why`. The request's own
+  // context wins over a plugin; among plugins, the first listed wins.
+  json facts = json::object();
+  for (const auto& p : plugins) {
+    if (!p->can_annotate()) continue;
+    json f;
+    if (Status st = p->Annotate(view, &f); !st.ok()) {
+      metrics_->counters.Add("plugin_errors." + p->name());
+      log::Warn("plugin:" + p->name(), st.message());
+      dropped[p->name() + ".facts"] = st.message();
+      continue;
+    }
+    if (f.is_null()) continue;
+    for (auto part = f.begin(); part != f.end(); ++part) {
+      json& into = facts[part.key()];
+      for (auto it = part.value().begin(); it != part.value().end(); ++it) {
+        if (part.key() == "context" && req.context.contains(it.key())) continue;
+        if (!into.contains(it.key())) into[it.key()] = it.value();
+      }
+    }
+  }
+
   // Rules: eligibility (veto with a reason), then levers L.
   static thread_local ThreadRules tr;
   RuleRuntime* rules = nullptr;
@@ -359,6 +381,7 @@ std::variant<json, ApiError> Engine::Decide(const DecideRequest& req, DecideOpti
   rr.plugin_scores = s.all_scores.data();
   rr.plugin_ok = &s.plugin_ok;
   rr.n_candidates = n;
+  rr.facts = facts.empty() ? nullptr : &facts;
   if (rules) rules->Begin(rr);
 
   double max_value = 0;
@@ -378,10 +401,10 @@ std::variant<json, ApiError> Engine::Decide(const DecideRequest& req, DecideOpti
     std::vector<std::pair<double, size_t>> base(n);
     for (size_t i = 0; i < n; ++i) {
       double P = weight_total > 0 ? s.weighted_sum[i] / weight_total : cfg.fallback_propensity;
-      base[i] = {P * s.context[i] * std::pow(s.values[i] / max_value, placement.value_exponent),
-                 i};
+      base[i] = {P * s.context[i] * std::pow(s.values[i] / max_value, placement.value_exponent), i};
     }
-    std::nth_element(base.begin(), base.begin() + static_cast<std::ptrdiff_t>(placement.rules_candidates),
+    std::nth_element(base.begin(),
+                     base.begin() + static_cast<std::ptrdiff_t>(placement.rules_candidates),
                      base.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
     std::fill(s.evaluate.begin(), s.evaluate.end(), 0);
     for (size_t k = 0; k < placement.rules_candidates; ++k) s.evaluate[base[k].second] = 1;
@@ -391,7 +414,8 @@ std::variant<json, ApiError> Engine::Decide(const DecideRequest& req, DecideOpti
     double P = weight_total > 0 ? s.weighted_sum[i] / weight_total : cfg.fallback_propensity;
     s.propensity[i] = P;
     if (!s.evaluate[i]) {
-      s.priority[i] = P * s.context[i] * std::pow(s.values[i] / max_value, placement.value_exponent);
+      s.priority[i] =
+          P * s.context[i] * std::pow(s.values[i] / max_value, placement.value_exponent);
       continue;
     }
     // Journeys first: a stage that does not allow this offer (or a contact
@@ -399,10 +423,10 @@ std::variant<json, ApiError> Engine::Decide(const DecideRequest& req, DecideOpti
     if (journeys && s.offer_index[i] >= 0) {
       const tailor_candidate& c = s.candidates[i];
       JourneyRuntime::Verdict v = journey_rt_->Check(*journeys, req.customer, req.channel,
-                                                     c.offer_id, c.category ? c.category : "",
-                                                     now);
-      if (!v.journey.empty()) s.notes[i].push_back("journey " + v.journey + ", stage " + v.stage +
-                                                   (v.allowed ? "" : ": " + v.reason));
+                                                     c.offer_id, c.category ? c.category : "", now);
+      if (!v.journey.empty())
+        s.notes[i].push_back("journey " + v.journey + ", stage " + v.stage +
+                             (v.allowed ? "" : ": " + v.reason));
       if (!v.allowed) {
         s.vetoed[i] = 1;
         s.priority[i] = 0;
@@ -423,8 +447,8 @@ std::variant<json, ApiError> Engine::Decide(const DecideRequest& req, DecideOpti
     return s.candidates[i].offer_id ? s.candidates[i].offer_id : s.candidates[i].item_id;
   };
   // Rank the eligible; finalize hooks see the best few times the limit.
-  size_t keep = std::min(s.order.size(), std::max<size_t>(static_cast<size_t>(req.limit) * 4,
-                                                           kTraceEligible));
+  size_t keep = std::min(s.order.size(),
+                         std::max<size_t>(static_cast<size_t>(req.limit) * 4, kTraceEligible));
   std::partial_sort(s.order.begin(), s.order.begin() + static_cast<std::ptrdiff_t>(keep),
                     s.order.end(), [&](size_t a, size_t b) {
                       if (s.priority[a] != s.priority[b]) return s.priority[a] > s.priority[b];
@@ -432,9 +456,9 @@ std::variant<json, ApiError> Engine::Decide(const DecideRequest& req, DecideOpti
                     });
   std::vector<RuleRuntime::Ranked> ranked;
   for (size_t r = 0; r < keep; ++r)
-    ranked.push_back({s.order[r], id_of(s.order[r]), s.priority[s.order[r]],
-                      s.candidates[s.order[r]].category ? s.candidates[s.order[r]].category
-                                                        : std::string()});
+    ranked.push_back(
+        {s.order[r], id_of(s.order[r]), s.priority[s.order[r]],
+         s.candidates[s.order[r]].category ? s.candidates[s.order[r]].category : std::string()});
   std::vector<std::string> final_notes;
   if (rules) {
     rules->Finalize(&ranked, &final_notes);
@@ -479,6 +503,7 @@ std::variant<json, ApiError> Engine::Decide(const DecideRequest& req, DecideOpti
   for (size_t r = 0; r < top; ++r) {
     size_t i = ranked[r].candidate;
     json o = {{"rank", r + 1}, {"score", s.priority[i]}, {"why", factors(i)}};
+    if (!facts.empty()) o["why"]["facts"] = facts;
     name_candidate(o, i);
     offers.push_back(std::move(o));
   }
@@ -501,18 +526,11 @@ std::variant<json, ApiError> Engine::Decide(const DecideRequest& req, DecideOpti
     name_candidate(t, i);
     trace.push_back(std::move(t));
   }
-  json reply = {{"v", TAILOR_SCHEMA_VERSION},
-                {"id", req.id},
-                {"decision", decision_id},
-                {"personalised", personalised},
-                {"candidates", n},
-                {"offers", std::move(offers)}};
+  json reply = {{"v", TAILOR_SCHEMA_VERSION},   {"id", req.id},    {"decision", decision_id},
+                {"personalised", personalised}, {"candidates", n}, {"offers", std::move(offers)}};
   if (!final_notes.empty()) reply["finalize"] = final_notes;
-  json stored_trace = {{"snapshot", snap->version},
-                       {"candidates", n},
-                       {"suppressed", suppressed},
-                       {"finalize", final_notes},
-                       {"entries", trace}};
+  json stored_trace = {{"snapshot", snap->version}, {"candidates", n}, {"suppressed", suppressed},
+                       {"finalize", final_notes},   {"facts", facts},  {"entries", trace}};
   if (options.trace_in_reply) reply["trace"] = stored_trace;
 
   DecisionRecord rec;
@@ -521,8 +539,10 @@ std::variant<json, ApiError> Engine::Decide(const DecideRequest& req, DecideOpti
   rec.channel = req.channel;
   rec.placement = req.placement;
   rec.ts_ms = now;
-  json rj = {{"customer", req.customer}, {"channel", req.channel},
-             {"placement", req.placement}, {"limit", req.limit},
+  json rj = {{"customer", req.customer},
+             {"channel", req.channel},
+             {"placement", req.placement},
+             {"limit", req.limit},
              {"context", req.context}};
   rec.request_json = rj.dump();
   rec.response_json = reply.dump(-1, ' ', false, json::error_handler_t::replace);
@@ -552,6 +572,30 @@ std::variant<json, ApiError> Engine::Explain(const std::string& decision_id) {
               {"trace", ParseObject(rec->trace_json)}};
 }
 
+std::string Engine::ChatIntent(const Event& e) {
+  // The chat line is handed to the plugins as a decide request's
+  // context.message would be; the first plugin naming an intent wins.
+  const std::string context = json{{"message", e.text}}.dump();
+  const std::string channel = e.channel.empty() ? "chat" : e.channel;
+  tailor_request_view view{e.customer_id.c_str(), 1,       channel.c_str(), "chat",
+                           context.c_str(),       e.ts_ms, nullptr,         0};
+  for (const auto& p : plugins_->plugins()) {
+    if (!p->can_annotate()) continue;
+    json facts;
+    if (Status st = p->Annotate(view, &facts); !st.ok()) {
+      metrics_->counters.Add("plugin_errors." + p->name());
+      log::Warn("plugin:" + p->name(), st.message());
+      continue;
+    }
+    if (!facts.is_object()) continue;
+    auto ctx = facts.find("context");
+    if (ctx == facts.end()) continue;
+    if (auto it = ctx->find("intent"); it != ctx->end() && it->is_string())
+      return it->get<std::string>();
+  }
+  return {};
+}
+
 void Engine::AfterDurable(const Event& e) {
   cache_.ApplyEvent(e, config_.store.recent_events);
   if (journey_rt_) {
@@ -564,7 +608,8 @@ void Engine::AfterDurable(const Event& e) {
         category = cat.items[it->second].category;
       else if (auto o = cat.offer_index.find(e.offer_id); o != cat.offer_index.end())
         category = cat.offers[o->second].category;
-      if (Status st = journey_rt_->OnEvent(*snap->journeys, e, category); !st.ok())
+      std::string intent = e.type == "chat" && !e.text.empty() ? ChatIntent(e) : std::string();
+      if (Status st = journey_rt_->OnEvent(*snap->journeys, e, category, intent); !st.ok())
         log::Warn("journeys", st.message());
     }
   }
@@ -679,6 +724,8 @@ json Engine::Stats() const {
                           {"score_errors", c.score_errors.load()},
                           {"observe_calls", c.observe_calls.load()},
                           {"observe_errors", c.observe_errors.load()},
+                          {"annotate_calls", c.annotate_calls.load()},
+                          {"annotate_errors", c.annotate_errors.load()},
                           {"mean_score_us", calls ? static_cast<double>(c.score_ns.load()) /
                                                         1000.0 / static_cast<double>(calls)
                                                   : 0.0}};

@@ -8,8 +8,8 @@
 #pragma once
 
 #include <atomic>
-#include <mutex>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <unordered_map>
 #include <variant>
@@ -19,10 +19,10 @@
 
 #include "config/config.h"
 #include "decision/profile_cache.h"
-#include "metrics/metrics.h"
-#include "plugin_host/host.h"
 #include "journeys/journeys.h"
 #include "journeys/runtime.h"
+#include "metrics/metrics.h"
+#include "plugin_host/host.h"
 #include "rules/rules.h"
 #include "service/protocol.h"
 #include "store/store.h"
@@ -46,7 +46,7 @@ struct Snapshot {
   uint64_t version = 0;
   EngineConfig config;
   std::shared_ptr<const Catalog> catalog;
-  std::shared_ptr<const RuleSet> rules;  // null when no rules directory is set
+  std::shared_ptr<const RuleSet> rules;      // null when no rules directory is set
   std::shared_ptr<const Journeys> journeys;  // null when no journeys directory is set
 };
 
@@ -68,10 +68,11 @@ class Engine {
   // them and swaps them in. On any error the old snapshot keeps serving and
   // the errors are returned ("file:line:col: path: message").
   std::vector<std::string> Reload();
+  // Loads models registered since the plugins loaded theirs (`tailor train`);
+  // one note per plugin that changed or failed (a failure keeps the old one).
+  std::vector<std::string> ReloadModels() { return plugins_->ReloadModels(); }
   std::shared_ptr<const Snapshot> snapshot() const { return snapshot_.load(); }
   std::shared_ptr<const Catalog> catalog() const { return snapshot_.load()->catalog; }
-
-
 
   // Returns the reply object, or an error naming the offending field.
   std::variant<nlohmann::json, ApiError> Decide(const DecideRequest& req,
@@ -99,6 +100,8 @@ class Engine {
  private:
   std::shared_ptr<const Profile> GetProfile(const std::string& customer_id);
   void AfterDurable(const Event& e);
+  // A chat event's intent from the plugins' facts ("" when none names one).
+  std::string ChatIntent(const Event& e);
   // Builds a snapshot from a config; errors appended.
   std::shared_ptr<Snapshot> Build(EngineConfig config, std::vector<std::string>* errors);
 
@@ -108,7 +111,7 @@ class Engine {
   Metrics* metrics_;
   ProfileCache cache_;
   std::atomic<std::shared_ptr<const Snapshot>> snapshot_;
-  std::mutex reload_mu_;  // one reload at a time
+  std::mutex reload_mu_;                        // one reload at a time
   std::unique_ptr<JourneyRuntime> journey_rt_;  // null without journeys
   uint64_t next_version_ = 1;
   std::atomic<uint64_t> decision_seq_;

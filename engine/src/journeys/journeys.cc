@@ -227,6 +227,7 @@ void ParseTrigger(Fields& f, const std::set<std::string>& offers, JourneyTrigger
   f.StrList("item", &t->items);
   if (f.StrList("offer", &t->offers)) CheckOffers(f, "offer", t->offers, offers);
   f.StrList("channel", &t->channels);
+  f.StrList("intent", &t->intents);
   f.Num("min_value", &t->min_value);
   if (f.Num("max_value", &t->max_value) && t->min_value && *t->max_value < *t->min_value)
     f.Error(f.node()["max_value"], "max_value", "must be at least min_value");

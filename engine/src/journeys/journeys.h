@@ -29,6 +29,9 @@ struct JourneyTrigger {
   std::vector<std::string> items;
   std::vector<std::string> offers;
   std::vector<std::string> channels;
+  // Chat intents (the intent plugin's classification of a chat event, or the
+  // event's properties.intent).
+  std::vector<std::string> intents;
   std::optional<double> min_value, max_value;
   // Only when the event is the customer's first activity (no earlier event
   // other than impressions): "new customers".

@@ -100,8 +100,9 @@ bool Contains(const std::vector<std::string>& v, const std::string& x) {
 }
 
 bool Matches(const JourneyTrigger& t, const Event& e, const std::string& category,
-             bool new_customer) {
+             const std::string& intent, bool new_customer) {
   if (!Contains(t.events, e.type)) return false;
+  if (!t.intents.empty() && !Contains(t.intents, intent)) return false;
   if (t.new_customer && !new_customer) return false;
   if (!t.categories.empty() && !Contains(t.categories, category)) return false;
   if (!t.items.empty() && !Contains(t.items, e.item_id)) return false;
@@ -529,14 +530,19 @@ std::unique_ptr<JourneyRuntime> JourneyRuntime::Open(const std::string& store_pa
 }
 
 Status JourneyRuntime::OnEvent(const Journeys& journeys, const Event& e,
-                               const std::string& category_in) {
+                               const std::string& category_in, const std::string& intent_in) {
   if (e.customer_id.empty()) return Status::Ok();
-  std::string category = category_in;
-  if (category.empty() && e.properties_json.find("category") != std::string::npos) {
+  std::string category = category_in, intent = intent_in;
+  if ((category.empty() && e.properties_json.find("category") != std::string::npos) ||
+      (intent.empty() && e.properties_json.find("intent") != std::string::npos)) {
     auto props = nlohmann::json::parse(e.properties_json, nullptr, false);
-    if (props.is_object())
-      if (auto it = props.find("category"); it != props.end() && it->is_string())
-        category = it->get<std::string>();
+    auto prop = [&](const char* key, std::string* into) {
+      if (!into->empty() || !props.is_object()) return;
+      if (auto it = props.find(key); it != props.end() && it->is_string())
+        *into = it->get<std::string>();
+    };
+    prop("category", &category);
+    prop("intent", &intent);
   }
   const bool contact = e.type == "impression" && !e.channel.empty();
   Pending pending;
@@ -563,7 +569,8 @@ Status JourneyRuntime::OnEvent(const Journeys& journeys, const Event& e,
       if (m && m->exited_ms == 0) {
         int stage = j.StageIndex(m->stage);
         for (const JourneyTransition& t : j.transitions) {
-          if (!t.trigger || !FromMatches(t, stage) || !Matches(*t.trigger, e, category, is_new))
+          if (!t.trigger || !FromMatches(t, stage) ||
+              !Matches(*t.trigger, e, category, intent, is_new))
             continue;
           if (!t.exit && static_cast<int>(t.to) == stage) continue;  // already there
           if (t.exit)
@@ -576,7 +583,7 @@ Status JourneyRuntime::OnEvent(const Journeys& journeys, const Event& e,
       }
       if (m && !j.reentry) continue;  // left, and may not come back
       for (const JourneyEntry& entry : j.entries) {
-        if (!Matches(entry.trigger, e, category, is_new)) continue;
+        if (!Matches(entry.trigger, e, category, intent, is_new)) continue;
         impl_->Enter(e.customer_id, st.get(), j, entry.stage, e.ts_ms, &pending.ops);
         break;
       }

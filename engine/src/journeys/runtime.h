@@ -60,7 +60,11 @@ class JourneyRuntime {
   // event's ts_ms is the time of all of this. `category` is the category of
   // the event's item or offer (the caller knows the catalog); when empty, the
   // event's properties.category is used. Returns the first storage error.
-  Status OnEvent(const Journeys& journeys, const Event& event, const std::string& category = {});
+  // category: the event's item or offer category; intent: a chat event's
+  // classified intent (both may be empty; properties.category / .intent are
+  // the fallbacks).
+  Status OnEvent(const Journeys& journeys, const Event& event, const std::string& category = {},
+                 const std::string& intent = {});
 
   struct Verdict {
     bool allowed = true;

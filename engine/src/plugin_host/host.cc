@@ -8,6 +8,7 @@
 #include <cstring>
 #include <filesystem>
 #include <mutex>
+#include <nlohmann/json.hpp>
 
 #include "common/log.h"
 #include "common/time.h"
@@ -108,6 +109,12 @@ bool LoadedPlugin::can_observe() const { return TAILOR_HAS_FIELD(api_, observe);
 bool LoadedPlugin::can_train() const { return TAILOR_HAS_FIELD(api_, train); }
 bool LoadedPlugin::can_save() const { return TAILOR_HAS_FIELD(api_, save); }
 bool LoadedPlugin::can_load() const { return TAILOR_HAS_FIELD(api_, load); }
+bool LoadedPlugin::can_annotate() const { return TAILOR_HAS_FIELD(api_, annotate); }
+
+std::string LoadedPlugin::model_path() const {
+  std::shared_lock lock(mu_);
+  return model_path_;
+}
 
 std::unique_ptr<LoadedPlugin> LoadedPlugin::Load(const PluginSpec& spec, Store* store,
                                                  const std::string& data_dir, std::string* err) {
@@ -257,8 +264,42 @@ Status LoadedPlugin::LoadModel(const std::string& path) {
   std::unique_lock lock(mu_);
   tailor_status st = api_->load(instance_, path.c_str(), ebuf, sizeof ebuf);
   ebuf[kErrCap - 1] = '\0';
-  return st == TAILOR_OK ? Status::Ok()
-                         : Status::Error("load failed: " + ErrText(ebuf, "no message"));
+  if (st != TAILOR_OK) return Status::Error("load failed: " + ErrText(ebuf, "no message"));
+  model_path_ = path;
+  return Status::Ok();
+}
+
+Status LoadedPlugin::Annotate(const tailor_request_view& req, nlohmann::json* facts) {
+  *facts = nullptr;
+  if (!can_annotate()) return Status::Ok();
+  counters_.annotate_calls.fetch_add(1, std::memory_order_relaxed);
+  // Facts are a few hundred bytes; 8 KiB leaves room without a heap allocation.
+  constexpr size_t kFactsCap = 8192;
+  thread_local char out[kFactsCap];
+  out[0] = '\0';
+  char ebuf[kErrCap] = {0};
+  tailor_status st;
+  {
+    std::shared_lock lock(mu_);
+    st = api_->annotate(instance_, &req, out, kFactsCap, ebuf, sizeof ebuf);
+  }
+  ebuf[kErrCap - 1] = '\0';
+  out[kFactsCap - 1] = '\0';
+  auto fail = [&](std::string msg) {
+    counters_.annotate_errors.fetch_add(1, std::memory_order_relaxed);
+    return Status::Error(std::move(msg));
+  };
+  if (st != TAILOR_OK) return fail("annotate failed: " + ErrText(ebuf, "no message"));
+  if (out[0] == '\0') return Status::Ok();
+  nlohmann::json j = nlohmann::json::parse(out, nullptr, /*allow_exceptions=*/false);
+  if (!j.is_object()) return fail("annotate returned no JSON object");
+  for (auto it = j.begin(); it != j.end(); ++it) {
+    if (it.key() != "customer" && it.key() != "context")
+      return fail("annotate returned member '" + it.key() + "' (allowed: customer, context)");
+    if (!it.value().is_object()) return fail("annotate: '" + it.key() + "' is not an object");
+  }
+  *facts = std::move(j);
+  return Status::Ok();
 }
 
 PluginHost::PluginHost(Store* store, std::string data_dir)
@@ -303,6 +344,27 @@ void PluginHost::LoadAll(const std::vector<PluginSpec>& specs) {
     }
     plugins_.push_back(std::move(plugin));
   }
+}
+
+std::vector<std::string> PluginHost::ReloadModels() {
+  std::vector<std::string> notes;
+  if (!store_) return notes;
+  std::vector<ModelRecord> models = store_->ActiveModels();
+  for (const auto& plugin : plugins_) {
+    if (!plugin->can_load()) continue;
+    const ModelRecord* model = nullptr;
+    for (const ModelRecord& m : models)
+      if (m.plugin == plugin->name()) model = &m;
+    if (!model || model->path == plugin->model_path()) continue;
+    if (Status s = plugin->LoadModel(model->path); s.ok()) {
+      notes.push_back(plugin->name() + ": loaded model " + model->path);
+      log::Info("plugins", notes.back());
+    } else {
+      notes.push_back(plugin->name() + ": " + s.message() + "; the previous model keeps serving");
+      log::Warn("plugins", notes.back());
+    }
+  }
+  return notes;
 }
 
 }  // namespace tailor

@@ -8,6 +8,7 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <nlohmann/json_fwd.hpp>
 #include <shared_mutex>
 #include <string>
 #include <vector>
@@ -33,6 +34,8 @@ struct PluginCounters {
   std::atomic<uint64_t> score_ns{0};
   std::atomic<uint64_t> observe_calls{0};
   std::atomic<uint64_t> observe_errors{0};
+  std::atomic<uint64_t> annotate_calls{0};
+  std::atomic<uint64_t> annotate_errors{0};
 };
 
 // One loaded plugin instance. Thread-safe: Score may run concurrently; the
@@ -60,12 +63,19 @@ class LoadedPlugin {
   Status Train();
   Status Save(const std::string& path);
   Status LoadModel(const std::string& path);
+  // ABI 1.1: the plugin's facts about the request, validated to be a JSON
+  // object with at most the members "customer" and "context", each an object;
+  // *facts is null when the plugin has nothing to say. Concurrent like Score.
+  Status Annotate(const tailor_request_view& req, nlohmann::json* facts);
 
   // Optional functions: present when struct_size covers them and non-null.
   bool can_observe() const;
   bool can_train() const;
   bool can_save() const;
   bool can_load() const;
+  bool can_annotate() const;
+  // The model file the plugin last loaded successfully ("" when none).
+  std::string model_path() const;
 
   const PluginCounters& counters() const { return counters_; }
 
@@ -79,6 +89,7 @@ class LoadedPlugin {
   std::unique_ptr<tailor_host_api> host_api_;
   std::string name_, version_, path_, data_dir_;
   double weight_ = 1.0;
+  std::string model_path_;  // guarded by mu_
   mutable std::shared_mutex mu_;
   PluginCounters counters_;
 };
@@ -97,6 +108,10 @@ class PluginHost {
   // Loads each spec; for a plugin with train_on_start it then loads the active
   // model registered in the store, or trains when there is none.
   void LoadAll(const std::vector<PluginSpec>& specs);
+  // Loads each plugin's active registered model when it differs from the one
+  // it serves (after `tailor train`); a plugin whose load fails keeps its
+  // current model. One line per plugin that changed or failed.
+  std::vector<std::string> ReloadModels();
 
   const std::vector<std::unique_ptr<LoadedPlugin>>& plugins() const { return plugins_; }
   const std::vector<Failure>& failures() const { return failures_; }

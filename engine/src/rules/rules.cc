@@ -29,8 +29,8 @@ namespace {
 
 using nlohmann::json;
 
-constexpr int kHookEvery = 1000;      // instructions between budget checks
-constexpr size_t kMaxReason = 200;    // bytes of a rule's reason kept
+constexpr int kHookEvery = 1000;    // instructions between budget checks
+constexpr size_t kMaxReason = 200;  // bytes of a rule's reason kept
 
 // ---------------------------------------------------------------------------
 // Sandbox state shared by the throwaway (load) and per-worker states.
@@ -38,7 +38,7 @@ constexpr size_t kMaxReason = 200;    // bytes of a rule's reason kept
 struct Sandbox {
   // Memory accounting for the custom allocator.
   size_t used = 0;
-  size_t limit = 0;       // whole state
+  size_t limit = 0;  // whole state
   size_t call_limit = std::numeric_limits<size_t>::max();
   bool memory_hit = false;
   // Budget of the call in progress.
@@ -47,7 +47,7 @@ struct Sandbox {
   int64_t deadline_ns = 0;  // 0 until the first hook check of the call
   int64_t time_ns = 0;
   bool aborted = false;
-  bool hooked = false;      // the count hook is installed at kHookEvery
+  bool hooked = false;   // the count hook is installed at kHookEvery
   bool loading = false;  // `rule {}` is only callable while loading files
   // Declared rules, in order (filled while loading).
   struct Declared {
@@ -203,7 +203,8 @@ int64_t WindowMs(lua_State* L, int idx) {
   if (end && std::strcmp(end, "h") == 0) unit = 3600000;
   if (end && std::strcmp(end, "m") == 0) unit = 60000;
   if (end && std::strcmp(end, "s") == 0) unit = 1000;
-  if (unit == 0 || n < 0) luaL_error(L, "window must look like \"7d\", \"12h\", \"30m\" or seconds");
+  if (unit == 0 || n < 0)
+    luaL_error(L, "window must look like \"7d\", \"12h\", \"30m\" or seconds");
   return static_cast<int64_t>(n * static_cast<double>(unit));
 }
 
@@ -223,8 +224,7 @@ int HistoryCount(lua_State* L) {
     for (const Event& e : r->profile->recent) {
       if (r->now_ms - e.ts_ms > window) continue;
       if (std::string_view(e.type) != type) continue;
-      if (id_c && std::string_view(e.offer_id) != id && std::string_view(e.item_id) != id)
-        continue;
+      if (id_c && std::string_view(e.offer_id) != id && std::string_view(e.item_id) != id) continue;
       ++n;
     }
   }
@@ -433,10 +433,10 @@ int ProxyLen(lua_State* L) {
 
 void PushReadOnly(lua_State* L, std::vector<int>* proxies) {
   // stack: real table -> replace with a proxy whose metatable reads it.
-  lua_newtable(L);                     // proxy
-  lua_newtable(L);                     // mt
+  lua_newtable(L);  // proxy
+  lua_newtable(L);  // mt
   lua_pushvalue(L, -3);
-  lua_setfield(L, -2, "__index");      // mt.__index = real
+  lua_setfield(L, -2, "__index");  // mt.__index = real
   lua_pushvalue(L, -3);
   lua_pushcclosure(L, ProxyPairs, 1);
   lua_setfield(L, -2, "__pairs");
@@ -452,7 +452,7 @@ void PushReadOnly(lua_State* L, std::vector<int>* proxies) {
     proxies->push_back(luaL_ref(L, LUA_REGISTRYINDEX));  // so End() can revoke it
   }
   lua_setmetatable(L, -2);
-  lua_remove(L, -2);                   // drop the real table
+  lua_remove(L, -2);  // drop the real table
 }
 
 void PushJson(lua_State* L, const json& j, std::vector<int>* proxies) {
@@ -475,12 +475,22 @@ void PushJson(lua_State* L, const json& j, std::vector<int>* proxies) {
       PushReadOnly(L, proxies);
       break;
     }
-    case json::value_t::string: lua_pushstring(L, j.get_ref<const std::string&>().c_str()); break;
-    case json::value_t::boolean: lua_pushboolean(L, j.get<bool>()); break;
+    case json::value_t::string:
+      lua_pushstring(L, j.get_ref<const std::string&>().c_str());
+      break;
+    case json::value_t::boolean:
+      lua_pushboolean(L, j.get<bool>());
+      break;
     case json::value_t::number_integer:
-    case json::value_t::number_unsigned: lua_pushinteger(L, j.get<lua_Integer>()); break;
-    case json::value_t::number_float: lua_pushnumber(L, j.get<double>()); break;
-    default: lua_pushnil(L); break;
+    case json::value_t::number_unsigned:
+      lua_pushinteger(L, j.get<lua_Integer>());
+      break;
+    case json::value_t::number_float:
+      lua_pushnumber(L, j.get<double>());
+      break;
+    default:
+      lua_pushnil(L);
+      break;
   }
 }
 
@@ -635,6 +645,27 @@ RuleRuntime::~RuleRuntime() {
 
 size_t RuleRuntime::memory_used() const { return impl_->sb.used; }
 
+namespace {
+
+// Adds facts[part]'s members to the table on top of the stack, leaving keys
+// the table already has (the request's own data wins).
+void MergeFacts(lua_State* L, const json* facts, const char* part, std::vector<int>* proxies) {
+  if (facts == nullptr) return;
+  auto it = facts->find(part);
+  if (it == facts->end() || !it->is_object()) return;
+  for (auto f = it->begin(); f != it->end(); ++f) {
+    if (lua_getfield(L, -1, f.key().c_str()) != LUA_TNIL) {
+      lua_pop(L, 1);
+      continue;
+    }
+    lua_pop(L, 1);
+    PushJson(L, f.value(), proxies);
+    lua_setfield(L, -2, f.key().c_str());
+  }
+}
+
+}  // namespace
+
 void RuleRuntime::Begin(const RuleRequest& req) {
   if (!L_) return;
   Sandbox& sb = impl_->sb;
@@ -669,6 +700,7 @@ void RuleRuntime::Begin(const RuleRequest& req) {
     PushJson(L_, json::object(), &impl_->request_proxies);
     lua_setfield(L_, -2, "counts");
   }
+  MergeFacts(L_, req.facts, "customer", &impl_->request_proxies);
   PushReadOnly(L_, &impl_->request_proxies);
   impl_->customer_ref = luaL_ref(L_, LUA_REGISTRYINDEX);
 
@@ -693,6 +725,7 @@ void RuleRuntime::Begin(const RuleRequest& req) {
   }
   lua_pushinteger(L_, secs);
   lua_setfield(L_, -2, "now");
+  MergeFacts(L_, req.facts, "context", &impl_->request_proxies);
   PushReadOnly(L_, &impl_->request_proxies);
   impl_->ctx_ref = luaL_ref(L_, LUA_REGISTRYINDEX);
 }
@@ -700,8 +733,8 @@ void RuleRuntime::Begin(const RuleRequest& req) {
 namespace {
 
 // Pushes a candidate's read-only table (offer, or item from the lazy cache).
-void PushCandidate(lua_State* L, int offers_ref, int items_ref, const Catalog& cat,
-                   int offer_index, int item_index) {
+void PushCandidate(lua_State* L, int offers_ref, int items_ref, const Catalog& cat, int offer_index,
+                   int item_index) {
   if (offer_index >= 0) {
     lua_rawgeti(L, LUA_REGISTRYINDEX, offers_ref);
     lua_rawgeti(L, -1, offer_index + 1);
@@ -783,7 +816,8 @@ RuleEffect RuleRuntime::Evaluate(size_t candidate, int offer_index, int item_ind
       std::string reason = ReasonOf(L_, -1);
       rules_->counters(r).vetoes.fetch_add(1, std::memory_order_relaxed);
       fx.vetoed = true;
-      fx.reasons.push_back(rules_->rules()[r].name + ": " + (reason.empty() ? "not eligible" : reason));
+      fx.reasons.push_back(rules_->rules()[r].name + ": " +
+                           (reason.empty() ? "not eligible" : reason));
       lua_pop(L_, 2);
       break;
     }
@@ -811,8 +845,7 @@ RuleEffect RuleRuntime::Evaluate(size_t candidate, int offer_index, int item_ind
       if (t == LUA_TNUMBER) {
         double f = lua_tonumber(L_, -2);
         if (!std::isfinite(f) || f < 0 || f > 100) {
-          fail(r, "score", "error", "lever must be a number in [0, 100], got " +
-                                        std::to_string(f));
+          fail(r, "score", "error", "lever must be a number in [0, 100], got " + std::to_string(f));
         } else if (f != 1.0) {
           fx.levers *= f;
           rules_->counters(r).levers.fetch_add(1, std::memory_order_relaxed);
@@ -895,8 +928,8 @@ void RuleRuntime::Finalize(std::vector<Ranked>* ranked, std::vector<std::string>
         }
         if (error.empty()) *ranked = std::move(out);
       } else if (!lua_isnil(L_, -2)) {
-        error = std::string("error: must return a list of offers or nil; got ") +
-                luaL_typename(L_, -2);
+        error =
+            std::string("error: must return a list of offers or nil; got ") + luaL_typename(L_, -2);
       }
       lua_pop(L_, 2);
     }

@@ -26,6 +26,7 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <nlohmann/json_fwd.hpp>
 #include <string>
 #include <vector>
 
@@ -39,19 +40,19 @@ struct Catalog;
 struct Profile;
 
 struct RuleLimits {
-  int64_t instructions = 1'000'000;       // per hook call
-  int64_t time_us = 5'000;                // per hook call
-  size_t call_memory = 4 << 20;           // growth allowed during one call
-  size_t state_memory = 64 << 20;         // the whole state
+  int64_t instructions = 1'000'000;  // per hook call
+  int64_t time_us = 5'000;           // per hook call
+  size_t call_memory = 4 << 20;      // growth allowed during one call
+  size_t state_memory = 64 << 20;    // the whole state
 };
 
 struct RuleCounters {
   std::atomic<uint64_t> calls{0};
   std::atomic<uint64_t> vetoes{0};
-  std::atomic<uint64_t> levers{0};       // score hooks that changed L
-  std::atomic<uint64_t> errors{0};       // runtime errors and bad return values
-  std::atomic<uint64_t> timeouts{0};     // instruction budget or deadline
-  std::atomic<uint64_t> memory{0};       // memory cap hit
+  std::atomic<uint64_t> levers{0};    // score hooks that changed L
+  std::atomic<uint64_t> errors{0};    // runtime errors and bad return values
+  std::atomic<uint64_t> timeouts{0};  // instruction budget or deadline
+  std::atomic<uint64_t> memory{0};    // memory cap hit
 };
 
 struct RuleInfo {
@@ -98,6 +99,9 @@ struct RuleRequest {
   const float* plugin_scores = nullptr;
   const std::vector<bool>* plugin_ok = nullptr;
   size_t n_candidates = 0;
+  // Plugins' facts {"customer":{...},"context":{...}} merged into the
+  // customer and ctx tables where those have no such key (may be null).
+  const nlohmann::json* facts = nullptr;
 };
 
 // What the rules did to one candidate.

@@ -91,13 +91,15 @@ struct Server::Impl {
                   {"errors", errors}}}};
       return Dump(j);
     }
+    std::vector<std::string> models = engine->ReloadModels();
     auto snap = engine->snapshot();
     return Dump({{"v", TAILOR_SCHEMA_VERSION},
                  {"id", id},
                  {"reloaded", true},
                  {"snapshot", snap->version},
                  {"offers", snap->catalog->offers.size()},
-                 {"rules", snap->rules ? snap->rules->rules().size() : 0}});
+                 {"rules", snap->rules ? snap->rules->rules().size() : 0},
+                 {"models", models}});
   }
 
   // Handles one request body; never throws.
@@ -304,8 +306,10 @@ void Server::Run(const std::atomic<bool>* stop, std::atomic<bool>* reload) {
       std::vector<std::string> errors = s.engine->Reload();
       for (const auto& e : errors) log::Warn("reload", e);
       if (!errors.empty())
-        log::Error("reload", std::to_string(errors.size()) +
-                                 " error(s); the previous set keeps serving");
+        log::Error("reload",
+                   std::to_string(errors.size()) + " error(s); the previous set keeps serving");
+      else
+        s.engine->ReloadModels();  // logs what it loaded
     }
     if (stop->load()) {
       int64_t now = now_ms();
