@@ -15,8 +15,8 @@
 #include "client.h"
 #include "commands.h"
 #include "common/time.h"
-#include "runtime.h"
 #include "rules/rules.h"
+#include "runtime.h"
 #include "service/server.h"
 #include "store/store.h"
 
@@ -205,7 +205,8 @@ void RunBenchRules(const BenchArgs& a) {
   Profile profile;
   profile.known = true;
   profile.customer.id = "bench";
-  profile.customer.attributes_json = R"({"age":35,"dna":{"deal_seeker":"high","night_owl":"high"}})";
+  profile.customer.attributes_json =
+      R"({"age":35,"dna":{"deal_seeker":"high","night_owl":"high"}})";
   profile.customer.consent_json = R"({"personalization":true,"sensitive":true})";
   int64_t now = now_ms();
   for (int i = 0; i < 50; ++i) {
@@ -218,8 +219,9 @@ void RunBenchRules(const BenchArgs& a) {
     profile.recent.push_back(e);
   }
   json out = {{"benchmark", "rules"}, {"rules", rules->rules().size()}, {"results", json::array()}};
-  std::printf("rules stage, %zu shipped rules, per request (Begin, all candidates, finalize, End)\n",
-              rules->rules().size());
+  std::printf(
+      "rules stage, %zu shipped rules, per request (Begin, all candidates, finalize, End)\n",
+      rules->rules().size());
   std::printf("%-12s %10s %10s %10s %14s\n", "candidates", "p50 us", "p99 us", "max us",
               "p50 ns/cand");
   for (int n : {100, 1000}) {

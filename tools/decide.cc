@@ -42,9 +42,15 @@ void Print(const json& reply) {
                 why.value("propensity", 0.0), why.value("context", 0.0), why.value("value", 0.0),
                 why.value("levers", 0.0));
     for (const auto& [name, p] : why["plugins"].items()) {
+      if (p.value("abstained", false)) {
+        std::printf("      %-12s  --   (weight %.2f)  no opinion\n", name.c_str(),
+                    p.value("weight", 0.0));
+        continue;
+      }
       std::printf("      %-12s %.3f (weight %.2f)  %s\n", name.c_str(), p.value("score", 0.0),
                   p.value("weight", 0.0), p.value("reason", std::string()).c_str());
     }
+    if (why.contains("facts")) std::printf("      facts        %s\n", why["facts"].dump().c_str());
     if (why.contains("dropped"))
       for (const auto& [name, msg] : why["dropped"].items())
         std::printf("      %-12s dropped: %s\n", name.c_str(), msg.get<std::string>().c_str());

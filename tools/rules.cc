@@ -169,9 +169,13 @@ void PrintTrace(const json& reply) {
     std::printf("%-14s %-24s priority %.4f = P %.3f x C %.2f x V %.3f x L %.3f\n", status.c_str(),
                 what.c_str(), why.value("priority", 0.0), why.value("propensity", 0.0),
                 why.value("context", 0.0), why.value("value", 0.0), why.value("levers", 0.0));
-    for (const auto& [name, p] : why["plugins"].items())
-      std::printf("%16s plugin %-12s %.3f  %s\n", "", name.c_str(), p.value("score", 0.0),
-                  p.value("reason", std::string()).c_str());
+    for (const auto& [name, p] : why["plugins"].items()) {
+      if (p.value("abstained", false))
+        std::printf("%16s plugin %-12s  --    no opinion\n", "", name.c_str());
+      else
+        std::printf("%16s plugin %-12s %.3f  %s\n", "", name.c_str(), p.value("score", 0.0),
+                    p.value("reason", std::string()).c_str());
+    }
     for (const json& note : why.value("rules", json::array()))
       std::printf("%16s rule   %s\n", "", note.get<std::string>().c_str());
     if (why.contains("dropped"))
@@ -181,6 +185,8 @@ void PrintTrace(const json& reply) {
   }
   for (const json& note : reply["trace"].value("finalize", json::array()))
     std::printf("finalize: %s\n", note.get<std::string>().c_str());
+  if (json facts = reply["trace"].value("facts", json::object()); !facts.empty())
+    std::printf("facts: %s\n", facts.dump().c_str());
 }
 
 void RunTest(const TestArgs& a) {

@@ -1,12 +1,17 @@
 // `tailor train PLUGIN`: rebuild a plugin's model from the store, save it as a
 // versioned file and register it as the active model (tailord loads it at start).
 #include <CLI/CLI.hpp>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
 #include <filesystem>
 #include <iostream>
 #include <nlohmann/json.hpp>
+#include <thread>
 
 #include "commands.h"
 #include "common/time.h"
+#include "progress.h"
 #include "runtime.h"
 
 namespace tailor::cli {
@@ -39,20 +44,45 @@ void RunTrain(const TrainArgs& a) {
   std::cerr << "training " << a.plugin << " from " << rt->config.store.path << " ("
             << rt->store->Count("events") << " events)...\n";
   int64_t t0 = mono_ns();
-  if (Status st = plugin->Train(); !st.ok()) Fail(st.message());
+  // The plugin reports its stages through the host log; meanwhile a ticker
+  // shows that it is alive (training has no total the host could know).
+  Status train_status;
+  {
+    std::atomic<bool> finished{false};
+    std::thread worker([&] {
+      train_status = plugin->Train();
+      finished = true;
+    });
+    Progress ticker("train " + a.plugin);
+    while (!finished.load()) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      ticker.Update((mono_ns() - t0) / 1'000'000'000, 0, "s elapsed");
+    }
+    worker.join();
+    ticker.Done("");
+  }
+  if (!train_status.ok()) Fail(train_status.message());
   double secs = static_cast<double>(mono_ns() - t0) / 1e9;
   ModelRecord m;
   m.plugin = a.plugin;
   m.created_ms = now_ms();
   m.path = data_dir + "/" + a.plugin + "-" + std::to_string(m.created_ms) + ".model";
   m.active = true;
-  m.metrics_json = "{\"train_seconds\":" + std::to_string(secs) + "}";
   if (plugin->can_save()) {
     if (Status st = plugin->Save(m.path); !st.ok()) Fail(st.message());
+    std::error_code ec;
+    const auto bytes = std::filesystem::file_size(m.path, ec);
+    m.metrics_json = nlohmann::json{
+        {"train_seconds", secs},
+        {"events", rt->store->Count("events")},
+        {"file_bytes",
+         ec ? 0 : bytes}}.dump();
     int64_t id = 0;
     if (Status st = rt->store->RegisterModel(m, &id); !st.ok()) Fail(st.message());
-    std::cout << "trained " << a.plugin << " in " << secs << " s; model " << id << " saved to "
-              << m.path << " and marked active\n";
+    char size[32];
+    std::snprintf(size, sizeof size, "%.1f MB", static_cast<double>(ec ? 0 : bytes) / 1e6);
+    std::cout << "trained " << a.plugin << " in " << secs << " s; model " << id << " (" << size
+              << ") saved to " << m.path << " and marked active\n";
   } else {
     std::cout << "trained " << a.plugin << " in " << secs
               << " s (the plugin cannot save; tailord retrains at start)\n";

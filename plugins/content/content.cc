@@ -90,7 +90,9 @@ struct Config {
   int max_taste_features = 256;
   // Not part of the model:
   int reason_features = 3;
-  double cold_score = 0;  // every candidate's score when there is no taste
+  // Every candidate's score when there is no taste: no opinion by default,
+  // so the blend is left to the other plugins.
+  double cold_score = TAILOR_SCORE_ABSTAIN;
 
   // Identifies what a saved model was built with; Load refuses another.
   std::string Fingerprint() const {
@@ -188,7 +190,10 @@ Config ParseConfig(std::string_view text) {
     } else if (key == "reason_features") {
       integer(key, v, 1, static_cast<int>(kMaxReasonFeatures), cfg.reason_features);
     } else if (key == "cold_score") {
-      number(key, v, 0, 1, cfg.cold_score);
+      if (v.is_string() && v.get<std::string>() == "abstain")
+        cfg.cold_score = TAILOR_SCORE_ABSTAIN;
+      else
+        number(key, v, 0, 1, cfg.cold_score);
     } else {
       errors.push_back(
           "unknown key '" + key +

@@ -469,3 +469,52 @@ offers: )" + TAILOR_SOURCE_DIR +
 
 }  // namespace
 }  // namespace tailor::testing
+
+namespace tailor::testing {
+namespace {
+
+// A plugin that abstains on a candidate leaves that candidate's P to the
+// others: P is the weighted mean over the plugins with an opinion.
+TEST_F(RulesService, AbstainingPluginLeavesPToTheOthers) {
+  std::string config = dir_.file("tailor.yaml");
+  WriteFile(config, std::string(R"(
+plugins:
+  - name: popularity
+    path: )") + TAILOR_PLUGIN_DIR +
+                        R"(/tailor_popularity.so
+  - name: abstains
+    weight: 3
+    path: )" + TAILOR_FIXTURE_DIR +
+                        R"(/abstains.so
+placements:
+  home: {kind: offers}
+  checkout: {kind: offers}
+  email: {kind: offers}
+offers: )" + TAILOR_SOURCE_DIR +
+                        "/config/offers.yaml\n");
+  Tailord d({config, store_, {}});
+  ASSERT_TRUE(d.running()) << d.Log();
+  Client c(d.requests());
+  json r = c.Call(DecideMsg(
+      {{"customer", "c1"}, {"channel", "web"}, {"placement", "home"}, {"limit", 20}}, "a"));
+  ASSERT_FALSE(r.contains("error")) << r.dump();
+  int abstained = 0, scored = 0;
+  for (const json& o : r["offers"]) {
+    const json& why = o["why"];
+    double pop = why["plugins"]["popularity"]["score"];
+    const json& ab = why["plugins"]["abstains"];
+    if (ab.value("abstained", false)) {
+      ++abstained;
+      EXPECT_NEAR(why["propensity"].get<double>(), pop, 1e-6) << o.dump();
+    } else {
+      ++scored;
+      double s = ab["score"];
+      EXPECT_NEAR(why["propensity"].get<double>(), (pop + 3 * s) / 4, 1e-6) << o.dump();
+    }
+  }
+  EXPECT_EQ(abstained, 1) << r.dump();
+  EXPECT_GE(scored, 2) << r.dump();
+}
+
+}  // namespace
+}  // namespace tailor::testing

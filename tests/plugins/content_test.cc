@@ -84,7 +84,8 @@ testing::Scored ScoreFor(LoadedPlugin& p, const char* customer, const std::vecto
   out.status = p.Score(req, cands.data(), cands.size(), out.scores.data(), reasons.data(), kCap);
   for (size_t i = 0; i < cands.size(); ++i)
     out.reasons.emplace_back(reasons.data() + i * kCap, strnlen(reasons.data() + i * kCap, kCap));
-  for (float s : out.scores) EXPECT_TRUE(std::isfinite(s) && s >= 0 && s <= 1) << s;
+  for (float s : out.scores)
+    EXPECT_TRUE(s == TAILOR_SCORE_ABSTAIN || (std::isfinite(s) && s >= 0 && s <= 1)) << s;
   return out;
 }
 
@@ -194,7 +195,7 @@ TEST_F(ContentTest, OneRecentEventIsEnoughForANewCustomer) {
                        {MakeEvent("new", "impression", "mug_heart", kNowMs - 1),
                         MakeEvent("new", "purchase", "gone", kNowMs - 1)});
   ASSERT_TRUE(none.status.ok());
-  for (float s : none.scores) EXPECT_EQ(s, 0.0f);
+  for (float s : none.scores) EXPECT_EQ(s, TAILOR_SCORE_ABSTAIN);
 }
 
 TEST_F(ContentTest, ObserveUpdatesTheTasteAndRecentIsNotCountedTwice) {
@@ -277,14 +278,14 @@ TEST_F(ContentTest, CategoryCandidatesAndUnknownItems) {
   }
 }
 
-TEST_F(ContentTest, ColdCustomerGetsTheNeutralScoreWithoutError) {
+TEST_F(ContentTest, ColdCustomerGetsNoOpinionWithoutError) {
   auto p = Trained();
   ASSERT_NE(p, nullptr);
   for (const char* who : {static_cast<const char*>(nullptr), "stranger"}) {
     auto r = ScoreFor(*p, who, {});
     ASSERT_TRUE(r.status.ok()) << r.status.message();
     for (size_t i = 0; i < r.scores.size(); ++i) {
-      EXPECT_EQ(r.scores[i], 0.0f);
+      EXPECT_EQ(r.scores[i], TAILOR_SCORE_ABSTAIN);
       EXPECT_EQ(r.reasons[i], "");
     }
   }
@@ -297,7 +298,7 @@ TEST_F(ContentTest, ColdCustomerGetsTheNeutralScoreWithoutError) {
   ASSERT_NE(u, nullptr) << err;
   auto ru = ScoreFor(*u, "fan", {MakeEvent("fan", "view", "iphone", kNowMs)});
   ASSERT_TRUE(ru.status.ok()) << ru.status.message();
-  for (float s : ru.scores) EXPECT_EQ(s, 0.0f);
+  for (float s : ru.scores) EXPECT_EQ(s, TAILOR_SCORE_ABSTAIN);
 }
 
 TEST_F(ContentTest, SimilarItemsForAnAnchorInTheContext) {
@@ -317,7 +318,7 @@ TEST_F(ContentTest, EmptyCatalogTrainsAndScoresNeutral) {
   ASSERT_NE(p, nullptr);
   auto r = ScoreFor(*p, "c", {MakeEvent("c", "view", "iphone", kNowMs)});
   ASSERT_TRUE(r.status.ok()) << r.status.message();
-  for (float s : r.scores) EXPECT_EQ(s, 0.0f);
+  for (float s : r.scores) EXPECT_EQ(s, TAILOR_SCORE_ABSTAIN);
   EXPECT_TRUE(p->Observe(testing::ViewOf(MakeEvent("c", "view", "iphone", kNowMs))).ok());
   const std::string path = data_dir_.file("empty.model");
   ASSERT_TRUE(p->Save(path).ok());

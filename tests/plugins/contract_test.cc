@@ -134,6 +134,15 @@ TEST_F(FixtureTest, NaNScoreIsAnErrorNamingTheCandidate) {
   EXPECT_EQ(p->counters().score_errors.load(), 1u);
 }
 
+TEST_F(FixtureTest, AbstentionPassesThroughForMinorOneOnly) {
+  std::string err;
+  auto p = Load("abstains", &err);
+  ASSERT_NE(p, nullptr) << err;
+  auto r = ScoreAll(*p, kThree);
+  ASSERT_TRUE(r.status.ok()) << r.status.message();
+  EXPECT_EQ(r.scores, (std::vector<float>{0.75f, TAILOR_SCORE_ABSTAIN, 0.0f}));
+}
+
 TEST_F(FixtureTest, OutOfRangeScoresAreClamped) {
   std::string err;
   auto p = Load("out_of_range", &err);
@@ -343,12 +352,14 @@ class PluginContract : public ::testing::TestWithParam<std::string> {
     return p;
   }
 
-  // Every score finite and in [0, 1]; every reason NUL-terminated in its slot.
+  // Every score finite and in [0, 1] or an abstention; every reason
+  // NUL-terminated in its slot.
   static void ExpectWellFormed(const testing::Scored& r, size_t n, size_t reason_cap) {
     ASSERT_TRUE(r.status.ok()) << r.status.message();
     ASSERT_EQ(r.scores.size(), n);
     EXPECT_FALSE(r.wrote_past_end) << "wrote past the n scores or reason slots";
     for (size_t i = 0; i < n; ++i) {
+      if (r.scores[i] == TAILOR_SCORE_ABSTAIN) continue;
       EXPECT_TRUE(std::isfinite(r.scores[i])) << "candidate " << i;
       EXPECT_GE(r.scores[i], 0.0f) << "candidate " << i;
       EXPECT_LE(r.scores[i], 1.0f) << "candidate " << i;

@@ -35,6 +35,10 @@ extern "C" {
 #define TAILOR_PLUGIN_ABI_MAJOR 1
 #define TAILOR_PLUGIN_ABI_MINOR 1
 
+/* ABI 1.1: a score meaning "no opinion about this candidate". Hosts treat it
+ * so only for plugins built against minor >= 1 (older ones get it clamped). */
+#define TAILOR_SCORE_ABSTAIN (-2.0f)
+
 /* The one symbol a plugin exports. */
 #define TAILOR_PLUGIN_ENTRY_SYMBOL "tailor_plugin_entry"
 
@@ -139,7 +143,10 @@ typedef struct tailor_plugin_api {
   void (*destroy)(tailor_plugin* self);
 
   /* Required. Scores all n candidates of one request: writes one finite float in
-   * [0, 1] (a propensity) to scores[i] for every i < n. When reasons is not
+   * [0, 1] (a propensity) to scores[i] for every i < n, or (ABI >= 1.1)
+   * TAILOR_SCORE_ABSTAIN for a candidate the plugin has no opinion about (a
+   * cold customer, an offer outside its model): that candidate's P is then the
+   * weighted mean of the other plugins only. When reasons is not
    * NULL it points at n slots of reason_cap bytes each; the plugin may write a
    * short NUL-terminated explanation into reasons + i * reason_cap (leave a slot
    * untouched for no reason; the host zeroes them first). */

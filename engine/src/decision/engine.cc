@@ -73,7 +73,8 @@ struct Scratch {
   std::vector<char> evaluate;                   // judged by journeys and rules
   std::vector<std::vector<std::string>> notes;  // rule reasons per candidate
   std::vector<double> weighted_sum;
-  std::vector<float> all_scores;  // plugin-major: [plugin][candidate]
+  std::vector<double> weight_sum;  // per candidate: plugins that did not abstain
+  std::vector<float> all_scores;   // plugin-major: [plugin][candidate]
   std::vector<char> all_reasons;
   std::vector<size_t> order;
   std::vector<double> priority;
@@ -308,6 +309,7 @@ std::variant<json, ApiError> Engine::Decide(const DecideRequest& req, DecideOpti
   s.all_scores.assign(plugins.size() * n, 0.0f);
   s.all_reasons.assign(plugins.size() * n * kReasonCap, '\0');
   s.weighted_sum.assign(n, 0.0);
+  s.weight_sum.assign(n, 0.0);
   s.plugin_ok.assign(plugins.size(), false);
   s.plugin_names.clear();
   for (const auto& p : plugins) s.plugin_names.push_back(p->name());
@@ -328,7 +330,11 @@ std::variant<json, ApiError> Engine::Decide(const DecideRequest& req, DecideOpti
     s.plugin_ok[k] = true;
     weight_total += p.weight();
     const float* sc = s.all_scores.data() + k * n;
-    for (size_t i = 0; i < n; ++i) s.weighted_sum[i] += p.weight() * sc[i];
+    for (size_t i = 0; i < n; ++i) {
+      if (sc[i] == TAILOR_SCORE_ABSTAIN) continue;  // only ABI >= 1.1 plugins get it through
+      s.weighted_sum[i] += p.weight() * sc[i];
+      s.weight_sum[i] += p.weight();
+    }
   }
 
   // Facts (ABI 1.1): what plugins know about the customer and the moment
@@ -400,7 +406,8 @@ std::variant<json, ApiError> Engine::Decide(const DecideRequest& req, DecideOpti
   if ((rules || journeys) && placement.rules_candidates > 0 && n > placement.rules_candidates) {
     std::vector<std::pair<double, size_t>> base(n);
     for (size_t i = 0; i < n; ++i) {
-      double P = weight_total > 0 ? s.weighted_sum[i] / weight_total : cfg.fallback_propensity;
+      double P =
+          s.weight_sum[i] > 0 ? s.weighted_sum[i] / s.weight_sum[i] : cfg.fallback_propensity;
       base[i] = {P * s.context[i] * std::pow(s.values[i] / max_value, placement.value_exponent), i};
     }
     std::nth_element(base.begin(),
@@ -411,7 +418,7 @@ std::variant<json, ApiError> Engine::Decide(const DecideRequest& req, DecideOpti
   }
   for (size_t i = 0; i < n; ++i) {
     s.notes[i].clear();
-    double P = weight_total > 0 ? s.weighted_sum[i] / weight_total : cfg.fallback_propensity;
+    double P = s.weight_sum[i] > 0 ? s.weighted_sum[i] / s.weight_sum[i] : cfg.fallback_propensity;
     s.propensity[i] = P;
     if (!s.evaluate[i]) {
       s.priority[i] =
@@ -481,15 +488,20 @@ std::variant<json, ApiError> Engine::Decide(const DecideRequest& req, DecideOpti
     json pj = json::object();
     for (size_t k = 0; k < plugins.size(); ++k) {
       if (!s.plugin_ok[k]) continue;
-      json e = {{"score", s.all_scores[k * n + i]}, {"weight", plugins[k]->weight()}};
+      const float sc = s.all_scores[k * n + i];
+      json e = sc == TAILOR_SCORE_ABSTAIN
+                   ? json{{"abstained", true}, {"weight", plugins[k]->weight()}}
+                   : json{{"score", sc}, {"weight", plugins[k]->weight()}};
       const char* reason = s.all_reasons.data() + (k * n + i) * kReasonCap;
       if (reason[0]) e["reason"] = reason;
       pj[plugins[k]->name()] = std::move(e);
     }
     why["plugins"] = std::move(pj);
     if (!s.notes[i].empty()) why["rules"] = s.notes[i];
-    if (weight_total == 0)
-      why["fallback"] = "no plugin scored; propensity is the configured fallback";
+    if (s.weight_sum[i] == 0)
+      why["fallback"] = weight_total == 0
+                            ? "no plugin scored; propensity is the configured fallback"
+                            : "every plugin abstained; propensity is the configured fallback";
     if (!dropped.empty()) why["dropped"] = dropped;
     return why;
   };

@@ -208,11 +208,13 @@ Status LoadedPlugin::Score(const tailor_request_view& req, const tailor_candidat
     counters_.score_errors.fetch_add(1, std::memory_order_relaxed);
     return Status::Error("score failed: " + ErrText(ebuf, "no message"));
   }
+  const bool may_abstain = api_->abi_minor >= 1;
   for (size_t i = 0; i < n; ++i) {
     if (!std::isfinite(scores[i])) {
       counters_.score_errors.fetch_add(1, std::memory_order_relaxed);
       return Status::Error("score returned a non-finite value for candidate " + std::to_string(i));
     }
+    if (may_abstain && scores[i] == TAILOR_SCORE_ABSTAIN) continue;
     scores[i] = std::clamp(scores[i], 0.0f, 1.0f);
   }
   if (reasons && reason_cap) {

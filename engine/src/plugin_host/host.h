@@ -55,7 +55,8 @@ class LoadedPlugin {
   uint32_t abi_minor() const { return api_->abi_minor; }
 
   // Scores n candidates. On success every scores[i] is finite and in [0, 1]
-  // (out-of-range values are clamped). On failure the scores are unspecified
+  // (out-of-range values are clamped), or TAILOR_SCORE_ABSTAIN from a plugin
+  // of ABI >= 1.1. On failure the scores are unspecified
   // and the message says what went wrong.
   Status Score(const tailor_request_view& req, const tailor_candidate* candidates, size_t n,
                float* scores, char* reasons, size_t reason_cap);

@@ -1,5 +1,7 @@
 #include "rules/rules.h"
 
+#include "tailor/plugin.h"
+
 #include <lua.hpp>
 
 #include <algorithm>
@@ -258,7 +260,9 @@ int PluginScore(lua_State* L) {
   if (r && r->plugin_names && r->plugin_scores) {
     for (size_t k = 0; k < r->plugin_names->size(); ++k) {
       if ((*r->plugin_names)[k] != name || !(*r->plugin_ok)[k]) continue;
-      lua_pushnumber(L, r->plugin_scores[k * r->n_candidates + sb->candidate]);
+      const float score = r->plugin_scores[k * r->n_candidates + sb->candidate];
+      if (score == TAILOR_SCORE_ABSTAIN) break;  // no opinion: nil
+      lua_pushnumber(L, score);
       return 1;
     }
   }
