@@ -29,7 +29,10 @@ for o in reply["offers"]:
     print(f"  {o['rank']}. {o['offer']:<20} priority {why['priority']:.3f} "
           f"(P {why['propensity']:.3f} x C {why['context']:.2f} x V {why['value']:.3f} x L {why['levers']:.1f})")
     for name, p in why["plugins"].items():
-        print(f"       {name}: {p['score']:.3f} {p.get('reason', '')}")
+        if p.get("abstained"):
+            print(f"       {name}: no opinion")
+        else:
+            print(f"       {name}: {p['score']:.3f} {p.get('reason', '')}")
 
 top = reply["offers"][0]
 print(call({"v": 1, "type": "event", "id": "py-2", "customer": customer, "event": "offer_click",

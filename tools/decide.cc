@@ -50,6 +50,8 @@ void Print(const json& reply) {
       std::printf("      %-12s %.3f (weight %.2f)  %s\n", name.c_str(), p.value("score", 0.0),
                   p.value("weight", 0.0), p.value("reason", std::string()).c_str());
     }
+    for (const auto& note : why.value("rules", nlohmann::json::array()))
+      std::printf("      rule         %s\n", note.get<std::string>().c_str());
     if (why.contains("facts")) std::printf("      facts        %s\n", why["facts"].dump().c_str());
     if (why.contains("dropped"))
       for (const auto& [name, msg] : why["dropped"].items())

@@ -437,8 +437,10 @@ void RunEvalRecs(const EvalRecsArgs& a) {
     req.recent = recent.data();
     req.n_recent = recent.size();
 
+    // Like the engine: per candidate, the weighted mean over the plugins that
+    // did not abstain; 0.5 where every plugin abstained.
     std::vector<float> blend(cands.size(), 0.0f);
-    double wsum = 0;
+    std::vector<double> wsum(cands.size(), 0.0);
     for (Served& s : served) {
       std::vector<float>& sc = scores[s.name];
       sc.assign(cands.size(), 0.0f);
@@ -452,11 +454,14 @@ void RunEvalRecs(const EvalRecsArgs& a) {
         continue;
       }
       if (!s.in_blend) continue;
-      for (size_t i = 0; i < cands.size(); ++i) blend[i] += static_cast<float>(s.weight) * sc[i];
-      wsum += s.weight;
+      for (size_t i = 0; i < cands.size(); ++i) {
+        if (sc[i] == TAILOR_SCORE_ABSTAIN) continue;
+        blend[i] += static_cast<float>(s.weight) * sc[i];
+        wsum[i] += s.weight;
+      }
     }
-    if (wsum > 0)
-      for (float& b : blend) b = static_cast<float>(b / wsum);
+    for (size_t i = 0; i < cands.size(); ++i)
+      blend[i] = wsum[i] > 0 ? static_cast<float>(blend[i] / wsum[i]) : 0.5f;
     std::fill(knn.begin(), knn.end(), 0.0f);
     for (uint32_t j : own) {
       const float* row = &sim[static_cast<size_t>(j) * n_items];

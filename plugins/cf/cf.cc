@@ -41,7 +41,7 @@ using tailor::sdk::Request;
 
 constexpr double kMsPerDay = 86400000.0;
 constexpr std::string_view kMagic = "tailor-cf-model\n";
-constexpr uint32_t kFormatVersion = 1;
+constexpr uint32_t kFormatVersion = 2;
 // Candidates that get a reason naming the history item behind them: the best
 // ones by cf score (a decision shows at most 100 offers). The rest get a
 // generic reason, which costs nothing.
@@ -87,13 +87,13 @@ struct Config {
   double saturation = 8;
   // Training: an event loses half its weight every half_life_days before the
   // newest event in the store (0: no decay).
-  double half_life_days = 60;
+  double half_life_days = 30;
   // Scoring: a customer's own history decays the same way before now, so
   // that their newest events lead (0: no decay).
   double history_half_life_days = 60;
   size_t max_items = 20000;  // EASE: the items with the most customers kept
   size_t max_history = 500;  // newest events kept per customer
-  double ease_lambda = 300;  // L2 regularisation of EASE
+  double ease_lambda = 600;  // L2 regularisation of EASE
   // Dropout-style regularisation of EASE (EDLAE, Steck 2020): item i's ridge
   // grows by p / (1 - p) times its own Gram diagonal, so that popular items
   // are shrunk more. 0 = plain EASE.
@@ -102,6 +102,27 @@ struct Config {
   // customer's weight in the item-item statistics grows like |items|^(1 -
   // user_norm): wholesale-sized histories do not drown everyone else.
   double user_norm = 0;
+  // EASE ridge per item: lambda * ((1 + c_i) / (1 + median c))^lambda_alpha,
+  // c_i = customers with item i; > 0 shrinks popular items more.
+  double lambda_alpha = 0;
+  // Columns of B divided by (popularity_j / median)^pop_beta (RP3beta-style
+  // popularity penalty); 0 = none.
+  double pop_beta = 0.35;
+  // Baskets (events of one customer less than session_gap_minutes apart)
+  // add their own co-occurrence, weighted basket_weight, to the Gram matrix.
+  double basket_weight = 0;
+  double session_gap_minutes = 30;
+  // Scoring: an event also counts history_rank_decay^k, k = the number of the
+  // customer's baskets newer than its own (1 = off).
+  double history_rank_decay = 1;
+  // Trending prior: item popularity decayed with trend_half_life_days before
+  // the newest training event; trend_weight * scale * trend_c / (10th best
+  // trend) is added to the raw score (0 = off).
+  double trend_half_life_days = 14;
+  double trend_weight = 0.2;
+  // A customer without usable history: TAILOR_SCORE_ABSTAIN (the other
+  // plugins decide), or with cold_popularity the model's own popularity.
+  bool cold_popularity = false;
   int als_factors = 64;
   int als_iterations = 15;
   int als_cg_steps = 3;
@@ -123,7 +144,12 @@ struct Config {
       j["ease_lambda"] = ease_lambda;
       j["ease_dropout"] = ease_dropout;
       j["user_norm"] = user_norm;
+      j["lambda_alpha"] = lambda_alpha;
+      j["pop_beta"] = pop_beta;
+      j["basket_weight"] = basket_weight;
     }
+    j["session_gap_minutes"] = session_gap_minutes;
+    j["trend_half_life_days"] = trend_half_life_days;
     if (algorithm != Algorithm::kEase) {
       j["als"] = {als_factors, als_iterations, als_cg_steps, als_lambda, als_alpha, seed};
     }
@@ -133,7 +159,10 @@ struct Config {
 
 constexpr const char* kKnownKeys =
     "algorithm, weights, saturation, half_life_days, history_half_life_days, max_items, "
-    "max_history, ease_lambda, ease_dropout, user_norm, als_factors, als_iterations, als_cg_steps, "
+    "max_history, ease_lambda, ease_dropout, user_norm, lambda_alpha, pop_beta, basket_weight, "
+    "session_gap_minutes, history_rank_decay, trend_half_life_days, trend_weight, cold_popularity, "
+    "als_factors, "
+    "als_iterations, als_cg_steps, "
     "als_lambda, als_alpha, "
     "seed, similar_placements";
 
@@ -190,6 +219,26 @@ Config ParseConfig(std::string_view text) {
       if (number(key, v, 0, 0.95, d)) cfg.ease_dropout = d;
     } else if (key == "user_norm") {
       if (number(key, v, 0, 2, d)) cfg.user_norm = d;
+    } else if (key == "lambda_alpha") {
+      if (number(key, v, -2, 2, d)) cfg.lambda_alpha = d;
+    } else if (key == "pop_beta") {
+      if (number(key, v, -1, 1, d)) cfg.pop_beta = d;
+    } else if (key == "basket_weight") {
+      if (number(key, v, 0, 1e3, d)) cfg.basket_weight = d;
+    } else if (key == "session_gap_minutes") {
+      if (number(key, v, 0, 1e7, d)) cfg.session_gap_minutes = d;
+    } else if (key == "history_rank_decay") {
+      if (number(key, v, 1e-3, 1, d)) cfg.history_rank_decay = d;
+    } else if (key == "trend_half_life_days") {
+      if (number(key, v, 0, 36500, d)) cfg.trend_half_life_days = d;
+    } else if (key == "trend_weight") {
+      if (number(key, v, 0, 1e3, d)) cfg.trend_weight = d;
+    } else if (key == "cold_popularity") {
+      if (v.is_boolean()) {
+        cfg.cold_popularity = v.get<bool>();
+      } else {
+        errors.push_back("cold_popularity: expected true or false, got " + v.dump());
+      }
     } else if (key == "als_factors") {
       if (number(key, v, 1, 1024, d)) cfg.als_factors = static_cast<int>(d);
     } else if (key == "als_iterations") {
@@ -280,6 +329,8 @@ struct Model {
   std::vector<std::string> titles;  // for reasons; may be empty strings
   StringMap<uint32_t> index;
   std::vector<float> popularity;   // summed strength, for the cold-start prior
+  std::vector<float> trend;        // popularity decayed with trend_half_life_days
+  float trend_ref = 1;             // the 10th best trend: trend / trend_ref ~ 1 at the top
   std::vector<uint32_t> pop_rank;  // 1 = most popular
   float pop_median = 1;
   // A customer's typical 10th best raw score, from training customers:
@@ -297,10 +348,11 @@ struct Model {
 
   size_t n() const { return ids.size(); }
   size_t Bytes() const {
-    size_t b = static_cast<size_t>(ease.size() + factors.size()) * sizeof(float) +
-               static_cast<size_t>(yty.size()) * sizeof(double) +
-               (popularity.size() + row_max.size() + factor_norm.size()) * sizeof(float) +
-               pop_rank.size() * sizeof(uint32_t);
+    size_t b =
+        static_cast<size_t>(ease.size() + factors.size()) * sizeof(float) +
+        static_cast<size_t>(yty.size()) * sizeof(double) +
+        (popularity.size() + trend.size() + row_max.size() + factor_norm.size()) * sizeof(float) +
+        pop_rank.size() * sizeof(uint32_t);
     for (size_t i = 0; i < ids.size(); ++i) b += ids[i].size() * 2 + titles[i].size() + 64;
     return b;
   }
@@ -396,10 +448,11 @@ class Cf {
 
   void Score(const Request& req, std::span<const tailor_candidate> candidates,
              std::span<float> scores, Reasons& reasons) const {
-    std::fill(scores.begin(), scores.end(), 0.0f);
+    // Abstain on every candidate the model cannot score (ABI 1.1): the engine
+    // then blends the other plugins only for it.
+    std::fill(scores.begin(), scores.end(), TAILOR_SCORE_ABSTAIN);
     const std::shared_ptr<const State> state = state_.load();
-    // Untrained: no opinion on anything (0), not an error; the engine blends
-    // the other plugins.
+    // Untrained: no opinion on anything, not an error.
     if (state == nullptr || state->model == nullptr || candidates.empty()) return;
     const Model& m = *state->model;
 
@@ -416,14 +469,15 @@ class Cf {
     }
     const std::vector<UserEntry> x = UserVector(m, state->histories, req);
     if (x.empty()) {
-      ScoreCold(m, cidx, scores, reasons);
+      if (cfg_.cold_popularity) ScoreCold(m, cidx, scores, reasons);
       return;
     }
     std::vector<float> raw(candidates.size(), 0.0f);
     RawScores(m, x, cidx, raw);
+    AddTrend(m, cidx, raw);
     for (size_t c = 0; c < raw.size(); ++c) {
       const float r = raw[c];
-      scores[c] = cidx[c] >= 0 && r > 0 ? r / (r + m.scale) : 0.0f;
+      if (cidx[c] >= 0) scores[c] = r > 0 ? r / (r + m.scale) : 0.0f;
     }
     if (reasons.enabled()) SetReasons(m, x, cidx, scores, reasons);
   }
@@ -525,15 +579,28 @@ class Cf {
       per_user[e.user].push_back({e.ts, static_cast<uint32_t>(remap[e.item]), e.kind, e.w});
     }
     raw = {};
-    std::vector<std::vector<UserEntry>> rows;
+    std::vector<std::vector<UserEntry>> rows, baskets;
     rows.reserve(user_ids.size());
     m->popularity.assign(n, 0);
+    m->trend.assign(n, 0);
     const double hl = cfg_.half_life_days * kMsPerDay;
+    const double trend_hl = cfg_.trend_half_life_days * kMsPerDay;
+    const bool want_baskets = m->algorithm == Algorithm::kEase && cfg_.basket_weight > 0;
     for (size_t u = 0; u < per_user.size(); ++u) {
       auto& ev = per_user[u];
       if (ev.empty()) continue;
       std::stable_sort(ev.begin(), ev.end(),
                        [](const HistEvent& a, const HistEvent& b) { return a.ts_ms < b.ts_ms; });
+      for (const HistEvent& e : ev)
+        m->trend[e.item] += static_cast<float>(e.weight * Decay(trend_hl, t_end - e.ts_ms));
+      if (want_baskets) {
+        for (size_t b = 0, e = 0; b < ev.size(); b = e) {
+          for (e = b + 1; e < ev.size() && ev[e].ts_ms - ev[e - 1].ts_ms <= session_gap_ms_; ++e) {
+          }
+          if (e - b < 2) continue;  // a single event co-occurs with nothing
+          baskets.push_back(Strengths(std::span(ev).subspan(b, e - b), {}, INT64_MIN, t_end, hl));
+        }
+      }
       rows.push_back(Strengths(ev, {}, INT64_MIN, t_end, hl));
       for (const UserEntry& e : rows.back()) m->popularity[e.item] += e.x;
       History h;
@@ -547,11 +614,12 @@ class Cf {
                     std::to_string(n) + " items; fitting " + AlgorithmName(m->algorithm));
 
     if (m->algorithm == Algorithm::kEase) {
-      TrainEase(*m, rows);
+      TrainEase(*m, rows, baskets);
     } else {
       TrainAls(*m, rows);
     }
     FinishPopularity(*m);
+    FinishTrend(*m);
     Calibrate(*m, rows);
     const double secs = static_cast<double>(NowNs() - t0) / 1e9;
     char buf[256];
@@ -568,7 +636,7 @@ class Cf {
   //   "tailor-cf-model\n", u32 version, u32 algorithm (1 EASE, 2 ALS),
   //   u64 items n, u64 factors k (0 for EASE), str fingerprint,
   //   i64 trained events, u64 customers, f32 scale,
-  //   n x (str id, str title), f32[n] popularity,
+  //   n x (str id, str title), f32[n] popularity, f32[n] trend,
   //   EASE: f32[n*n] B row-major | ALS: f32[n*k] item factors row-major,
   //   u64 histories, each: str customer, i64 last_ts, u64 m, m x (i64 ts, u32 item,
   //   u32 kind, f32 weight), then the 8 bytes "cf-end\n\0".
@@ -598,6 +666,7 @@ class Cf {
         w.Str(m.titles[i]);
       }
       w.Array(m.popularity.data(), m.n());
+      w.Array(m.trend.data(), m.n());
       if (m.algorithm == Algorithm::kEase) {
         w.Array(m.ease.data(), static_cast<size_t>(m.ease.size()));
       } else {
@@ -674,6 +743,8 @@ class Cf {
     }
     m->popularity.resize(n);
     r.Array(m->popularity.data(), n);
+    m->trend.resize(n);
+    r.Array(m->trend.data(), n);
     const auto ni = static_cast<Eigen::Index>(n);
     if (m->algorithm == Algorithm::kEase) {
       if (n > r.Remaining() / n / sizeof(float)) r.Fail("EASE matrix exceeds the file");
@@ -706,14 +777,16 @@ class Cf {
     for (char& ch : end) ch = r.Pod<char>();
     if (std::memcmp(end, "cf-end\n", 8) != 0) r.Fail("missing end marker");
     if (r.Remaining() != 0) r.Fail("trailing bytes");
-    for (float v : m->popularity)
-      if (!std::isfinite(v)) r.Fail("non-finite popularity");
+    for (size_t i = 0; i < n; ++i)
+      if (!std::isfinite(m->popularity[i]) || !std::isfinite(m->trend[i]))
+        r.Fail("non-finite popularity");
     const float* mat = m->algorithm == Algorithm::kEase ? m->ease.data() : m->factors.data();
     const auto cells = m->algorithm == Algorithm::kEase ? m->ease.size() : m->factors.size();
     for (Eigen::Index i = 0; i < cells; ++i)
       if (!std::isfinite(mat[i])) r.Fail("non-finite model weight");
     Derive(*m);
     FinishPopularity(*m);
+    FinishTrend(*m);
     state->model = std::move(m);
     state_.store(std::move(state));  // one pointer swap
   }
@@ -722,6 +795,7 @@ class Cf {
   Cf(Config cfg, const Host& host)
       : cfg_(std::move(cfg)),
         history_half_life_ms_(cfg_.history_half_life_days * kMsPerDay),
+        session_gap_ms_(static_cast<int64_t>(cfg_.session_gap_minutes * 60000.0)),
         host_(host) {}
 
   static int64_t NowNs() {
@@ -763,12 +837,27 @@ class Cf {
   // now_ms with half-life hl_ms; sorted by item.
   std::vector<UserEntry> Strengths(std::span<const HistEvent> stored,
                                    std::span<const HistEvent> extra, int64_t since_ms,
-                                   int64_t now_ms, double hl_ms) const {
+                                   int64_t now_ms, double hl_ms, double rank_decay = 1) const {
     std::vector<HistEvent> all;
     all.reserve(stored.size() + extra.size());
     all.insert(all.end(), stored.begin(), stored.end());
     for (const HistEvent& e : extra)
       if (e.ts_ms > since_ms) all.push_back(e);
+    if (rank_decay < 1 && !all.empty()) {
+      // Each event also counts rank_decay^(baskets newer than its own).
+      std::vector<int64_t> ts;
+      ts.reserve(all.size());
+      for (const HistEvent& e : all) ts.push_back(e.ts_ms);
+      std::sort(ts.begin(), ts.end());
+      std::vector<int64_t> starts;  // first timestamp of each basket, ascending
+      for (size_t i = 0; i < ts.size(); ++i)
+        if (i == 0 || ts[i] - ts[i - 1] > session_gap_ms_) starts.push_back(ts[i]);
+      for (HistEvent& e : all) {
+        const auto b = std::upper_bound(starts.begin(), starts.end(), e.ts_ms) - starts.begin();
+        const auto newer = static_cast<double>(starts.size()) - static_cast<double>(b);
+        e.weight = static_cast<float>(e.weight * std::pow(rank_decay, newer));
+      }
+    }
     std::sort(all.begin(), all.end(),
               [](const HistEvent& a, const HistEvent& b) { return a.item < b.item; });
     std::vector<UserEntry> out;
@@ -802,7 +891,8 @@ class Cf {
       if (w > 0 && idx) extra.push_back({ev.ts_ms, *idx, KindOf(ev.type), static_cast<float>(w)});
     }
     return Strengths(h ? std::span<const HistEvent>(h->events) : std::span<const HistEvent>(),
-                     extra, h ? h->last_ts_ms : INT64_MIN, req.now_ms(), history_half_life_ms_);
+                     extra, h ? h->last_ts_ms : INT64_MIN, req.now_ms(), history_half_life_ms_,
+                     cfg_.history_rank_decay);
   }
 
   // raw[c] = predicted affinity of candidate c (0 for unknown ones).
@@ -835,6 +925,14 @@ class Cf {
     }
     // A customer's own items are candidates too; EASE's zero diagonal keeps
     // an item from predicting itself, so they score by their neighbours.
+  }
+
+  // The trending prior: trend_weight * scale * trend_c / trend_ref.
+  void AddTrend(const Model& m, const std::vector<int32_t>& cidx, std::vector<float>& raw) const {
+    if (!(cfg_.trend_weight > 0) || m.trend.empty()) return;
+    const float f = static_cast<float>(cfg_.trend_weight) * m.scale / m.trend_ref;
+    for (size_t c = 0; c < cidx.size(); ++c)
+      if (cidx[c] >= 0) raw[c] += f * m.trend[static_cast<size_t>(cidx[c])];
   }
 
   // ALS user factor for the entries x: the exact least-squares solution of
@@ -964,6 +1062,18 @@ class Cf {
     if (!(m.pop_median > 0)) m.pop_median = 1;
   }
 
+  // trend_ref: the 10th best trend (or the best, with fewer items), so that
+  // the top trending items have trend / trend_ref ~ 1.
+  static void FinishTrend(Model& m) {
+    m.trend_ref = 1;
+    if (m.trend.empty()) return;
+    std::vector<float> t = m.trend;
+    const size_t k = std::min<size_t>(10, t.size()) - 1;
+    std::nth_element(t.begin(), t.begin() + static_cast<ptrdiff_t>(k), t.end(),
+                     std::greater<float>());
+    if (std::isfinite(t[k]) && t[k] > 0) m.trend_ref = t[k];
+  }
+
   // Read-only helpers derived from the matrices (not stored in the file).
   void Derive(Model& m) const {
     const auto n = static_cast<Eigen::Index>(m.n());
@@ -1012,23 +1122,40 @@ class Cf {
   // EASE: B = I - P diag(1 / diag(P)), P = (X^T X + lambda I)^-1, diag(B) = 0.
   // In float: the ridge keeps the Gram matrix well conditioned, and it halves
   // the memory (two n x n matrices while training, one while serving).
-  void TrainEase(Model& m, const std::vector<std::vector<UserEntry>>& rows) const {
+  void TrainEase(Model& m, const std::vector<std::vector<UserEntry>>& rows,
+                 const std::vector<std::vector<UserEntry>>& baskets) const {
     const auto n = static_cast<Eigen::Index>(m.n());
     Eigen::MatrixXf g = Eigen::MatrixXf::Zero(n, n);
-    for (const auto& row : rows) {
+    auto accumulate = [&](const std::vector<UserEntry>& row, float weight) {
       const float scale =
-          std::pow(static_cast<float>(row.size()), -static_cast<float>(cfg_.user_norm));
+          weight * std::pow(static_cast<float>(row.size()), -static_cast<float>(cfg_.user_norm));
       // Lower triangle by columns (contiguous in column-major); mirrored below.
       for (size_t a = 0; a < row.size(); ++a) {
         const float xa = row[a].x * scale;
         float* col = g.col(row[a].item).data();
         for (size_t b = a; b < row.size(); ++b) col[row[b].item] += xa * row[b].x;
       }
+    };
+    std::vector<float> reach(m.n(), 0.0f);  // customers per item
+    for (const auto& row : rows) {
+      accumulate(row, 1.0f);
+      for (const UserEntry& e : row) reach[e.item] += 1;
     }
+    for (const auto& row : baskets) accumulate(row, static_cast<float>(cfg_.basket_weight));
     // Rows are sorted by item, so b >= a means row index >= column index.
     g.triangularView<Eigen::StrictlyUpper>() = g.transpose();
     const float drop = static_cast<float>(cfg_.ease_dropout / (1 - cfg_.ease_dropout));
-    g.diagonal().array() = g.diagonal().array() * (1 + drop) + static_cast<float>(cfg_.ease_lambda);
+    Eigen::VectorXf ridge = Eigen::VectorXf::Constant(n, static_cast<float>(cfg_.ease_lambda));
+    if (cfg_.lambda_alpha != 0) {
+      std::vector<float> sorted = reach;
+      std::nth_element(sorted.begin(), sorted.begin() + static_cast<ptrdiff_t>(sorted.size() / 2),
+                       sorted.end());
+      const float mid = 1 + sorted[sorted.size() / 2];
+      for (Eigen::Index i = 0; i < n; ++i)
+        ridge[i] *= std::pow((1 + reach[static_cast<size_t>(i)]) / mid,
+                             static_cast<float>(cfg_.lambda_alpha));
+    }
+    g.diagonal().array() = g.diagonal().array() * (1 + drop) + ridge.array();
     Progress(3, "EASE Gram matrix " + std::to_string(n) + " x " + std::to_string(n) +
                     " built; inverting (Cholesky)");
     {
@@ -1041,8 +1168,19 @@ class Cf {
     g.resize(0, 0);
     // B(i, j) = -P(i, j) / P(j, j): scale each column, zero the diagonal.
     const Eigen::VectorXf inv_d = m.ease.diagonal().cwiseInverse();
+    Eigen::VectorXf col_scale = -inv_d;
+    if (cfg_.pop_beta != 0) {
+      // Popularity penalty: column j over (popularity_j / median)^pop_beta.
+      std::vector<float> sorted = m.popularity;
+      std::nth_element(sorted.begin(), sorted.begin() + static_cast<ptrdiff_t>(sorted.size() / 2),
+                       sorted.end());
+      const float mid = std::max(1e-6f, sorted[sorted.size() / 2]);
+      for (Eigen::Index j = 0; j < n; ++j)
+        col_scale[j] *= std::pow(std::max(1e-6f, m.popularity[static_cast<size_t>(j)]) / mid,
+                                 -static_cast<float>(cfg_.pop_beta));
+    }
     for (Eigen::Index i = 0; i < n; ++i) {
-      m.ease.row(i).array() *= -inv_d.transpose().array();
+      m.ease.row(i).array() *= col_scale.transpose().array();
       m.ease(i, i) = 0;
     }
     Derive(m);
@@ -1113,7 +1251,8 @@ class Cf {
 
   const Config cfg_;
   const double history_half_life_ms_;
-  const Host& host_;  // owned by the SDK; outlives this instance
+  const int64_t session_gap_ms_;  // events further apart start a new basket
+  const Host& host_;              // owned by the SDK; outlives this instance
   // Null until the first Train or Load.
   std::atomic<std::shared_ptr<State>> state_;
 };

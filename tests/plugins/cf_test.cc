@@ -128,7 +128,10 @@ class CfTest : public ::testing::TestWithParam<std::string> {
         GetParam() == "als"
             ? R"("algorithm":"als","als_factors":8,"als_iterations":30,"als_cg_steps":8,"als_lambda":1)"
             : R"("algorithm":"ease","ease_lambda":5)";
-    return "{" + base + (extra.empty() ? "" : "," + extra) + "}";
+    // The planted worlds test the item-item model alone: no trending prior
+    // (in 15 items it would outweigh the tiny co-purchase scores).
+    const std::string no_trend = R"(,"trend_weight":0)";
+    return "{" + base + no_trend + (extra.empty() ? "" : "," + extra) + "}";
   }
 
   std::unique_ptr<LoadedPlugin> Load(const std::string& config, Store* store, std::string* err) {
@@ -166,6 +169,10 @@ TEST_P(CfTest, RecoversPlantedCoPurchaseGroups) {
   std::vector<std::string> rest;  // the candidates the customer has not bought
   std::vector<float> rest_scores;
   for (size_t i = 0; i < ids.size(); ++i) {
+    if (ids[i] == "lonely") {  // never bought: unknown to the model
+      EXPECT_EQ(r.scores[i], TAILOR_SCORE_ABSTAIN);
+      continue;
+    }
     EXPECT_TRUE(std::isfinite(r.scores[i]) && r.scores[i] >= 0 && r.scores[i] <= 1) << ids[i];
     if (ids[i] == "b0" || ids[i] == "b1") continue;
     rest.push_back(ids[i]);
@@ -216,8 +223,29 @@ TEST_P(CfTest, FoldInChangesRecommendationsImmediately) {
   EXPECT_NEAR(both.scores[index_of("c3")], after.scores[index_of("c3")], 1e-5);
 }
 
-TEST_P(CfTest, ColdStartFallsBackToPopularityWithoutErrors) {
+TEST_P(CfTest, ColdStartAbstainsByDefault) {
   auto p = Trained();
+  ASSERT_NE(p, nullptr);
+  const std::vector<std::string> ids = {"a0", "b0", "lonely", "never-heard-of"};
+  const std::vector<float> abstain(ids.size(), TAILOR_SCORE_ABSTAIN);
+  auto r = ScoreFor(*p, ids, nullptr, {});  // anonymous, no history
+  ASSERT_TRUE(r.status.ok()) << r.status.message();
+  EXPECT_EQ(r.scores, abstain);
+  EXPECT_EQ(r.reasons, (std::vector<std::string>(ids.size(), "")));
+  // A known customer: items unknown to the model abstain, the others score.
+  auto known = ScoreFor(*p, ids, "u0", {});
+  ASSERT_TRUE(known.status.ok());
+  EXPECT_GE(known.scores[0], 0.0f);
+  EXPECT_EQ(known.scores[2], TAILOR_SCORE_ABSTAIN);
+  EXPECT_EQ(known.scores[3], TAILOR_SCORE_ABSTAIN);
+  // A customer whose only events are on unknown items is cold too.
+  auto unknown = ScoreFor(*p, ids, "x", {MakeEvent("x", "purchase", "never-heard-of", kNowMs - 1)});
+  ASSERT_TRUE(unknown.status.ok());
+  EXPECT_EQ(unknown.scores, abstain);
+}
+
+TEST_P(CfTest, ColdStartFallsBackToPopularityWhenConfigured) {
+  auto p = Trained(R"("cold_popularity":true)");
   ASSERT_NE(p, nullptr);
   const std::vector<std::string> ids = {"a0", "b0", "lonely", "never-heard-of"};
   auto r = ScoreFor(*p, ids, nullptr, {});  // anonymous, no history
@@ -226,9 +254,9 @@ TEST_P(CfTest, ColdStartFallsBackToPopularityWithoutErrors) {
   EXPECT_GT(r.scores[0], r.scores[1]);
   EXPECT_GT(r.scores[1], 0.0f);
   EXPECT_THAT(r.reasons[0], StartsWith("no history yet: popular, rank "));
-  // Items the model never saw score 0 without a reason (content covers them).
-  EXPECT_EQ(r.scores[2], 0.0f);
-  EXPECT_EQ(r.scores[3], 0.0f);
+  // Items the model never saw abstain without a reason (content covers them).
+  EXPECT_EQ(r.scores[2], TAILOR_SCORE_ABSTAIN);
+  EXPECT_EQ(r.scores[3], TAILOR_SCORE_ABSTAIN);
   EXPECT_EQ(r.reasons[3], "");
   // A customer whose only events are on unknown items is cold too.
   auto unknown = ScoreFor(*p, ids, "x", {MakeEvent("x", "purchase", "never-heard-of", kNowMs - 1)});
@@ -236,13 +264,13 @@ TEST_P(CfTest, ColdStartFallsBackToPopularityWithoutErrors) {
   EXPECT_EQ(unknown.scores, r.scores);
 }
 
-TEST_P(CfTest, UntrainedInstanceHasNoOpinionAndNoError) {
+TEST_P(CfTest, UntrainedInstanceAbstainsWithoutError) {
   std::string err;
   auto p = Load(Config(), store_.get(), &err);
   ASSERT_NE(p, nullptr) << err;
   auto r = ScoreFor(*p, {"a0", "b1"}, "u0", {MakeEvent("u0", "purchase", "a1", kNowMs - 1)});
   ASSERT_TRUE(r.status.ok()) << r.status.message();
-  EXPECT_EQ(r.scores, (std::vector<float>{0.0f, 0.0f}));
+  EXPECT_EQ(r.scores, (std::vector<float>{TAILOR_SCORE_ABSTAIN, TAILOR_SCORE_ABSTAIN}));
   EXPECT_EQ(r.reasons, (std::vector<std::string>{"", ""}));
   // Observe before any model is harmless too.
   EXPECT_TRUE(p->Observe(testing::ViewOf(MakeEvent("u0", "view", "a0", kNowMs))).ok());
@@ -420,7 +448,7 @@ TEST(CfCapTest, EaseCapsItemsAndAutoSwitchesToAls) {
   auto r = ScoreFor(*capped, {"a3", "b3"}, "new", {MakeEvent("new", "purchase", "a0", kNowMs - 1)});
   ASSERT_TRUE(r.status.ok());
   EXPECT_GT(r.scores[0], 0.0f);
-  EXPECT_EQ(r.scores[1], 0.0f);  // outside the cap: unknown to the model
+  EXPECT_EQ(r.scores[1], TAILOR_SCORE_ABSTAIN);  // outside the cap: unknown to the model
 
   auto automatic = load(R"({"max_items":5,"als_factors":4})");
   ASSERT_NE(automatic, nullptr);

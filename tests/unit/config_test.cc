@@ -24,8 +24,12 @@ TEST(Config, ShippedConfigLoads) {
       LoadConfig(std::string(TAILOR_SOURCE_DIR) + "/config/tailor.yaml", "/plugins", &errors);
   ASSERT_TRUE(cfg.has_value()) << Join(errors);
   EXPECT_GE(cfg->offers.size(), 10u);
-  ASSERT_EQ(cfg->plugins.size(), 1u);
+  ASSERT_EQ(cfg->plugins.size(), 5u);
   EXPECT_EQ(cfg->plugins[0].path, "/plugins/tailor_popularity.so");
+  EXPECT_EQ(cfg->plugins[1].path, "/plugins/tailor_cf.so");
+  // ${config_dir} in a plugin's config is the folder of tailor.yaml.
+  EXPECT_EQ(nlohmann::json::parse(cfg->plugins[3].config_json)["traits"],
+            std::string(TAILOR_SOURCE_DIR) + "/config/dna.yaml");
   EXPECT_EQ(nlohmann::json::parse(cfg->plugins[0].config_json)["half_life_days"], 14);
   EXPECT_EQ(cfg->placements.at("recs").kind, PlacementConfig::Kind::kItems);
 }

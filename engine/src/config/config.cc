@@ -245,6 +245,19 @@ std::optional<YAML::Node> LoadYamlFile(const std::string& path, std::vector<std:
   return std::nullopt;
 }
 
+// Replaces `${config_dir}` in every string of a plugin's config block.
+void SubstituteConfigDir(nlohmann::json* j, const std::string& dir) {
+  static const std::string kVar = "${config_dir}";
+  if (j->is_string()) {
+    std::string v = j->get<std::string>();
+    for (size_t at = v.find(kVar); at != std::string::npos; at = v.find(kVar, at + dir.size()))
+      v.replace(at, kVar.size(), dir);
+    *j = v;
+  } else if (j->is_structured()) {
+    for (auto& e : *j) SubstituteConfigDir(&e, dir);
+  }
+}
+
 // Plugins get their config block as JSON. Plain scalars become numbers, booleans
 // or null when they read as such; quoted scalars stay strings.
 nlohmann::json YamlToJson(const YAML::Node& n) {
@@ -389,7 +402,10 @@ std::optional<EngineConfig> LoadConfig(const std::string& path,
           if (!c.IsMap()) {
             f.Error(c, "config", "expected a mapping");
           } else {
-            spec.config_json = YamlToJson(c).dump();
+            // `${config_dir}` in a string lets plugin files sit beside tailor.yaml.
+            nlohmann::json j = YamlToJson(c);
+            SubstituteConfigDir(&j, base);
+            spec.config_json = j.dump();
           }
         }
         f.Done();

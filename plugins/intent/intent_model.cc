@@ -1,0 +1,642 @@
+#include "intent/intent_model.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cctype>
+#include <cmath>
+#include <cstring>
+#include <fstream>
+#include <istream>
+#include <limits>
+#include <mutex>
+#include <numeric>
+#include <ostream>
+#include <random>
+#include <stdexcept>
+#include <thread>
+
+namespace tailor::intent {
+namespace {
+
+constexpr char kMagic[] = "tailor-intent-model";
+constexpr uint32_t kFormatVersion = 2;
+constexpr uint32_t kBiasBucket = 0xFFFFFFFFu;  // never a hash bucket (bits <= 30)
+constexpr uint32_t kCharBit = 0x80000000u;     // marks character n-gram buckets
+
+// FNV-1a, seeded per feature kind so that a word and a char n-gram with the
+// same bytes land in different buckets.
+uint64_t Hash(std::string_view s, uint64_t seed) {
+  uint64_t h = 1469598103934665603ull ^ (seed * 0x9E3779B97F4A7C15ull);
+  for (unsigned char c : s) {
+    h ^= c;
+    h *= 1099511628211ull;
+  }
+  // Final mix: FNV's low bits are weak for short keys.
+  h ^= h >> 33;
+  h *= 0xff51afd7ed558ccdull;
+  h ^= h >> 33;
+  return h;
+}
+
+// One RFC 4180 record from `in`, or false at the end. *line is advanced by the
+// physical lines consumed.
+bool ReadRecord(std::istream& in, std::vector<std::string>* fields, int64_t* line,
+                std::string* err) {
+  fields->clear();
+  std::string cur;
+  bool quoted = false, any = false, after_quote = false;
+  int c;
+  while ((c = in.get()) != EOF) {
+    any = true;
+    if (quoted) {
+      if (c == '"') {
+        if (in.peek() == '"') {
+          cur += '"';
+          in.get();
+        } else {
+          quoted = false;
+          after_quote = true;
+        }
+      } else {
+        if (c == '\n') ++*line;
+        cur += static_cast<char>(c);
+      }
+      continue;
+    }
+    if (c == '"' && cur.empty() && !after_quote) {
+      quoted = true;
+    } else if (c == ',') {
+      fields->push_back(std::move(cur));
+      cur.clear();
+      after_quote = false;
+    } else if (c == '\r' && in.peek() == '\n') {
+      continue;
+    } else if (c == '\n') {
+      ++*line;
+      fields->push_back(std::move(cur));
+      return true;
+    } else if (after_quote) {
+      *err = "unexpected character after a closing quote";
+      return true;
+    } else {
+      cur += static_cast<char>(c);
+    }
+  }
+  if (quoted) *err = "unterminated quoted field";
+  if (any) fields->push_back(std::move(cur));
+  return any;
+}
+
+template <typename T>
+void Put(std::ostream& out, const T& v) {
+  out.write(reinterpret_cast<const char*>(&v), sizeof v);
+}
+void PutStr(std::ostream& out, const std::string& s) {
+  Put(out, static_cast<uint32_t>(s.size()));
+  out.write(s.data(), static_cast<std::streamsize>(s.size()));
+}
+
+class Reader {
+ public:
+  Reader(std::istream& in, const std::string& what) : in_(in), what_(what) {}
+  template <typename T>
+  T Get() {
+    T v{};
+    in_.read(reinterpret_cast<char*>(&v), sizeof v);
+    if (!in_) Fail("truncated");
+    return v;
+  }
+  std::string Str(uint32_t max = 1 << 20) {
+    const auto n = Get<uint32_t>();
+    if (n > max) Fail("string too long");
+    std::string s(n, '\0');
+    in_.read(s.data(), n);
+    if (!in_) Fail("truncated");
+    return s;
+  }
+  [[noreturn]] void Fail(const std::string& msg) const {
+    throw std::runtime_error(what_ + ": corrupt intent model file: " + msg);
+  }
+
+ private:
+  std::istream& in_;
+  const std::string& what_;
+};
+
+}  // namespace
+
+std::vector<Example> ReadCsv(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw std::runtime_error("cannot open " + path);
+  std::vector<std::string> f;
+  int64_t line = 1, start = 1;
+  std::string err;
+  if (!ReadRecord(in, &f, &line, &err) || !err.empty()) {
+    throw std::runtime_error(path + ":1: missing header (want columns text,label)");
+  }
+  if (!f.empty() && f[0].rfind("\xEF\xBB\xBF", 0) == 0) f[0].erase(0, 3);  // BOM
+  int ti = -1, li = -1;
+  for (size_t i = 0; i < f.size(); ++i) {
+    if (f[i] == "text") ti = static_cast<int>(i);
+    if (f[i] == "label") li = static_cast<int>(i);
+  }
+  if (ti < 0 || li < 0) throw std::runtime_error(path + ":1: header needs columns text and label");
+  std::vector<Example> out;
+  const size_t need = static_cast<size_t>(std::max(ti, li)) + 1;
+  while (true) {
+    start = line;
+    if (!ReadRecord(in, &f, &line, &err)) break;
+    if (!err.empty()) throw std::runtime_error(path + ":" + std::to_string(start) + ": " + err);
+    if (f.size() == 1 && f[0].empty()) continue;  // blank line
+    if (f.size() < need) {
+      throw std::runtime_error(path + ":" + std::to_string(start) + ": expected " +
+                               std::to_string(need) + " fields, got " + std::to_string(f.size()));
+    }
+    if (f[li].empty())
+      throw std::runtime_error(path + ":" + std::to_string(start) + ": empty label");
+    out.push_back({std::move(f[ti]), std::move(f[li])});
+  }
+  return out;
+}
+
+std::vector<std::string> Tokens(std::string_view text) {
+  std::vector<std::string> out;
+  std::string cur;
+  for (unsigned char c : text) {
+    if (std::isalnum(c) || c >= 0x80 || c == '\'') {
+      if (c == '\'') continue;  // "don't" == "dont"
+      cur += static_cast<char>(c < 0x80 ? std::tolower(c) : c);
+    } else if (!cur.empty()) {
+      out.push_back(std::move(cur));
+      cur.clear();
+    }
+  }
+  if (!cur.empty()) out.push_back(std::move(cur));
+  return out;
+}
+
+// Raw buckets of text: words (and bigrams) into *words; character n-grams of
+// each " word " (fastText-style boundaries, so prefixes and suffixes count)
+// and across words over " w1 w2 ... " into *chars, marked with kCharBit.
+static void RawBuckets(std::string_view text, const Options& o, std::vector<uint32_t>* words,
+                       std::vector<uint32_t>* chars) {
+  words->clear();
+  chars->clear();
+  const uint32_t mask = (1u << o.hash_bits) - 1;
+  const std::vector<std::string> toks = Tokens(text);
+  auto grams = [&](std::string_view s, int lo, int hi, uint64_t seed) {
+    for (int n = lo; n <= hi; ++n) {
+      const auto un = static_cast<size_t>(n);
+      if (s.size() < un) break;
+      for (size_t i = 0; i + un <= s.size(); ++i) {
+        chars->push_back(
+            kCharBit |
+            static_cast<uint32_t>(Hash(s.substr(i, un), seed + static_cast<uint64_t>(n)) & mask));
+      }
+    }
+  };
+  std::string padded, joined = " ";
+  for (size_t i = 0; i < toks.size(); ++i) {
+    words->push_back(static_cast<uint32_t>(Hash(toks[i], 1) & mask));
+    if (o.word_bigrams && i + 1 < toks.size()) {
+      words->push_back(static_cast<uint32_t>(Hash(toks[i] + " " + toks[i + 1], 2) & mask));
+    }
+    padded = " " + toks[i] + " ";
+    grams(padded, o.char_min, o.char_max, 3);
+    joined += toks[i] + " ";
+  }
+  if (!toks.empty() && o.span_min >= 1 && o.span_max >= o.span_min) {
+    grams(joined, o.span_min, o.span_max, 20);
+  }
+}
+
+// Sorted (bucket, 1 + log tf) pairs.
+static void Weigh(std::vector<uint32_t>& buckets, std::vector<std::pair<uint32_t, float>>* out) {
+  out->clear();
+  std::sort(buckets.begin(), buckets.end());
+  for (size_t i = 0; i < buckets.size();) {
+    size_t j = i;
+    while (j < buckets.size() && buckets[j] == buckets[i]) ++j;
+    out->emplace_back(buckets[i], 1.0f + std::log(static_cast<float>(j - i)));
+    i = j;
+  }
+}
+
+// Weighed word and char buckets -> (row, value): each block scaled to unit
+// length (so that words and n-grams weigh alike however many n-grams a text
+// has), the whole to unit length, plus the bias row (value 1). Buckets the
+// model does not know are dropped.
+static void ToRows(const std::vector<std::pair<uint32_t, float>>& words,
+                   const std::vector<std::pair<uint32_t, float>>& chars,
+                   const std::unordered_map<uint32_t, uint32_t>& columns, uint32_t bias,
+                   std::vector<std::pair<uint32_t, float>>* out) {
+  out->clear();
+  int blocks = 0;
+  for (const auto* block : {&words, &chars}) {
+    const size_t from = out->size();
+    double norm = 0;
+    for (const auto& [b, v] : *block) {
+      auto it = columns.find(b);
+      if (it == columns.end() || it->second == bias) continue;
+      out->emplace_back(it->second, v);
+      norm += static_cast<double>(v) * v;
+    }
+    if (norm > 0) {
+      ++blocks;
+      const auto inv = static_cast<float>(1.0 / std::sqrt(norm));
+      for (size_t i = from; i < out->size(); ++i) (*out)[i].second *= inv;
+    }
+  }
+  if (blocks == 2) {
+    const auto inv = static_cast<float>(1.0 / std::sqrt(2.0));
+    for (auto& [c, x] : *out) x *= inv;
+  }
+  out->emplace_back(bias, 1.0f);
+}
+
+int Model::index_of(std::string_view label) const {
+  for (size_t i = 0; i < labels_.size(); ++i)
+    if (labels_[i] == label) return static_cast<int>(i);
+  return -1;
+}
+
+void Model::Features(std::string_view text, std::vector<std::pair<uint32_t, float>>* out) const {
+  thread_local std::vector<uint32_t> raw_words, raw_chars;
+  thread_local std::vector<std::pair<uint32_t, float>> words, chars;
+  RawBuckets(text, opt_, &raw_words, &raw_chars);
+  Weigh(raw_words, &words);
+  Weigh(raw_chars, &chars);
+  ToRows(words, chars, columns_, static_cast<uint32_t>(columns_.size() - 1), out);
+}
+
+namespace {
+
+using Row = std::vector<std::pair<uint32_t, float>>;
+
+// One class against the rest: L2-regularised squared-hinge SVM, solved in the
+// dual by coordinate descent with shrinking (Hsieh et al. 2008, LIBLINEAR's
+// L2R_L2LOSS_SVC_DUAL). Writes the weights into column k of w (rows x K).
+// Returns the passes used.
+int SolveOneVsRest(const std::vector<Row>& x, const std::vector<double>& sq_norm,
+                   const std::vector<int>& y, int k, size_t rows, size_t K, const Options& o,
+                   float* w_out) {
+  const size_t n = x.size();
+  const double diag = 0.5 / o.c;
+  std::vector<double> alpha(n, 0.0);
+  std::vector<size_t> active(n);
+  std::iota(active.begin(), active.end(), 0);
+  std::mt19937_64 rng(o.seed * 1000003u + static_cast<uint64_t>(k));
+  // Dense weights of this class; the caller's matrix is strided.
+  thread_local std::vector<double> w;
+  w.assign(rows, 0.0);
+  double pg_max_old = std::numeric_limits<double>::infinity();
+  size_t act = n;
+  int pass = 0;
+  for (; pass < o.max_passes; ++pass) {
+    std::shuffle(active.begin(), active.begin() + static_cast<ptrdiff_t>(act), rng);
+    double pg_max = -std::numeric_limits<double>::infinity();
+    double pg_min = std::numeric_limits<double>::infinity();
+    for (size_t s = 0; s < act; ++s) {
+      const size_t i = active[s];
+      const double yi = y[i] == k ? 1.0 : -1.0;
+      double g = 0;
+      for (const auto& [c, v] : x[i]) g += w[c] * v;
+      g = g * yi - 1 + alpha[i] * diag;
+      double pg = 0;
+      if (alpha[i] == 0) {
+        if (g > pg_max_old) {  // shrink: stays at the bound
+          --act;
+          std::swap(active[s], active[act]);
+          --s;
+          continue;
+        }
+        if (g < 0) pg = g;
+      } else {
+        pg = g;
+      }
+      pg_max = std::max(pg_max, pg);
+      pg_min = std::min(pg_min, pg);
+      if (std::abs(pg) > 1e-12) {
+        const double old = alpha[i];
+        alpha[i] = std::max(alpha[i] - g / (sq_norm[i] + diag), 0.0);
+        const double d = (alpha[i] - old) * yi;
+        for (const auto& [c, v] : x[i]) w[c] += d * v;
+      }
+    }
+    if (pg_max - pg_min <= o.epsilon) {
+      if (act == n) break;
+      act = n;  // converged on the active set: check every example again
+      pg_max_old = std::numeric_limits<double>::infinity();
+      continue;
+    }
+    pg_max_old = pg_max <= 0 ? std::numeric_limits<double>::infinity() : pg_max;
+  }
+  for (size_t c = 0; c < w.size(); ++c)
+    w_out[c * K + static_cast<size_t>(k)] = static_cast<float>(w[c]);
+  return pass + 1;
+}
+
+}  // namespace
+
+Model Model::Train(const std::vector<Example>& examples, const Options& o,
+                   const ProgressFn& progress) {
+  if (examples.empty()) throw std::invalid_argument("intent: no training examples");
+  if (o.hash_bits < 10 || o.hash_bits > 30) throw std::invalid_argument("hash_bits not in 10..30");
+  if (o.char_min < 1 || o.char_max < o.char_min - 1 || o.char_max > 8 || o.span_max > 8)
+    throw std::invalid_argument("char n-gram lengths must satisfy 1 <= min <= max + 1, max <= 8");
+  if (!(o.c > 0) || !(o.epsilon > 0) || o.max_passes < 1 || !(o.temperature > 0))
+    throw std::invalid_argument("c > 0, epsilon > 0, max_passes >= 1, temperature > 0 required");
+
+  Model m;
+  m.opt_ = o;
+  std::unordered_map<std::string, int> label_index;
+  std::vector<int> y;
+  y.reserve(examples.size());
+  for (const Example& e : examples) {
+    auto [it, fresh] = label_index.emplace(e.label, static_cast<int>(m.labels_.size()));
+    if (fresh) m.labels_.push_back(e.label);
+    y.push_back(it->second);
+  }
+  m.oos_ = m.index_of(o.oos_label);
+  const size_t K = m.labels_.size();
+
+  // Featurise once; keep buckets seen in at least min_count examples.
+  std::vector<std::vector<std::pair<uint32_t, float>>> words(examples.size()),
+      chars(examples.size());
+  std::unordered_map<uint32_t, uint32_t> df;
+  std::vector<uint32_t> raw_words, raw_chars;
+  for (size_t i = 0; i < examples.size(); ++i) {
+    RawBuckets(examples[i].text, o, &raw_words, &raw_chars);
+    Weigh(raw_words, &words[i]);
+    Weigh(raw_chars, &chars[i]);
+    for (const auto* block : {&words[i], &chars[i]})
+      for (const auto& [b, v] : *block) ++df[b];
+  }
+  // Stable column numbers (sorted buckets) so that training is deterministic.
+  std::vector<uint32_t> kept;
+  for (const auto& [b, n] : df)
+    if (n >= static_cast<uint32_t>(o.min_count)) kept.push_back(b);
+  std::sort(kept.begin(), kept.end());
+  for (size_t c = 0; c < kept.size(); ++c) m.columns_[kept[c]] = static_cast<uint32_t>(c);
+  const auto bias = static_cast<uint32_t>(kept.size());
+  m.columns_[kBiasBucket] = bias;
+  std::vector<Row> x(examples.size());
+  std::vector<double> sq_norm(examples.size());
+  for (size_t i = 0; i < examples.size(); ++i) {
+    ToRows(words[i], chars[i], m.columns_, bias, &x[i]);
+    double s = 0;
+    for (const auto& [c, v] : x[i]) s += static_cast<double>(v) * v;
+    sq_norm[i] = s;
+  }
+  words.clear();
+  chars.clear();
+
+  const size_t rows = kept.size() + 1;
+  m.weights_.assign(rows * K, 0.0f);
+  // Classes are independent: spread them over threads (each writes its own
+  // column of weights_, so the result does not depend on the thread count).
+  std::atomic<size_t> next{0};
+  std::atomic<int> done{0};
+  std::atomic<int64_t> passes{0};
+  std::mutex progress_mu;
+  std::exception_ptr failure;
+  auto worker = [&] {
+    try {
+      for (size_t k; (k = next++) < K;) {
+        passes += SolveOneVsRest(x, sq_norm, y, static_cast<int>(k), rows, K, o, m.weights_.data());
+        const int d = ++done;
+        if (progress) {
+          std::lock_guard<std::mutex> lock(progress_mu);
+          progress(d, static_cast<int>(K), static_cast<double>(passes) / d);
+        }
+      }
+    } catch (...) {
+      std::lock_guard<std::mutex> lock(progress_mu);
+      if (!failure) failure = std::current_exception();
+      next = K;
+    }
+  };
+  const int threads = std::clamp(o.threads, 1, 64);
+  std::vector<std::thread> pool;
+  for (int t = 1; t < threads; ++t) pool.emplace_back(worker);
+  worker();
+  for (auto& t : pool) t.join();
+  if (failure) std::rethrow_exception(failure);
+  return m;
+}
+
+void Model::Scores(std::string_view text, std::vector<float>* out) const {
+  const size_t K = labels_.size();
+  out->assign(K, 0.0f);
+  if (K == 0) return;
+  thread_local std::vector<std::pair<uint32_t, float>> x;
+  Features(text, &x);
+  float* z = out->data();
+  for (const auto& [c, v] : x) {
+    const float* w = &weights_[static_cast<size_t>(c) * K];
+    for (size_t k = 0; k < K; ++k) z[k] += v * w[k];
+  }
+}
+
+void Model::Probabilities(std::string_view text, std::vector<float>* probs) const {
+  Scores(text, probs);
+  if (probs->empty()) return;
+  std::vector<float>& z = *probs;
+  const auto t = static_cast<float>(opt_.temperature);
+  const float mx = *std::max_element(z.begin(), z.end());
+  float sum = 0;
+  for (float& zk : z) sum += (zk = std::exp(t * (zk - mx)));
+  for (float& zk : z) zk /= sum;
+}
+
+Prediction Model::Decide(const std::vector<float>& probs, double t) const {
+  Prediction p;
+  if (probs.empty()) return p;
+  p.top = static_cast<int>(std::max_element(probs.begin(), probs.end()) - probs.begin());
+  p.confidence = probs[static_cast<size_t>(p.top)];
+  p.label = p.top;
+  // The best in-scope intent against out of scope.
+  int best = -1;
+  for (size_t k = 0; k < probs.size(); ++k)
+    if (static_cast<int>(k) != oos_ && (best < 0 || probs[k] > probs[static_cast<size_t>(best)]))
+      best = static_cast<int>(k);
+  if (best < 0) return p;  // only an oos class
+  const float pb = probs[static_cast<size_t>(best)];
+  p.in_scope = oos_ >= 0 ? pb / std::max(pb + probs[static_cast<size_t>(oos_)], 1e-30f) : pb;
+  if (p.top != oos_ && p.in_scope < t) {
+    p.rejected = true;
+    p.label = oos_;  // -1 when there is no oos class: "no intent"
+  }
+  return p;
+}
+
+Prediction Model::Predict(std::string_view text) const {
+  thread_local std::vector<float> probs;
+  Probabilities(text, &probs);
+  return Decide(probs, opt_.threshold);
+}
+
+// Layout (little-endian as written by this machine):
+//   magic, u32 version, options, u32 K, K labels, i32 oos, u32 rows,
+//   rows x u32 bucket (row order; the last is the bias), rows x K f32 weights.
+void Model::Save(std::ostream& out) const {
+  out.write(kMagic, sizeof kMagic);
+  Put(out, kFormatVersion);
+  Put(out, static_cast<int32_t>(opt_.hash_bits));
+  Put(out, static_cast<int32_t>(opt_.char_min));
+  Put(out, static_cast<int32_t>(opt_.char_max));
+  Put(out, static_cast<int32_t>(opt_.span_min));
+  Put(out, static_cast<int32_t>(opt_.span_max));
+  Put(out, static_cast<uint8_t>(opt_.word_bigrams));
+  Put(out, opt_.threshold);
+  Put(out, opt_.temperature);
+  PutStr(out, opt_.oos_label);
+  Put(out, static_cast<uint32_t>(labels_.size()));
+  for (const auto& l : labels_) PutStr(out, l);
+  Put(out, static_cast<int32_t>(oos_));
+  std::vector<uint32_t> buckets(columns_.size());
+  for (const auto& [b, c] : columns_) buckets[c] = b;
+  Put(out, static_cast<uint32_t>(buckets.size()));
+  out.write(reinterpret_cast<const char*>(buckets.data()),
+            static_cast<std::streamsize>(buckets.size() * sizeof(uint32_t)));
+  out.write(reinterpret_cast<const char*>(weights_.data()),
+            static_cast<std::streamsize>(weights_.size() * sizeof(float)));
+}
+
+Model Model::Load(std::istream& in, const std::string& what) {
+  char magic[sizeof kMagic] = {};
+  in.read(magic, sizeof magic);
+  if (!in || std::memcmp(magic, kMagic, sizeof kMagic) != 0) {
+    throw std::runtime_error(what + ": not an intent model file");
+  }
+  Reader r(in, what);
+  const auto version = r.Get<uint32_t>();
+  if (version != kFormatVersion) {
+    throw std::runtime_error(what + ": intent model format version " + std::to_string(version) +
+                             " is not supported (this build reads " +
+                             std::to_string(kFormatVersion) + "); retrain");
+  }
+  Model m;
+  m.opt_.hash_bits = r.Get<int32_t>();
+  m.opt_.char_min = r.Get<int32_t>();
+  m.opt_.char_max = r.Get<int32_t>();
+  m.opt_.span_min = r.Get<int32_t>();
+  m.opt_.span_max = r.Get<int32_t>();
+  m.opt_.word_bigrams = r.Get<uint8_t>() != 0;
+  m.opt_.threshold = r.Get<double>();
+  m.opt_.temperature = r.Get<double>();
+  m.opt_.oos_label = r.Str();
+  if (m.opt_.hash_bits < 10 || m.opt_.hash_bits > 30 || m.opt_.char_min < 1 ||
+      m.opt_.char_max > 8 || m.opt_.span_max > 8 ||
+      !(m.opt_.threshold >= 0 && m.opt_.threshold <= 1) ||
+      !(m.opt_.temperature > 0 && m.opt_.temperature < 1e6)) {
+    r.Fail("bad options");
+  }
+  const auto K = r.Get<uint32_t>();
+  if (K == 0 || K > 100000) r.Fail("bad label count");
+  for (uint32_t k = 0; k < K; ++k) m.labels_.push_back(r.Str());
+  m.oos_ = r.Get<int32_t>();
+  if (m.oos_ < -1 || m.oos_ >= static_cast<int32_t>(K)) r.Fail("bad oos index");
+  const auto rows = r.Get<uint32_t>();
+  if (rows == 0 || rows > (1u << 30) / K) r.Fail("bad feature count");
+  std::vector<uint32_t> buckets(rows);
+  in.read(reinterpret_cast<char*>(buckets.data()), static_cast<std::streamsize>(rows * 4));
+  m.weights_.resize(static_cast<size_t>(rows) * K);
+  in.read(reinterpret_cast<char*>(m.weights_.data()),
+          static_cast<std::streamsize>(m.weights_.size() * sizeof(float)));
+  if (!in) r.Fail("truncated");
+  for (uint32_t c = 0; c < rows; ++c) m.columns_.emplace(buckets[c], c);
+  if (m.columns_.size() != rows || m.columns_.count(kBiasBucket) == 0 ||
+      m.columns_.at(kBiasBucket) != rows - 1) {
+    r.Fail("bad feature table");
+  }
+  for (float w : m.weights_)
+    if (!std::isfinite(w)) r.Fail("non-finite weight");
+  return m;
+}
+
+double ChooseTemperature(const Model& model, const std::vector<Example>& held) {
+  std::vector<std::vector<float>> scores(held.size());
+  std::vector<int> gold(held.size());
+  for (size_t i = 0; i < held.size(); ++i) {
+    model.Scores(held[i].text, &scores[i]);
+    gold[i] = model.index_of(held[i].label);
+  }
+  double best_t = model.temperature(), best = std::numeric_limits<double>::infinity();
+  for (double t : {1.0, 1.5, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0, 12.0, 16.0, 20.0, 24.0, 32.0}) {
+    double loss = 0;
+    int n = 0;
+    for (size_t i = 0; i < held.size(); ++i) {
+      if (gold[i] < 0) continue;  // a label the model never saw
+      const auto& z = scores[i];
+      const double mx = *std::max_element(z.begin(), z.end());
+      double sum = 0;
+      for (float v : z) sum += std::exp(t * (v - mx));
+      loss += std::log(sum) - t * (z[static_cast<size_t>(gold[i])] - mx);
+      ++n;
+    }
+    if (n > 0 && loss / n < best) {
+      best = loss / n;
+      best_t = t;
+    }
+  }
+  return best_t;
+}
+
+double ChooseThreshold(const Model& model, const std::vector<Example>& held) {
+  const int oos = model.oos_index();
+  std::vector<float> probs;
+  std::vector<double> oos_scores;  // in_scope scores of held-out oos texts the model calls in scope
+  size_t n_oos = 0;
+  for (const Example& e : held) {
+    if (e.label != model.options().oos_label) continue;
+    ++n_oos;
+    model.Probabilities(e.text, &probs);
+    const Prediction p = model.Decide(probs, 0.0);
+    if (p.label >= 0 && p.label != oos) oos_scores.push_back(p.in_scope);
+  }
+  if (n_oos == 0) return 0;
+  // Caught without a threshold: those the oos class wins.
+  const size_t caught = n_oos - oos_scores.size();
+  const auto need = static_cast<size_t>(
+      std::ceil(model.options().oos_recall_target * static_cast<double>(n_oos) - 1e-9));
+  if (caught >= need) return 0;
+  // Rejecting the (need - caught) lowest-scoring ones: a threshold just above
+  // the highest of them.
+  std::sort(oos_scores.begin(), oos_scores.end());
+  const size_t k = std::min(need - caught, oos_scores.size());
+  const double t = std::nextafter(static_cast<float>(oos_scores[k - 1]), 2.0f);
+  return std::min(t, 1.0);
+}
+
+Model TrainCalibrated(const std::vector<Example>& examples, const Options& options,
+                      const ProgressFn& progress) {
+  std::unordered_map<std::string, std::vector<size_t>> by_label;
+  std::vector<std::string> order;
+  for (size_t i = 0; i < examples.size(); ++i) {
+    auto& v = by_label[examples[i].label];
+    if (v.empty()) order.push_back(examples[i].label);
+    v.push_back(i);
+  }
+  std::mt19937_64 rng(options.seed);
+  std::vector<Example> fit, held;
+  for (const auto& label : order) {
+    auto& idx = by_label[label];
+    std::shuffle(idx.begin(), idx.end(), rng);
+    const size_t n_held = idx.size() / 10;
+    for (size_t k = 0; k < idx.size(); ++k) (k < n_held ? held : fit).push_back(examples[idx[k]]);
+  }
+  double threshold = options.threshold, temperature = options.temperature;
+  if (!held.empty() && !fit.empty()) {
+    Model probe = Model::Train(fit, options);
+    temperature = ChooseTemperature(probe, held);
+    probe.set_temperature(temperature);
+    threshold = ChooseThreshold(probe, held);
+  }
+  Model m = Model::Train(examples, options, progress);
+  m.set_temperature(temperature);
+  m.set_threshold(threshold);
+  return m;
+}
+
+}  // namespace tailor::intent

@@ -1,0 +1,131 @@
+// The chatbot intent classifier shared by the intent plugin and `tailor eval
+// intent`: hashed word and character n-gram features, one-vs-rest linear
+// SVMs (L2-regularised squared hinge, solved exactly by dual coordinate
+// descent as in LIBLINEAR) with softmax-calibrated probabilities, and
+// out-of-scope detection (an "oos" class when the training data has one, plus
+// a threshold on the top intent's probability against out of scope).
+//
+// Thread safety: a trained Model is immutable; Predict/Probabilities may run
+// concurrently. Training and Load build a new Model.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <iosfwd>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+namespace tailor::intent {
+
+struct Example {
+  std::string text;
+  std::string label;
+};
+
+// Reads a CSV with a header holding (at least) columns "text" and "label",
+// RFC 4180 quoting. Throws std::runtime_error naming FILE:LINE on bad input.
+std::vector<Example> ReadCsv(const std::string& path);
+
+struct Options {
+  int hash_bits = 20;  // n-grams are hashed into 2^hash_bits buckets
+  int char_min = 2;    // character n-grams of these lengths inside " word "
+  int char_max = 5;
+  int span_min = 3;          // character n-grams across words, over " w1 w2 ... "
+  int span_max = 0;          // (span_max < span_min: none, the default: no gain on CLINC150 val)
+  bool word_bigrams = true;  // word unigrams always; bigrams optional
+  int min_count = 1;         // buckets seen in fewer training texts are dropped
+  double c = 2.0;            // SVM cost (inverse regularisation), per class
+  double epsilon = 0.1;      // dual solver stopping tolerance
+  int max_passes = 1000;     // dual solver passes per class at most
+  int threads = 2;           // classes trained in parallel (results do not depend on it)
+  uint64_t seed = 1;         // example order
+  std::string oos_label = "oos";
+  // Softmax temperature of the probabilities (p = softmax(temperature x
+  // SVM scores)); TrainCalibrated fits it on held-out data.
+  double temperature = 8.0;
+  // A text is out of scope when P(top intent) / (P(top intent) + P(oos))
+  // (without an oos class: P(top intent)) is below this.
+  double threshold = 0.0;
+  // TrainCalibrated / ChooseThreshold: the smallest threshold whose oos
+  // recall on held-out data reaches this (the operating point: how much out
+  // of scope traffic to catch, at the least cost to in-scope accuracy).
+  double oos_recall_target = 0.7;
+};
+
+struct Prediction {
+  int label = -1;          // index into labels(); the oos label when rejected
+  int top = -1;            // the most probable class before the threshold
+  float confidence = 0.0;  // probability of `top`
+  float in_scope = 0.0;    // the score the threshold applies to (see Options)
+  bool rejected = false;   // true when the threshold (not the model) said oos
+};
+
+// Called as classes finish with (classes done, classes, mean solver passes).
+using ProgressFn = std::function<void(int, int, double)>;
+
+class Model {
+ public:
+  Model() = default;
+
+  // Trains on examples (labels in first-seen order). Throws
+  // std::invalid_argument for empty data or bad options.
+  static Model Train(const std::vector<Example>& examples, const Options& options,
+                     const ProgressFn& progress = {});
+
+  bool trained() const { return !labels_.empty(); }
+  const std::vector<std::string>& labels() const { return labels_; }
+  // -1 when the training data had no oos class.
+  int oos_index() const { return oos_; }
+  int index_of(std::string_view label) const;
+  const Options& options() const { return opt_; }
+  size_t features() const { return columns_.size(); }
+
+  double threshold() const { return opt_.threshold; }
+  void set_threshold(double t) { opt_.threshold = t; }
+  double temperature() const { return opt_.temperature; }
+  void set_temperature(double t) { opt_.temperature = t; }
+
+  // Raw SVM scores, and class probabilities (softmax of temperature x
+  // scores), for text into *out (size labels().size()).
+  void Scores(std::string_view text, std::vector<float>* out) const;
+  void Probabilities(std::string_view text, std::vector<float>* probs) const;
+  Prediction Predict(std::string_view text) const;
+  // The decision for already computed probabilities under threshold t.
+  Prediction Decide(const std::vector<float>& probs, double t) const;
+
+  // Binary, versioned; Load throws std::runtime_error naming `what` (a path).
+  void Save(std::ostream& out) const;
+  static Model Load(std::istream& in, const std::string& what);
+
+ private:
+  // (row, value) of text's known buckets, unit length, plus the bias row.
+  void Features(std::string_view text, std::vector<std::pair<uint32_t, float>>* out) const;
+
+  Options opt_;
+  std::vector<std::string> labels_;
+  int oos_ = -1;
+  std::unordered_map<uint32_t, uint32_t> columns_;  // bucket -> row of weights_
+  std::vector<float> weights_;                      // rows x K, row-major; last row = bias
+};
+
+// The softmax temperature that minimises the log loss of held-out examples
+// (in-scope and oos alike), from a fixed grid.
+double ChooseTemperature(const Model& model, const std::vector<Example>& held);
+
+// The smallest threshold at which the model's oos recall on held-out
+// examples reaches options().oos_recall_target (each held-out score is a
+// candidate). 0 when the held-out data has no oos example.
+double ChooseThreshold(const Model& model, const std::vector<Example>& held);
+
+// Trains on a stratified nine tenths, chooses the temperature and then the
+// threshold on the tenth held out, retrains on all examples and sets both.
+Model TrainCalibrated(const std::vector<Example>& examples, const Options& options,
+                      const ProgressFn& progress = {});
+
+// Tokenises like the model does (lowercase ASCII, split on non-alphanumerics;
+// bytes >= 0x80 are kept inside words). Exposed for tests.
+std::vector<std::string> Tokens(std::string_view text);
+
+}  // namespace tailor::intent
