@@ -10,6 +10,14 @@ cmake --build build -j"$(nproc)"
 store="${TAILOR_STORE:-demo.db}"
 if [ ! -f "$store" ]; then
   build/bin/tailor demo --store "$store"
+  # The chat-intent model, from CLINC150 when the shared data is there.
+  clinc="${TAILOR_DATA:-../shared/data}/clinc150/data_full.json"
+  if [ -f "$clinc" ]; then
+    split="$(mktemp -d)"
+    tools/clinc_split.py "$clinc" "$split" >/dev/null
+    build/bin/tailor train intent --store "$store" --data "$split/train.csv"
+    rm -rf "$split"
+  fi
 fi
 cat <<MSG
 
@@ -17,6 +25,7 @@ tailord is starting on $store with config/tailor.yaml.
 In another terminal, try:
   build/bin/tailor decide --endpoint tcp://127.0.0.1:5555 --customer c42 --channel web --placement home
   build/bin/tailor decide --endpoint tcp://127.0.0.1:5555 --customer c42 --channel web --placement recs --limit 5
+  build/bin/tailor decide --endpoint tcp://127.0.0.1:5555 --customer c42 --channel web --placement home --context '{"message":"my phone broke, I need a new one"}'
   build/bin/tailor send '{"v":1,"type":"event","customer":"c42","event":"click","item":"i9"}'
   build/bin/tailor send '{"v":1,"type":"stats"}'
   tools/client_example.py

@@ -14,6 +14,7 @@
 #include <cstddef>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -261,6 +262,49 @@ TEST_F(FixtureTest, GoodPluginTrainsFromTheStore) {
   ASSERT_TRUE(p->Train().ok());
   ASSERT_TRUE(p->Save(dir_.file("m")).ok());
   EXPECT_EQ(testing::ReadFile(dir_.file("m")), "good 2\n");
+}
+
+// The host loads the active registered model at start even without
+// train_on_start, and ReloadModels picks up a newer one (after `tailor train`).
+TEST_F(FixtureTest, HostLoadsRegisteredModelsAndReloadsNewerOnes) {
+  TempDir store_dir;
+  auto store = testing::MakeStore(store_dir, {}, {});
+  ASSERT_NE(store, nullptr);
+  auto write_model = [&](const std::string& name, const std::string& text) {
+    const std::string path = dir_.file(name);
+    std::ofstream(path) << text;
+    ModelRecord m;
+    m.plugin = "good";
+    m.created_ms = testing::kNowMs;
+    m.path = path;
+    m.active = true;
+    int64_t id = 0;
+    EXPECT_TRUE(store->RegisterModel(m, &id).ok());
+    return path;
+  };
+  const std::string first = write_model("good-1.model", "good 7\n");
+  PluginSpec spec;
+  spec.name = "good";
+  spec.path = FixturePath("good");
+  spec.train_on_start = false;
+  PluginHost host(store.get(), dir_.path());
+  host.LoadAll({spec});
+  ASSERT_EQ(host.plugins().size(), 1u);
+  EXPECT_EQ(host.plugins()[0]->model_path(), first);
+  EXPECT_TRUE(host.ReloadModels().empty()) << "nothing new to load";
+
+  const std::string second = write_model("good-2.model", "good 9\n");
+  std::vector<std::string> notes = host.ReloadModels();
+  ASSERT_EQ(notes.size(), 1u);
+  EXPECT_THAT(notes[0], HasSubstr("loaded model " + second));
+  EXPECT_EQ(host.plugins()[0]->model_path(), second);
+
+  // A broken newer model keeps the current one serving.
+  write_model("good-3.model", "not a good model\n");
+  notes = host.ReloadModels();
+  ASSERT_EQ(notes.size(), 1u);
+  EXPECT_THAT(notes[0], HasSubstr("previous model keeps serving"));
+  EXPECT_EQ(host.plugins()[0]->model_path(), second);
 }
 
 // --- The contract harness over every built-in plugin ------------------------

@@ -320,7 +320,9 @@ void PluginHost::LoadAll(const std::vector<PluginSpec>& specs) {
       failures_.push_back({spec.name, err});
       continue;
     }
-    if (spec.train_on_start) {
+    {
+      // The active registered model when there is one; else, with
+      // train_on_start, a model trained from the store now.
       const ModelRecord* model = nullptr;
       for (const ModelRecord& m : models)
         if (m.plugin == plugin->name()) model = &m;
@@ -330,9 +332,11 @@ void PluginHost::LoadAll(const std::vector<PluginSpec>& specs) {
         if (s.ok())
           log::Info("plugins", plugin->name() + ": loaded model " + model->path);
         else
-          log::Warn("plugins", plugin->name() + ": " + s.message() + "; retraining");
+          log::Warn("plugins", plugin->name() + ": " + s.message() +
+                                   (spec.train_on_start ? "; retraining" : ""));
       }
-      if ((!model || !s.ok() || !plugin->can_load()) && plugin->can_train()) {
+      if (spec.train_on_start && (!model || !s.ok() || !plugin->can_load()) &&
+          plugin->can_train()) {
         int64_t t0 = mono_ns();
         s = plugin->Train();
         if (s.ok())

@@ -25,7 +25,7 @@ struct PluginSpec {
   std::string path;                // path to the .so
   double weight = 1.0;             // weight in the blended propensity P
   std::string config_json = "{}";  // the plugin's config block
-  bool train_on_start = true;      // call train() after create when no model is loaded
+  bool train_on_start = true;      // call train() after create when no model could be loaded
 };
 
 struct PluginCounters {
@@ -106,8 +106,8 @@ class PluginHost {
   PluginHost(Store* store, std::string data_dir);
   ~PluginHost();
 
-  // Loads each spec; for a plugin with train_on_start it then loads the active
-  // model registered in the store, or trains when there is none.
+  // Loads each spec, then its active model registered in the store; a plugin
+  // with train_on_start and no (loadable) model trains from the store.
   void LoadAll(const std::vector<PluginSpec>& specs);
   // Loads each plugin's active registered model when it differs from the one
   // it serves (after `tailor train`); a plugin whose load fails keeps its
