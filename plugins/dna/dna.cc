@@ -435,6 +435,7 @@ class Dna {
       auto it = customers_.find(std::string(*id));
       if (it != customers_.end()) sc = &it->second;
     }
+    if (sc == nullptr && req.recent().empty()) sc = &no_history_;
     if (sc == nullptr) {
       // Unknown to the last training: generalise from whatever the request's
       // recent events show (thin history still gets a score).
@@ -781,6 +782,16 @@ class Dna {
   // the bucket sizes.
   void Rescore(const dna::Matrix& x, const std::vector<std::string>& ids) {
     std::vector<Scored> s = Predict(x);
+    // A customer with no history at all always gets the same prediction:
+    // computed once here, not per request (prediction with SHAP is ~1 ms).
+    {
+      Acc none;
+      dna::Matrix e;
+      e.rows = 1;
+      e.cols = FeatureNames().size();
+      e.v = none.Finish(0);
+      no_history_ = Predict(e)[0];
+    }
     customers_.clear();
     for (size_t r = 0; r < ids.size(); ++r) customers_.emplace(ids[r], std::move(s[r]));
     host_.Log(TAILOR_LOG_INFO, "scored " + std::to_string(ids.size()) + " customers");
@@ -812,6 +823,7 @@ class Dna {
   const Host& host_;
   std::vector<TraitModel> models_;
   std::unordered_map<std::string, Scored> customers_;
+  Scored no_history_;  // the prediction for a customer without events
   Catalog catalog_;
   std::map<std::string, std::string> fit_report_;  // trait -> AUC / ECE of the last Train
 };
