@@ -138,7 +138,13 @@ void RunEvalIntent(const EvalIntentArgs& a) {
   std::string threshold_from = "--threshold";
   // Temperature, then threshold, on held-out examples for a model that never
   // saw them.
+  double recall_target = opt.oos_recall_target;
   auto calibrate = [&](intent::Model& probe, const std::vector<intent::Example>& held) {
+    const auto n_oos =
+        static_cast<size_t>(std::count_if(held.begin(), held.end(), [&](const intent::Example& e) {
+          return e.label == opt.oos_label;
+        }));
+    recall_target = intent::OosRecallTarget(opt, n_oos);
     probe.set_temperature(intent::ChooseTemperature(probe, held));
     if (threshold < 0) threshold = intent::ChooseThreshold(probe, held);
     return probe.temperature();
@@ -166,7 +172,7 @@ void RunEvalIntent(const EvalIntentArgs& a) {
   }
   model.set_threshold(threshold);
   std::cerr << "threshold " << threshold << " (chosen on " << threshold_from << ", oos recall "
-            << opt.oos_recall_target << " there), temperature " << model.temperature() << "; "
+            << recall_target << " there), temperature " << model.temperature() << "; "
             << model.labels().size() << " labels, " << model.features() << " features\n";
 
   // Latency: one Predict per text, as the plugin calls it.
@@ -194,6 +200,14 @@ void RunEvalIntent(const EvalIntentArgs& a) {
   };
   row("served (threshold)", m);
   row("baseline (no threshold)", base);
+  Metrics val_m, val_base;
+  if (!val.empty()) {  // where the threshold was chosen: optimistic by construction
+    const auto vp = AllProbs(model, val);
+    val_m = Score(val, Names(model, vp, threshold), oos);
+    val_base = Score(val, Names(model, vp, 0.0), oos);
+    row("val: served (threshold)", val_m);
+    row("val: baseline", val_base);
+  }
   std::printf(
       "test: %lld texts (%lld in scope, %lld oos); threshold %.3f; train %.2f s; "
       "predict %.1f us/text (median), %.1f us (p99)\n",
@@ -207,14 +221,26 @@ void RunEvalIntent(const EvalIntentArgs& a) {
     out["predict_p99_us"] = predict_p99_us;
     out["threshold"] = threshold;
     out["temperature"] = model.temperature();
-    out["oos_recall_target"] = opt.oos_recall_target;
+    out["oos_recall_target"] = recall_target;
+    out["oos_recall_floor"] = opt.oos_recall_floor;
     out["threshold_chosen_on"] = threshold_from;
     out["baseline_no_threshold"] = ToJson(base);
+    if (!val.empty()) {
+      out["val"] = ToJson(val_m);
+      out["val_baseline_no_threshold"] = ToJson(val_base);
+    }
     out["test"] = {{"texts", m.n}, {"in_scope", m.n_in}, {"oos", m.n_oos}};
     out["model"] = {{"labels", model.labels().size()},
                     {"features", model.features()},
-                    {"classifier", "one-vs-rest linear SVM (squared hinge, dual CD)"},
+                    {"classifier",
+                     "one-vs-rest linear SVM (squared hinge, dual CD) + softmax regression "
+                     "(AdaGrad) + cosine 1-NN per class"},
                     {"c", opt.c},
+                    {"svm_temperature", opt.svm_temperature},
+                    {"lr_weight", opt.lr_weight},
+                    {"lr_epochs", opt.lr_epochs},
+                    {"knn_weight", opt.knn_weight},
+                    {"knn_max_df", opt.knn_max_df},
                     {"hash_bits", opt.hash_bits},
                     {"char_ngrams", {opt.char_min, opt.char_max}},
                     {"span_ngrams", {opt.span_min, opt.span_max}},
@@ -241,9 +267,27 @@ void RegisterEvalIntent(CLI::App& eval) {
       ->check(CLI::Range(0.0, 1.0));
   c->add_option("--c", a->opt.c, "SVM cost (inverse regularisation)")->capture_default_str();
   c->add_option("--oos-recall", a->opt.oos_recall_target,
-                "oos recall the threshold is chosen to reach on the held-out data")
+                "oos recall the threshold is chosen to reach on the held-out data (0: the "
+                "smallest whose 95% Wilson lower bound reaches --oos-recall-floor)")
       ->capture_default_str()
       ->check(CLI::Range(0.0, 1.0));
+  c->add_option("--oos-recall-floor", a->opt.oos_recall_floor,
+                "with --oos-recall 0: the oos recall to keep with 95% confidence")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 1.0));
+  c->add_option("--lr-weight", a->opt.lr_weight,
+                "ensemble weight of the softmax regression (0: off)")
+      ->capture_default_str();
+  c->add_option("--lr-epochs", a->opt.lr_epochs, "softmax regression AdaGrad passes")
+      ->capture_default_str();
+  c->add_option("--knn-weight", a->opt.knn_weight, "ensemble weight of the 1-NN cosine (0: off)")
+      ->capture_default_str();
+  c->add_option("--knn-max-df", a->opt.knn_max_df,
+                "features in more training texts are left out of the 1-NN cosine")
+      ->capture_default_str();
+  c->add_option("--svm-temperature", a->opt.svm_temperature,
+                "temperature of the SVM's log-softmax in the ensemble")
+      ->capture_default_str();
   c->add_option("--hash-bits", a->opt.hash_bits, "log2 of the hashed feature space")
       ->capture_default_str();
   c->add_option("--min-count", a->opt.min_count, "drop features seen in fewer examples")

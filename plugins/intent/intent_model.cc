@@ -19,7 +19,7 @@ namespace tailor::intent {
 namespace {
 
 constexpr char kMagic[] = "tailor-intent-model";
-constexpr uint32_t kFormatVersion = 2;
+constexpr uint32_t kFormatVersion = 3;
 constexpr uint32_t kBiasBucket = 0xFFFFFFFFu;  // never a hash bucket (bits <= 30)
 constexpr uint32_t kCharBit = 0x80000000u;     // marks character n-gram buckets
 
@@ -336,7 +336,62 @@ int SolveOneVsRest(const std::vector<Row>& x, const std::vector<double>& sq_norm
   return pass + 1;
 }
 
+// Multinomial logistic regression (softmax, no regularisation beyond the
+// few passes), AdaGrad over shuffled examples. Deterministic for a seed.
+void TrainSoftmax(const std::vector<Row>& x, const std::vector<int>& y, size_t rows, size_t K,
+                  const Options& o, std::vector<float>* w_out) {
+  std::vector<float>& w = *w_out;
+  w.assign(rows * K, 0.0f);
+  std::vector<float> g2(rows * K, 0.0f), z(K);
+  std::vector<size_t> order(x.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::mt19937_64 rng(o.seed);
+  const auto rate = static_cast<float>(o.lr_rate);
+  for (int epoch = 0; epoch < o.lr_epochs; ++epoch) {
+    std::shuffle(order.begin(), order.end(), rng);
+    for (size_t i : order) {
+      std::fill(z.begin(), z.end(), 0.0f);
+      for (const auto& [c, v] : x[i]) {
+        const float* wc = &w[static_cast<size_t>(c) * K];
+        for (size_t k = 0; k < K; ++k) z[k] += v * wc[k];
+      }
+      const float mx = *std::max_element(z.begin(), z.end());
+      float sum = 0;
+      for (float& zk : z) sum += (zk = std::exp(zk - mx));
+      for (float& zk : z) zk /= sum;
+      z[static_cast<size_t>(y[i])] -= 1.0f;  // gradient of the log loss wrt the scores
+      for (const auto& [c, v] : x[i]) {
+        float* wc = &w[static_cast<size_t>(c) * K];
+        float* gc = &g2[static_cast<size_t>(c) * K];
+        for (size_t k = 0; k < K; ++k) {
+          const float g = v * z[k];
+          gc[k] += g * g;
+          if (gc[k] > 0) wc[k] -= rate * g / std::sqrt(gc[k]);
+        }
+      }
+    }
+  }
+}
+
 }  // namespace
+
+void Model::BuildIndex() {
+  const size_t n = nn_label_.size();
+  const size_t rows = columns_.size();
+  post_start_.assign(rows + 1, 0);
+  for (uint32_t c : nn_col_) ++post_start_[c + 1];
+  for (size_t c = 0; c < rows; ++c) post_start_[c + 1] += post_start_[c];
+  post_text_.resize(nn_col_.size());
+  post_val_.resize(nn_col_.size());
+  std::vector<uint32_t> fill(post_start_.begin(), post_start_.end() - 1);
+  for (size_t i = 0; i < n; ++i) {
+    for (uint32_t j = nn_start_[i]; j < nn_start_[i + 1]; ++j) {
+      const uint32_t at = fill[nn_col_[j]]++;
+      post_text_[at] = static_cast<uint32_t>(i);
+      post_val_[at] = nn_val_[j];
+    }
+  }
+}
 
 Model Model::Train(const std::vector<Example>& examples, const Options& o,
                    const ProgressFn& progress) {
@@ -346,6 +401,11 @@ Model Model::Train(const std::vector<Example>& examples, const Options& o,
     throw std::invalid_argument("char n-gram lengths must satisfy 1 <= min <= max + 1, max <= 8");
   if (!(o.c > 0) || !(o.epsilon > 0) || o.max_passes < 1 || !(o.temperature > 0))
     throw std::invalid_argument("c > 0, epsilon > 0, max_passes >= 1, temperature > 0 required");
+  if (!(o.svm_temperature > 0) || !(o.lr_weight >= 0) || !(o.knn_weight >= 0) ||
+      (o.lr_weight > 0 && (o.lr_epochs < 1 || !(o.lr_rate > 0))) || o.knn_max_df < 1)
+    throw std::invalid_argument(
+        "svm_temperature > 0, member weights >= 0, lr_epochs >= 1, lr_rate > 0, knn_max_df >= 1 "
+        "required");
 
   Model m;
   m.opt_ = o;
@@ -392,6 +452,32 @@ Model Model::Train(const std::vector<Example>& examples, const Options& o,
   chars.clear();
 
   const size_t rows = kept.size() + 1;
+  if (o.knn_weight > 0) {  // the 1-NN member keeps the rows (bias left out)
+    m.nn_start_.push_back(0);
+    for (size_t i = 0; i < x.size(); ++i) {
+      for (const auto& [c, v] : x[i]) {
+        if (c == bias) continue;
+        m.nn_col_.push_back(c);
+        m.nn_val_.push_back(v);
+      }
+      m.nn_start_.push_back(static_cast<uint32_t>(m.nn_col_.size()));
+      m.nn_label_.push_back(y[i]);
+    }
+    m.BuildIndex();
+  }
+  // The softmax regression runs beside the SVMs (on its own thread when
+  // there are two or more).
+  std::thread lr_thread;
+  std::exception_ptr lr_failure;
+  auto train_lr = [&] {
+    try {
+      if (o.lr_weight > 0) TrainSoftmax(x, y, rows, K, o, &m.lr_weights_);
+    } catch (...) {
+      lr_failure = std::current_exception();
+    }
+  };
+  const bool lr_beside = o.lr_weight > 0 && o.threads > 1;
+  if (lr_beside) lr_thread = std::thread(train_lr);
   m.weights_.assign(rows * K, 0.0f);
   // Classes are independent: spread them over threads (each writes its own
   // column of weights_, so the result does not depend on the thread count).
@@ -418,10 +504,16 @@ Model Model::Train(const std::vector<Example>& examples, const Options& o,
   };
   const int threads = std::clamp(o.threads, 1, 64);
   std::vector<std::thread> pool;
-  for (int t = 1; t < threads; ++t) pool.emplace_back(worker);
+  for (int t = lr_beside ? 2 : 1; t < threads; ++t) pool.emplace_back(worker);
   worker();
   for (auto& t : pool) t.join();
+  if (lr_thread.joinable()) {
+    lr_thread.join();
+  } else {
+    train_lr();
+  }
   if (failure) std::rethrow_exception(failure);
+  if (lr_failure) std::rethrow_exception(lr_failure);
   return m;
 }
 
@@ -435,6 +527,58 @@ void Model::Scores(std::string_view text, std::vector<float>* out) const {
   for (const auto& [c, v] : x) {
     const float* w = &weights_[static_cast<size_t>(c) * K];
     for (size_t k = 0; k < K; ++k) z[k] += v * w[k];
+  }
+  const bool lr = !lr_weights_.empty() && opt_.lr_weight > 0;
+  const bool nn = !nn_label_.empty() && opt_.knn_weight > 0;
+  if (!lr && !nn) return;  // the SVM alone: raw scores
+  auto log_softmax = [](float* s, size_t n, float t) {
+    float mx = -std::numeric_limits<float>::infinity();
+    for (size_t k = 0; k < n; ++k) mx = std::max(mx, t * s[k]);
+    double sum = 0;
+    for (size_t k = 0; k < n; ++k) sum += std::exp(t * s[k] - mx);
+    const auto log_sum = static_cast<float>(std::log(sum)) + mx;
+    for (size_t k = 0; k < n; ++k) s[k] = t * s[k] - log_sum;
+  };
+  log_softmax(z, K, static_cast<float>(opt_.svm_temperature));
+  if (lr) {
+    thread_local std::vector<float> u;
+    u.assign(K, 0.0f);
+    for (const auto& [c, v] : x) {
+      const float* w = &lr_weights_[static_cast<size_t>(c) * K];
+      for (size_t k = 0; k < K; ++k) u[k] += v * w[k];
+    }
+    log_softmax(u.data(), K, 1.0f);
+    const auto a = static_cast<float>(opt_.lr_weight);
+    for (size_t k = 0; k < K; ++k) z[k] += a * u[k];
+  }
+  if (nn) {
+    // Cosine to every training text sharing a (not too common) feature, via
+    // the inverted index; the best per class.
+    thread_local std::vector<float> sim;
+    thread_local std::vector<uint32_t> touched;
+    thread_local std::vector<float> best;
+    sim.resize(nn_label_.size(), 0.0f);
+    touched.clear();
+    const auto bias = static_cast<uint32_t>(columns_.size() - 1);
+    const auto max_df = static_cast<uint32_t>(opt_.knn_max_df);
+    for (const auto& [c, v] : x) {
+      if (c == bias) continue;
+      const uint32_t lo = post_start_[c], hi = post_start_[c + 1];
+      if (hi - lo > max_df) continue;
+      for (uint32_t j = lo; j < hi; ++j) {
+        const uint32_t t = post_text_[j];
+        if (sim[t] == 0.0f) touched.push_back(t);
+        sim[t] += v * post_val_[j];
+      }
+    }
+    best.assign(K, 0.0f);
+    for (uint32_t t : touched) {
+      float& b = best[static_cast<size_t>(nn_label_[t])];
+      b = std::max(b, sim[t]);
+      sim[t] = 0.0f;
+    }
+    const auto a = static_cast<float>(opt_.knn_weight);
+    for (size_t k = 0; k < K; ++k) z[k] += a * best[k];
   }
 }
 
@@ -478,7 +622,11 @@ Prediction Model::Predict(std::string_view text) const {
 
 // Layout (little-endian as written by this machine):
 //   magic, u32 version, options, u32 K, K labels, i32 oos, u32 rows,
-//   rows x u32 bucket (row order; the last is the bias), rows x K f32 weights.
+//   rows x u32 bucket (row order; the last is the bias), rows x K f32 weights;
+//   then (version 3) the ensemble: f64 svm_temperature, lr_weight,
+//   knn_weight, i32 knn_max_df, u8 has softmax regression [rows x K f32],
+//   u32 n 1-NN texts, (n + 1) x u32 offsets, nnz x u32 rows, nnz x f32
+//   values, n x i32 labels.
 void Model::Save(std::ostream& out) const {
   out.write(kMagic, sizeof kMagic);
   Put(out, kFormatVersion);
@@ -501,6 +649,23 @@ void Model::Save(std::ostream& out) const {
             static_cast<std::streamsize>(buckets.size() * sizeof(uint32_t)));
   out.write(reinterpret_cast<const char*>(weights_.data()),
             static_cast<std::streamsize>(weights_.size() * sizeof(float)));
+  auto put_vec = [&out](const auto& v) {
+    out.write(reinterpret_cast<const char*>(v.data()),
+              static_cast<std::streamsize>(v.size() * sizeof(v[0])));
+  };
+  Put(out, opt_.svm_temperature);
+  Put(out, opt_.lr_weight);
+  Put(out, opt_.knn_weight);
+  Put(out, static_cast<int32_t>(opt_.knn_max_df));
+  Put(out, static_cast<uint8_t>(!lr_weights_.empty()));
+  put_vec(lr_weights_);
+  Put(out, static_cast<uint32_t>(nn_label_.size()));
+  if (!nn_label_.empty()) {
+    put_vec(nn_start_);
+    put_vec(nn_col_);
+    put_vec(nn_val_);
+    put_vec(nn_label_);
+  }
 }
 
 Model Model::Load(std::istream& in, const std::string& what) {
@@ -552,6 +717,45 @@ Model Model::Load(std::istream& in, const std::string& what) {
   }
   for (float w : m.weights_)
     if (!std::isfinite(w)) r.Fail("non-finite weight");
+  auto get_vec = [&](auto* v, size_t count) {
+    v->resize(count);
+    in.read(reinterpret_cast<char*>(v->data()),
+            static_cast<std::streamsize>(count * sizeof((*v)[0])));
+    if (!in) r.Fail("truncated");
+  };
+  m.opt_.svm_temperature = r.Get<double>();
+  m.opt_.lr_weight = r.Get<double>();
+  m.opt_.knn_weight = r.Get<double>();
+  m.opt_.knn_max_df = r.Get<int32_t>();
+  if (!(m.opt_.svm_temperature > 0 && m.opt_.svm_temperature < 1e6) ||
+      !(m.opt_.lr_weight >= 0 && m.opt_.lr_weight < 1e6) ||
+      !(m.opt_.knn_weight >= 0 && m.opt_.knn_weight < 1e6) || m.opt_.knn_max_df < 1) {
+    r.Fail("bad ensemble options");
+  }
+  if (r.Get<uint8_t>() != 0) {
+    get_vec(&m.lr_weights_, m.weights_.size());
+    for (float w : m.lr_weights_)
+      if (!std::isfinite(w)) r.Fail("non-finite weight");
+  }
+  const auto n = r.Get<uint32_t>();
+  if (n > (1u << 26)) r.Fail("bad 1-NN text count");
+  if (n > 0) {
+    get_vec(&m.nn_start_, size_t{n} + 1);
+    if (m.nn_start_[0] != 0 || !std::is_sorted(m.nn_start_.begin(), m.nn_start_.end()) ||
+        m.nn_start_[n] > (1u << 30)) {
+      r.Fail("bad 1-NN offsets");
+    }
+    get_vec(&m.nn_col_, m.nn_start_[n]);
+    get_vec(&m.nn_val_, m.nn_start_[n]);
+    get_vec(&m.nn_label_, n);
+    for (uint32_t c : m.nn_col_)
+      if (c >= rows - 1) r.Fail("bad 1-NN feature");
+    for (float v : m.nn_val_)
+      if (!std::isfinite(v)) r.Fail("non-finite 1-NN value");
+    for (int32_t l : m.nn_label_)
+      if (l < 0 || l >= static_cast<int32_t>(K)) r.Fail("bad 1-NN label");
+    m.BuildIndex();
+  }
   return m;
 }
 
@@ -563,7 +767,8 @@ double ChooseTemperature(const Model& model, const std::vector<Example>& held) {
     gold[i] = model.index_of(held[i].label);
   }
   double best_t = model.temperature(), best = std::numeric_limits<double>::infinity();
-  for (double t : {1.0, 1.5, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0, 12.0, 16.0, 20.0, 24.0, 32.0}) {
+  for (double t : {0.25, 0.35, 0.5, 0.7, 1.0, 1.5, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0, 12.0, 16.0,
+                   20.0, 24.0, 32.0}) {
     double loss = 0;
     int n = 0;
     for (size_t i = 0; i < held.size(); ++i) {
@@ -583,6 +788,20 @@ double ChooseTemperature(const Model& model, const std::vector<Example>& held) {
   return best_t;
 }
 
+double OosRecallTarget(const Options& o, size_t n_oos) {
+  if (o.oos_recall_target > 0 || n_oos == 0) return o.oos_recall_target;
+  // The smallest k / n whose Wilson score interval (95%, z = 1.96) has its
+  // lower end at or above the floor.
+  const double n = static_cast<double>(n_oos), z2 = 1.96 * 1.96;
+  for (size_t k = 0; k <= n_oos; ++k) {
+    const double p = static_cast<double>(k) / n;
+    const double lower =
+        (p + z2 / (2 * n) - 1.96 * std::sqrt(p * (1 - p) / n + z2 / (4 * n * n))) / (1 + z2 / n);
+    if (lower >= o.oos_recall_floor) return p;
+  }
+  return 1.0;
+}
+
 double ChooseThreshold(const Model& model, const std::vector<Example>& held) {
   const int oos = model.oos_index();
   std::vector<float> probs;
@@ -599,7 +818,7 @@ double ChooseThreshold(const Model& model, const std::vector<Example>& held) {
   // Caught without a threshold: those the oos class wins.
   const size_t caught = n_oos - oos_scores.size();
   const auto need = static_cast<size_t>(
-      std::ceil(model.options().oos_recall_target * static_cast<double>(n_oos) - 1e-9));
+      std::ceil(OosRecallTarget(model.options(), n_oos) * static_cast<double>(n_oos) - 1e-9));
   if (caught >= need) return 0;
   // Rejecting the (need - caught) lowest-scoring ones: a threshold just above
   // the highest of them.

@@ -189,6 +189,32 @@ TEST_F(IntentTest, SaveLoadRoundTripsScores) {
   EXPECT_THAT(s.message(), HasSubstr("bad.model"));
 }
 
+TEST_F(IntentTest, ModelFromAnotherFormatVersionIsRefusedWithRetrain) {
+  auto p = LoadTrained();
+  ASSERT_NE(p, nullptr);
+  const std::string model = dir_.file("intent.model");
+  ASSERT_TRUE(p->Save(model).ok());
+  std::string data = testing::ReadFile(model);
+  // The u32 format version follows the plugin header and the model's magic
+  // (with its terminating NUL).
+  const std::string magic = std::string("tailor-intent-model") + '\0';
+  const size_t at = data.find(magic);
+  ASSERT_NE(at, std::string::npos);
+  uint32_t version = 0;
+  std::memcpy(&version, data.data() + at + magic.size(), sizeof version);
+  EXPECT_EQ(version, 3u);  // 3: the ensemble (softmax regression, 1-NN texts)
+  version = 2;
+  std::memcpy(data.data() + at + magic.size(), &version, sizeof version);
+  testing::WriteFile(dir_.file("v2.model"), data);
+  std::string err;
+  auto q = Load(Config(dir_.file("intents.yaml")), &err);
+  ASSERT_NE(q, nullptr) << err;
+  Status s = q->LoadModel(dir_.file("v2.model"));
+  EXPECT_FALSE(s.ok());
+  EXPECT_THAT(s.message(), HasSubstr("format version 2 is not supported"));
+  EXPECT_THAT(s.message(), HasSubstr("retrain"));
+}
+
 TEST_F(IntentTest, ConfigErrorsNameFileLineAndKey) {
   const std::string bad = dir_.file("bad_intents.yaml");
   testing::WriteFile(bad,

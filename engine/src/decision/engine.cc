@@ -558,6 +558,7 @@ std::variant<json, ApiError> Engine::Decide(const DecideRequest& req, DecideOpti
              {"context", req.context}};
   rec.request_json = rj.dump();
   rec.response_json = reply.dump(-1, ' ', false, json::error_handler_t::replace);
+  if (options.reply_text) *options.reply_text = rec.response_json;
   rec.trace_json = stored_trace.dump(-1, ' ', false, json::error_handler_t::replace);
   store_->LogDecision(std::move(rec));
   metrics_->counters.Add("decisions");

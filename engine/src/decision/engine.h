@@ -54,6 +54,9 @@ struct DecideOptions {
   // Also return the per-candidate trace in the reply ("trace"), as
   // `tailor rules test` shows it.
   bool trace_in_reply = false;
+  // When set, receives the reply as JSON text (the text also logged), so a
+  // server need not serialise it a second time.
+  std::string* reply_text = nullptr;
 };
 
 class Engine {

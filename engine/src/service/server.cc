@@ -118,13 +118,16 @@ struct Server::Impl {
     try {
       switch (req.type) {
         case Request::Type::kDecide: {
-          auto out = engine->Decide(req.decide);
+          std::string text;
+          DecideOptions options;
+          options.reply_text = &text;
+          auto out = engine->Decide(req.decide, options);
           m.decide_us.Record((mono_ns() - t0) / 1000);
           if (auto* err = std::get_if<ApiError>(&out)) {
             m.counters.Add("errors." + err->code);
             return ErrorReply(id, *err);
           }
-          return Dump(std::get<json>(out));
+          return text;
         }
         case Request::Type::kEvent: {
           Status st = engine->IngestEvent(std::move(req.event));
