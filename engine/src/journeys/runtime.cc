@@ -13,6 +13,7 @@
 
 #include "common/log.h"
 #include "common/time.h"
+#include "store/sqlite.h"
 
 namespace tailor {
 namespace {
@@ -25,73 +26,16 @@ constexpr int64_t kContactHorizonMs = 90LL * 86'400'000;
 const std::vector<JourneyTransition> kNoTransitions;
 const std::vector<JourneyStage> kNoStages;
 
-// RAII prepared statement; text is bound transient so temporaries are fine.
-class Stmt {
- public:
-  Stmt(sqlite3* db, const char* sql) : db_(db) {
-    if (sqlite3_prepare_v2(db, sql, -1, &st_, nullptr) != SQLITE_OK) st_ = nullptr;
-  }
-  ~Stmt() { sqlite3_finalize(st_); }
-  Stmt(const Stmt&) = delete;
-  Stmt& operator=(const Stmt&) = delete;
-
-  bool ok() const { return st_ != nullptr; }
-  Stmt& Text(int i, const std::string& s) {
-    sqlite3_bind_text(st_, i, s.data(), static_cast<int>(s.size()), SQLITE_TRANSIENT);
-    return *this;
-  }
-  Stmt& Int(int i, int64_t v) {
-    sqlite3_bind_int64(st_, i, v);
-    return *this;
-  }
-  int Step() { return st_ ? sqlite3_step(st_) : SQLITE_ERROR; }
-  void Reset() {
-    sqlite3_reset(st_);
-    sqlite3_clear_bindings(st_);
-  }
-  Status Run() {
-    if (!st_) return Status::Error(sqlite3_errmsg(db_));
-    return sqlite3_step(st_) == SQLITE_DONE ? Status::Ok() : Status::Error(sqlite3_errmsg(db_));
-  }
-  std::string Col(int i) const {
-    const unsigned char* t = sqlite3_column_text(st_, i);
-    return t ? std::string(reinterpret_cast<const char*>(t),
-                           static_cast<size_t>(sqlite3_column_bytes(st_, i)))
-             : std::string();
-  }
-  int64_t ColInt(int i) const { return sqlite3_column_int64(st_, i); }
-  bool ColNull(int i) const { return sqlite3_column_type(st_, i) == SQLITE_NULL; }
-  const char* error() const { return sqlite3_errmsg(db_); }
-
- private:
-  sqlite3* db_;
-  sqlite3_stmt* st_ = nullptr;
-};
-
-Status Exec(sqlite3* db, const char* sql) {
-  char* msg = nullptr;
-  if (sqlite3_exec(db, sql, nullptr, nullptr, &msg) != SQLITE_OK) {
-    Status s = Status::Error(msg ? msg : sqlite3_errmsg(db));
-    sqlite3_free(msg);
-    return s;
-  }
-  return Status::Ok();
-}
+using sqlite::Exec;
+using sqlite::Stmt;
 
 sqlite3* OpenDb(const std::string& path, bool read_only, int busy_ms, std::string* err) {
-  sqlite3* db = nullptr;
-  // NOMUTEX: each connection is used by one thread at a time (under our locks).
-  int flags = (read_only ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE) | SQLITE_OPEN_NOMUTEX;
-  if (sqlite3_open_v2(path.c_str(), &db, flags, nullptr) != SQLITE_OK) {
-    *err = "cannot open store '" + path + "': " + (db ? sqlite3_errmsg(db) : "no memory");
-    sqlite3_close(db);
-    return nullptr;
-  }
-  sqlite3_busy_timeout(db, busy_ms);
+  // The store creates the file; journeys only open it.
+  sqlite3* db = sqlite::Open(path, read_only, /*create=*/false, busy_ms, err);
   // NORMAL: in WAL mode a commit is not fsynced on its own, so journey writes
   // never wait for the disk while the store's writer (synchronous FULL)
   // fsyncs the same WAL at its next commit; a process crash loses nothing.
-  if (!read_only) Exec(db, "PRAGMA synchronous=NORMAL");
+  if (db && !read_only) Exec(db, "PRAGMA synchronous=NORMAL");
   return db;
 }
 
@@ -445,8 +389,7 @@ struct JourneyRuntime::Impl {
             move.Int(1, op.time).Int(2, op.id);
             break;
         }
-        s = st->Run();
-        st->Reset();
+        s = st->Run();  // resets the statement for its next use
         if (!s.ok()) break;
       }
       if (!s.ok()) break;

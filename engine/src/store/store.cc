@@ -11,88 +11,17 @@
 #include "common/log.h"
 #include "common/time.h"
 #include "store/migrations.h"
+#include "store/sqlite.h"
 
 namespace tailor {
 namespace {
 
-// RAII prepared statement with positional binders. Text is bound transient
-// so callers may pass temporaries.
-class Stmt {
- public:
-  Stmt(sqlite3* db, const char* sql) : db_(db) {
-    if (sqlite3_prepare_v2(db, sql, -1, &st_, nullptr) != SQLITE_OK) st_ = nullptr;
-  }
-  ~Stmt() { sqlite3_finalize(st_); }
-  Stmt(const Stmt&) = delete;
-  Stmt& operator=(const Stmt&) = delete;
-
-  bool ok() const { return st_ != nullptr; }
-  void Reset() {
-    sqlite3_reset(st_);
-    sqlite3_clear_bindings(st_);
-  }
-  Stmt& Text(int i, const std::string& s) {
-    sqlite3_bind_text(st_, i, s.data(), static_cast<int>(s.size()), SQLITE_TRANSIENT);
-    return *this;
-  }
-  // Empty strings become NULL (absent item, offer, ...).
-  Stmt& TextOrNull(int i, const std::string& s) {
-    if (s.empty()) {
-      sqlite3_bind_null(st_, i);
-      return *this;
-    }
-    return Text(i, s);
-  }
-  Stmt& Int(int i, int64_t v) {
-    sqlite3_bind_int64(st_, i, v);
-    return *this;
-  }
-  Stmt& Real(int i, double v) {
-    sqlite3_bind_double(st_, i, v);
-    return *this;
-  }
-  int Step() { return sqlite3_step(st_); }
-  // Runs a statement that returns no rows; resets it for reuse.
-  Status Run() {
-    int rc = sqlite3_step(st_);
-    Status s = rc == SQLITE_DONE ? Status::Ok() : Status::Error(sqlite3_errmsg(db_));
-    Reset();
-    return s;
-  }
-  std::string Col(int i) const {
-    const unsigned char* t = sqlite3_column_text(st_, i);
-    return t ? std::string(reinterpret_cast<const char*>(t),
-                           static_cast<size_t>(sqlite3_column_bytes(st_, i)))
-             : std::string();
-  }
-  int64_t ColInt(int i) const { return sqlite3_column_int64(st_, i); }
-  double ColReal(int i) const { return sqlite3_column_double(st_, i); }
-
- private:
-  sqlite3* db_;
-  sqlite3_stmt* st_ = nullptr;
-};
-
-Status Exec(sqlite3* db, const char* sql) {
-  char* msg = nullptr;
-  if (sqlite3_exec(db, sql, nullptr, nullptr, &msg) != SQLITE_OK) {
-    Status s = Status::Error(msg ? msg : sqlite3_errmsg(db));
-    sqlite3_free(msg);
-    return s;
-  }
-  return Status::Ok();
-}
+using sqlite::Exec;
+using sqlite::Stmt;
 
 sqlite3* OpenConnection(const std::string& path, bool read_only, bool sync_full, std::string* err) {
-  sqlite3* db = nullptr;
-  int flags = read_only ? SQLITE_OPEN_READONLY : (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
-  flags |= SQLITE_OPEN_NOMUTEX;  // each connection is used by one thread at a time
-  if (sqlite3_open_v2(path.c_str(), &db, flags, nullptr) != SQLITE_OK) {
-    if (err) *err = "cannot open store '" + path + "': " + (db ? sqlite3_errmsg(db) : "no memory");
-    sqlite3_close(db);
-    return nullptr;
-  }
-  sqlite3_busy_timeout(db, 10000);
+  sqlite3* db = sqlite::Open(path, read_only, /*create=*/true, 10000, err);
+  if (!db) return nullptr;
   std::string pragmas = "PRAGMA foreign_keys=ON;";
   if (!read_only) {
     pragmas += "PRAGMA journal_mode=WAL;";
@@ -582,7 +511,7 @@ std::optional<DecisionRecord> Store::GetDecision(const std::string& id) {
           "decisions WHERE id=?");
   st.Text(1, id);
   if (st.Step() != SQLITE_ROW) return std::nullopt;
-  return DecisionRecord{st.Col(0), st.Col(1), st.Col(2), st.Col(3),
+  return DecisionRecord{st.Col(0),    st.Col(1), st.Col(2), st.Col(3),
                         st.ColInt(4), st.Col(5), st.Col(6), st.Col(7)};
 }
 
