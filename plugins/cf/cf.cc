@@ -29,6 +29,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "tailor/plugin_io.hpp"
 #include "tailor/plugin_sdk.hpp"
 
 namespace {
@@ -367,66 +368,9 @@ struct State {
   StringMap<History> histories;
 };
 
-// --- binary model file helpers ----------------------------------------------
-
-class Writer {
- public:
-  explicit Writer(std::ostream& out) : out_(out) {}
-  template <typename T>
-  void Pod(const T& v) {
-    out_.write(reinterpret_cast<const char*>(&v), sizeof v);
-  }
-  void Str(std::string_view s) {
-    Pod(static_cast<uint64_t>(s.size()));
-    out_.write(s.data(), static_cast<std::streamsize>(s.size()));
-  }
-  template <typename T>
-  void Array(const T* p, size_t n) {
-    Pod(static_cast<uint64_t>(n));
-    out_.write(reinterpret_cast<const char*>(p), static_cast<std::streamsize>(n * sizeof(T)));
-  }
-
- private:
-  std::ostream& out_;
-};
-
-class Reader {
- public:
-  Reader(const std::string& path, std::string_view data) : path_(path), data_(data) {}
-  [[noreturn]] void Fail(const std::string& what) const {
-    throw std::runtime_error(path_ + ": corrupt cf model file at byte " + std::to_string(at_) +
-                             ": " + what);
-  }
-  template <typename T>
-  T Pod() {
-    if (data_.size() - at_ < sizeof(T)) Fail("unexpected end of file");
-    T v;
-    std::memcpy(&v, data_.data() + at_, sizeof v);
-    at_ += sizeof v;
-    return v;
-  }
-  std::string Str() {
-    const auto n = Pod<uint64_t>();
-    if (n > data_.size() - at_) Fail("string runs past the end");
-    std::string s(data_.substr(at_, n));
-    at_ += n;
-    return s;
-  }
-  template <typename T>
-  void Array(T* p, size_t expect) {
-    const auto n = Pod<uint64_t>();
-    if (n != expect) Fail("array of " + std::to_string(n) + ", expected " + std::to_string(expect));
-    if (n > (data_.size() - at_) / sizeof(T)) Fail("array runs past the end");
-    if (n > 0) std::memcpy(p, data_.data() + at_, n * sizeof(T));
-    at_ += n * sizeof(T);
-  }
-  size_t Remaining() const { return data_.size() - at_; }
-
- private:
-  const std::string& path_;
-  std::string_view data_;
-  size_t at_ = 0;
-};
+// --- binary model files: tailor/plugin_io.hpp (native byte order) ----------
+using Writer = tailor::sdk::ModelWriter;
+using Reader = tailor::sdk::ModelReader;
 
 std::string Short(std::string_view s, size_t n) {
   if (s.size() <= n) return std::string(s);
@@ -706,7 +650,7 @@ class Cf {
     if (data.compare(0, kMagic.size(), kMagic) != 0)
       throw std::runtime_error(path + ": not a cf model file (no '" +
                                std::string(kMagic.substr(0, kMagic.size() - 1)) + "' header)");
-    Reader r(path, std::string_view(data).substr(kMagic.size()));
+    Reader r(path, "cf", std::string_view(data).substr(kMagic.size()));
     const auto version = r.Pod<uint32_t>();
     if (version != kFormatVersion) {
       throw std::runtime_error(path + ": cf model format version " + std::to_string(version) +

@@ -32,6 +32,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "tailor/plugin_io.hpp"
 #include "tailor/plugin_sdk.hpp"
 
 namespace {
@@ -411,75 +412,10 @@ void Prune(std::vector<TasteEntry>& e, size_t cap) {
 }
 
 // ---------------------------------------------------------------------------
-// Binary model files (native byte order; an endianness mark refuses others).
-
-class Writer {
- public:
-  explicit Writer(std::ostream& out) : out_(out) {}
-  template <typename T>
-  void Pod(const T& v) {
-    out_.write(reinterpret_cast<const char*>(&v), sizeof v);
-  }
-  void Str(std::string_view s) {
-    Pod(static_cast<uint64_t>(s.size()));
-    out_.write(s.data(), static_cast<std::streamsize>(s.size()));
-  }
-  template <typename T>
-  void Vec(const std::vector<T>& v) {
-    Pod(static_cast<uint64_t>(v.size()));
-    out_.write(reinterpret_cast<const char*>(v.data()),
-               static_cast<std::streamsize>(v.size() * sizeof(T)));
-  }
-
- private:
-  std::ostream& out_;
-};
-
-class Reader {
- public:
-  Reader(const std::string& path, std::string_view data, size_t at)
-      : path_(path), data_(data), at_(at) {}
-  [[noreturn]] void Fail(const std::string& what) const {
-    throw std::runtime_error(path_ + ": corrupt content model file at byte " + std::to_string(at_) +
-                             ": " + what);
-  }
-  template <typename T>
-  T Pod() {
-    if (data_.size() - at_ < sizeof(T)) Fail("unexpected end of file");
-    T v;
-    std::memcpy(&v, data_.data() + at_, sizeof v);
-    at_ += sizeof v;
-    return v;
-  }
-  std::string Str() {
-    const auto n = Pod<uint64_t>();
-    if (n > data_.size() - at_) Fail("string runs past the end");
-    std::string s(data_.substr(at_, n));
-    at_ += n;
-    return s;
-  }
-  template <typename T>
-  std::vector<T> Vec() {
-    const auto n = Pod<uint64_t>();
-    if (n > (data_.size() - at_) / sizeof(T)) Fail("array runs past the end");
-    std::vector<T> v(n);
-    if (n > 0) std::memcpy(v.data(), data_.data() + at_, n * sizeof(T));
-    at_ += n * sizeof(T);
-    return v;
-  }
-  // A count of things that take at least min_bytes each in the rest of the file.
-  uint64_t Count(size_t min_bytes) {
-    const auto n = Pod<uint64_t>();
-    if (n > (data_.size() - at_) / min_bytes) Fail("count runs past the end");
-    return n;
-  }
-  bool AtEnd() const { return at_ == data_.size(); }
-
- private:
-  const std::string& path_;
-  std::string_view data_;
-  size_t at_;
-};
+// Binary model files (tailor/plugin_io.hpp: native byte order; an endianness
+// mark in the header refuses others).
+using Writer = tailor::sdk::ModelWriter;
+using Reader = tailor::sdk::ModelReader;
 
 // Appends to a fixed buffer, truncating; for reasons without allocation.
 class Line {
@@ -762,7 +698,7 @@ class Content {
     if (data.compare(0, kMagic.size(), kMagic) != 0)
       throw std::runtime_error(path + ": not a content model file (no '" +
                                std::string(kMagic.substr(0, kMagic.size() - 1)) + "' header)");
-    Reader r(path, data, kMagic.size());
+    Reader r(path, "content", data, kMagic.size());
     const auto version = r.Pod<uint32_t>();
     if (version != kFormatVersion)
       throw std::runtime_error(path + ": content model format version " + std::to_string(version) +
