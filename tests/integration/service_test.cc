@@ -279,6 +279,54 @@ TEST_F(Service, PipelinedDealerRequestsAreAllAnswered) {
   EXPECT_EQ(ids.size(), static_cast<size_t>(kN));
 }
 
+TEST_F(Service, LoneRequestsAreAnsweredInlineAndBurstsByTheWorkers) {
+  auto d = Start();
+  Client c(d->requests());
+  for (int i = 0; i < 10; ++i)
+    ASSERT_EQ(c.Call(Decide("s" + std::to_string(i), "c2"))["id"], "s" + std::to_string(i));
+  json st = c.Call({{"v", 1}, {"type", "stats"}, {"id", "s"}});
+  // One client, one request at a time: the I/O thread answers them itself.
+  EXPECT_GE(st["stats"]["counters"].value("service.inline", 0), 10) << st.dump();
+
+  // A pipelined burst queues up behind the first: the workers take it.
+  zmq::context_t ctx(1);
+  zmq::socket_t dealer(ctx, zmq::socket_type::dealer);
+  dealer.set(zmq::sockopt::rcvtimeo, 10000);
+  dealer.connect(d->requests());
+  for (int i = 0; i < 50; ++i)
+    dealer.send(zmq::buffer(Decide("b" + std::to_string(i), "c3").dump()), zmq::send_flags::none);
+  for (int i = 0; i < 50; ++i) {
+    zmq::message_t m;
+    ASSERT_TRUE(dealer.recv(m)) << "reply " << i << " missing";
+  }
+  st = c.Call({{"v", 1}, {"type", "stats"}, {"id", "s"}});
+  EXPECT_GE(st["stats"]["counters"].value("service.to_workers", 0), 1) << st.dump();
+}
+
+TEST_F(Service, InlineHandlingCanBeTurnedOff) {
+  std::string config = dir_.file("tailor.yaml");
+  WriteFile(config, std::string(R"(
+service: {workers: 1, inline_when_idle: false}
+plugins:
+  - name: popularity
+    path: )") + TAILOR_PLUGIN_DIR +
+                        R"(/tailor_popularity.so
+placements:
+  home: {kind: offers}
+offers: offers.yaml
+)");
+  WriteFile(dir_.file("offers.yaml"), R"(offers:
+  - {id: o1, promotes: {category: phones}, value: 10}
+)");
+  auto d = Start({}, config);
+  ASSERT_TRUE(d->running());
+  Client c(d->requests());
+  for (int i = 0; i < 5; ++i) ASSERT_FALSE(c.Call(Decide("r", "c1")).contains("error"));
+  json st = c.Call({{"v", 1}, {"type", "stats"}, {"id", "s"}});
+  EXPECT_FALSE(st["stats"]["counters"].contains("service.inline")) << st.dump();
+  EXPECT_GE(st["stats"]["counters"].value("service.to_workers", 0), 5) << st.dump();
+}
+
 TEST_F(Service, SigtermWithRequestsInFlightLosesNothing) {
   auto d = Start();
   zmq::context_t ctx(1);

@@ -231,6 +231,7 @@ std::optional<EngineConfig> LoadConfig(const std::string& path,
     f.Str("outbound", &cfg.service.outbound);
     f.Integer("workers", &cfg.service.workers, 1, 256);
     f.Integer("max_message_bytes", &cfg.service.max_message_bytes, 256, 64 << 20);
+    f.Bool("inline_when_idle", &cfg.service.inline_when_idle);
     f.Done();
   }
   if (YAML::Node s = top.Get("store")) {

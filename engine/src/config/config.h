@@ -23,6 +23,9 @@ struct ServiceConfig {
   std::string outbound = "tcp://127.0.0.1:5557";  // PUB
   int workers = 2;                                // decision threads
   size_t max_message_bytes = 64 * 1024;           // larger messages get too_large
+  // A lone request while every worker is idle is answered on the I/O thread:
+  // two thread hand-offs fewer. Under load requests go to the workers.
+  bool inline_when_idle = true;
 };
 
 struct StoreConfig {
@@ -36,9 +39,9 @@ struct PlacementConfig {
   enum class Kind { kOffers, kItems };
   std::string name;
   Kind kind = Kind::kOffers;
-  double weight = 1.0;                // context weight C for everything shown here
-  double value_exponent = 1.0;        // V = (value / max value) ^ value_exponent
-  size_t max_candidates = 2000;       // items placements: catalog items scored at most
+  double weight = 1.0;           // context weight C for everything shown here
+  double value_exponent = 1.0;   // V = (value / max value) ^ value_exponent
+  size_t max_candidates = 2000;  // items placements: catalog items scored at most
   // Journeys and rules judge only this many best candidates (0 = all); the
   // others are never shown. Default: all for offers, 200 for items.
   size_t rules_candidates = 0;

@@ -9,6 +9,7 @@
 #include <atomic>
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "common/status.h"
 #include "config/config.h"
@@ -35,6 +36,10 @@ class Server {
   // every queued event, and returns.
   // *reload (optional) set to true asks for a reload (SIGHUP).
   void Run(const std::atomic<bool>* stop, std::atomic<bool>* reload = nullptr);
+
+  // Answers one request body on the calling thread, as a worker does (parse,
+  // handle, reply text); never throws. For benchmarks and tools.
+  std::string Handle(std::string_view body);
 
  private:
   struct Impl;
