@@ -287,6 +287,11 @@ TEST_F(Service, LoneRequestsAreAnsweredInlineAndBurstsByTheWorkers) {
   json st = c.Call({{"v", 1}, {"type", "stats"}, {"id", "s"}});
   // One client, one request at a time: the I/O thread answers them itself.
   EXPECT_GE(st["stats"]["counters"].value("service.inline", 0), 10) << st.dump();
+  // A reload may load models for seconds: always a worker's job.
+  const int to_workers = st["stats"]["counters"].value("service.to_workers", 0);
+  ASSERT_TRUE(c.Call({{"v", 1}, {"type", "rules.reload"}, {"id", "r"}}).value("reloaded", false));
+  st = c.Call({{"v", 1}, {"type", "stats"}, {"id", "s"}});
+  EXPECT_EQ(st["stats"]["counters"].value("service.to_workers", 0), to_workers + 1) << st.dump();
 
   // A pipelined burst queues up behind the first: the workers take it.
   zmq::context_t ctx(1);

@@ -1,6 +1,7 @@
 #include "service/server.h"
 
 #include <chrono>
+#include <optional>
 #include <thread>
 #include <vector>
 #include <zmq.hpp>
@@ -102,8 +103,9 @@ struct Server::Impl {
                  {"models", models}});
   }
 
-  // Handles one request body; never throws.
-  std::string Handle(std::string_view body) {
+  // Handles one request body; never throws. With only_quick, a reload
+  // (which may load models for seconds) is declined: nullopt, for a worker.
+  std::optional<std::string> Handle(std::string_view body, bool only_quick = false) {
     Metrics& m = engine->metrics();
     int64_t t0 = mono_ns();
     std::string id;
@@ -114,6 +116,7 @@ struct Server::Impl {
       return ErrorReply(id, *err);
     }
     Request& req = std::get<Request>(parsed);
+    if (only_quick && req.type == Request::Type::kReload) return std::nullopt;
     m.counters.Add(std::string("requests.") + TypeName(req.type));
     try {
       switch (req.type) {
@@ -180,7 +183,7 @@ struct Server::Impl {
       // Envelope = every frame but the last (identity, and "" from REQ clients).
       zmq::message_t& body = frames.back();
       std::string reply =
-          Handle(std::string_view(static_cast<const char*>(body.data()), body.size()));
+          *Handle(std::string_view(static_cast<const char*>(body.data()), body.size()));
       frames.back() = zmq::message_t(reply.data(), reply.size());
       zmq::send_multipart(sock, frames);
     }
@@ -261,7 +264,7 @@ Status Server::Bind() {
   return Status::Ok();
 }
 
-std::string Server::Handle(std::string_view body) { return impl_->Handle(body); }
+std::string Server::Handle(std::string_view body) { return *impl_->Handle(body); }
 
 void Server::Run(const std::atomic<bool>* stop, std::atomic<bool>* reload) {
   Impl& s = *impl_;
@@ -294,10 +297,13 @@ void Server::Run(const std::atomic<bool>* stop, std::atomic<bool>* reload) {
       };
       if (recv(&frames)) {
         last_request = now_ms();
-        if (!recv(&next) && s.config.inline_when_idle && in_flight == 0 && frames.size() >= 2) {
-          std::string reply = s.Handle(std::string_view(
-              static_cast<const char*>(frames.back().data()), frames.back().size()));
-          frames.back() = zmq::message_t(reply.data(), reply.size());
+        std::optional<std::string> reply;
+        if (!recv(&next) && s.config.inline_when_idle && in_flight == 0 && frames.size() >= 2)
+          reply = s.Handle(std::string_view(static_cast<const char*>(frames.back().data()),
+                                            frames.back().size()),
+                           /*only_quick=*/true);
+        if (reply) {
+          frames.back() = zmq::message_t(reply->data(), reply->size());
           zmq::send_multipart(s.frontend, frames, zmq::send_flags::dontwait);
           s.engine->metrics().counters.Add("service.inline");
         } else {
