@@ -132,6 +132,14 @@ void RunEvalIntent(const EvalIntentArgs& a) {
     Fail(e.what(), 2);
   }
   intent::Options opt = a.opt;
+  if (!opt.embeddings.empty()) {  // read once for every training below
+    try {
+      opt.vectors =
+          std::make_shared<const intent::WordVectors>(intent::WordVectors::Read(opt.embeddings));
+    } catch (const std::exception& e) {
+      Fail(e.what(), 2);
+    }
+  }
   double threshold = a.threshold;
   double train_seconds = 0;
   intent::Model model;
@@ -173,7 +181,12 @@ void RunEvalIntent(const EvalIntentArgs& a) {
   model.set_threshold(threshold);
   std::cerr << "threshold " << threshold << " (chosen on " << threshold_from << ", oos recall "
             << recall_target << " there), temperature " << model.temperature() << "; "
-            << model.labels().size() << " labels, " << model.features() << " features\n";
+            << model.labels().size() << " labels, " << model.features() << " features";
+  if (model.embedding_dims() > 0) {
+    std::cerr << ", " << model.embedding_dims() << "-d sentence vectors over "
+              << model.embedding_words() << " words";
+  }
+  std::cerr << "\n";
 
   // Latency: one Predict per text, as the plugin calls it.
   std::vector<double> us;
@@ -245,6 +258,15 @@ void RunEvalIntent(const EvalIntentArgs& a) {
                     {"char_ngrams", {opt.char_min, opt.char_max}},
                     {"span_ngrams", {opt.span_min, opt.span_max}},
                     {"word_bigrams", opt.word_bigrams}};
+    if (model.embedding_dims() > 0) {
+      out["model"]["embeddings"] = {{"file", opt.embeddings},
+                                    {"dims", model.embedding_dims()},
+                                    {"words", model.embedding_words()},
+                                    {"emb_weight", opt.emb_weight},
+                                    {"emb_sif", opt.emb_sif},
+                                    {"emb_oos_scale", opt.emb_oos_scale},
+                                    {"emb_oos_weight", opt.emb_oos_weight}};
+    }
     std::ofstream f(a.json_out);
     f << out.dump(2) << "\n";
     if (!f) Fail("cannot write " + a.json_out);
@@ -302,6 +324,25 @@ void RegisterEvalIntent(CLI::App& eval) {
                 "longest character n-gram across words (< --span-min: none)")
       ->capture_default_str();
   c->add_flag("--bigrams,!--no-bigrams", a->opt.word_bigrams, "word bigrams");
+  c->add_option("--embeddings", a->opt.embeddings,
+                "word vectors (tools/fetch_embeddings.py) for sentence-vector features")
+      ->check(CLI::ExistingFile);
+  c->add_option("--embedding-words", a->opt.embedding_words,
+                "with --embeddings: the file's most frequent words the model keeps (plus the "
+                "training words)")
+      ->capture_default_str();
+  c->add_option("--emb-weight", a->opt.emb_weight,
+                "with --embeddings: scale of the sentence vector among the features")
+      ->capture_default_str();
+  c->add_option("--emb-sif", a->opt.emb_sif, "with --embeddings: SIF weight a / (a + p(word))")
+      ->capture_default_str();
+  c->add_option("--emb-oos-scale", a->opt.emb_oos_scale,
+                "with --embeddings: factor on the oos class's ensemble score")
+      ->capture_default_str();
+  c->add_option("--emb-oos-weight", a->opt.emb_oos_weight,
+                "with --embeddings: weight of (1 - max cosine to an intent centroid) added to "
+                "the oos class's score")
+      ->capture_default_str();
   c->add_option("--threads", a->opt.threads, "classes trained in parallel")->capture_default_str();
   c->callback([a] { RunEvalIntent(*a); });
 }

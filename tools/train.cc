@@ -18,7 +18,7 @@ namespace tailor::cli {
 namespace {
 
 struct TrainArgs {
-  std::string plugin, config = "config/tailor.yaml", store, plugin_dir, data;
+  std::string plugin, config = "config/tailor.yaml", store, plugin_dir, data, embeddings;
 };
 
 void RunTrain(const TrainArgs& a) {
@@ -29,12 +29,13 @@ void RunTrain(const TrainArgs& a) {
   if (!spec) Fail("plugin '" + a.plugin + "' is not listed in " + a.config);
   PluginSpec s = *spec;
   s.train_on_start = false;
-  if (!a.data.empty()) {
+  if (!a.data.empty() || !a.embeddings.empty()) {
     // Training data outside the store (e.g. labelled chat lines) reaches the
-    // plugin as config key "data".
+    // plugin as config key "data", word vectors as "embeddings".
     nlohmann::json cfg = nlohmann::json::parse(s.config_json, nullptr, false);
     if (!cfg.is_object()) cfg = nlohmann::json::object();
-    cfg["data"] = std::filesystem::absolute(a.data).string();
+    if (!a.data.empty()) cfg["data"] = std::filesystem::absolute(a.data).string();
+    if (!a.embeddings.empty()) cfg["embeddings"] = std::filesystem::absolute(a.embeddings).string();
     s.config_json = cfg.dump();
   }
   std::string data_dir = rt->config.store.path + ".models", err;
@@ -99,6 +100,10 @@ void RegisterTrain(CLI::App& app) {
   t->add_option("--store", a->store, "store path (overrides the config)");
   t->add_option("--plugin-dir", a->plugin_dir, "plugin directory");
   t->add_option("--data", a->data, "training data file, passed to the plugin as config \"data\"")
+      ->check(CLI::ExistingFile);
+  t->add_option("--embeddings", a->embeddings,
+                "word vectors (tools/fetch_embeddings.py), passed to the plugin as config "
+                "\"embeddings\" (the intent plugin; the trained model keeps what it needs)")
       ->check(CLI::ExistingFile);
   t->callback([a] { RunTrain(*a); });
 }

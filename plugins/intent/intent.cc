@@ -209,12 +209,16 @@ Config ParseConfig(std::string_view text) {
       }
       return v.get<double>();
     };
-    if (k == "intents" || k == "data") {
+    if (k == "intents" || k == "data" || k == "embeddings") {
       if (!v.is_string()) {
         errors.push_back(k + ": expected a file path");
         continue;
       }
-      (k == "intents" ? c.intents_file : c.data) = v.get<std::string>();
+      (k == "intents" ? c.intents_file
+       : k == "data"  ? c.data
+                      : c.options.embeddings) = v.get<std::string>();
+    } else if (k == "embedding_words") {
+      c.options.embedding_words = static_cast<int>(num(0, 1e7));
     } else if (k == "c") {
       c.options.c = num(1e-4, 1e4);
     } else if (k == "hash_bits") {
@@ -227,7 +231,8 @@ Config ParseConfig(std::string_view text) {
       c.options.oos_recall_target = num(0, 1);
     } else {
       errors.push_back("unknown key '" + k +
-                       "' (known: intents, data, c, hash_bits, min_count, threads, oos_recall)");
+                       "' (known: intents, data, embeddings, embedding_words, c, hash_bits, "
+                       "min_count, threads, oos_recall)");
     }
   }
   if (!errors.empty()) {

@@ -19,7 +19,11 @@ namespace tailor::intent {
 namespace {
 
 constexpr char kMagic[] = "tailor-intent-model";
-constexpr uint32_t kFormatVersion = 3;
+constexpr uint32_t kFormatVersion = 3;     // without embeddings (unchanged)
+constexpr uint32_t kFormatVersionEmb = 4;  // with embeddings
+constexpr char kVectorsMagic[] = "tailor-word-vectors";
+constexpr uint32_t kVectorsVersion = 1;
+constexpr int kMaxDims = 4096;
 constexpr uint32_t kBiasBucket = 0xFFFFFFFFu;  // never a hash bucket (bits <= 30)
 constexpr uint32_t kCharBit = 0x80000000u;     // marks character n-gram buckets
 
@@ -175,15 +179,51 @@ std::vector<std::string> Tokens(std::string_view text) {
   return out;
 }
 
-// Raw buckets of text: words (and bigrams) into *words; character n-grams of
-// each " word " (fastText-style boundaries, so prefixes and suffixes count)
-// and across words over " w1 w2 ... " into *chars, marked with kCharBit.
-static void RawBuckets(std::string_view text, const Options& o, std::vector<uint32_t>* words,
-                       std::vector<uint32_t>* chars) {
+WordVectors WordVectors::Read(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw std::runtime_error("cannot open word vectors " + path);
+  auto fail = [&path](const std::string& msg) -> void {
+    throw std::runtime_error(path +
+                             ": not a word vectors file (tools/fetch_embeddings.py): " + msg);
+  };
+  char magic[sizeof kVectorsMagic] = {};
+  in.read(magic, sizeof magic);
+  if (!in || std::memcmp(magic, kVectorsMagic, sizeof magic) != 0) fail("bad magic");
+  uint32_t head[3] = {};
+  in.read(reinterpret_cast<char*>(head), sizeof head);
+  if (!in) fail("truncated");
+  if (head[0] != kVectorsVersion) fail("version " + std::to_string(head[0]) + " (want 1)");
+  if (head[1] < 1 || head[1] > kMaxDims) fail("bad dimensions");
+  if (head[2] > (1u << 26)) fail("bad word count");
+  WordVectors v;
+  v.dims = static_cast<int>(head[1]);
+  const size_t n = head[2];
+  v.words.resize(n);
+  for (auto& w : v.words) {
+    const int len = in.get();
+    if (len == EOF) fail("truncated");
+    w.resize(static_cast<size_t>(len));
+    in.read(w.data(), len);
+  }
+  v.scale.resize(n);
+  in.read(reinterpret_cast<char*>(v.scale.data()), static_cast<std::streamsize>(n * 4));
+  v.q.resize(n * static_cast<size_t>(v.dims));
+  in.read(reinterpret_cast<char*>(v.q.data()), static_cast<std::streamsize>(v.q.size()));
+  if (!in) fail("truncated");
+  for (float x : v.scale)
+    if (!std::isfinite(x)) fail("non-finite scale");
+  return v;
+}
+
+// Raw buckets of a text's tokens: words (and bigrams) into *words; character
+// n-grams of each " word " (fastText-style boundaries, so prefixes and
+// suffixes count) and across words over " w1 w2 ... " into *chars, marked
+// with kCharBit.
+static void RawBuckets(const std::vector<std::string>& toks, const Options& o,
+                       std::vector<uint32_t>* words, std::vector<uint32_t>* chars) {
   words->clear();
   chars->clear();
   const uint32_t mask = (1u << o.hash_bits) - 1;
-  const std::vector<std::string> toks = Tokens(text);
   auto grams = [&](std::string_view s, int lo, int hi, uint64_t seed) {
     for (int n = lo; n <= hi; ++n) {
       const auto un = static_cast<size_t>(n);
@@ -260,13 +300,158 @@ int Model::index_of(std::string_view label) const {
   return -1;
 }
 
-void Model::Features(std::string_view text, std::vector<std::pair<uint32_t, float>>* out) const {
+void Model::Features(std::string_view text, std::vector<std::pair<uint32_t, float>>* out,
+                     std::vector<float>* sentence) const {
   thread_local std::vector<uint32_t> raw_words, raw_chars;
   thread_local std::vector<std::pair<uint32_t, float>> words, chars;
-  RawBuckets(text, opt_, &raw_words, &raw_chars);
+  const std::vector<std::string> toks = Tokens(text);
+  RawBuckets(toks, opt_, &raw_words, &raw_chars);
   Weigh(raw_words, &words);
   Weigh(raw_chars, &chars);
   ToRows(words, chars, columns_, static_cast<uint32_t>(columns_.size() - 1), out);
+  sentence->clear();
+  if (emb_dims_ > 0) {
+    sentence->resize(static_cast<size_t>(emb_dims_));
+    if (Sentence(toks, sentence->data())) AppendSentence(sentence->data(), out);
+  }
+}
+
+bool Model::Sentence(const std::vector<std::string>& tokens, float* out) const {
+  const auto D = static_cast<size_t>(emb_dims_);
+  std::fill(out, out + D, 0.0f);
+  bool any = false;
+  for (const std::string& t : tokens) {
+    auto it = emb_index_.find(t);
+    if (it == emb_index_.end()) continue;
+    any = true;
+    const float s = emb_scale_[it->second];
+    const int8_t* q = &emb_q_[static_cast<size_t>(it->second) * D];
+    for (size_t d = 0; d < D; ++d) out[d] += s * static_cast<float>(q[d]);
+  }
+  if (!any) return false;
+  double dot = 0;
+  for (size_t d = 0; d < D; ++d) dot += static_cast<double>(out[d]) * emb_pc_[d];
+  double norm = 0;
+  for (size_t d = 0; d < D; ++d) {
+    out[d] -= static_cast<float>(dot) * emb_pc_[d];
+    norm += static_cast<double>(out[d]) * out[d];
+  }
+  if (!(norm > 1e-24)) {
+    std::fill(out, out + D, 0.0f);
+    return false;
+  }
+  const auto inv = static_cast<float>(1.0 / std::sqrt(norm));
+  for (size_t d = 0; d < D; ++d) out[d] *= inv;
+  return true;
+}
+
+void Model::AppendSentence(const float* e, std::vector<std::pair<uint32_t, float>>* row) const {
+  const auto first = static_cast<uint32_t>(columns_.size());  // the row after the bias
+  const auto a = static_cast<float>(opt_.emb_weight);
+  for (int d = 0; d < emb_dims_; ++d)
+    if (e[d] != 0.0f) row->emplace_back(first + static_cast<uint32_t>(d), a * e[d]);
+}
+
+void Model::BuildEmbeddings(const WordVectors& wv,
+                            const std::vector<std::vector<std::string>>& toks,
+                            const std::vector<int>& y, std::vector<float>* sentences) {
+  const auto D = static_cast<size_t>(wv.dims);
+  emb_dims_ = wv.dims;
+  // Word frequencies in the training texts, for the SIF weights.
+  std::unordered_map<std::string, double> count;
+  double total = 0;
+  for (const auto& t : toks) {
+    for (const auto& w : t) ++count[w];
+    total += static_cast<double>(t.size());
+  }
+  // Kept: the file's embedding_words most frequent words and every training
+  // word the file has, in file order.
+  std::vector<char> keep(wv.words.size(), 0);
+  const size_t top = std::min(wv.words.size(), static_cast<size_t>(opt_.embedding_words));
+  std::fill(keep.begin(), keep.begin() + static_cast<ptrdiff_t>(top), 1);
+  {
+    std::unordered_map<std::string_view, uint32_t> file_index;
+    file_index.reserve(wv.words.size());
+    for (size_t i = 0; i < wv.words.size(); ++i)
+      file_index.emplace(wv.words[i], static_cast<uint32_t>(i));
+    for (const auto& [w, c] : count) {
+      auto it = file_index.find(w);
+      if (it != file_index.end()) keep[it->second] = 1;
+    }
+  }
+  std::vector<float> sif;  // per kept word, for the principal component
+  for (size_t i = 0; i < wv.words.size(); ++i) {
+    if (!keep[i] || emb_index_.count(wv.words[i])) continue;
+    auto c = count.find(wv.words[i]);
+    const double p = c == count.end() || total == 0 ? 0.0 : c->second / total;
+    const double w = opt_.emb_sif / (opt_.emb_sif + p);
+    emb_index_.emplace(wv.words[i], static_cast<uint32_t>(emb_words_.size()));
+    emb_words_.push_back(wv.words[i]);
+    emb_scale_.push_back(static_cast<float>(wv.scale[i] * w));
+    sif.push_back(static_cast<float>(w));
+    emb_q_.insert(emb_q_.end(), wv.q.begin() + static_cast<ptrdiff_t>(i * D),
+                  wv.q.begin() + static_cast<ptrdiff_t>((i + 1) * D));
+  }
+  // First principal component (uncentred) of the training texts' weighted
+  // mean vectors, by power iteration on their D x D second moment.
+  emb_pc_.assign(D, 0.0f);
+  std::vector<double> cov(D * D, 0.0), v(D);
+  for (const auto& t : toks) {
+    std::fill(v.begin(), v.end(), 0.0);
+    double wsum = 0;
+    for (const auto& w : t) {
+      auto it = emb_index_.find(w);
+      if (it == emb_index_.end()) continue;
+      const size_t r = it->second;
+      wsum += sif[r];
+      for (size_t d = 0; d < D; ++d) v[d] += static_cast<double>(emb_scale_[r]) * emb_q_[r * D + d];
+    }
+    if (wsum <= 0) continue;
+    for (double& x : v) x /= wsum;
+    for (size_t a = 0; a < D; ++a)
+      for (size_t b = 0; b < D; ++b) cov[a * D + b] += v[a] * v[b];
+  }
+  std::vector<double> u(D, 1.0 / std::sqrt(static_cast<double>(D))), next(D);
+  bool have_pc = false;
+  for (int iter = 0; iter < 1000; ++iter) {
+    double norm = 0;
+    for (size_t a = 0; a < D; ++a) {
+      double s = 0;
+      for (size_t b = 0; b < D; ++b) s += cov[a * D + b] * u[b];
+      next[a] = s;
+      norm += s * s;
+    }
+    if (!(norm > 0)) break;
+    norm = std::sqrt(norm);
+    double change = 0;
+    for (size_t a = 0; a < D; ++a) {
+      next[a] /= norm;
+      change = std::max(change, std::abs(next[a] - u[a]));
+    }
+    u.swap(next);
+    have_pc = true;
+    if (change < 1e-9) break;
+  }
+  if (have_pc)
+    for (size_t d = 0; d < D; ++d) emb_pc_[d] = static_cast<float>(u[d]);
+  // Sentence vectors and the in-scope intents' centroids.
+  const size_t K = labels_.size();
+  sentences->assign(toks.size() * D, 0.0f);
+  std::vector<double> sum(K * D, 0.0);
+  for (size_t i = 0; i < toks.size(); ++i) {
+    float* e = &(*sentences)[i * D];
+    if (!Sentence(toks[i], e) || y[i] == oos_) continue;
+    for (size_t d = 0; d < D; ++d) sum[static_cast<size_t>(y[i]) * D + d] += e[d];
+  }
+  emb_centroids_.assign(D * K, 0.0f);  // dims x K: Scores runs over K in the inner loop
+  for (size_t k = 0; k < K; ++k) {
+    double norm = 0;
+    for (size_t d = 0; d < D; ++d) norm += sum[k * D + d] * sum[k * D + d];
+    if (!(norm > 0)) continue;
+    const double inv = 1.0 / std::sqrt(norm);
+    for (size_t d = 0; d < D; ++d)
+      emb_centroids_[d * K + k] = static_cast<float>(sum[k * D + d] * inv);
+  }
 }
 
 namespace {
@@ -406,9 +591,21 @@ Model Model::Train(const std::vector<Example>& examples, const Options& o,
     throw std::invalid_argument(
         "svm_temperature > 0, member weights >= 0, lr_epochs >= 1, lr_rate > 0, knn_max_df >= 1 "
         "required");
+  const bool emb = o.vectors != nullptr || !o.embeddings.empty();
+  if (emb && (!(o.emb_weight >= 0 && o.emb_weight < 1e6) || !(o.emb_sif > 0) ||
+              !(o.emb_oos_scale >= 0 && o.emb_oos_scale < 1e6) ||
+              !(o.emb_oos_weight >= 0 && o.emb_oos_weight < 1e6) || o.embedding_words < 0)) {
+    throw std::invalid_argument(
+        "emb_weight >= 0, emb_sif > 0, emb_oos_scale >= 0, emb_oos_weight >= 0, "
+        "embedding_words >= 0 required");
+  }
+  std::shared_ptr<const WordVectors> vectors = o.vectors;
+  if (emb && !vectors)
+    vectors = std::make_shared<const WordVectors>(WordVectors::Read(o.embeddings));
 
   Model m;
   m.opt_ = o;
+  m.opt_.vectors.reset();  // the model keeps its own subset
   std::unordered_map<std::string, int> label_index;
   std::vector<int> y;
   y.reserve(examples.size());
@@ -425,8 +622,10 @@ Model Model::Train(const std::vector<Example>& examples, const Options& o,
       chars(examples.size());
   std::unordered_map<uint32_t, uint32_t> df;
   std::vector<uint32_t> raw_words, raw_chars;
+  std::vector<std::vector<std::string>> toks(examples.size());
   for (size_t i = 0; i < examples.size(); ++i) {
-    RawBuckets(examples[i].text, o, &raw_words, &raw_chars);
+    toks[i] = Tokens(examples[i].text);
+    RawBuckets(toks[i], o, &raw_words, &raw_chars);
     Weigh(raw_words, &words[i]);
     Weigh(raw_chars, &chars[i]);
     for (const auto* block : {&words[i], &chars[i]})
@@ -440,23 +639,31 @@ Model Model::Train(const std::vector<Example>& examples, const Options& o,
   for (size_t c = 0; c < kept.size(); ++c) m.columns_[kept[c]] = static_cast<uint32_t>(c);
   const auto bias = static_cast<uint32_t>(kept.size());
   m.columns_[kBiasBucket] = bias;
+  // Sentence vectors (embeddings): in the rows after the bias.
+  std::vector<float> sentences;
+  if (vectors) m.BuildEmbeddings(*vectors, toks, y, &sentences);
+  vectors.reset();
+  toks.clear();
+  const auto D = static_cast<size_t>(m.emb_dims_);
   std::vector<Row> x(examples.size());
   std::vector<double> sq_norm(examples.size());
   for (size_t i = 0; i < examples.size(); ++i) {
     ToRows(words[i], chars[i], m.columns_, bias, &x[i]);
+    if (D > 0) m.AppendSentence(&sentences[i * D], &x[i]);
     double s = 0;
     for (const auto& [c, v] : x[i]) s += static_cast<double>(v) * v;
     sq_norm[i] = s;
   }
   words.clear();
   chars.clear();
+  sentences.clear();
 
-  const size_t rows = kept.size() + 1;
+  const size_t rows = kept.size() + 1 + D;
   if (o.knn_weight > 0) {  // the 1-NN member keeps the rows (bias left out)
     m.nn_start_.push_back(0);
     for (size_t i = 0; i < x.size(); ++i) {
       for (const auto& [c, v] : x[i]) {
-        if (c == bias) continue;
+        if (c >= bias) continue;  // the bias and the sentence vector
         m.nn_col_.push_back(c);
         m.nn_val_.push_back(v);
       }
@@ -522,7 +729,8 @@ void Model::Scores(std::string_view text, std::vector<float>* out) const {
   out->assign(K, 0.0f);
   if (K == 0) return;
   thread_local std::vector<std::pair<uint32_t, float>> x;
-  Features(text, &x);
+  thread_local std::vector<float> sentence;
+  Features(text, &x, &sentence);
   float* z = out->data();
   for (const auto& [c, v] : x) {
     const float* w = &weights_[static_cast<size_t>(c) * K];
@@ -530,7 +738,33 @@ void Model::Scores(std::string_view text, std::vector<float>* out) const {
   }
   const bool lr = !lr_weights_.empty() && opt_.lr_weight > 0;
   const bool nn = !nn_label_.empty() && opt_.knn_weight > 0;
-  if (!lr && !nn) return;  // the SVM alone: raw scores
+  if (lr || nn) Ensemble(x, lr, nn, z);  // else the SVM alone: raw scores
+  if (emb_dims_ > 0 && oos_ >= 0) {
+    // Far from every in-scope intent's centroid: more out of scope.
+    const auto D = static_cast<size_t>(emb_dims_);
+    float near = 0.0f;
+    if (!sentence.empty() &&
+        std::any_of(sentence.begin(), sentence.end(), [](float v) { return v != 0.0f; })) {
+      thread_local std::vector<float> cos;
+      cos.assign(K, 0.0f);
+      for (size_t d = 0; d < D; ++d) {
+        const float e = sentence[d];
+        const float* c = &emb_centroids_[d * K];
+        for (size_t k = 0; k < K; ++k) cos[k] += e * c[k];
+      }
+      near = -std::numeric_limits<float>::infinity();
+      for (size_t k = 0; k < K; ++k)
+        if (static_cast<int>(k) != oos_) near = std::max(near, cos[k]);
+    }
+    float& zo = z[static_cast<size_t>(oos_)];
+    zo = static_cast<float>(opt_.emb_oos_scale) * zo +
+         static_cast<float>(opt_.emb_oos_weight) * (1.0f - near);
+  }
+}
+
+void Model::Ensemble(const std::vector<std::pair<uint32_t, float>>& x, bool lr, bool nn,
+                     float* z) const {
+  const size_t K = labels_.size();
   auto log_softmax = [](float* s, size_t n, float t) {
     float mx = -std::numeric_limits<float>::infinity();
     for (size_t k = 0; k < n; ++k) mx = std::max(mx, t * s[k]);
@@ -562,7 +796,7 @@ void Model::Scores(std::string_view text, std::vector<float>* out) const {
     const auto bias = static_cast<uint32_t>(columns_.size() - 1);
     const auto max_df = static_cast<uint32_t>(opt_.knn_max_df);
     for (const auto& [c, v] : x) {
-      if (c == bias) continue;
+      if (c >= bias) continue;  // the bias and the sentence vector
       const uint32_t lo = post_start_[c], hi = post_start_[c + 1];
       if (hi - lo > max_df) continue;
       for (uint32_t j = lo; j < hi; ++j) {
@@ -627,9 +861,14 @@ Prediction Model::Predict(std::string_view text) const {
 //   knn_weight, i32 knn_max_df, u8 has softmax regression [rows x K f32],
 //   u32 n 1-NN texts, (n + 1) x u32 offsets, nnz x u32 rows, nnz x f32
 //   values, n x i32 labels.
+// Version 4 (with embeddings) adds u32 dims after the buckets (the weights
+// then have rows + dims rows) and at the end f64 emb_weight, emb_oos_scale,
+// emb_oos_weight, emb_sif, u32 words, the words (u32 length, bytes), words x
+// f32 scale, words x dims i8, dims x f32 principal component, dims x K f32
+// centroids. A model without embeddings is written as version 3.
 void Model::Save(std::ostream& out) const {
   out.write(kMagic, sizeof kMagic);
-  Put(out, kFormatVersion);
+  Put(out, emb_dims_ > 0 ? kFormatVersionEmb : kFormatVersion);
   Put(out, static_cast<int32_t>(opt_.hash_bits));
   Put(out, static_cast<int32_t>(opt_.char_min));
   Put(out, static_cast<int32_t>(opt_.char_max));
@@ -647,6 +886,7 @@ void Model::Save(std::ostream& out) const {
   Put(out, static_cast<uint32_t>(buckets.size()));
   out.write(reinterpret_cast<const char*>(buckets.data()),
             static_cast<std::streamsize>(buckets.size() * sizeof(uint32_t)));
+  if (emb_dims_ > 0) Put(out, static_cast<uint32_t>(emb_dims_));
   out.write(reinterpret_cast<const char*>(weights_.data()),
             static_cast<std::streamsize>(weights_.size() * sizeof(float)));
   auto put_vec = [&out](const auto& v) {
@@ -666,6 +906,18 @@ void Model::Save(std::ostream& out) const {
     put_vec(nn_val_);
     put_vec(nn_label_);
   }
+  if (emb_dims_ > 0) {
+    Put(out, opt_.emb_weight);
+    Put(out, opt_.emb_oos_scale);
+    Put(out, opt_.emb_oos_weight);
+    Put(out, opt_.emb_sif);
+    Put(out, static_cast<uint32_t>(emb_words_.size()));
+    for (const auto& w : emb_words_) PutStr(out, w);
+    put_vec(emb_scale_);
+    put_vec(emb_q_);
+    put_vec(emb_pc_);
+    put_vec(emb_centroids_);
+  }
 }
 
 Model Model::Load(std::istream& in, const std::string& what) {
@@ -676,10 +928,11 @@ Model Model::Load(std::istream& in, const std::string& what) {
   }
   Reader r(in, what);
   const auto version = r.Get<uint32_t>();
-  if (version != kFormatVersion) {
+  if (version != kFormatVersion && version != kFormatVersionEmb) {
     throw std::runtime_error(what + ": intent model format version " + std::to_string(version) +
                              " is not supported (this build reads " +
-                             std::to_string(kFormatVersion) + "); retrain");
+                             std::to_string(kFormatVersion) + " and " +
+                             std::to_string(kFormatVersionEmb) + "); retrain");
   }
   Model m;
   m.opt_.hash_bits = r.Get<int32_t>();
@@ -706,7 +959,13 @@ Model Model::Load(std::istream& in, const std::string& what) {
   if (rows == 0 || rows > (1u << 30) / K) r.Fail("bad feature count");
   std::vector<uint32_t> buckets(rows);
   in.read(reinterpret_cast<char*>(buckets.data()), static_cast<std::streamsize>(rows * 4));
-  m.weights_.resize(static_cast<size_t>(rows) * K);
+  if (version == kFormatVersionEmb) {
+    const auto dims = r.Get<uint32_t>();
+    if (dims < 1 || dims > static_cast<uint32_t>(kMaxDims)) r.Fail("bad embedding dimensions");
+    if (rows + dims > (1u << 30) / K) r.Fail("bad feature count");
+    m.emb_dims_ = static_cast<int>(dims);
+  }
+  m.weights_.resize((static_cast<size_t>(rows) + static_cast<size_t>(m.emb_dims_)) * K);
   in.read(reinterpret_cast<char*>(m.weights_.data()),
           static_cast<std::streamsize>(m.weights_.size() * sizeof(float)));
   if (!in) r.Fail("truncated");
@@ -755,6 +1014,29 @@ Model Model::Load(std::istream& in, const std::string& what) {
     for (int32_t l : m.nn_label_)
       if (l < 0 || l >= static_cast<int32_t>(K)) r.Fail("bad 1-NN label");
     m.BuildIndex();
+  }
+  if (m.emb_dims_ > 0) {
+    const auto D = static_cast<size_t>(m.emb_dims_);
+    m.opt_.emb_weight = r.Get<double>();
+    m.opt_.emb_oos_scale = r.Get<double>();
+    m.opt_.emb_oos_weight = r.Get<double>();
+    m.opt_.emb_sif = r.Get<double>();
+    for (double v : {m.opt_.emb_weight, m.opt_.emb_oos_scale, m.opt_.emb_oos_weight})
+      if (!(v >= 0 && v < 1e6)) r.Fail("bad embedding options");
+    const auto words = r.Get<uint32_t>();
+    if (words > (1u << 26)) r.Fail("bad embedding word count");
+    m.emb_words_.reserve(words);
+    for (uint32_t i = 0; i < words; ++i) {
+      m.emb_words_.push_back(r.Str(255));
+      if (!m.emb_index_.emplace(m.emb_words_.back(), i).second) r.Fail("duplicate embedding word");
+    }
+    get_vec(&m.emb_scale_, words);
+    get_vec(&m.emb_q_, size_t{words} * D);
+    get_vec(&m.emb_pc_, D);
+    get_vec(&m.emb_centroids_, D * K);
+    for (const auto* v : {&m.emb_scale_, &m.emb_pc_, &m.emb_centroids_})
+      for (float x : *v)
+        if (!std::isfinite(x)) r.Fail("non-finite embedding value");
   }
   return m;
 }
@@ -845,14 +1127,17 @@ Model TrainCalibrated(const std::vector<Example>& examples, const Options& optio
     const size_t n_held = idx.size() / 10;
     for (size_t k = 0; k < idx.size(); ++k) (k < n_held ? held : fit).push_back(examples[idx[k]]);
   }
+  Options o = options;  // word vectors read once for both trainings
+  if (!o.vectors && !o.embeddings.empty())
+    o.vectors = std::make_shared<const WordVectors>(WordVectors::Read(o.embeddings));
   double threshold = options.threshold, temperature = options.temperature;
   if (!held.empty() && !fit.empty()) {
-    Model probe = Model::Train(fit, options);
+    Model probe = Model::Train(fit, o);
     temperature = ChooseTemperature(probe, held);
     probe.set_temperature(temperature);
     threshold = ChooseThreshold(probe, held);
   }
-  Model m = Model::Train(examples, options, progress);
+  Model m = Model::Train(examples, o, progress);
   m.set_temperature(temperature);
   m.set_threshold(threshold);
   return m;

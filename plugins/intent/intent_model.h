@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <functional>
 #include <iosfwd>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -29,6 +30,18 @@ struct Example {
 // Reads a CSV with a header holding (at least) columns "text" and "label",
 // RFC 4180 quoting. Throws std::runtime_error naming FILE:LINE on bad input.
 std::vector<Example> ReadCsv(const std::string& path);
+
+// Pretrained word vectors as written by tools/fetch_embeddings.py
+// ("tailor-word-vectors" version 1): words (most frequent first) with int8
+// vectors, component j of word i being scale[i] x q[i x dims + j].
+struct WordVectors {
+  int dims = 0;
+  std::vector<std::string> words;
+  std::vector<float> scale;
+  std::vector<int8_t> q;
+  // Throws std::runtime_error naming path on a missing or malformed file.
+  static WordVectors Read(const std::string& path);
+};
 
 struct Options {
   int hash_bits = 20;  // n-grams are hashed into 2^hash_bits buckets
@@ -70,6 +83,26 @@ struct Options {
   // oos texts, 90% with 10), so that unseen traffic keeps the floor.
   double oos_recall_target = 0.0;
   double oos_recall_floor = 0.5;
+  // Pretrained word vectors (a WordVectors file; "" = none, the default, and
+  // then none of the emb_ options apply). Train reads them (or takes
+  // `vectors` when set) and the model keeps what it needs: the file's
+  // embedding_words most frequent words plus the training texts' words. A
+  // text's sentence vector is the SIF-weighted sum of its words' vectors
+  // (weight emb_sif / (emb_sif + p(word)), p from the training texts), less
+  // its projection on the training vectors' first principal component, unit
+  // length; it is appended, times emb_weight, to the n-gram features of the
+  // SVMs and the softmax regression (not the 1-NN), and the oos class's
+  // ensemble score becomes
+  //   emb_oos_scale x score + emb_oos_weight x (1 - max cosine of the
+  //   sentence vector to an in-scope intent's centroid)
+  // (far from every intent: more out of scope). Chosen on CLINC150 val.
+  std::string embeddings;
+  std::shared_ptr<const WordVectors> vectors;  // preloaded; Train does not keep it
+  int embedding_words = 100000;
+  double emb_weight = 0.5;
+  double emb_sif = 1e-3;
+  double emb_oos_scale = 0.5;
+  double emb_oos_weight = 4.0;
 };
 
 struct Prediction {
@@ -99,6 +132,10 @@ class Model {
   int index_of(std::string_view label) const;
   const Options& options() const { return opt_; }
   size_t features() const { return columns_.size(); }
+  // Dimensions of the sentence vector (0: no embeddings) and the words the
+  // model has vectors for.
+  int embedding_dims() const { return emb_dims_; }
+  size_t embedding_words() const { return emb_index_.size(); }
 
   double threshold() const { return opt_.threshold; }
   void set_threshold(double t) { opt_.threshold = t; }
@@ -119,8 +156,23 @@ class Model {
   static Model Load(std::istream& in, const std::string& what);
 
  private:
-  // (row, value) of text's known buckets, unit length, plus the bias row.
-  void Features(std::string_view text, std::vector<std::pair<uint32_t, float>>* out) const;
+  // (row, value) of text's known buckets, unit length, plus the bias row,
+  // then (with embeddings) emb_weight x the sentence vector in the rows after
+  // the bias; the sentence vector (unit length or zero) into *sentence.
+  void Features(std::string_view text, std::vector<std::pair<uint32_t, float>>* out,
+                std::vector<float>* sentence) const;
+  // The sentence vector of tokens (see Options), dims entries; false (and
+  // zeros) when no token has a vector.
+  bool Sentence(const std::vector<std::string>& tokens, float* out) const;
+  void AppendSentence(const float* e, std::vector<std::pair<uint32_t, float>>* row) const;
+  // Scores: the SVM's log-softmax plus the softmax regression and 1-NN
+  // members, over z (the raw SVM scores on entry).
+  void Ensemble(const std::vector<std::pair<uint32_t, float>>& x, bool lr, bool nn, float* z) const;
+  // Train's embedding step: the kept words, the principal component and the
+  // centroids from the training texts' tokens and labels; their sentence
+  // vectors (texts x dims) into *sentences.
+  void BuildEmbeddings(const WordVectors& wv, const std::vector<std::vector<std::string>>& toks,
+                       const std::vector<int>& y, std::vector<float>* sentences);
 
   Options opt_;
   std::vector<std::string> labels_;
@@ -137,6 +189,18 @@ class Model {
   std::vector<uint32_t> post_start_, post_text_;
   std::vector<float> post_val_;
   void BuildIndex();
+  // Embeddings (emb_dims_ == 0: none): the rows after the bias row of
+  // weights_ / lr_weights_ hold the sentence vector's weights. Per word a
+  // scale (quantisation step x SIF weight) and dims int8 components; the
+  // removed principal component; the in-scope intents' unit centroids
+  // (dims x K, the oos column zero).
+  int emb_dims_ = 0;
+  std::vector<std::string> emb_words_;
+  std::unordered_map<std::string, uint32_t> emb_index_;
+  std::vector<float> emb_scale_;
+  std::vector<int8_t> emb_q_;
+  std::vector<float> emb_pc_;
+  std::vector<float> emb_centroids_;
 };
 
 // The held-out oos recall ChooseThreshold aims at with n_oos held-out oos

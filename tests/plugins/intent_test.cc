@@ -3,6 +3,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <cstdio>
 #include <cstring>
 #include <sstream>
 
@@ -282,6 +283,130 @@ TEST_F(IntentTest, AnnotateStatesIntentConfidenceAndMappedJourneyThroughTheAbi) 
   // No message, an empty one, a non-string or a broken context: nothing.
   for (const char* c : {"{}", R"({"message": ""})", R"({"message": 42})", "not json", "[1]"})
     EXPECT_EQ(annotate(c), "") << c;
+}
+
+// A tiny word vectors file in the "tailor-word-vectors" format of
+// tools/fetch_embeddings.py (not the real vectors): 8 dimensions, one axis
+// per planted intent, shared words on another, out-of-scope topics on the
+// last three; words unseen in training ("melody", "tune", "halt", ...) sit
+// with their intent's words.
+void WriteTinyVectors(const std::string& path) {
+  struct W {
+    const char* word;
+    int axis;
+    float extra;  // on axis 4 (the shared words' axis)
+  };
+  const std::vector<W> words = {
+      {"phone", 0, 0},     {"smartphone", 0, 0}, {"handset", 0, 0},   {"mobile", 0, 0},
+      {"cellphone", 0, 0}, {"upgrade", 0, 1},    {"song", 1, 0},      {"music", 1, 0},
+      {"playlist", 1, 0},  {"album", 1, 0},      {"melody", 1, 0},    {"tune", 1, 0},
+      {"play", 1, 1},      {"cancel", 2, 0},     {"terminate", 2, 0}, {"end", 2, 0},
+      {"quit", 2, 0},      {"halt", 2, 0},       {"contract", 2, 1},  {"i", 4, 0},
+      {"want", 4, 0},      {"to", 4, 0},         {"my", 4, 0},        {"can", 4, 0},
+      {"you", 4, 0},       {"the", 4, 0},        {"please", 4, 0},    {"a", 4, 0},
+      {"now", 4, 0},       {"how", 4, 0},        {"do", 4, 0},        {"this", 4, 0},
+      {"help", 4, 0},      {"me", 4, 0},         {"today", 4, 0},     {"hear", 4, 0},
+      {"weather", 5, 0},   {"mars", 5, 0},       {"rain", 5, 0},      {"dinosaurs", 6, 0},
+      {"tall", 6, 0},      {"eiffel", 6, 0},     {"tower", 6, 0},     {"won", 7, 0},
+      {"match", 7, 0},     {"novel", 7, 0},      {"sun", 5, 0}};
+  const uint32_t dims = 8;
+  std::string out("tailor-word-vectors", 20);  // with its NUL
+  auto u32 = [&out](uint32_t v) { out.append(reinterpret_cast<const char*>(&v), 4); };
+  u32(1);
+  u32(dims);
+  u32(static_cast<uint32_t>(words.size()));
+  for (const W& w : words) {
+    out.push_back(static_cast<char>(std::strlen(w.word)));
+    out += w.word;
+  }
+  for (size_t i = 0; i < words.size(); ++i) {
+    const float scale = 1.0f / 127;
+    out.append(reinterpret_cast<const char*>(&scale), 4);
+  }
+  for (size_t i = 0; i < words.size(); ++i) {
+    for (uint32_t d = 0; d < dims; ++d) {
+      int v = static_cast<int>(d) == words[i].axis ? 120 : 0;
+      if (d == 4 && words[i].extra > 0) v = 60;
+      if (static_cast<int>(d) == (words[i].axis + 3 + static_cast<int>(i % 3)) % 8)
+        v += 10;  // a little individuality
+      out.push_back(static_cast<char>(static_cast<int8_t>(v)));
+    }
+  }
+  testing::WriteFile(path, out);
+}
+
+TEST_F(IntentTest, EmbeddingsCarryUnseenWordsAndTheModelKeepsWhatItNeeds) {
+  const std::string vectors = dir_.file("tiny.vec");
+  WriteTinyVectors(vectors);
+  std::string err;
+  const std::string config = R"({"data": ")" + dir_.file("train.csv") + R"(", "intents": ")" +
+                             dir_.file("intents.yaml") + R"(", "embeddings": ")" + vectors +
+                             R"("})";
+  auto p = Load(config, &err);
+  ASSERT_NE(p, nullptr) << err;
+  Status s = p->Train();
+  ASSERT_TRUE(s.ok()) << s.message();
+  // Words the training texts never had, known only through their vectors:
+  // the model without vectors gets these wrong (out of scope, play_music).
+  auto plain = LoadTrained();
+  ASSERT_NE(plain, nullptr);
+  const std::pair<const char*, const char*> unseen[] = {
+      {"hear a melody", "intent play_music"},
+      {"can you halt this", "intent cancel_contract"},
+      {"how do i halt", "intent cancel_contract"}};
+  for (const auto& [text, want] : unseen) {
+    EXPECT_THAT(Decide(*p, text).reasons[0], HasSubstr(want)) << text;
+    EXPECT_THAT(Decide(*plain, text).reasons[0], ::testing::Not(HasSubstr(want))) << text;
+  }
+  // The planted intents as before, and out of scope (no known word at all,
+  // or only out-of-scope topics).
+  auto r = Decide(*p, "i would like to upgrade my old smartphone");
+  EXPECT_GT(r.scores[0], 0.5f);
+  EXPECT_THAT(r.reasons[0], HasSubstr("intent upgrade_phone"));
+  for (const char* text : {"zqxv bnmlk wrtp", "rain on mars"})
+    EXPECT_THAT(Decide(*p, text).reasons[0], HasSubstr("out of scope")) << text;
+
+  // The saved model (format version 4) works without the vectors file.
+  const std::string model = dir_.file("intent.model");
+  ASSERT_TRUE(p->Save(model).ok());
+  const std::string data = testing::ReadFile(model);
+  const std::string magic = std::string("tailor-intent-model") + '\0';
+  const size_t at = data.find(magic);
+  ASSERT_NE(at, std::string::npos);
+  uint32_t version = 0;
+  std::memcpy(&version, data.data() + at + magic.size(), sizeof version);
+  EXPECT_EQ(version, 4u);
+  std::remove(vectors.c_str());
+  auto q = Load(Config(dir_.file("intents.yaml")), &err);
+  ASSERT_NE(q, nullptr) << err;
+  ASSERT_TRUE(q->LoadModel(model).ok());
+  for (const char* text :
+       {"hear a melody", "how do i halt", "upgrade my phone", "zqxv bnmlk wrtp", "rain on mars"}) {
+    auto a = Decide(*p, text), b = Decide(*q, text);
+    EXPECT_EQ(a.scores, b.scores) << text;
+    EXPECT_EQ(a.reasons, b.reasons) << text;
+  }
+  // A truncated version 4 file is refused, naming the file.
+  testing::WriteFile(dir_.file("cut.model"), data.substr(0, data.size() - 100));
+  s = q->LoadModel(dir_.file("cut.model"));
+  EXPECT_FALSE(s.ok());
+  EXPECT_THAT(s.message(), HasSubstr("cut.model"));
+}
+
+TEST_F(IntentTest, BadEmbeddingsFileFailsTrainingNamingIt) {
+  const std::string bad = dir_.file("bad.vec");
+  testing::WriteFile(bad, "not vectors at all");
+  std::string err;
+  for (const std::string& path : {bad, dir_.file("missing.vec")}) {
+    auto p = Load(
+        R"({"data": ")" + dir_.file("train.csv") + R"(", "embeddings": ")" + path + R"("})", &err);
+    ASSERT_NE(p, nullptr) << err;
+    Status s = p->Train();
+    EXPECT_FALSE(s.ok()) << path;
+    EXPECT_THAT(s.message(), HasSubstr(path));
+  }
+  EXPECT_EQ(Load(R"({"embeddings": 3})", &err), nullptr);
+  EXPECT_THAT(err, HasSubstr("embeddings: expected a file path"));
 }
 
 }  // namespace
