@@ -107,6 +107,8 @@ def main():
     src = args.json or fetch_json(args.cache)
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     convert(src, out)
+    if not args.json:
+        os.remove(src)  # 300 MB unpacked; the .tgz stays for a re-conversion
     print(out)
 
 

