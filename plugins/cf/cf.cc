@@ -121,6 +121,14 @@ struct Config {
   // trend) is added to the raw score (0 = off).
   double trend_half_life_days = 14;
   double trend_weight = 0.2;
+  // Next-basket model (EASE only): a ridge regression, with its own
+  // next_basket_lambda, from a customer's history before each basket to the
+  // items new to them in that basket, each basket weighted like a training
+  // event (half_life_days). Its weights, rescaled so that a customer's
+  // typical 10th best score equals EASE's, are added to B times
+  // next_basket_weight (0 = off): one matrix, so scoring costs nothing more.
+  double next_basket_weight = 0.3;
+  double next_basket_lambda = 600;
   // A customer without usable history: TAILOR_SCORE_ABSTAIN (the other
   // plugins decide), or with cold_popularity the model's own popularity.
   bool cold_popularity = false;
@@ -148,6 +156,8 @@ struct Config {
       j["lambda_alpha"] = lambda_alpha;
       j["pop_beta"] = pop_beta;
       j["basket_weight"] = basket_weight;
+      j["next_basket_weight"] = next_basket_weight;
+      j["next_basket_lambda"] = next_basket_lambda;
     }
     j["session_gap_minutes"] = session_gap_minutes;
     j["trend_half_life_days"] = trend_half_life_days;
@@ -161,11 +171,9 @@ struct Config {
 constexpr const char* kKnownKeys =
     "algorithm, weights, saturation, half_life_days, history_half_life_days, max_items, "
     "max_history, ease_lambda, ease_dropout, user_norm, lambda_alpha, pop_beta, basket_weight, "
-    "session_gap_minutes, history_rank_decay, trend_half_life_days, trend_weight, cold_popularity, "
-    "als_factors, "
-    "als_iterations, als_cg_steps, "
-    "als_lambda, als_alpha, "
-    "seed, similar_placements";
+    "session_gap_minutes, history_rank_decay, trend_half_life_days, trend_weight, "
+    "next_basket_weight, next_basket_lambda, cold_popularity, als_factors, als_iterations, "
+    "als_cg_steps, als_lambda, als_alpha, seed, similar_placements";
 
 // Parses the plugin's config block; collects every problem before throwing.
 Config ParseConfig(std::string_view text) {
@@ -175,6 +183,7 @@ Config ParseConfig(std::string_view text) {
   if (!j.is_object()) throw InvalidConfig("cf config: expected a JSON object");
   Config cfg;
   std::vector<std::string> errors;
+  bool unknown = false;
   auto number = [&](const std::string& key, const json& v, double lo, double hi, double& out) {
     if (!v.is_number() || !(v.get<double>() >= lo) || !(v.get<double>() <= hi)) {
       errors.push_back(key + ": expected a number in [" + json(lo).dump() + ", " + json(hi).dump() +
@@ -234,6 +243,10 @@ Config ParseConfig(std::string_view text) {
       if (number(key, v, 0, 36500, d)) cfg.trend_half_life_days = d;
     } else if (key == "trend_weight") {
       if (number(key, v, 0, 1e3, d)) cfg.trend_weight = d;
+    } else if (key == "next_basket_weight") {
+      if (number(key, v, 0, 1e3, d)) cfg.next_basket_weight = d;
+    } else if (key == "next_basket_lambda") {
+      if (number(key, v, 1e-6, 1e9, d)) cfg.next_basket_lambda = d;
     } else if (key == "cold_popularity") {
       if (v.is_boolean()) {
         cfg.cold_popularity = v.get<bool>();
@@ -265,12 +278,16 @@ Config ParseConfig(std::string_view text) {
         }
       }
     } else {
-      errors.push_back("unknown key '" + key + "' (known: " + kKnownKeys + ")");
+      errors.push_back("unknown key '" + key + "'");
+      unknown = true;
     }
   }
   if (!errors.empty()) {
     std::string msg = "cf config: ";
     for (size_t i = 0; i < errors.size(); ++i) msg += (i ? "; " : "") + errors[i];
+    // The long list of known keys last, so that a truncated message (the
+    // host keeps 512 bytes) still names every problem.
+    if (unknown) msg += std::string(" (known keys: ") + kKnownKeys + ")";
     throw InvalidConfig(msg);
   }
   return cfg;
@@ -320,6 +337,16 @@ struct UserEntry {
   uint32_t item;
   float x;
   uint32_t kind;
+};
+
+// Training rows of the next-basket model: per (customer, basket) with items
+// new to the customer, the customer's items before the basket (strength
+// min(1, summed weight / saturation), no decay; sorted by item), those new
+// items, and the basket's training weight.
+struct NextBasketRows {
+  std::vector<std::vector<UserEntry>> history;
+  std::vector<std::vector<uint32_t>> fresh;
+  std::vector<float> weight;
 };
 
 // The trained model: immutable once built, shared by every Score call that
@@ -524,12 +551,15 @@ class Cf {
     }
     raw = {};
     std::vector<std::vector<UserEntry>> rows, baskets;
+    NextBasketRows next;
+    std::vector<double> next_acc(m->algorithm == Algorithm::kEase ? n : 0, 0.0);
     rows.reserve(user_ids.size());
     m->popularity.assign(n, 0);
     m->trend.assign(n, 0);
     const double hl = cfg_.half_life_days * kMsPerDay;
     const double trend_hl = cfg_.trend_half_life_days * kMsPerDay;
     const bool want_baskets = m->algorithm == Algorithm::kEase && cfg_.basket_weight > 0;
+    const bool want_next = m->algorithm == Algorithm::kEase && cfg_.next_basket_weight > 0;
     for (size_t u = 0; u < per_user.size(); ++u) {
       auto& ev = per_user[u];
       if (ev.empty()) continue;
@@ -545,6 +575,7 @@ class Cf {
           baskets.push_back(Strengths(std::span(ev).subspan(b, e - b), {}, INT64_MIN, t_end, hl));
         }
       }
+      if (want_next) AppendNextBasketRows(ev, t_end, hl, next_acc, next);
       rows.push_back(Strengths(ev, {}, INT64_MIN, t_end, hl));
       for (const UserEntry& e : rows.back()) m->popularity[e.item] += e.x;
       History h;
@@ -558,7 +589,7 @@ class Cf {
                     std::to_string(n) + " items; fitting " + AlgorithmName(m->algorithm));
 
     if (m->algorithm == Algorithm::kEase) {
-      TrainEase(*m, rows, baskets);
+      TrainEase(*m, rows, baskets, next);
     } else {
       TrainAls(*m, rows);
     }
@@ -1067,7 +1098,8 @@ class Cf {
   // In float: the ridge keeps the Gram matrix well conditioned, and it halves
   // the memory (two n x n matrices while training, one while serving).
   void TrainEase(Model& m, const std::vector<std::vector<UserEntry>>& rows,
-                 const std::vector<std::vector<UserEntry>>& baskets) const {
+                 const std::vector<std::vector<UserEntry>>& baskets,
+                 const NextBasketRows& next) const {
     const auto n = static_cast<Eigen::Index>(m.n());
     Eigen::MatrixXf g = Eigen::MatrixXf::Zero(n, n);
     auto accumulate = [&](const std::vector<UserEntry>& row, float weight) {
@@ -1112,23 +1144,144 @@ class Cf {
     g.resize(0, 0);
     // B(i, j) = -P(i, j) / P(j, j): scale each column, zero the diagonal.
     const Eigen::VectorXf inv_d = m.ease.diagonal().cwiseInverse();
-    Eigen::VectorXf col_scale = -inv_d;
+    // Popularity penalty: column j over (popularity_j / median)^pop_beta.
+    Eigen::VectorXf pop_scale = Eigen::VectorXf::Ones(n);
     if (cfg_.pop_beta != 0) {
-      // Popularity penalty: column j over (popularity_j / median)^pop_beta.
       std::vector<float> sorted = m.popularity;
       std::nth_element(sorted.begin(), sorted.begin() + static_cast<ptrdiff_t>(sorted.size() / 2),
                        sorted.end());
       const float mid = std::max(1e-6f, sorted[sorted.size() / 2]);
       for (Eigen::Index j = 0; j < n; ++j)
-        col_scale[j] *= std::pow(std::max(1e-6f, m.popularity[static_cast<size_t>(j)]) / mid,
-                                 -static_cast<float>(cfg_.pop_beta));
+        pop_scale[j] = std::pow(std::max(1e-6f, m.popularity[static_cast<size_t>(j)]) / mid,
+                                -static_cast<float>(cfg_.pop_beta));
     }
+    const Eigen::VectorXf col_scale = -inv_d.cwiseProduct(pop_scale);
     for (Eigen::Index i = 0; i < n; ++i) {
       m.ease.row(i).array() *= col_scale.transpose().array();
       m.ease(i, i) = 0;
     }
+    if (cfg_.next_basket_weight > 0 && !next.weight.empty())
+      AddNextBasket(m, rows, next, pop_scale);
     Derive(m);
     Progress(4, "EASE weights ready");
+  }
+
+  // Appends the next-basket rows of one customer's events (oldest first):
+  // for every basket after the first (events less than session_gap apart)
+  // holding items new to the customer, their items so far and those new
+  // items. acc is an n-sized scratch vector of zeros, left zeroed.
+  void AppendNextBasketRows(std::span<const HistEvent> ev, int64_t t_end, double hl_ms,
+                            std::vector<double>& acc, NextBasketRows& out) const {
+    std::vector<uint32_t> have, fresh;  // the customer's items so far; new ones
+    for (size_t b = 0, e = 0; b < ev.size(); b = e) {
+      for (e = b + 1; e < ev.size() && ev[e].ts_ms - ev[e - 1].ts_ms <= session_gap_ms_; ++e) {
+      }
+      fresh.clear();
+      for (size_t i = b; i < e; ++i)
+        if (acc[ev[i].item] == 0) fresh.push_back(ev[i].item);
+      if (!have.empty() && !fresh.empty()) {
+        std::sort(fresh.begin(), fresh.end());
+        fresh.erase(std::unique(fresh.begin(), fresh.end()), fresh.end());
+        std::sort(have.begin(), have.end());
+        std::vector<UserEntry> h;
+        h.reserve(have.size());
+        for (uint32_t i : have)
+          h.push_back({i, static_cast<float>(std::min(1.0, acc[i] / cfg_.saturation)), kOther});
+        out.history.push_back(std::move(h));
+        out.fresh.push_back(fresh);
+        out.weight.push_back(static_cast<float>(Decay(hl_ms, t_end - ev[b].ts_ms)));
+      }
+      for (size_t i = b; i < e; ++i) {
+        if (acc[ev[i].item] == 0) have.push_back(ev[i].item);
+        acc[ev[i].item] += ev[i].weight;  // weights are > 0
+      }
+    }
+    for (uint32_t i : have) acc[i] = 0;
+  }
+
+  // A customer's typical rank-th best raw score under the item-item matrix b
+  // (row j = what item j predicts): the median over up to 500 training
+  // customers (every k-th, as in Calibrate) of their rank-th best score among
+  // items they do not have, over those where it is positive; 0 when none is.
+  template <typename Matrix>
+  static float TypicalScore(const Matrix& b, const std::vector<std::vector<UserEntry>>& rows,
+                            size_t rank) {
+    const size_t step = std::max<size_t>(1, rows.size() / 500);
+    std::vector<size_t> sample;
+    for (size_t u = 0; u < rows.size(); u += step)
+      if (!rows[u].empty()) sample.push_back(u);
+    const auto n = b.cols();
+    if (sample.empty() || n < 1) return 0;
+    Eigen::MatrixXf x = Eigen::MatrixXf::Zero(static_cast<Eigen::Index>(sample.size()), n);
+    for (size_t s = 0; s < sample.size(); ++s)
+      for (const UserEntry& e : rows[sample[s]]) x(static_cast<Eigen::Index>(s), e.item) = e.x;
+    const RowMajorF raw = x * b;
+    std::vector<float> typical, r;
+    for (size_t s = 0; s < sample.size(); ++s) {
+      const auto row = raw.row(static_cast<Eigen::Index>(s));
+      r.assign(row.data(), row.data() + n);
+      for (const UserEntry& e : rows[sample[s]]) r[e.item] = -INFINITY;
+      const size_t k = std::min<size_t>(rank, r.size()) - 1;
+      std::nth_element(r.begin(), r.begin() + static_cast<ptrdiff_t>(k), r.end(),
+                       std::greater<float>());
+      if (std::isfinite(r[k]) && r[k] > 0) typical.push_back(r[k]);
+    }
+    if (typical.empty()) return 0;
+    std::nth_element(typical.begin(), typical.begin() + static_cast<ptrdiff_t>(typical.size() / 2),
+                     typical.end());
+    return typical[typical.size() / 2];
+  }
+
+  // The next-basket model: W = (H^T D H + lambda I)^-1 H^T D Y over the
+  // rows of `next` (H: history before the basket, Y: its new items, D: the
+  // basket weights), columns scaled like EASE's (pop_scale), zero diagonal;
+  // then B += next_basket_weight * (EASE's typical 10th best score / W's) * W
+  // (the best scores where the 10th best is 0 for either, in tiny catalogs).
+  // Costs two more n x n float matrices while training, none while serving.
+  void AddNextBasket(Model& m, const std::vector<std::vector<UserEntry>>& rows,
+                     const NextBasketRows& next, const Eigen::VectorXf& pop_scale) const {
+    const auto n = static_cast<Eigen::Index>(m.n());
+    Progress(3, "next-basket model: " + std::to_string(next.weight.size()) +
+                    " baskets with new items; solving");
+    Eigen::MatrixXf w = Eigen::MatrixXf::Zero(n, n);  // H^T D Y, then the weights
+    {
+      Eigen::MatrixXf g = Eigen::MatrixXf::Zero(n, n);
+      for (size_t r = 0; r < next.weight.size(); ++r) {
+        const float d = next.weight[r];
+        const auto& h = next.history[r];
+        for (size_t a = 0; a < h.size(); ++a) {  // lower triangle, as in TrainEase
+          const float xa = d * h[a].x;
+          float* col = g.col(h[a].item).data();
+          for (size_t b = a; b < h.size(); ++b) col[h[b].item] += xa * h[b].x;
+        }
+        for (uint32_t j : next.fresh[r]) {
+          float* col = w.col(j).data();
+          for (const UserEntry& e : h) col[e.item] += d * e.x;
+        }
+      }
+      g.triangularView<Eigen::StrictlyUpper>() = g.transpose();
+      g.diagonal().array() += static_cast<float>(cfg_.next_basket_lambda);
+      Eigen::LLT<Eigen::Ref<Eigen::MatrixXf>> llt(g);
+      if (llt.info() != Eigen::Success)
+        throw std::runtime_error("next-basket model: Gram matrix not positive definite");
+      llt.solveInPlace(w);
+    }
+    for (Eigen::Index j = 0; j < n; ++j) w.col(j) *= pop_scale[j];
+    w.diagonal().setZero();
+    float ratio = 0;
+    for (const size_t rank : {size_t{10}, size_t{1}}) {
+      const float ease_typical = TypicalScore(m.ease, rows, rank);
+      const float next_typical = TypicalScore(w, rows, rank);
+      if (ease_typical > 0 && next_typical > 0) {
+        ratio = ease_typical / next_typical;
+        break;
+      }
+    }
+    if (!(ratio > 0) || !std::isfinite(ratio)) {
+      host_.Log(TAILOR_LOG_WARN, "next-basket model left out: no positive typical score");
+      return;
+    }
+    m.ease.noalias() += (static_cast<float>(cfg_.next_basket_weight) * ratio) * w;
   }
 
   // Implicit ALS: alternate conjugate-gradient updates of user and item

@@ -462,6 +462,83 @@ TEST(CfCapTest, EaseCapsItemsAndAutoSwitchesToAls) {
   EXPECT_EQ(algorithm_of(*small), 1u);  // 15 items: EASE
 }
 
+// The next-basket model is directed: s1 always follows s0 in a later basket,
+// while t0 and t1 are always bought in one basket. EASE alone sees both pairs
+// alike; with the next-basket model, s0 predicts s1 more than t0 predicts t1,
+// and more than s1 predicts s0.
+TEST(CfNextBasketTest, LearnsWhatFollowsInLaterBaskets) {
+  std::vector<Item> catalog;
+  for (const char* id : {"s0", "s1", "t0", "t1"}) catalog.push_back(MakeItem(id, "cat_s"));
+  std::vector<Event> ev;
+  auto buy = [&](const std::string& who, const std::string& item, int64_t ts) {
+    ev.push_back(MakeEvent(who, "purchase", item, ts));
+  };
+  for (int k = 0; k < 30; ++k) {
+    const std::string s = "s" + std::to_string(k), t = "t" + std::to_string(k);
+    buy(s, "s0", kNowMs - 20 * kDayMs);
+    buy(s, "s1", kNowMs - 10 * kDayMs);
+    buy(t, "t0", kNowMs - 15 * kDayMs);
+    buy(t, "t1", kNowMs - 15 * kDayMs);
+  }
+  for (int k = 0; k < 10; ++k) {  // single items, so that s0 has s1 still to come
+    const std::string id = std::to_string(k);
+    buy("x" + id, "s0", kNowMs - 5 * kDayMs);
+    buy("y" + id, "s1", kNowMs - 5 * kDayMs);
+    buy("z" + id, "t0", kNowMs - 5 * kDayMs);
+    buy("w" + id, "t1", kNowMs - 5 * kDayMs);
+  }
+  TempDir store_dir, data_dir;
+  auto store = testing::MakeStore(store_dir, catalog, ev);
+  ASSERT_NE(store, nullptr);
+  auto load = [&](const std::string& extra, std::string* err) {
+    PluginSpec spec;
+    spec.name = "cf";
+    spec.path = testing::BuiltinPluginPath("cf");
+    // No decay anywhere, so that EASE sees the two pairs exactly alike.
+    spec.config_json = R"({"algorithm":"ease","ease_lambda":5,"trend_weight":0,"pop_beta":0,)"
+                       R"("half_life_days":0,"history_half_life_days":0,)" +
+                       extra + "}";
+    return LoadedPlugin::Load(spec, store.get(), data_dir.path(), err);
+  };
+  auto trained = [&](const std::string& extra) {
+    std::string err;
+    auto p = load(extra, &err);
+    EXPECT_NE(p, nullptr) << err;
+    if (p) {
+      Status s = p->Train();
+      EXPECT_TRUE(s.ok()) << s.message();
+    }
+    return p;
+  };
+  // Score of `target` for a new customer who bought `had`.
+  auto score = [](LoadedPlugin& p, const char* had, const char* target) {
+    auto r = ScoreFor(p, {target}, "new", {MakeEvent("new", "purchase", had, kNowMs - 1)});
+    EXPECT_TRUE(r.status.ok()) << r.status.message();
+    return r.scores[0];
+  };
+  auto off = trained(R"("next_basket_weight":0)");
+  auto on = trained(R"("next_basket_weight":1,"next_basket_lambda":1)");
+  ASSERT_TRUE(off && on);
+  EXPECT_GT(score(*off, "s0", "s1"), 0.0f);
+  EXPECT_FLOAT_EQ(score(*off, "s0", "s1"), score(*off, "t0", "t1"));
+  EXPECT_FLOAT_EQ(score(*off, "s0", "s1"), score(*off, "s1", "s0"));
+  EXPECT_GT(score(*on, "s0", "s1"), score(*on, "t0", "t1") + 0.05f);
+  EXPECT_GT(score(*on, "s0", "s1"), score(*on, "s1", "s0") + 0.05f);
+
+  // The keys are part of the model: a file trained with another weight is refused.
+  const std::string path = data_dir.file("nb.model");
+  ASSERT_TRUE(on->Save(path).ok());
+  Status s = off->LoadModel(path);
+  EXPECT_FALSE(s.ok());
+  EXPECT_THAT(s.message(), HasSubstr("retrain"));
+  // Bad values are reported by key.
+  std::string err;
+  EXPECT_EQ(load(R"("next_basket_weight":-1)", &err), nullptr);
+  EXPECT_THAT(err, HasSubstr("next_basket_weight: expected a number in [0"));
+  EXPECT_EQ(load(R"("next_basket_lambda":0)", &err), nullptr);
+  EXPECT_THAT(err, HasSubstr("next_basket_lambda: expected a number"));
+}
+
 TEST(CfConfigTest, BadConfigNamesEveryProblem) {
   PluginSpec spec;
   spec.name = "cf";
