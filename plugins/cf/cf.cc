@@ -9,14 +9,11 @@
 #include <Eigen/Dense>
 #include <algorithm>
 #include <atomic>
-#include <cerrno>
 #include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
-#include <filesystem>
-#include <fstream>
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -282,14 +279,9 @@ Config ParseConfig(std::string_view text) {
       unknown = true;
     }
   }
-  if (!errors.empty()) {
-    std::string msg = "cf config: ";
-    for (size_t i = 0; i < errors.size(); ++i) msg += (i ? "; " : "") + errors[i];
-    // The long list of known keys last, so that a truncated message (the
-    // host keeps 512 bytes) still names every problem.
-    if (unknown) msg += std::string(" (known keys: ") + kKnownKeys + ")";
-    throw InvalidConfig(msg);
-  }
+  // The long list of known keys last, where a truncated message loses it.
+  tailor::sdk::ThrowIfConfigErrors(
+      "cf", errors, unknown ? std::string(" (known keys: ") + kKnownKeys + ")" : std::string());
   return cfg;
 }
 
@@ -622,10 +614,7 @@ class Cf {
     if (state == nullptr || state->model == nullptr)
       throw std::runtime_error("no model to save (train first)");
     const Model& m = *state->model;
-    const std::string tmp = path + ".tmp";
-    {
-      std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-      if (!out) throw std::runtime_error("cannot write " + tmp + ": " + std::strerror(errno));
+    tailor::sdk::SaveModelFile(path, [&](std::ostream& out) {
       out << kMagic;
       Writer w(out);
       w.Pod(kFormatVersion);
@@ -664,20 +653,13 @@ class Cf {
         }
       }
       out.write("cf-end\n", 8);
-      out.flush();
-      if (!out) throw std::runtime_error("error writing " + tmp + ": " + std::strerror(errno));
-    }
-    std::error_code ec;
-    std::filesystem::rename(tmp, path, ec);
-    if (ec) throw std::runtime_error("cannot rename " + tmp + " to " + path + ": " + ec.message());
+    });
   }
 
   // Reads a whole model into a new state, checks it, then swaps it in; any
   // failure leaves the served model untouched.
   void Load(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) throw NotFound("cannot open model file " + path + ": " + std::strerror(errno));
-    const std::string data((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const std::string data = tailor::sdk::ReadModelFile(path);
     if (data.compare(0, kMagic.size(), kMagic) != 0)
       throw std::runtime_error(path + ": not a cf model file (no '" +
                                std::string(kMagic.substr(0, kMagic.size() - 1)) + "' header)");

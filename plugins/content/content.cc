@@ -11,13 +11,10 @@
 // enough. A candidate scores the cosine between taste and item: items nobody
 // touched score as soon as the catalog describes them. See README.md.
 #include <algorithm>
-#include <cerrno>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
-#include <filesystem>
-#include <fstream>
 #include <functional>
 #include <map>
 #include <memory>
@@ -203,11 +200,7 @@ Config ParseConfig(std::string_view text) {
           "cold_score)");
     }
   }
-  if (!errors.empty()) {
-    std::string msg = "content config: ";
-    for (size_t i = 0; i < errors.size(); ++i) msg += (i ? "; " : "") + errors[i];
-    throw InvalidConfig(msg);
-  }
+  tailor::sdk::ThrowIfConfigErrors("content", errors);
   return cfg;
 }
 
@@ -651,10 +644,7 @@ class Content {
   // where str = u64 length + bytes and vec = u64 count + raw elements.
   void Save(const std::string& path) const {
     const Model& m = *model_;
-    const std::string tmp = path + ".tmp";
-    {
-      std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-      if (!out) throw std::runtime_error("cannot write " + tmp + ": " + std::strerror(errno));
+    tailor::sdk::SaveModelFile(path, [&](std::ostream& out) {
       out.write(kMagic.data(), static_cast<std::streamsize>(kMagic.size()));
       Writer w(out);
       w.Pod(kFormatVersion);
@@ -683,18 +673,11 @@ class Content {
         w.Pod(kv->second.last_ts_ms);
         w.Vec(kv->second.e);
       }
-      out.flush();
-      if (!out) throw std::runtime_error("error writing " + tmp + ": " + std::strerror(errno));
-    }
-    std::error_code ec;
-    std::filesystem::rename(tmp, path, ec);
-    if (ec) throw std::runtime_error("cannot rename " + tmp + " to " + path + ": " + ec.message());
+    });
   }
 
   void Load(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) throw NotFound("cannot open model file " + path + ": " + std::strerror(errno));
-    const std::string data((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const std::string data = tailor::sdk::ReadModelFile(path);
     if (data.compare(0, kMagic.size(), kMagic) != 0)
       throw std::runtime_error(path + ": not a content model file (no '" +
                                std::string(kMagic.substr(0, kMagic.size() - 1)) + "' header)");

@@ -10,7 +10,6 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
-#include <filesystem>
 #include <fstream>
 #include <map>
 #include <memory>
@@ -26,6 +25,7 @@
 
 #include "dna/gbdt.h"
 #include "dna/tabular.h"
+#include "tailor/plugin_io.hpp"
 #include "tailor/plugin_sdk.hpp"
 
 namespace {
@@ -540,21 +540,11 @@ class Dna {
               : m.kind == TraitModel::kLogistic ? m.logistic.Serialize()
                                                 : std::string());
     }
-    const std::string tmp = path + ".tmp";
-    {
-      std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-      f << out;
-      if (!f) throw std::runtime_error("cannot write " + tmp + ": " + std::strerror(errno));
-    }
-    std::filesystem::rename(tmp, path);
+    tailor::sdk::SaveModelFile(path, [&](std::ostream& f) { f << out; });
   }
 
   void Load(const std::string& path) {
-    std::ifstream f(path, std::ios::binary);
-    if (!f) throw NotFound("cannot open model file " + path + ": " + std::strerror(errno));
-    std::stringstream ss;
-    ss << f.rdbuf();
-    const std::string in = ss.str();
+    const std::string in = tailor::sdk::ReadModelFile(path);
     if (in.rfind(kMagic, 0) != 0) throw std::runtime_error(path + ": not a dna model file");
     size_t pos = sizeof kMagic - 1;
     auto fail = [&](const std::string& why) -> std::runtime_error {

@@ -8,7 +8,6 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
-#include <filesystem>
 #include <fstream>
 #include <map>
 #include <memory>
@@ -20,6 +19,7 @@
 #include <vector>
 
 #include "intent/intent_model.h"
+#include "tailor/plugin_io.hpp"
 #include "tailor/plugin_sdk.hpp"
 
 namespace {
@@ -235,11 +235,7 @@ Config ParseConfig(std::string_view text) {
                        "min_count, threads, oos_recall)");
     }
   }
-  if (!errors.empty()) {
-    std::string msg = "intent config: ";
-    for (size_t i = 0; i < errors.size(); ++i) msg += (i ? "; " : "") + errors[i];
-    throw InvalidConfig(msg);
-  }
+  tailor::sdk::ThrowIfConfigErrors("intent", errors);
   if (!c.intents_file.empty()) c.mapping = ParseMapping(c.intents_file);
   return c;
 }
@@ -398,16 +394,10 @@ class Intent {
   }
 
   void Save(const std::string& path) const {
-    const std::string tmp = path + ".tmp";
-    {
-      std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-      if (!out) throw std::runtime_error("cannot write " + tmp + ": " + std::strerror(errno));
+    tailor::sdk::SaveModelFile(path, [&](std::ostream& out) {
       out << kMagic << (model_.trained() ? "trained\n" : "untrained\n");
       if (model_.trained()) model_.Save(out);
-      out.flush();
-      if (!out) throw std::runtime_error("error writing " + tmp);
-    }
-    std::filesystem::rename(tmp, path);
+    });
   }
 
   void Load(const std::string& path) {

@@ -2,18 +2,14 @@
 // learned from the event store. Non-personal: the same score for everyone, the
 // fallback that works for anonymous customers and cold starts. See README.md.
 #include <algorithm>
-#include <cerrno>
 #include <charconv>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
-#include <filesystem>
-#include <fstream>
 #include <map>
 #include <memory>
 #include <optional>
 #include <span>
-#include <sstream>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -21,6 +17,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "tailor/plugin_io.hpp"
 #include "tailor/plugin_sdk.hpp"
 
 namespace {
@@ -192,11 +189,7 @@ Config ParseConfig(std::string_view text) {
       errors.push_back("unknown key '" + key + "' (known: half_life_days, weights, offer_weights)");
     }
   }
-  if (!errors.empty()) {
-    std::string msg = "popularity config: ";
-    for (size_t i = 0; i < errors.size(); ++i) msg += (i ? "; " : "") + errors[i];
-    throw InvalidConfig(msg);
-  }
+  tailor::sdk::ThrowIfConfigErrors("popularity", errors);
   return cfg;
 }
 
@@ -288,30 +281,18 @@ class Popularity {
   //   end
   void Save(const std::string& path) const {
     // Write beside and rename, so a crash never leaves half a model at path.
-    const std::string tmp = path + ".tmp";
-    {
-      std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-      if (!out) throw std::runtime_error("cannot write " + tmp + ": " + std::strerror(errno));
+    tailor::sdk::SaveModelFile(path, [&](std::ostream& out) {
       out << kMagic << "\nversion " << kFormatVersion << "\nconfig " << cfg_.Fingerprint()
           << "\nt_ref_ms " << (model_.has_ref ? std::to_string(model_.t_ref_ms) : "none") << "\n";
       WriteRanking(out, "items", model_.items);
       WriteRanking(out, "categories", model_.categories);
       WriteRanking(out, "offers", model_.offers);
       out << "end\n";
-      out.flush();
-      if (!out) throw std::runtime_error("error writing " + tmp + ": " + std::strerror(errno));
-    }
-    std::error_code ec;
-    std::filesystem::rename(tmp, path, ec);
-    if (ec) throw std::runtime_error("cannot rename " + tmp + " to " + path + ": " + ec.message());
+    });
   }
 
   void Load(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) throw NotFound("cannot open model file " + path + ": " + std::strerror(errno));
-    std::stringstream ss;
-    ss << in.rdbuf();
-    const std::string text = ss.str();
+    const std::string text = tailor::sdk::ReadModelFile(path);
     Parser p(path, text);
     if (p.Line() != kMagic) {
       throw std::runtime_error(path + ": not a popularity model file (first line is not '" +

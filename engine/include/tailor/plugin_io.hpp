@@ -1,20 +1,53 @@
-// Helpers for plugins' binary model files (optional; header-only, standard
-// library only): a Writer of plain values, length-prefixed strings and
-// arrays, and a bounds-checked Reader over the whole file in memory whose
-// errors name the file, the model kind and the byte offset. Values are in the
+// Helpers for plugins' model files (optional; header-only, standard library
+// only): SaveModelFile / ReadModelFile for the file as a whole, a Writer of
+// plain values, length-prefixed strings and arrays, and a bounds-checked
+// Reader over the whole file in memory whose errors name the file, the model
+// kind and the byte offset. Values are in the
 // machine's byte order; a plugin that may meet other machines' files writes
 // an endianness mark of its own.
 #pragma once
 
+#include <cerrno>
 #include <cstdint>
 #include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <ostream>
 #include <stdexcept>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "tailor/plugin_sdk.hpp"
+
 namespace tailor::sdk {
+
+// Writes a model file so that a crash never leaves half of one at path:
+// write(out) fills path + ".tmp", which then replaces path. Throws
+// std::runtime_error naming the file.
+template <typename Write>
+void SaveModelFile(const std::string& path, Write&& write) {
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    if (!out) throw std::runtime_error("cannot write " + tmp + ": " + std::strerror(errno));
+    write(static_cast<std::ostream&>(out));
+    out.flush();
+    if (!out) throw std::runtime_error("error writing " + tmp + ": " + std::strerror(errno));
+  }
+  std::error_code ec;
+  std::filesystem::rename(tmp, path, ec);
+  if (ec) throw std::runtime_error("cannot rename " + tmp + " to " + path + ": " + ec.message());
+}
+
+// The whole file; NotFound (the host sees TAILOR_NOT_FOUND) when it cannot be
+// opened.
+inline std::string ReadModelFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw NotFound("cannot open model file " + path + ": " + std::strerror(errno));
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
 
 class ModelWriter {
  public:

@@ -46,6 +46,7 @@
 #include <string_view>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 #include "tailor/plugin.h"
 
@@ -62,6 +63,18 @@ class InvalidConfig : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
 };
+
+// Throws InvalidConfig("<plugin> config: e1; e2; ...") when errors holds any,
+// so that one message names every problem. `tail` (e.g. the known keys) goes
+// last: a message cut at the host's error buffer loses it first.
+inline void ThrowIfConfigErrors(std::string_view plugin, const std::vector<std::string>& errors,
+                                std::string_view tail = {}) {
+  if (errors.empty()) return;
+  std::string msg = std::string(plugin) + " config: ";
+  for (size_t i = 0; i < errors.size(); ++i) msg += (i ? "; " : "") + errors[i];
+  msg += tail;
+  throw InvalidConfig(msg);
+}
 
 // Throw from Load for a missing model file: the host sees TAILOR_NOT_FOUND.
 class NotFound : public std::runtime_error {
