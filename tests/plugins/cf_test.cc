@@ -135,21 +135,11 @@ class CfTest : public ::testing::TestWithParam<std::string> {
   }
 
   std::unique_ptr<LoadedPlugin> Load(const std::string& config, Store* store, std::string* err) {
-    PluginSpec spec;
-    spec.name = "cf";
-    spec.path = testing::BuiltinPluginPath("cf");
-    spec.config_json = config;
-    return LoadedPlugin::Load(spec, store, data_dir_.path(), err);
+    return testing::LoadBuiltin("cf", config, store, data_dir_.path(), err);
   }
 
   std::unique_ptr<LoadedPlugin> Trained(const std::string& extra = "") {
-    std::string err;
-    auto p = Load(Config(extra), store_.get(), &err);
-    EXPECT_NE(p, nullptr) << err;
-    if (!p) return nullptr;
-    Status s = p->Train();
-    EXPECT_TRUE(s.ok()) << s.message();
-    return p;
+    return testing::LoadTrainedBuiltin("cf", Config(extra), store_.get(), data_dir_.path());
   }
 
   TempDir store_dir_, data_dir_;
@@ -419,18 +409,7 @@ TEST(CfCapTest, EaseCapsItemsAndAutoSwitchesToAls) {
   auto store = testing::MakeStore(store_dir, Catalog(), World());
   ASSERT_NE(store, nullptr);
   auto load = [&](const std::string& config) {
-    PluginSpec spec;
-    spec.name = "cf";
-    spec.path = testing::BuiltinPluginPath("cf");
-    spec.config_json = config;
-    std::string err;
-    auto p = LoadedPlugin::Load(spec, store.get(), data_dir.path(), &err);
-    EXPECT_NE(p, nullptr) << err;
-    if (p) {
-      Status s = p->Train();
-      EXPECT_TRUE(s.ok()) << s.message();
-    }
-    return p;
+    return testing::LoadTrainedBuiltin("cf", config, store.get(), data_dir.path());
   };
   auto algorithm_of = [&](LoadedPlugin& p) {
     const std::string path = data_dir.file("m.model");
@@ -490,25 +469,17 @@ TEST(CfNextBasketTest, LearnsWhatFollowsInLaterBaskets) {
   TempDir store_dir, data_dir;
   auto store = testing::MakeStore(store_dir, catalog, ev);
   ASSERT_NE(store, nullptr);
+  // No decay anywhere, so that EASE sees the two pairs exactly alike.
+  auto config = [](const std::string& extra) {
+    return R"({"algorithm":"ease","ease_lambda":5,"trend_weight":0,"pop_beta":0,)"
+           R"("half_life_days":0,"history_half_life_days":0,)" +
+           extra + "}";
+  };
   auto load = [&](const std::string& extra, std::string* err) {
-    PluginSpec spec;
-    spec.name = "cf";
-    spec.path = testing::BuiltinPluginPath("cf");
-    // No decay anywhere, so that EASE sees the two pairs exactly alike.
-    spec.config_json = R"({"algorithm":"ease","ease_lambda":5,"trend_weight":0,"pop_beta":0,)"
-                       R"("half_life_days":0,"history_half_life_days":0,)" +
-                       extra + "}";
-    return LoadedPlugin::Load(spec, store.get(), data_dir.path(), err);
+    return testing::LoadBuiltin("cf", config(extra), store.get(), data_dir.path(), err);
   };
   auto trained = [&](const std::string& extra) {
-    std::string err;
-    auto p = load(extra, &err);
-    EXPECT_NE(p, nullptr) << err;
-    if (p) {
-      Status s = p->Train();
-      EXPECT_TRUE(s.ok()) << s.message();
-    }
-    return p;
+    return testing::LoadTrainedBuiltin("cf", config(extra), store.get(), data_dir.path());
   };
   // Score of `target` for a new customer who bought `had`.
   auto score = [](LoadedPlugin& p, const char* had, const char* target) {

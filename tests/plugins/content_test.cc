@@ -111,21 +111,12 @@ class ContentTest : public ::testing::Test {
     ASSERT_NE(store_, nullptr);
   }
   std::unique_ptr<LoadedPlugin> Load(const std::string& config, Store* store, std::string* err) {
-    PluginSpec spec;
-    spec.name = "content";
-    spec.path = testing::BuiltinPluginPath("content");
-    spec.config_json = config;
-    return LoadedPlugin::Load(spec, store, data_dir_.path(), err);
+    return testing::LoadBuiltin("content", config, store, data_dir_.path(), err);
   }
   std::unique_ptr<LoadedPlugin> Trained(const std::string& config = kSmall,
                                         Store* store = nullptr) {
-    std::string err;
-    auto p = Load(config, store != nullptr ? store : store_.get(), &err);
-    EXPECT_NE(p, nullptr) << err;
-    if (!p) return nullptr;
-    Status s = p->Train();
-    EXPECT_TRUE(s.ok()) << s.message();
-    return p;
+    return testing::LoadTrainedBuiltin("content", config, store != nullptr ? store : store_.get(),
+                                       data_dir_.path());
   }
   TempDir dir_, data_dir_;
   std::unique_ptr<Store> store_;

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "plugin_test_util.h"
 #include "store/store.h"
 #include "tailor/plugin.h"
 
@@ -95,15 +96,7 @@ class DirectPlugin {
     Store* store = Self(h)->store_;
     if (store == nullptr) return 0;
     return store->ForEachEvent(since_ms, [&](const Event& e) {
-      auto opt = [](const std::string& s) { return s.empty() ? nullptr : s.c_str(); };
-      const tailor_event_view v{e.customer_id.c_str(),
-                                e.type.c_str(),
-                                opt(e.item_id),
-                                opt(e.offer_id),
-                                e.ts_ms,
-                                e.value,
-                                e.quantity,
-                                opt(e.text)};
+      const tailor_event_view v = ViewOf(e);
       cb(user, &v);
       return true;
     });

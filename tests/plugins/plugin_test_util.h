@@ -28,6 +28,32 @@ inline std::string BuiltinPluginPath(const std::string& name) {
   return std::string(TAILOR_PLUGIN_DIR) + "/tailor_" + name + ".so";
 }
 
+// The built-in plugin `name` on store with config_json, models under
+// data_dir; nullptr with *err when it does not load.
+inline std::unique_ptr<LoadedPlugin> LoadBuiltin(const std::string& name,
+                                                 const std::string& config_json, Store* store,
+                                                 const std::string& data_dir, std::string* err) {
+  PluginSpec spec;
+  spec.name = name;
+  spec.path = BuiltinPluginPath(name);
+  spec.config_json = config_json;
+  return LoadedPlugin::Load(spec, store, data_dir, err);
+}
+
+// The same, trained; failing to load or to train fails the test (nullptr
+// when it did not load).
+inline std::unique_ptr<LoadedPlugin> LoadTrainedBuiltin(const std::string& name,
+                                                        const std::string& config_json,
+                                                        Store* store, const std::string& data_dir) {
+  std::string err;
+  auto p = LoadBuiltin(name, config_json, store, data_dir, &err);
+  EXPECT_NE(p, nullptr) << err;
+  if (!p) return nullptr;
+  Status s = p->Train();
+  EXPECT_TRUE(s.ok()) << s.message();
+  return p;
+}
+
 constexpr int64_t kDayMs = 86400000;
 // A fixed "now" so that tests do not depend on the clock: 2026-01-01T00:00:00Z.
 constexpr int64_t kNowMs = 1767225600000;
