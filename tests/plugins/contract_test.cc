@@ -212,6 +212,48 @@ TEST_F(FixtureTest, AnnotateFactsAreValidatedAndCounted) {
   EXPECT_TRUE(facts.is_null());
 }
 
+TEST_F(FixtureTest, SimilaritiesAreValidatedAndCounted) {
+  std::string err;
+  auto p = Load("similar", &err);
+  ASSERT_NE(p, nullptr) << err;
+  ASSERT_TRUE(p->can_similarity());
+  const char* ids[] = {"i21", "i25", "i3", "", "x"};
+  std::vector<float> sim(25, -1.0f);
+  ASSERT_TRUE(p->Similarity(ids, 5, sim.data()).ok());
+  EXPECT_EQ(sim[0 * 5 + 1], 1.0f);  // i21 ~ i25
+  EXPECT_EQ(sim[1 * 5 + 0], 1.0f);
+  EXPECT_EQ(sim[0 * 5 + 2], 0.0f);  // i21 vs i3
+  EXPECT_EQ(sim[0 * 5 + 3], 0.0f);  // no item: nothing written, the host's zero
+  EXPECT_EQ(sim[4 * 5 + 4], 0.0f);
+
+  // NaN is refused with the pair named; a throw stops at the SDK barrier.
+  PluginSpec spec;
+  spec.name = "similar";
+  spec.path = FixturePath("similar");
+  spec.config_json = R"({"fail":"nan"})";
+  auto nan = LoadedPlugin::Load(spec, nullptr, dir_.path(), &err);
+  ASSERT_NE(nan, nullptr) << err;
+  Status st = nan->Similarity(ids, 2, sim.data());
+  EXPECT_FALSE(st.ok());
+  EXPECT_THAT(st.message(), HasSubstr("non-finite value for pair 0, 0"));
+  spec.config_json = R"({"fail":"throw"})";
+  auto thrower = LoadedPlugin::Load(spec, nullptr, dir_.path(), &err);
+  ASSERT_NE(thrower, nullptr) << err;
+  EXPECT_TRUE(thrower->Similarity(ids, 3, sim.data()).ok());
+  const char* with_i30[] = {"i1", "i30"};
+  st = thrower->Similarity(with_i30, 2, sim.data());
+  EXPECT_FALSE(st.ok());
+  EXPECT_THAT(st.message(), HasSubstr("no similarity for i30"));
+  EXPECT_EQ(thrower->counters().similarity_calls.load(), 2u);
+  EXPECT_EQ(thrower->counters().similarity_errors.load(), 1u);
+
+  // A plugin without the call (ABI 1.1 style) says so instead of crashing.
+  auto plain = Load("facts", &err);
+  ASSERT_NE(plain, nullptr) << err;
+  EXPECT_FALSE(plain->can_similarity());
+  EXPECT_FALSE(plain->Similarity(ids, 2, sim.data()).ok());
+}
+
 TEST_F(FixtureTest, GoodPluginFromANewerMinorWorks) {
   std::string err;
   auto p = Load("good", &err);

@@ -33,7 +33,7 @@ extern "C" {
 #endif
 
 #define TAILOR_PLUGIN_ABI_MAJOR 1
-#define TAILOR_PLUGIN_ABI_MINOR 1
+#define TAILOR_PLUGIN_ABI_MINOR 2
 
 /* ABI 1.1: a score meaning "no opinion about this candidate". Hosts treat it
  * so only for plugins built against minor >= 1 (older ones get it clamped). */
@@ -180,6 +180,18 @@ typedef struct tailor_plugin_api {
    * context.message, so that journeys can trigger on context facts. */
   tailor_status (*annotate)(tailor_plugin* self, const tailor_request_view* req, char* out,
                             size_t out_cap, char* err, size_t err_cap);
+
+  /* --- ABI 1.2 --- */
+
+  /* Optional. How alike n items are, for diversifying a ranked list (a
+   * placement with `diversity:`): writes n * n floats in [0, 1] into out,
+   * row-major, out[i * n + j] being the similarity of item_ids[i] and
+   * item_ids[j] (1 = interchangeable, 0 = unrelated or unknown to the plugin).
+   * The host ignores the diagonal. Read-only and possibly concurrent with
+   * score, like score. item_ids[i] is never NULL (an empty string for a
+   * candidate that is not about an item). */
+  tailor_status (*similarity)(tailor_plugin* self, const char* const* item_ids, size_t n,
+                              float* out, char* err, size_t err_cap);
 } tailor_plugin_api;
 
 /* Smallest struct_size the host accepts for ABI 1.x: up to and including score. */

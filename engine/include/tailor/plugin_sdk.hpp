@@ -16,6 +16,9 @@
 //     // ABI 1.1: facts for rules and `why`, a JSON object text
 //     // {"customer":{...},"context":{...}}; "" for nothing.
 //     std::string Annotate(const tailor::sdk::Request& req) const;
+//     // ABI 1.2: item-item similarity in [0, 1] for diversification;
+//     // out[i * n + j] for the n = items.size() ids.
+//     void Similarity(std::span<const char* const> items, std::span<float> out) const;
 //   };
 //   TAILOR_PLUGIN(Pop, "popularity", "1.0.0");
 //
@@ -33,6 +36,7 @@
 // Only standard headers here, so that a plugin pays for nothing it does not use.
 #pragma once
 
+#include <algorithm>
 #include <concepts>
 #include <cstddef>
 #include <cstdint>
@@ -303,6 +307,12 @@ concept HasAnnotate = requires(const T& t, const Request& r) {
   { t.Annotate(r) } -> std::convertible_to<std::string>;
 };
 
+template <typename T>
+concept HasSimilarity = requires(const T& t, std::span<const char* const> items,
+                                 std::span<float> out) {
+  t.Similarity(items, out);
+};
+
 // What a tailor_plugin* points at. The Host lives beside the instance so that
 // the instance may keep a reference to it; impl is declared last so that it is
 // destroyed first.
@@ -405,6 +415,19 @@ struct Trampolines {
       out[facts.size()] = '\0';
     });
   }
+
+  static tailor_status Similarity(tailor_plugin* self, const char* const* item_ids, size_t n,
+                                  float* out, char* err, size_t err_cap) noexcept {
+    if (self == nullptr || (n > 0 && (item_ids == nullptr || out == nullptr))) {
+      WriteErr(err, err_cap, "similarity: NULL argument");
+      return TAILOR_INVALID;
+    }
+    return Guard(err, err_cap, [&] {
+      std::fill(out, out + n * n, 0.0f);
+      std::as_const(Self<T>(self))
+          .Similarity(std::span<const char* const>(item_ids, n), std::span<float>(out, n * n));
+    });
+  }
 };
 
 template <typename T>
@@ -430,6 +453,7 @@ constexpr tailor_plugin_api MakeApi(const char* name, const char* version) {
   if constexpr (HasSave<T>) api.save = &Tr::Save;
   if constexpr (HasLoad<T>) api.load = &Tr::Load;
   if constexpr (HasAnnotate<T>) api.annotate = &Tr::Annotate;
+  if constexpr (HasSimilarity<T>) api.similarity = &Tr::Similarity;
   return api;
 }
 

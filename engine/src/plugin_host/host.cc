@@ -110,6 +110,7 @@ bool LoadedPlugin::can_train() const { return TAILOR_HAS_FIELD(api_, train); }
 bool LoadedPlugin::can_save() const { return TAILOR_HAS_FIELD(api_, save); }
 bool LoadedPlugin::can_load() const { return TAILOR_HAS_FIELD(api_, load); }
 bool LoadedPlugin::can_annotate() const { return TAILOR_HAS_FIELD(api_, annotate); }
+bool LoadedPlugin::can_similarity() const { return TAILOR_HAS_FIELD(api_, similarity); }
 
 std::string LoadedPlugin::model_path() const {
   std::shared_lock lock(mu_);
@@ -301,6 +302,31 @@ Status LoadedPlugin::Annotate(const tailor_request_view& req, nlohmann::json* fa
     if (!it.value().is_object()) return fail("annotate: '" + it.key() + "' is not an object");
   }
   *facts = std::move(j);
+  return Status::Ok();
+}
+
+Status LoadedPlugin::Similarity(const char* const* item_ids, size_t n, float* out) {
+  if (!can_similarity()) return Status::Error(name_ + " does not implement similarity");
+  counters_.similarity_calls.fetch_add(1, std::memory_order_relaxed);
+  std::fill(out, out + n * n, 0.0f);
+  char ebuf[kErrCap] = {0};
+  tailor_status st;
+  {
+    std::shared_lock lock(mu_);
+    st = api_->similarity(instance_, item_ids, n, out, ebuf, sizeof ebuf);
+  }
+  ebuf[kErrCap - 1] = '\0';
+  auto fail = [&](std::string msg) {
+    counters_.similarity_errors.fetch_add(1, std::memory_order_relaxed);
+    return Status::Error(std::move(msg));
+  };
+  if (st != TAILOR_OK) return fail("similarity failed: " + ErrText(ebuf, "no message"));
+  for (size_t i = 0; i < n * n; ++i) {
+    if (!std::isfinite(out[i]))
+      return fail("similarity returned a non-finite value for pair " + std::to_string(i / n) +
+                  ", " + std::to_string(i % n));
+    out[i] = std::clamp(out[i], 0.0f, 1.0f);
+  }
   return Status::Ok();
 }
 

@@ -36,6 +36,8 @@ struct PluginCounters {
   std::atomic<uint64_t> observe_errors{0};
   std::atomic<uint64_t> annotate_calls{0};
   std::atomic<uint64_t> annotate_errors{0};
+  std::atomic<uint64_t> similarity_calls{0};
+  std::atomic<uint64_t> similarity_errors{0};
 };
 
 // One loaded plugin instance. Thread-safe: Score may run concurrently; the
@@ -68,6 +70,9 @@ class LoadedPlugin {
   // object with at most the members "customer" and "context", each an object;
   // *facts is null when the plugin has nothing to say. Concurrent like Score.
   Status Annotate(const tailor_request_view& req, nlohmann::json* facts);
+  // ABI 1.2: n x n item similarities into out (row-major), each finite and
+  // clamped to [0, 1]. Concurrent like Score.
+  Status Similarity(const char* const* item_ids, size_t n, float* out);
 
   // Optional functions: present when struct_size covers them and non-null.
   bool can_observe() const;
@@ -75,6 +80,7 @@ class LoadedPlugin {
   bool can_save() const;
   bool can_load() const;
   bool can_annotate() const;
+  bool can_similarity() const;
   // The model file the plugin last loaded successfully ("" when none).
   std::string model_path() const;
 
