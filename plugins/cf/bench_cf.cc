@@ -229,6 +229,23 @@ int main(int argc, char** argv) {
     }
     const Pct pc = Percentiles(ns);
     std::printf("%-34s %10.1f %10.1f\n", "fold-in (50 events, 1 candidate)", pc.p50_us, pc.p99_us);
+
+    // Diversity: the similarity matrix of a placement's pool (ABI 1.2).
+    for (size_t pool : {size_t{60}, size_t{200}}) {
+      std::vector<const char*> ids;
+      for (size_t i = 0; i < pool; ++i) ids.push_back(items[i % items.size()].c_str());
+      std::vector<float> sim(pool * pool);
+      std::vector<int64_t> sns;
+      for (int r = 0; r < reps + 10; ++r) {
+        const int64_t a = NowNs();
+        if (Status s = p->Similarity(ids.data(), pool, sim.data()); !s.ok()) Die(s.message());
+        if (r >= 10) sns.push_back(NowNs() - a);
+      }
+      const Pct spc = Percentiles(sns);
+      char label[64];
+      std::snprintf(label, sizeof label, "similarity (%zu items)", pool);
+      std::printf("%-34s %10.1f %10.1f\n", label, spc.p50_us, spc.p99_us);
+    }
   }
   std::error_code ec;
   fs::remove_all(tmp, ec);

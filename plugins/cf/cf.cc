@@ -39,7 +39,7 @@ using tailor::sdk::Request;
 
 constexpr double kMsPerDay = 86400000.0;
 constexpr std::string_view kMagic = "tailor-cf-model\n";
-constexpr uint32_t kFormatVersion = 2;
+constexpr uint32_t kFormatVersion = 3;
 // Candidates that get a reason naming the history item behind them: the best
 // ones by cf score (a decision shows at most 100 offers). The rest get a
 // generic reason, which costs nothing.
@@ -136,6 +136,9 @@ struct Config {
   double als_alpha = 10;  // confidence = 1 + alpha * strength
   uint32_t seed = 42;
   std::vector<std::string> similar_placements;  // placements that score similar items
+  // Diversification (ABI 1.2 similarity): each item keeps its this many
+  // nearest items by cosine over customers (bought or not); 0 = none.
+  size_t diversity_neighbours = 100;
 
   // What a saved model depends on; Load refuses a file built otherwise.
   // Scoring-only keys (history_half_life_days, max_history,
@@ -158,6 +161,7 @@ struct Config {
     }
     j["session_gap_minutes"] = session_gap_minutes;
     j["trend_half_life_days"] = trend_half_life_days;
+    j["diversity_neighbours"] = diversity_neighbours;
     if (algorithm != Algorithm::kEase) {
       j["als"] = {als_factors, als_iterations, als_cg_steps, als_lambda, als_alpha, seed};
     }
@@ -170,7 +174,7 @@ constexpr const char* kKnownKeys =
     "max_history, ease_lambda, ease_dropout, user_norm, lambda_alpha, pop_beta, basket_weight, "
     "session_gap_minutes, history_rank_decay, trend_half_life_days, trend_weight, "
     "next_basket_weight, next_basket_lambda, cold_popularity, als_factors, als_iterations, "
-    "als_cg_steps, als_lambda, als_alpha, seed, similar_placements";
+    "als_cg_steps, als_lambda, als_alpha, seed, similar_placements, diversity_neighbours";
 
 // Parses the plugin's config block; collects every problem before throwing.
 Config ParseConfig(std::string_view text) {
@@ -262,6 +266,8 @@ Config ParseConfig(std::string_view text) {
       if (number(key, v, 0, 1e6, d)) cfg.als_alpha = d;
     } else if (key == "seed") {
       if (number(key, v, 0, 4294967295.0, d)) cfg.seed = static_cast<uint32_t>(d);
+    } else if (key == "diversity_neighbours") {
+      if (number(key, v, 0, 10000, d)) cfg.diversity_neighbours = static_cast<size_t>(d);
     } else if (key == "similar_placements") {
       if (!v.is_array()) {
         errors.push_back("similar_placements: expected a list of placement names, got " + v.dump());
@@ -363,6 +369,11 @@ struct Model {
   RowMajorF factors;
   std::vector<float> factor_norm;
   Eigen::MatrixXd yty;  // ALS: Y^T Y + lambda I, the fold-in's fixed part
+  // Each item's nearest items by cosine over customers, for Similarity:
+  // item i's are nb_item / nb_sim [nb_start[i], nb_start[i + 1]).
+  std::vector<uint64_t> nb_start;
+  std::vector<uint32_t> nb_item;
+  std::vector<float> nb_sim;
   int64_t trained_events = 0;
   size_t customers = 0;
 
@@ -371,8 +382,9 @@ struct Model {
     size_t b =
         static_cast<size_t>(ease.size() + factors.size()) * sizeof(float) +
         static_cast<size_t>(yty.size()) * sizeof(double) +
-        (popularity.size() + trend.size() + row_max.size() + factor_norm.size()) * sizeof(float) +
-        pop_rank.size() * sizeof(uint32_t);
+        (popularity.size() + trend.size() + row_max.size() + factor_norm.size() + nb_sim.size()) *
+            sizeof(float) +
+        (pop_rank.size() + nb_item.size()) * sizeof(uint32_t) + nb_start.size() * sizeof(uint64_t);
     for (size_t i = 0; i < ids.size(); ++i) b += ids[i].size() * 2 + titles[i].size() + 64;
     return b;
   }
@@ -588,6 +600,7 @@ class Cf {
     FinishPopularity(*m);
     FinishTrend(*m);
     Calibrate(*m, rows);
+    BuildNeighbours(*m, rows, cfg_.diversity_neighbours);
     const double secs = static_cast<double>(NowNs() - t0) / 1e9;
     char buf[256];
     std::snprintf(buf, sizeof buf,
@@ -599,12 +612,42 @@ class Cf {
     state_.store(std::move(state));  // the swap: scoring sees the old or the new state
   }
 
+  // ABI 1.2: the cosine between each pair of the given items that are each
+  // other's neighbours (the host zeroed out); unknown items stay 0.
+  void Similarity(std::span<const char* const> items, std::span<float> out) const {
+    const std::shared_ptr<const State> state = state_.load();
+    if (state == nullptr || state->model == nullptr || items.empty()) return;
+    const Model& m = *state->model;
+    if (m.nb_start.empty())
+      throw std::runtime_error("this cf model keeps no item neighbours (diversity_neighbours: 0)");
+    const size_t n = items.size();
+    // Model index -> position among the items, for the pairs' lookup.
+    std::vector<std::pair<uint32_t, uint32_t>> at;
+    at.reserve(n);
+    for (size_t p = 0; p < n; ++p)
+      if (auto i = Find(m, items[p])) at.emplace_back(*i, static_cast<uint32_t>(p));
+    std::sort(at.begin(), at.end());
+    for (const auto& [i, p] : at) {
+      // Both lists are sorted by model index: one merge per item.
+      auto a = at.begin();
+      for (uint64_t q = m.nb_start[i]; q < m.nb_start[i + 1] && a != at.end(); ++q) {
+        while (a != at.end() && a->first < m.nb_item[q]) ++a;
+        for (auto b = a; b != at.end() && b->first == m.nb_item[q]; ++b) {
+          // The relation is symmetric; a truncated list may hold only one side.
+          out[p * n + b->second] = std::max(out[p * n + b->second], m.nb_sim[q]);
+          out[b->second * n + p] = std::max(out[b->second * n + p], m.nb_sim[q]);
+        }
+      }
+    }
+  }
+
   // Format (little-endian binary):
   //   "tailor-cf-model\n", u32 version, u32 algorithm (1 EASE, 2 ALS),
   //   u64 items n, u64 factors k (0 for EASE), str fingerprint,
   //   i64 trained events, u64 customers, f32 scale,
   //   n x (str id, str title), f32[n] popularity, f32[n] trend,
   //   EASE: f32[n*n] B row-major | ALS: f32[n*k] item factors row-major,
+  //   u64[n+1] neighbour offsets (or none), u32[] neighbours, f32[] cosines,
   //   u64 histories, each: str customer, i64 last_ts, u64 m, m x (i64 ts, u32 item,
   //   u32 kind, f32 weight), then the 8 bytes "cf-end\n\0".
   // Arrays carry their length. Written beside and renamed, so a crash never
@@ -636,6 +679,9 @@ class Cf {
       } else {
         w.Array(m.factors.data(), static_cast<size_t>(m.factors.size()));
       }
+      w.Vec(m.nb_start);
+      w.Vec(m.nb_item);
+      w.Vec(m.nb_sim);
       // Sorted by customer so that equal models give equal files.
       std::vector<const std::pair<const std::string, History>*> hs;
       for (const auto& kv : state->histories) hs.push_back(&kv);
@@ -711,6 +757,10 @@ class Cf {
       m->factors.resize(ni, static_cast<Eigen::Index>(k));
       r.Array(m->factors.data(), n * k);
     }
+    m->nb_start = r.Vec<uint64_t>();
+    m->nb_item = r.Vec<uint32_t>();
+    m->nb_sim = r.Vec<float>();
+    CheckNeighbours(*m, r);
     auto state = std::make_shared<State>();
     const auto users = r.Pod<uint64_t>();
     for (uint64_t u = 0; u < users; ++u) {
@@ -1005,6 +1055,71 @@ class Cf {
                       m.pop_rank[static_cast<size_t>(cidx[c])], m.n());
         reasons.Set(c, buf);
       }
+    }
+  }
+
+  // Item-item cosine over customers, each customer counting once per item
+  // (binary), the same for EASE and ALS: it says which items the same
+  // people buy, the similarity that makes a top list less redundant (EASE's
+  // own weights proved worse for that on the validation split; README.md).
+  // Keeps each item's best k; costs sum over customers of (items)^2.
+  static void BuildNeighbours(Model& m, const std::vector<std::vector<UserEntry>>& rows, size_t k) {
+    const size_t n = m.n();
+    m.nb_start.assign(k > 0 ? n + 1 : 0, 0);
+    m.nb_item.clear();
+    m.nb_sim.clear();
+    if (k == 0) return;
+    std::vector<std::vector<uint32_t>> item_rows(n);
+    for (size_t u = 0; u < rows.size(); ++u)
+      for (const UserEntry& e : rows[u]) item_rows[e.item].push_back(static_cast<uint32_t>(u));
+    std::vector<float> count(n, 0.0f);
+    std::vector<uint32_t> touched;
+    std::vector<std::pair<float, uint32_t>> best;
+    for (size_t i = 0; i < n; ++i) {
+      touched.clear();
+      for (uint32_t u : item_rows[i])
+        for (const UserEntry& e : rows[u]) {
+          if (count[e.item] == 0) touched.push_back(e.item);
+          count[e.item] += 1;
+        }
+      best.clear();
+      const double di = static_cast<double>(item_rows[i].size());
+      for (uint32_t j : touched) {
+        if (j != i)
+          best.emplace_back(static_cast<float>(count[j] / std::sqrt(di * static_cast<double>(
+                                                                             item_rows[j].size()))),
+                            j);
+        count[j] = 0;
+      }
+      const size_t keep = std::min(k, best.size());
+      std::partial_sort(best.begin(), best.begin() + static_cast<ptrdiff_t>(keep), best.end(),
+                        [](const auto& a, const auto& b) {
+                          return a.first != b.first ? a.first > b.first : a.second < b.second;
+                        });
+      best.resize(keep);
+      std::sort(best.begin(), best.end(),
+                [](const auto& a, const auto& b) { return a.second < b.second; });
+      for (const auto& [sim, j] : best) {
+        m.nb_item.push_back(j);
+        m.nb_sim.push_back(std::min(sim, 1.0f));
+      }
+      m.nb_start[i + 1] = m.nb_item.size();
+    }
+  }
+
+  static void CheckNeighbours(const Model& m, const Reader& r) {
+    if (m.nb_start.empty()) {
+      if (!m.nb_item.empty() || !m.nb_sim.empty()) r.Fail("neighbours without offsets");
+      return;
+    }
+    if (m.nb_start.size() != m.n() + 1 || m.nb_start.front() != 0 ||
+        m.nb_start.back() != m.nb_item.size() || m.nb_sim.size() != m.nb_item.size())
+      r.Fail("bad neighbour offsets");
+    for (size_t i = 0; i < m.n(); ++i) {
+      if (m.nb_start[i] > m.nb_start[i + 1]) r.Fail("bad neighbour offsets");
+      for (uint64_t p = m.nb_start[i]; p < m.nb_start[i + 1]; ++p)
+        if (m.nb_item[p] >= m.n() || !(m.nb_sim[p] >= 0 && m.nb_sim[p] <= 1))
+          r.Fail("bad neighbour of item " + std::to_string(i));
     }
   }
 

@@ -333,6 +333,58 @@ TEST_P(CfTest, SaveLoadRoundTrip) {
   EXPECT_TRUE(ScoreFor(*q, ids, "u3", {}).status.ok());
 }
 
+// Diversification's similarity: cosine over customers. In group a every
+// item is bought by 18 of 30 customers and every pair by 9: 9 / 18 = 0.5.
+TEST_P(CfTest, ItemSimilarityIsCoPurchaseCosine) {
+  auto p = Trained();
+  ASSERT_NE(p, nullptr);
+  ASSERT_TRUE(p->can_similarity());
+  const char* ids[] = {"a0", "a1", "a4", "b0", "lonely", "nobody"};
+  const size_t n = 6;
+  auto sim = [&](LoadedPlugin& q) {
+    std::vector<float> s(n * n, -1.0f);
+    Status st = q.Similarity(ids, n, s.data());
+    EXPECT_TRUE(st.ok()) << st.message();
+    return s;
+  };
+  const std::vector<float> s = sim(*p);
+  EXPECT_NEAR(s[0 * n + 1], 0.5f, 1e-6);
+  EXPECT_NEAR(s[1 * n + 2], 0.5f, 1e-6);
+  EXPECT_EQ(s[0 * n + 1], s[1 * n + 0]);
+  EXPECT_EQ(s[0 * n + 3], 0.0f);  // never bought by the same customer
+  for (size_t i = 0; i < n; ++i) {
+    EXPECT_EQ(s[4 * n + i], 0.0f);  // never bought
+    EXPECT_EQ(s[5 * n + i], 0.0f);  // unknown
+  }
+
+  // The neighbours travel with the model file.
+  const std::string path = data_dir_.file("cf.model");
+  ASSERT_TRUE(p->Save(path).ok());
+  std::string err;
+  auto q = Load(Config(), store_.get(), &err);
+  ASSERT_NE(q, nullptr) << err;
+  ASSERT_TRUE(q->LoadModel(path).ok());
+  EXPECT_EQ(sim(*q), s);
+
+  // One neighbour per item (ties to the lowest index): a0 keeps a1, each of
+  // a1..a4 keeps a0, so a1 and a4 are no longer related; the pair a0-a4 is
+  // found from a4's side.
+  auto one = Trained(R"("diversity_neighbours":1)");
+  ASSERT_NE(one, nullptr);
+  const std::vector<float> t = sim(*one);
+  EXPECT_NEAR(t[0 * n + 1], 0.5f, 1e-6);
+  EXPECT_NEAR(t[0 * n + 2], 0.5f, 1e-6);
+  EXPECT_EQ(t[1 * n + 2], 0.0f);
+
+  // Without neighbours the call fails and says why.
+  auto none = Trained(R"("diversity_neighbours":0)");
+  ASSERT_NE(none, nullptr);
+  std::vector<float> u(n * n);
+  Status st = none->Similarity(ids, n, u.data());
+  EXPECT_FALSE(st.ok());
+  EXPECT_THAT(st.message(), HasSubstr("diversity_neighbours"));
+}
+
 TEST_P(CfTest, LoadRejectsForeignAndFutureFiles) {
   auto p = Trained();
   ASSERT_NE(p, nullptr);
