@@ -39,6 +39,7 @@
 #include "common/paths.h"
 #include "common/time.h"
 #include "config/config.h"
+#include "decision/diversify.h"
 #include "ingest/csv.h"
 #include "plugin_host/host.h"
 #include "progress.h"
@@ -57,8 +58,11 @@ struct EvalRecsArgs {
   std::string cf_config, content_config, popularity_config;
   // Blend weights; < 0: from the config (or the defaults without one).
   double w_cf = -1, w_content = -1, w_popularity = -1;
-  int64_t max_users = 0;  // 0 = all
-  int recent = 50;        // events per request, like store.recent_events
+  // Diversity of the served list; < 0: the config's `recs` placement.
+  double diversity = -1;
+  int diversity_pool = 0;  // 0: the config's (or 60)
+  int64_t max_users = 0;   // 0 = all
+  int recent = 50;         // events per request, like store.recent_events
 };
 
 struct Row {
@@ -168,17 +172,24 @@ void Accumulate(Metrics& m, const std::vector<uint32_t>& top, const std::set<uin
 }
 
 // Indices of the k best scores; ties go to the earlier candidate.
-std::vector<uint32_t> TopK(const std::vector<uint32_t>& cands, const std::vector<float>& scores,
-                           int k) {
-  std::vector<uint32_t> pos(cands.size());
+// Positions of the best k scores, best first; ties in position (= item id)
+// order, like the engine's.
+std::vector<uint32_t> TopPositions(const std::vector<float>& scores, size_t k) {
+  std::vector<uint32_t> pos(scores.size());
   std::iota(pos.begin(), pos.end(), 0u);
-  const size_t kk = std::min(pos.size(), static_cast<size_t>(k));
+  const size_t kk = std::min(pos.size(), k);
   std::partial_sort(pos.begin(), pos.begin() + static_cast<ptrdiff_t>(kk), pos.end(),
                     [&](uint32_t a, uint32_t b) {
                       return scores[a] > scores[b] || (scores[a] == scores[b] && a < b);
                     });
+  pos.resize(kk);
+  return pos;
+}
+
+std::vector<uint32_t> TopK(const std::vector<uint32_t>& cands, const std::vector<float>& scores,
+                           int k) {
   std::vector<uint32_t> out;
-  for (size_t i = 0; i < kk; ++i) out.push_back(cands[pos[i]]);
+  for (uint32_t p : TopPositions(scores, static_cast<size_t>(k))) out.push_back(cands[p]);
   return out;
 }
 
@@ -287,6 +298,7 @@ void RunEvalRecs(const EvalRecsArgs& a) {
   // evaluated alone, outside the blend, unless a --w-<name> puts it in.
   const std::string plugin_dir = a.plugin_dir.empty() ? DefaultPluginDir() : a.plugin_dir;
   std::map<std::string, PluginSpec> from_config;
+  PlacementConfig recs_placement;  // diversity settings as the recs placement serves them
   std::string config_path = a.config;
   if (config_path.empty() && fs::exists("config/tailor.yaml")) config_path = "config/tailor.yaml";
   if (!config_path.empty()) {
@@ -297,6 +309,8 @@ void RunEvalRecs(const EvalRecsArgs& a) {
       Fail("cannot load " + config_path, 2);
     }
     for (const PluginSpec& s : cfg->plugins) from_config[s.name] = s;
+    if (auto it = cfg->placements.find("recs"); it != cfg->placements.end())
+      recs_placement = it->second;
     std::cerr << "blend weights and plugin configs from " << config_path << "\n";
   }
   struct Wanted {
@@ -360,6 +374,27 @@ void RunEvalRecs(const EvalRecsArgs& a) {
     served.push_back(std::move(sv));
   }
 
+  // Diversity, as Engine::Decide applies it to an item placement.
+  const double diversity = a.diversity >= 0 ? a.diversity : recs_placement.diversity;
+  const size_t diversity_pool =
+      a.diversity_pool > 0 ? static_cast<size_t>(a.diversity_pool) : recs_placement.diversity_pool;
+  LoadedPlugin* diversity_by = nullptr;
+  if (diversity > 0) {
+    for (const Served& s : served)
+      if (s.plugin->can_similarity() &&
+          (recs_placement.diversity_by.empty() || s.name == recs_placement.diversity_by)) {
+        diversity_by = s.plugin.get();
+        break;
+      }
+    if (diversity_by == nullptr) {
+      std::cerr
+          << "note: no served plugin offers item similarities: the blend is not diversified\n";
+    } else {
+      std::cerr << "blend diversified: lambda " << diversity << " over the best " << diversity_pool
+                << ", similarities from " << diversity_by->name() << "\n";
+    }
+  }
+
   // Item-kNN cosine baseline: sim(i, j) = |U_i & U_j| / sqrt(|U_i| |U_j|)
   // over distinct customer-item pairs; a customer's score for c is the sum of
   // sim(j, c) over the items j they have.
@@ -395,6 +430,7 @@ void RunEvalRecs(const EvalRecsArgs& a) {
   for (const Served& s : served)
     if (s.name != "popularity") names.push_back(s.name);
   names.push_back("blend");
+  if (diversity_by != nullptr) names.push_back("blend-plain");
   std::map<std::string, Metrics> metrics;
   const size_t n_users = a.max_users > 0
                              ? std::min<size_t>(relevant.size(), static_cast<size_t>(a.max_users))
@@ -404,6 +440,10 @@ void RunEvalRecs(const EvalRecsArgs& a) {
   std::vector<float> knn(n_items);
   std::map<std::string, std::vector<float>> scores;
   std::map<std::string, double> score_ns;
+  double diversity_ns = 0;
+  std::vector<const char*> pool_ids;
+  std::vector<double> pool_scores;
+  std::vector<float> pool_sim;
   for (const auto& [customer, rel] : relevant) {
     if (done >= n_users) break;
     const std::vector<uint32_t>& own = user_items[user_row.at(customer)];
@@ -473,7 +513,37 @@ void RunEvalRecs(const EvalRecsArgs& a) {
     Accumulate(metrics["item-knn"], TopK(cands, knn_c, a.k), rel, a.k);
     for (const Served& s : served)
       Accumulate(metrics[s.name], TopK(cands, scores[s.name], a.k), rel, a.k);
-    Accumulate(metrics["blend"], TopK(cands, blend, a.k), rel, a.k);
+    if (diversity_by == nullptr) {
+      Accumulate(metrics["blend"], TopK(cands, blend, a.k), rel, a.k);
+    } else {
+      const int64_t t0 = mono_ns();
+      const std::vector<uint32_t> head =
+          TopPositions(blend, std::max(diversity_pool, static_cast<size_t>(a.k)));
+      const size_t m = std::min(head.size(), diversity_pool);
+      pool_ids.clear();
+      pool_scores.clear();
+      for (size_t r = 0; r < m; ++r) {
+        pool_ids.push_back(item_ids[cands[head[r]]].c_str());
+        pool_scores.push_back(blend[head[r]]);
+      }
+      pool_sim.resize(m * m);
+      std::vector<uint32_t> top;
+      if (Status st = diversity_by->Similarity(pool_ids.data(), m, pool_sim.data()); st.ok()) {
+        for (const DiversifyPick& p :
+             Diversify(pool_scores, pool_sim, diversity, std::min(m, static_cast<size_t>(a.k))))
+          if (top.size() < static_cast<size_t>(a.k)) top.push_back(cands[head[p.from]]);
+      } else {
+        // Like the engine: the list stays as ranked.
+        std::cerr << diversity_by->name() << ": similarity failed: " << st.message() << "\n";
+        for (size_t r = 0; r < std::min(head.size(), static_cast<size_t>(a.k)); ++r)
+          top.push_back(cands[head[r]]);
+      }
+      for (size_t r = top.size(); r < std::min(head.size(), static_cast<size_t>(a.k)); ++r)
+        top.push_back(cands[head[r]]);
+      diversity_ns += static_cast<double>(mono_ns() - t0);
+      Accumulate(metrics["blend"], top, rel, a.k);
+      Accumulate(metrics["blend-plain"], TopK(cands, blend, a.k), rel, a.k);
+    }
     if (++done % 50 == 0)
       prog.Update(static_cast<int64_t>(done), static_cast<int64_t>(n_users), "customers");
   }
@@ -485,6 +555,13 @@ void RunEvalRecs(const EvalRecsArgs& a) {
   for (const Served& s : served)
     if (s.in_blend) blend_spec[s.name] = s.weight;
   out["blend_weights"] = blend_spec;
+  if (diversity_by != nullptr) {
+    out["diversity"] = {
+        {"lambda", diversity},
+        {"pool", diversity_pool},
+        {"by", diversity_by->name()},
+        {"mean_us", diversity_ns / 1e3 / static_cast<double>(std::max<size_t>(1, done))}};
+  }
   json rows = json::array();
   std::printf("%-12s %6s %7s %7s %7s %7s %7s   (at k=%d)\n", "model", "users", "hr", "prec",
               "recall", "ndcg", "map", a.k);
@@ -509,6 +586,12 @@ void RunEvalRecs(const EvalRecsArgs& a) {
     }
     rows.push_back(row);
   }
+  if (diversity_by != nullptr)
+    std::printf(
+        "blend: diversified (lambda %g over the best %zu, similarities from %s, %.1f us "
+        "per list); blend-plain: the same scores, not diversified\n",
+        diversity, diversity_pool, diversity_by->name().c_str(),
+        diversity_ns / 1e3 / static_cast<double>(std::max<size_t>(1, done)));
   out["models"] = rows;
   if (!a.json_out.empty()) {
     std::ofstream f(a.json_out);
@@ -549,6 +632,11 @@ void RegisterEvalRecs(CLI::App& eval) {
                 "blend weight of popularity (overrides the config)");
   c->add_option("--recent", a->recent, "recent events handed to the plugins per request")
       ->capture_default_str();
+  c->add_option("--diversity", a->diversity,
+                "diversity lambda of the served list (default: the config's recs placement; "
+                "0 = off)");
+  c->add_option("--diversity-pool", a->diversity_pool,
+                "candidates the diversified positions are picked from (default: the config's)");
   c->add_option("--max-users", a->max_users, "evaluate only the first N test customers (0 = all)");
   c->callback([a] { RunEvalRecs(*a); });
 }

@@ -410,6 +410,63 @@ offers: offers.yaml
   EXPECT_EQ(health["health"]["plugins"]["popularity"]["status"], "ok");
 }
 
+// The `similar` fixture scores item iN as N / 100 and calls items of the
+// same tens alike; it throws when asked about i30.
+TEST_F(Service, DiversifiedPlacementMakesRoomForUnlikeItems) {
+  std::string config = dir_.file("tailor.yaml");
+  WriteFile(config, std::string(R"(
+plugins:
+  - name: similar
+    path: )") + TAILOR_FIXTURE_DIR +
+                        R"(/similar.so
+    config: {fail: throw}
+placements:
+  shelf: {kind: items, diversity: {lambda: 0.5, by: similar}}
+  plain: {kind: items}
+)");
+  auto d = Start({}, config);
+  ASSERT_TRUE(d->running());
+  Client c(d->requests());
+  auto items = [](const json& r) {
+    std::vector<std::string> out;
+    for (const json& o : r["offers"]) out.push_back(o["item"]);
+    return out;
+  };
+  // Laptops are i1, i4, ..., i28. Plain: i28, i25, i22, i19. Diversified
+  // (penalty 0.5 x 0.28 for a likeness of 1): i19 before i25 and i22.
+  json laptops = {{"category", "laptops"}};
+  json req = Decide("p", "", 4, "plain");
+  req["context"] = laptops;
+  json plain = c.Call(req);
+  ASSERT_FALSE(plain.contains("error")) << plain.dump();
+  EXPECT_EQ(items(plain), (std::vector<std::string>{"i28", "i25", "i22", "i19"}));
+  req = Decide("s", "", 4, "shelf");
+  req["context"] = laptops;
+  json shelf = c.Call(req);
+  ASSERT_FALSE(shelf.contains("error")) << shelf.dump();
+  EXPECT_EQ(items(shelf), (std::vector<std::string>{"i28", "i19", "i25", "i22"}));
+  EXPECT_FALSE(shelf["offers"][1]["why"].contains("diversity"));
+  const json& div = shelf["offers"][2]["why"]["diversity"];
+  EXPECT_EQ(div["similar_to"], "i28") << div.dump();
+  EXPECT_EQ(div["similarity"], 1.0);
+  EXPECT_NEAR(div["penalty"].get<double>(), 0.5 * 0.28, 1e-6);
+  // The score shown is still the priority: the ranking says where it went.
+  EXPECT_NEAR(shelf["offers"][2]["score"].get<double>(), 0.25, 1e-6);
+
+  // A failing similarity call leaves the list as ranked, says so, counts it.
+  json all = c.Call(Decide("a", "", 3, "shelf"));
+  ASSERT_FALSE(all.contains("error")) << all.dump();
+  EXPECT_EQ(items(all), (std::vector<std::string>{"i30", "i29", "i28"}));
+  EXPECT_NE(all["offers"][0]["why"]["dropped"]["similar.similarity"].get<std::string>().find(
+                "no similarity for i30"),
+            std::string::npos)
+      << all.dump();
+  json stats = c.Call({{"v", 1}, {"type", "stats"}, {"id", "st"}});
+  EXPECT_EQ(stats["stats"]["plugin_errors"]["similar"], 1) << stats.dump();
+  EXPECT_EQ(stats["stats"]["plugins"]["similar"]["similarity_calls"], 2);
+  EXPECT_EQ(stats["stats"]["counters"]["diversity.applied"], 1) << stats.dump();
+}
+
 TEST_F(Service, PythonClientGetsOffersWithReasons) {
   auto d = Start();
   std::string out = dir_.file("py.txt");

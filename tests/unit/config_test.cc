@@ -32,6 +32,46 @@ TEST(Config, ShippedConfigLoads) {
             std::string(TAILOR_SOURCE_DIR) + "/config/dna.yaml");
   EXPECT_EQ(nlohmann::json::parse(cfg->plugins[0].config_json)["half_life_days"], 14);
   EXPECT_EQ(cfg->placements.at("recs").kind, PlacementConfig::Kind::kItems);
+  EXPECT_GT(cfg->placements.at("recs").diversity, 0);
+  EXPECT_EQ(cfg->placements.at("recs").diversity_by, "cf");
+  EXPECT_EQ(cfg->placements.at("home").diversity, 0);  // off unless asked for
+}
+
+TEST(Config, PlacementDiversity) {
+  TempDir dir;
+  WriteFile(dir.file("t.yaml"),
+            "plugins:\n"
+            "  - {name: cf}\n"
+            "placements:\n"
+            "  recs:\n"
+            "    kind: items\n"
+            "    diversity: {lambda: 0.1, pool: 40, by: cf}\n");
+  std::vector<std::string> errors;
+  auto cfg = LoadConfig(dir.file("t.yaml"), "", &errors);
+  ASSERT_TRUE(cfg.has_value()) << Join(errors);
+  EXPECT_EQ(cfg->placements.at("recs").diversity, 0.1);
+  EXPECT_EQ(cfg->placements.at("recs").diversity_pool, 40u);
+  EXPECT_EQ(cfg->placements.at("recs").diversity_by, "cf");
+
+  WriteFile(dir.file("bad.yaml"),
+            "plugins:\n"
+            "  - {name: cf}\n"
+            "placements:\n"
+            "  recs:\n"
+            "    kind: items\n"
+            "    diversity: {lambda: -1, pool: 1, by: cff, depth: 3}\n");
+  errors.clear();
+  EXPECT_FALSE(LoadConfig(dir.file("bad.yaml"), "", &errors).has_value());
+  const std::string all = Join(errors), b = dir.file("bad.yaml");
+  EXPECT_NE(all.find(b + ":6:25: placements.recs.diversity.lambda: must be between 0"),
+            std::string::npos)
+      << all;
+  EXPECT_NE(all.find("placements.recs.diversity.pool: must be between 2"), std::string::npos)
+      << all;
+  EXPECT_NE(all.find("placements.recs.diversity.by: no plugin 'cff' is configured"),
+            std::string::npos)
+      << all;
+  EXPECT_NE(all.find("placements.recs.diversity.depth: unknown key"), std::string::npos) << all;
 }
 
 TEST(Config, CollectsEveryErrorWithFileLineColAndKeyPath) {

@@ -305,6 +305,17 @@ std::optional<EngineConfig> LoadConfig(const std::string& path,
         p.rules_candidates = p.kind == PlacementConfig::Kind::kItems ? 200 : 0;
         f.Integer("rules_candidates", &p.rules_candidates, 0, 1000000);
         f.StrList("channels", &p.channels);
+        if (YAML::Node d = f.Get("diversity")) {
+          Fields df(d, path, f.Path("diversity"), errors);
+          df.Num("lambda", &p.diversity, 0, 10);
+          df.Integer("pool", &p.diversity_pool, 2, 1000);
+          if (df.Str("by", &p.diversity_by) && !p.diversity_by.empty()) {
+            bool known = false;
+            for (const PluginSpec& s : cfg.plugins) known |= s.name == p.diversity_by;
+            if (!known) df.Error(d["by"], "by", "no plugin '" + p.diversity_by + "' is configured");
+          }
+          df.Done();
+        }
         f.Done();
         cfg.placements[p.name] = std::move(p);
       }

@@ -46,6 +46,13 @@ struct PlacementConfig {
   // others are never shown. Default: all for offers, 200 for items.
   size_t rules_candidates = 0;
   std::vector<std::string> channels;  // empty = any channel
+  // Diversity (off at 0): the shown positions are picked by maximal marginal
+  // relevance among the best diversity_pool, priority minus diversity x the
+  // best priority x the highest similarity to a candidate already shown,
+  // similarities from plugin diversity_by (empty: the first that offers them).
+  double diversity = 0;
+  size_t diversity_pool = 60;
+  std::string diversity_by;
 };
 
 struct Offer {

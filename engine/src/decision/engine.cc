@@ -9,6 +9,7 @@
 
 #include "common/log.h"
 #include "common/time.h"
+#include "decision/diversify.h"
 #include "tailor/messages.h"
 
 namespace tailor {
@@ -81,6 +82,9 @@ struct Scratch {
   std::vector<tailor_event_view> recent;
   std::vector<std::string> plugin_names;
   std::vector<bool> plugin_ok;
+  std::vector<const char*> pool_items;  // diversity: the pool's item ids
+  std::vector<double> pool_scores;
+  std::vector<float> pool_similarity;
 };
 
 // One rule runtime per worker thread and snapshot; rebuilt after a reload.
@@ -94,6 +98,66 @@ struct ThreadRules {
 // best of the rest, so a trace stays small for large item placements.
 constexpr size_t kTraceEligible = 50;
 constexpr size_t kTraceSuppressed = 200;
+
+// Which candidate was moved down for its likeness to which, for `why`.
+struct Diversified {
+  size_t candidate, similar_to;
+  double penalty, similarity;
+};
+
+// A placement with diversity: re-orders the head of `ranked` (best first) by
+// maximal marginal relevance with the similarities of one plugin; without
+// them the list stays as ranked and `dropped` says why.
+std::vector<Diversified> Diversity(const PlacementConfig& placement, size_t limit,
+                                   const std::vector<std::unique_ptr<LoadedPlugin>>& plugins,
+                                   Scratch& s, Metrics* metrics,
+                                   std::vector<RuleRuntime::Ranked>* ranked, json* dropped) {
+  std::vector<Diversified> out;
+  if (ranked->size() < 2) return out;
+  LoadedPlugin* by = nullptr;
+  for (const auto& p : plugins)
+    if (p->can_similarity() &&
+        (placement.diversity_by.empty() || p->name() == placement.diversity_by)) {
+      by = p.get();
+      break;
+    }
+  if (by == nullptr) {
+    metrics->counters.Add("diversity.unavailable");
+    (*dropped)["diversity"] = placement.diversity_by.empty()
+                                  ? "no loaded plugin offers item similarities"
+                                  : "plugin '" + placement.diversity_by +
+                                        "' is not loaded or offers no item similarities";
+    return out;
+  }
+  const size_t m = std::min(ranked->size(), placement.diversity_pool);
+  s.pool_items.clear();
+  s.pool_scores.clear();
+  for (size_t r = 0; r < m; ++r) {
+    const char* item = s.candidates[(*ranked)[r].candidate].item_id;
+    s.pool_items.push_back(item ? item : "");
+    s.pool_scores.push_back((*ranked)[r].priority);
+  }
+  s.pool_similarity.resize(m * m);
+  if (Status st = by->Similarity(s.pool_items.data(), m, s.pool_similarity.data()); !st.ok()) {
+    metrics->counters.Add("plugin_errors." + by->name());
+    log::Warn("plugin:" + by->name(), st.message());
+    (*dropped)[by->name() + ".similarity"] = st.message();
+    return out;
+  }
+  const std::vector<DiversifyPick> picks =
+      Diversify(s.pool_scores, s.pool_similarity, placement.diversity, std::min(m, limit));
+  std::vector<RuleRuntime::Ranked> head(ranked->begin(),
+                                        ranked->begin() + static_cast<std::ptrdiff_t>(m));
+  for (size_t r = 0; r < m; ++r) {
+    const DiversifyPick& pick = picks[r];
+    (*ranked)[r] = std::move(head[pick.from]);
+    if (pick.similarity > 0)
+      out.push_back(
+          {(*ranked)[r].candidate, head[pick.similar_to].candidate, pick.penalty, pick.similarity});
+  }
+  metrics->counters.Add("diversity.applied");
+  return out;
+}
 
 }  // namespace
 
@@ -454,8 +518,12 @@ std::variant<json, ApiError> Engine::Decide(const DecideRequest& req, DecideOpti
     return s.candidates[i].offer_id ? s.candidates[i].offer_id : s.candidates[i].item_id;
   };
   // Rank the eligible; finalize hooks see the best few times the limit.
-  size_t keep = std::min(s.order.size(),
-                         std::max<size_t>(static_cast<size_t>(req.limit) * 4, kTraceEligible));
+  // Diversity picks from a pool that may be longer.
+  const bool diversify = placement.diversity > 0 && req.limit > 1;
+  const size_t finalized =
+      std::min(s.order.size(), std::max(static_cast<size_t>(req.limit) * 4, kTraceEligible));
+  const size_t keep =
+      std::max(finalized, std::min(s.order.size(), diversify ? placement.diversity_pool : 0));
   std::partial_sort(s.order.begin(), s.order.begin() + static_cast<std::ptrdiff_t>(keep),
                     s.order.end(), [&](size_t a, size_t b) {
                       if (s.priority[a] != s.priority[b]) return s.priority[a] > s.priority[b];
@@ -466,6 +534,11 @@ std::variant<json, ApiError> Engine::Decide(const DecideRequest& req, DecideOpti
     ranked.push_back(
         {s.order[r], id_of(s.order[r]), s.priority[s.order[r]],
          s.candidates[s.order[r]].category ? s.candidates[s.order[r]].category : std::string()});
+  const std::vector<Diversified> diversified =
+      diversify ? Diversity(placement, static_cast<size_t>(req.limit), plugins, s, metrics_,
+                            &ranked, &dropped)
+                : std::vector<Diversified>{};
+  ranked.resize(finalized);
   std::vector<std::string> final_notes;
   if (rules) {
     rules->Finalize(&ranked, &final_notes);
@@ -498,6 +571,11 @@ std::variant<json, ApiError> Engine::Decide(const DecideRequest& req, DecideOpti
     }
     why["plugins"] = std::move(pj);
     if (!s.notes[i].empty()) why["rules"] = s.notes[i];
+    for (const Diversified& d : diversified)
+      if (d.candidate == i)
+        why["diversity"] = {{"penalty", d.penalty},
+                            {"similarity", d.similarity},
+                            {"similar_to", id_of(d.similar_to)}};
     if (s.weight_sum[i] == 0)
       why["fallback"] = weight_total == 0
                             ? "no plugin scored; propensity is the configured fallback"
@@ -739,6 +817,8 @@ json Engine::Stats() const {
                           {"observe_errors", c.observe_errors.load()},
                           {"annotate_calls", c.annotate_calls.load()},
                           {"annotate_errors", c.annotate_errors.load()},
+                          {"similarity_calls", c.similarity_calls.load()},
+                          {"similarity_errors", c.similarity_errors.load()},
                           {"mean_score_us", calls ? static_cast<double>(c.score_ns.load()) /
                                                         1000.0 / static_cast<double>(calls)
                                                   : 0.0}};
