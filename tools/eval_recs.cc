@@ -171,7 +171,6 @@ void Accumulate(Metrics& m, const std::vector<uint32_t>& top, const std::set<uin
   ++m.users;
 }
 
-// Indices of the k best scores; ties go to the earlier candidate.
 // Positions of the best k scores, best first; ties in position (= item id)
 // order, like the engine's.
 std::vector<uint32_t> TopPositions(const std::vector<float>& scores, size_t k) {
@@ -186,6 +185,7 @@ std::vector<uint32_t> TopPositions(const std::vector<float>& scores, size_t k) {
   return pos;
 }
 
+// The candidates (item indices) with the k best scores, best first.
 std::vector<uint32_t> TopK(const std::vector<uint32_t>& cands, const std::vector<float>& scores,
                            int k) {
   std::vector<uint32_t> out;

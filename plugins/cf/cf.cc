@@ -612,8 +612,9 @@ class Cf {
     state_.store(std::move(state));  // the swap: scoring sees the old or the new state
   }
 
-  // ABI 1.2: the cosine between each pair of the given items that are each
-  // other's neighbours (the host zeroed out); unknown items stay 0.
+  // ABI 1.2: the cosine of each pair of the given items where one is among
+  // the other's kept neighbours; other pairs and unknown items stay 0 (the
+  // SDK zeroed out).
   void Similarity(std::span<const char* const> items, std::span<float> out) const {
     const std::shared_ptr<const State> state = state_.load();
     if (state == nullptr || state->model == nullptr || items.empty()) return;

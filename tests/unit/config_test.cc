@@ -53,6 +53,14 @@ TEST(Config, PlacementDiversity) {
   EXPECT_EQ(cfg->placements.at("recs").diversity_pool, 40u);
   EXPECT_EQ(cfg->placements.at("recs").diversity_by, "cf");
 
+  // A number alone is the lambda.
+  WriteFile(dir.file("short.yaml"), "placements:\n  recs: {kind: items, diversity: 0.2}\n");
+  cfg = LoadConfig(dir.file("short.yaml"), "", &errors);
+  ASSERT_TRUE(cfg.has_value()) << Join(errors);
+  EXPECT_EQ(cfg->placements.at("recs").diversity, 0.2);
+  EXPECT_EQ(cfg->placements.at("recs").diversity_pool, 60u);
+  EXPECT_EQ(cfg->placements.at("recs").diversity_by, "");
+
   WriteFile(dir.file("bad.yaml"),
             "plugins:\n"
             "  - {name: cf}\n"

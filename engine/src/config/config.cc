@@ -305,7 +305,10 @@ std::optional<EngineConfig> LoadConfig(const std::string& path,
         p.rules_candidates = p.kind == PlacementConfig::Kind::kItems ? 200 : 0;
         f.Integer("rules_candidates", &p.rules_candidates, 0, 1000000);
         f.StrList("channels", &p.channels);
-        if (YAML::Node d = f.Get("diversity")) {
+        // `diversity: 0.07` is short for `diversity: {lambda: 0.07}`.
+        if (YAML::Node d = f.Get("diversity"); d && d.IsScalar()) {
+          f.Num("diversity", &p.diversity, 0, 10);
+        } else if (d) {
           Fields df(d, path, f.Path("diversity"), errors);
           df.Num("lambda", &p.diversity, 0, 10);
           df.Integer("pool", &p.diversity_pool, 2, 1000);

@@ -99,7 +99,7 @@ struct ThreadRules {
 constexpr size_t kTraceEligible = 50;
 constexpr size_t kTraceSuppressed = 200;
 
-// Which candidate was moved down for its likeness to which, for `why`.
+// A shown candidate penalised for its likeness to one picked before, for `why`.
 struct Diversified {
   size_t candidate, similar_to;
   double penalty, similarity;
