@@ -99,7 +99,7 @@ struct ThreadRules {
 constexpr size_t kTraceEligible = 50;
 constexpr size_t kTraceSuppressed = 200;
 
-// A shown candidate penalised for its likeness to one picked before, for `why`.
+// A candidate moved down for its likeness to one picked before it, for `why`.
 struct Diversified {
   size_t candidate, similar_to;
   double penalty, similarity;
@@ -151,7 +151,7 @@ std::vector<Diversified> Diversity(const PlacementConfig& placement, size_t limi
   for (size_t r = 0; r < m; ++r) {
     const DiversifyPick& pick = picks[r];
     (*ranked)[r] = std::move(head[pick.from]);
-    if (pick.similarity > 0)
+    if (pick.similarity > 0 && pick.from < r)  // moved down by its likeness
       out.push_back(
           {(*ranked)[r].candidate, head[pick.similar_to].candidate, pick.penalty, pick.similarity});
   }
