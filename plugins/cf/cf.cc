@@ -622,24 +622,44 @@ class Cf {
     if (m.nb_start.empty())
       throw std::runtime_error("this cf model keeps no item neighbours (diversity_neighbours: 0)");
     const size_t n = items.size();
-    // Model index -> position among the items, for the pairs' lookup.
-    std::vector<std::pair<uint32_t, uint32_t>> at;
-    at.reserve(n);
+    // Model index -> position among the items (-1: not asked about), per
+    // thread: Similarity runs concurrently like Score.
+    thread_local std::vector<int32_t> pos;
+    if (pos.size() != m.n()) pos.assign(m.n(), -1);
+    thread_local std::vector<int64_t> index_of;  // per position; -1: unknown item
+    index_of.assign(n, -1);
     for (size_t p = 0; p < n; ++p)
-      if (auto i = Find(m, items[p])) at.emplace_back(*i, static_cast<uint32_t>(p));
-    std::sort(at.begin(), at.end());
-    for (const auto& [i, p] : at) {
-      // Both lists are sorted by model index: one merge per item.
-      auto a = at.begin();
-      for (uint64_t q = m.nb_start[i]; q < m.nb_start[i + 1] && a != at.end(); ++q) {
-        while (a != at.end() && a->first < m.nb_item[q]) ++a;
-        for (auto b = a; b != at.end() && b->first == m.nb_item[q]; ++b) {
-          // The relation is symmetric; a truncated list may hold only one side.
-          out[p * n + b->second] = std::max(out[p * n + b->second], m.nb_sim[q]);
-          out[b->second * n + p] = std::max(out[b->second * n + p], m.nb_sim[q]);
-        }
+      if (auto i = Find(m, items[p])) {
+        index_of[p] = *i;
+        if (pos[*i] < 0) pos[*i] = static_cast<int32_t>(p);
+      }
+    for (size_t p = 0; p < n; ++p) {
+      const int64_t i = index_of[p];
+      if (i < 0 || pos[static_cast<size_t>(i)] != static_cast<int32_t>(p)) continue;
+      for (uint64_t q = m.nb_start[i]; q < m.nb_start[i + 1]; ++q) {
+        const int32_t o = pos[m.nb_item[q]];
+        if (o < 0) continue;
+        // Symmetric; a truncated list may hold only one side of a pair.
+        float& a = out[p * n + static_cast<size_t>(o)];
+        float& b = out[static_cast<size_t>(o) * n + p];
+        a = std::max(a, m.nb_sim[q]);
+        b = std::max(b, m.nb_sim[q]);
       }
     }
+    // An item asked about twice (two offers promoting it) is its first
+    // occurrence's twin: the same row and column, and alike to it.
+    for (size_t p = 0; p < n; ++p) {
+      const int64_t i = index_of[p];
+      if (i < 0 || pos[static_cast<size_t>(i)] == static_cast<int32_t>(p)) continue;
+      const auto first = static_cast<size_t>(pos[static_cast<size_t>(i)]);
+      for (size_t j = 0; j < n; ++j) {
+        out[p * n + j] = out[first * n + j];
+        out[j * n + p] = out[j * n + first];
+      }
+      out[p * n + first] = out[first * n + p] = 1.0f;
+    }
+    for (int64_t i : index_of)
+      if (i >= 0) pos[static_cast<size_t>(i)] = -1;
   }
 
   // Format (little-endian binary):

@@ -357,6 +357,15 @@ TEST_P(CfTest, ItemSimilarityIsCoPurchaseCosine) {
     EXPECT_EQ(s[5 * n + i], 0.0f);  // unknown
   }
 
+  // An item asked about twice (two offers promoting it) is alike to itself
+  // and has the same similarities as its first occurrence.
+  const char* twice[] = {"a0", "a1", "a1"};
+  std::vector<float> d(9, -1.0f);
+  ASSERT_TRUE(p->Similarity(twice, 3, d.data()).ok());
+  EXPECT_EQ(d[1 * 3 + 2], 1.0f);
+  EXPECT_NEAR(d[0 * 3 + 2], 0.5f, 1e-6);
+  EXPECT_NEAR(d[2 * 3 + 0], 0.5f, 1e-6);
+
   // The neighbours travel with the model file.
   const std::string path = data_dir_.file("cf.model");
   ASSERT_TRUE(p->Save(path).ok());
