@@ -588,6 +588,43 @@ TEST_P(PluginContract, ConcurrentScoreCalls) {
   EXPECT_EQ(p->counters().score_calls.load(), 1u + kThreads * kCalls);
 }
 
+// A plugin offering similarities: symmetric, in [0, 1], nothing for ids it
+// does not know or empty ones, the same answer from concurrent calls.
+TEST_P(PluginContract, SimilaritiesAreSymmetricAndConcurrent) {
+  auto p = LoadTrained();
+  ASSERT_NE(p, nullptr);
+  const char* ids[] = {"i0", "i1", "i2", "i3", "unknown_item", ""};
+  constexpr size_t n = 6;
+  std::vector<float> sim(n * n);
+  if (!p->can_similarity()) {
+    EXPECT_FALSE(p->Similarity(ids, n, sim.data()).ok());
+    EXPECT_EQ(p->counters().similarity_calls.load(), 0u);
+    return;
+  }
+  Status st = p->Similarity(ids, n, sim.data());
+  ASSERT_TRUE(st.ok()) << st.message();
+  for (size_t i = 0; i < n; ++i)
+    for (size_t j = 0; j < n; ++j) {
+      if (i == j) continue;
+      EXPECT_EQ(sim[i * n + j], sim[j * n + i]) << i << "," << j;
+      EXPECT_GE(sim[i * n + j], 0.0f);
+      EXPECT_LE(sim[i * n + j], 1.0f);
+      if (i >= 4 || j >= 4) {
+        EXPECT_EQ(sim[i * n + j], 0.0f) << i << "," << j;
+      }
+    }
+  std::atomic<int> mismatches{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t)
+    threads.emplace_back([&] {
+      std::vector<float> mine(n * n);
+      for (int k = 0; k < 100; ++k)
+        if (!p->Similarity(ids, n, mine.data()).ok() || mine != sim) ++mismatches;
+    });
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(mismatches.load(), 0);
+}
+
 INSTANTIATE_TEST_SUITE_P(Builtin, PluginContract, ::testing::ValuesIn(BuiltinPlugins()),
                          [](const ::testing::TestParamInfo<std::string>& info) {
                            std::string name = info.param;
