@@ -28,6 +28,7 @@
 
 #include "tailor/plugin_io.hpp"
 #include "tailor/plugin_sdk.hpp"
+#include "tailor/plugin_util.hpp"
 
 namespace {
 
@@ -36,6 +37,7 @@ using tailor::sdk::InvalidConfig;
 using tailor::sdk::NotFound;
 using tailor::sdk::Reasons;
 using tailor::sdk::Request;
+using tailor::sdk::StringMap;
 
 constexpr double kMsPerDay = 86400000.0;
 constexpr std::string_view kMagic = "tailor-cf-model\n";
@@ -51,12 +53,6 @@ constexpr size_t kDenseRatio = 16;
 
 using RowMajorF = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
 
-struct StringHash {
-  using is_transparent = void;
-  size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
-};
-template <typename V>
-using StringMap = std::unordered_map<std::string, V, StringHash, std::equal_to<>>;
 using Weights = std::map<std::string, double, std::less<>>;
 
 enum class Algorithm : uint32_t { kAuto = 0, kEase = 1, kAls = 2 };

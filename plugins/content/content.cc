@@ -31,6 +31,7 @@
 
 #include "tailor/plugin_io.hpp"
 #include "tailor/plugin_sdk.hpp"
+#include "tailor/plugin_util.hpp"
 
 namespace {
 
@@ -39,6 +40,7 @@ using tailor::sdk::InvalidConfig;
 using tailor::sdk::NotFound;
 using tailor::sdk::Reasons;
 using tailor::sdk::Request;
+using tailor::sdk::StringMap;
 
 constexpr double kMsPerDay = 86400000.0;
 // Taste weights are forward-decayed (see Model); once an event is this many
@@ -56,12 +58,6 @@ constexpr size_t kMaxAttributeValue = 64;
 // small catalog keeps its words.
 constexpr double kMinMaxDf = 3;
 
-struct StringHash {
-  using is_transparent = void;
-  size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
-};
-template <typename V>
-using StringMap = std::unordered_map<std::string, V, StringHash, std::equal_to<>>;
 using Weights = std::map<std::string, double, std::less<>>;
 
 // Feature namespaces. The value is stored in model files: append only.

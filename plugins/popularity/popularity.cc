@@ -19,6 +19,7 @@
 
 #include "tailor/plugin_io.hpp"
 #include "tailor/plugin_sdk.hpp"
+#include "tailor/plugin_util.hpp"
 
 namespace {
 
@@ -27,6 +28,7 @@ using tailor::sdk::InvalidConfig;
 using tailor::sdk::NotFound;
 using tailor::sdk::Reasons;
 using tailor::sdk::Request;
+using tailor::sdk::StringMap;
 
 constexpr double kMsPerDay = 86400000.0;
 // Forward-decay terms grow by 2x per half-life past the reference time; once
@@ -38,13 +40,6 @@ constexpr double kMaxWeight = 1e6;
 constexpr double kMaxHalfLifeDays = 36500;
 constexpr std::string_view kMagic = "tailor-popularity-model";
 constexpr int kFormatVersion = 1;
-
-struct StringHash {
-  using is_transparent = void;
-  size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
-};
-template <typename V>
-using StringMap = std::unordered_map<std::string, V, StringHash, std::equal_to<>>;
 
 std::string FormatDouble(double v) {
   char buf[32];
