@@ -220,17 +220,20 @@ Gbdt Gbdt::Train(const Matrix& x, const std::vector<float>& y, const GbdtOptions
   }
 }
 
-std::vector<float> Gbdt::Margins(const Matrix& x) const {
+std::vector<float> Gbdt::Run(const Matrix& x, int option_mask, const char* what) const {
   if (!trained()) throw std::runtime_error("gbdt: model not trained");
   if (x.cols != cols_) throw std::runtime_error("gbdt: feature count mismatch");
   if (x.rows == 0) return {};
   DMatrix d(x.v.data(), x.rows, x.cols, nullptr);
   std::lock_guard<std::mutex> lock(*mu_);
   bst_ulong n = 0;
-  const float* m = nullptr;
-  Check(XGBoosterPredict(booster_, d.h, 1, 0, 0, &n, &m), "predict");
-  return std::vector<float>(m, m + n);
+  const float* out = nullptr;
+  Check(XGBoosterPredict(booster_, d.h, option_mask, 0, 0, &n, &out), what);
+  return std::vector<float>(out, out + n);
 }
+
+// XGBoosterPredict option masks: 1 = raw margins, 4 = feature contributions.
+std::vector<float> Gbdt::Margins(const Matrix& x) const { return Run(x, 1, "predict"); }
 
 std::vector<double> Gbdt::Predict(const Matrix& x) const {
   const std::vector<float> m = Margins(x);
@@ -239,16 +242,7 @@ std::vector<double> Gbdt::Predict(const Matrix& x) const {
   return p;
 }
 
-std::vector<float> Gbdt::Contributions(const Matrix& x) const {
-  if (!trained()) throw std::runtime_error("gbdt: model not trained");
-  if (x.rows == 0) return {};
-  DMatrix d(x.v.data(), x.rows, x.cols, nullptr);
-  std::lock_guard<std::mutex> lock(*mu_);
-  bst_ulong n = 0;
-  const float* c = nullptr;
-  Check(XGBoosterPredict(booster_, d.h, 4, 0, 0, &n, &c), "contributions");
-  return std::vector<float>(c, c + n);
-}
+std::vector<float> Gbdt::Contributions(const Matrix& x) const { return Run(x, 4, "contributions"); }
 
 std::string Gbdt::Serialize() const {
   if (!trained()) throw std::runtime_error("gbdt: model not trained");

@@ -65,6 +65,8 @@ class Gbdt {
 
  private:
   std::vector<float> Margins(const Matrix& x) const;
+  // XGBoosterPredict with option_mask on x, under the lock; what names it in errors.
+  std::vector<float> Run(const Matrix& x, int option_mask, const char* what) const;
   void* booster_ = nullptr;  // BoosterHandle, owned
   size_t cols_ = 0;
   int rounds_ = 0;
