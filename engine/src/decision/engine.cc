@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <iterator>
 #include <random>
 #include <set>
 
@@ -146,8 +147,10 @@ std::vector<Diversified> Diversity(const PlacementConfig& placement, size_t limi
   }
   const std::vector<DiversifyPick> picks =
       Diversify(s.pool_scores, s.pool_similarity, placement.diversity, std::min(m, limit));
-  std::vector<RuleRuntime::Ranked> head(ranked->begin(),
-                                        ranked->begin() + static_cast<std::ptrdiff_t>(m));
+  // Moved out and back: every one of the first m places is refilled below.
+  std::vector<RuleRuntime::Ranked> head(
+      std::make_move_iterator(ranked->begin()),
+      std::make_move_iterator(ranked->begin() + static_cast<std::ptrdiff_t>(m)));
   for (size_t r = 0; r < m; ++r) {
     const DiversifyPick& pick = picks[r];
     (*ranked)[r] = std::move(head[pick.from]);
