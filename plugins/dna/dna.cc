@@ -445,7 +445,7 @@ class Dna {
       x.rows = 1;
       x.cols = FeatureNames().size();
       x.v = acc.Finish(req.now_ms());
-      own = Predict(x)[0];
+      own = Predict(x, reasons.enabled())[0];
       sc = &own;
     }
     for (size_t i = 0; i < candidates.size(); ++i) {
@@ -467,6 +467,7 @@ class Dna {
         }
         sum += s;
         ++n;
+        if (!reasons.enabled()) continue;  // a scoring pass: reasons come later, for a few
         char buf[96];
         std::snprintf(buf, sizeof buf, "%s%s %s (%.2f)", why.empty() ? "" : "; ", tr.name.c_str(),
                       Bucket(tr, p), p);
@@ -716,7 +717,9 @@ class Dna {
   }
 
   // Probabilities and explanations for every row of x (all features).
-  std::vector<Scored> Predict(const dna::Matrix& x) const {
+  // explain: also the top contributing features (SHAP for the GBDT, the
+  // costly part); a scoring pass without reasons skips them.
+  std::vector<Scored> Predict(const dna::Matrix& x, bool explain = true) const {
     std::vector<Scored> out(x.rows);
     for (auto& s : out) {
       s.p.resize(models_.size());
@@ -736,18 +739,19 @@ class Dna {
       size_t stride = m.inputs.size() + 1;
       if (m.kind == TraitModel::kGbdt) {
         p = m.gbdt.Predict(sx);
-        contrib = m.gbdt.Contributions(sx);
+        if (explain) contrib = m.gbdt.Contributions(sx);
       } else {
         p = m.logistic.Predict(sx);
-        contrib.resize(sx.rows * stride);
+        if (explain) contrib.resize(sx.rows * stride);
         std::vector<float> c;
-        for (size_t r = 0; r < sx.rows; ++r) {
+        for (size_t r = 0; r < sx.rows && explain; ++r) {
           m.logistic.Contributions(sx.row(r), &c);
           std::copy(c.begin(), c.end(), contrib.begin() + static_cast<ptrdiff_t>(r * stride));
         }
       }
       for (size_t r = 0; r < x.rows; ++r) {
         out[r].p[t] = static_cast<float>(p[r]);
+        if (!explain) continue;
         // The two features pushing hardest, with their sign.
         std::vector<size_t> idx(m.inputs.size());
         std::iota(idx.begin(), idx.end(), 0);

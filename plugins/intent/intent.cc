@@ -289,13 +289,13 @@ class Intent {
     char head[96];
     std::snprintf(head, sizeof head, "intent %s (%.2f)", name.c_str(), seen.confidence);
     if (seen.label == model_.oos_index() || seen.rejected) {
-      for (size_t i = 0; i < candidates.size(); ++i)
+      for (size_t i = 0; i < candidates.size() && reasons.enabled(); ++i)
         reasons.Set(i, std::string(head) + ": out of scope");
       return;
     }
     auto act = cfg_.mapping.intents.find(name);
     if (act == cfg_.mapping.intents.end()) {
-      for (size_t i = 0; i < candidates.size(); ++i)
+      for (size_t i = 0; i < candidates.size() && reasons.enabled(); ++i)
         reasons.Set(i, std::string(head) + ": no action");
       return;
     }
@@ -315,9 +315,10 @@ class Intent {
         scores[i] = static_cast<float>(neutral * (1 - move));
         what = "suppresses ";
       } else {
-        reasons.Set(i, std::string(head) + ": not affected");
+        if (reasons.enabled()) reasons.Set(i, std::string(head) + ": not affected");
         continue;
       }
+      if (!reasons.enabled()) continue;  // a scoring pass: reasons come later, for a few
       what += c.offer_id != nullptr ? c.offer_id : (c.category != nullptr ? c.category : "this");
       if (!a.journey.empty()) what += "; journey " + a.journey;
       reasons.Set(i, std::string(head) + ": " + what);

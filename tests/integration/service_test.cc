@@ -467,6 +467,86 @@ placements:
   EXPECT_EQ(stats["stats"]["counters"]["diversity.applied"], 1) << stats.dump();
 }
 
+// Past 100 candidates (twice the 50 a trace keeps at limit <= 12) plugins
+// score all of them without reasons, then explain only the ones the reply
+// and trace name, in a second, small call.
+TEST_F(Service, LargePlacementAsksForReasonsOnlyForWhatItNames) {
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(store_.c_str(), &db), SQLITE_OK);
+  std::string sql = "BEGIN;";
+  for (int i = 31; i <= 200; ++i)
+    sql +=
+        "INSERT INTO items(id, category, price) VALUES('i" + std::to_string(i) + "', 'extra', 10);";
+  sql += "COMMIT;";
+  ASSERT_EQ(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr), SQLITE_OK);
+  sqlite3_close(db);
+  std::string config = dir_.file("tailor.yaml");
+  WriteFile(config, std::string(R"(
+plugins:
+  - name: similar
+    path: )") + TAILOR_FIXTURE_DIR +
+                        R"(/similar.so
+placements:
+  shelf: {kind: items}
+)");
+  auto d = Start({}, config);
+  ASSERT_TRUE(d->running());
+  Client c(d->requests());
+  json r = c.Call(Decide("big", "", 5, "shelf"));
+  ASSERT_FALSE(r.contains("error")) << r.dump();
+  EXPECT_EQ(r["candidates"], 200);
+  ASSERT_EQ(r["offers"].size(), 5u);
+  EXPECT_EQ(r["offers"][0]["item"], "i100");  // i100..i200 all score 1 (clamped); ties by id
+  for (const json& o : r["offers"]) {
+    const std::string item = o["item"];
+    EXPECT_EQ(o["why"]["plugins"]["similar"]["reason"], "number " + item.substr(1)) << o.dump();
+  }
+  // Every entry of the stored trace (the 50 best) has its reason.
+  json ex = c.Call({{"v", 1}, {"type", "explain"}, {"id", "x"}, {"decision", r["decision"]}});
+  ASSERT_TRUE(ex.contains("explain")) << ex.dump();
+  const json& entries = ex["explain"]["trace"]["entries"];
+  ASSERT_EQ(entries.size(), 50u);
+  for (const json& t : entries) {
+    const std::string item = t["item"];
+    EXPECT_EQ(t["why"]["plugins"]["similar"]["reason"], "number " + item.substr(1)) << t.dump();
+  }
+  json stats = c.Call({{"v", 1}, {"type", "stats"}, {"id", "s1"}});
+  EXPECT_EQ(stats["stats"]["plugins"]["similar"]["score_calls"], 1) << stats.dump();
+  EXPECT_EQ(stats["stats"]["plugins"]["similar"]["explain_calls"], 1);
+
+  // When only the reasons fail, the scores still count; the reasons are
+  // named as dropped and the failure is counted.
+  json req = Decide("mute", "", 5, "shelf");
+  req["context"] = {{"mute", true}};
+  json mute = c.Call(req);
+  ASSERT_FALSE(mute.contains("error")) << mute.dump();
+  const json& why = mute["offers"][0]["why"];
+  EXPECT_EQ(why["plugins"]["similar"]["score"], 1.0) << why.dump();
+  EXPECT_FALSE(why["plugins"]["similar"].contains("reason"));
+  EXPECT_NE(why["dropped"]["similar.reasons"].get<std::string>().find("cannot explain"),
+            std::string::npos)
+      << why.dump();
+  stats = c.Call({{"v", 1}, {"type", "stats"}, {"id", "s2"}});
+  EXPECT_EQ(stats["stats"]["plugins"]["similar"]["explain_errors"], 1) << stats.dump();
+  EXPECT_EQ(stats["stats"]["plugins"]["similar"]["score_errors"], 0);
+  EXPECT_EQ(stats["stats"]["plugin_errors"]["similar"], 1);
+
+  // A small placement (the 10 laptops) asks for reasons in its one call, so
+  // there a failure drops the plugin from the decision.
+  req["context"] = {{"mute", true}, {"category", "laptops"}};
+  json small = c.Call(req);
+  ASSERT_FALSE(small.contains("error")) << small.dump();
+  EXPECT_EQ(small["candidates"], 10);
+  EXPECT_FALSE(small["offers"][0]["why"]["plugins"].contains("similar")) << small.dump();
+  req["context"] = {{"category", "laptops"}};
+  small = c.Call(req);
+  EXPECT_EQ(small["offers"][0]["why"]["plugins"]["similar"]["reason"], "number 28") << small.dump();
+  stats = c.Call({{"v", 1}, {"type", "stats"}, {"id", "s3"}});
+  EXPECT_EQ(stats["stats"]["plugins"]["similar"]["score_calls"], 4);
+  EXPECT_EQ(stats["stats"]["plugins"]["similar"]["score_errors"], 1);
+  EXPECT_EQ(stats["stats"]["plugins"]["similar"]["explain_calls"], 2);
+}
+
 TEST_F(Service, PythonClientGetsOffersWithReasons) {
   auto d = Start();
   std::string out = dir_.file("py.txt");

@@ -487,6 +487,31 @@ TEST_P(PluginContract, ScoresEveryCandidateFiniteInUnitRange) {
   EXPECT_EQ(p->counters().score_errors.load(), 0u);
 }
 
+// The engine scores large placements without reason slots and asks for the
+// reasons of a few candidates afterwards (LoadedPlugin::Explain), so the
+// scores must not depend on whether reasons were asked for, and a subset's
+// reasons must be the full call's.
+TEST_P(PluginContract, ReasonsChangeNoScoreAndExplainASubset) {
+  auto p = LoadTrained();
+  ASSERT_NE(p, nullptr);
+  const auto& c = HarnessCandidates();
+  const testing::Scored with = ScoreAll(*p, c, 128);
+  const testing::Scored without = ScoreAll(*p, c, 0);
+  ASSERT_TRUE(with.status.ok() && without.status.ok());
+  EXPECT_EQ(with.scores, without.scores);
+  const std::vector<size_t> picked = {c.size() - 1, 0, 3};
+  std::vector<tailor_candidate> subset;
+  for (size_t i : picked) subset.push_back(c[i]);
+  std::vector<char> slots(subset.size() * 128, 'x');
+  tailor_request_view req = testing::MakeRequest();
+  Status st = p->Explain(req, subset.data(), subset.size(), slots.data(), 128);
+  ASSERT_TRUE(st.ok()) << st.message();
+  for (size_t k = 0; k < picked.size(); ++k)
+    EXPECT_EQ(std::string(slots.data() + k * 128), with.reasons[picked[k]]) << "candidate " << k;
+  EXPECT_EQ(p->counters().explain_calls.load(), 1u);
+  EXPECT_EQ(p->counters().score_calls.load(), 2u);  // Explain is counted apart
+}
+
 TEST_P(PluginContract, HandlesNoCandidates) {
   auto p = LoadTrained();
   ASSERT_NE(p, nullptr);

@@ -149,7 +149,10 @@ typedef struct tailor_plugin_api {
    * weighted mean of the other plugins only. When reasons is not
    * NULL it points at n slots of reason_cap bytes each; the plugin may write a
    * short NUL-terminated explanation into reasons + i * reason_cap (leave a slot
-   * untouched for no reason; the host zeroes them first). */
+   * untouched for no reason; the host zeroes them first). For a large
+   * placement the host scores every candidate with reasons NULL (skip the work
+   * of explaining when it is), then calls score again on the few candidates
+   * the reply names, with reasons, and keeps only those reasons. */
   tailor_status (*score)(tailor_plugin* self, const tailor_request_view* req,
                          const tailor_candidate* candidates, size_t n, float* scores, char* reasons,
                          size_t reason_cap, char* err, size_t err_cap);

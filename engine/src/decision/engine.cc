@@ -77,7 +77,9 @@ struct Scratch {
   std::vector<double> weighted_sum;
   std::vector<double> weight_sum;  // per candidate: plugins that did not abstain
   std::vector<float> all_scores;   // plugin-major: [plugin][candidate]
-  std::vector<char> all_reasons;
+  std::vector<char> all_reasons;   // one pass: [plugin][candidate]; two: [plugin][explained]
+  std::vector<tailor_candidate> explained;  // two passes: the candidates a reply names
+  std::vector<int> explained_at;            // per candidate: its place there, or -1
   std::vector<size_t> order;
   std::vector<double> priority;
   std::vector<tailor_event_view> recent;
@@ -373,8 +375,12 @@ std::variant<json, ApiError> Engine::Decide(const DecideRequest& req, DecideOpti
                            s.recent.data(),
                            s.recent.size()};
   const auto& plugins = plugins_->plugins();
+  // A reply and its trace name the ranked head and the (usually few)
+  // suppressed; in a large placement that is a small part, so plugins score
+  // everything without reasons and explain only those in a second, small call.
+  const bool explain_after = n > 2 * std::max(static_cast<size_t>(req.limit) * 4, kTraceEligible);
   s.all_scores.assign(plugins.size() * n, 0.0f);
-  s.all_reasons.assign(plugins.size() * n * kReasonCap, '\0');
+  s.all_reasons.assign(explain_after ? 0 : plugins.size() * n * kReasonCap, '\0');
   s.weighted_sum.assign(n, 0.0);
   s.weight_sum.assign(n, 0.0);
   s.plugin_ok.assign(plugins.size(), false);
@@ -387,7 +393,8 @@ std::variant<json, ApiError> Engine::Decide(const DecideRequest& req, DecideOpti
     LoadedPlugin& p = *plugins[k];
     if (n == 0) break;
     Status st = p.Score(view, s.candidates.data(), n, s.all_scores.data() + k * n,
-                        s.all_reasons.data() + k * n * kReasonCap, kReasonCap);
+                        explain_after ? nullptr : s.all_reasons.data() + k * n * kReasonCap,
+                        explain_after ? 0 : kReasonCap);
     if (!st.ok()) {
       metrics_->counters.Add("plugin_errors." + p.name());
       log::Warn("plugin:" + p.name(), st.message());
@@ -548,6 +555,40 @@ std::variant<json, ApiError> Engine::Decide(const DecideRequest& req, DecideOpti
     rules->End();
   }
   size_t top = std::min<size_t>(ranked.size(), static_cast<size_t>(req.limit));
+  if (explain_after) {
+    // The candidates the reply and trace below name: the ranked list and the
+    // first suppressed, in that order.
+    s.explained.clear();
+    s.explained_at.assign(n, -1);
+    auto name = [&](size_t i) {
+      s.explained_at[i] = static_cast<int>(s.explained.size());
+      s.explained.push_back(s.candidates[i]);
+    };
+    for (const auto& r : ranked) name(r.candidate);
+    for (size_t i = 0, named = 0; i < n && named < kTraceSuppressed; ++i) {
+      if (!s.vetoed[i]) continue;
+      name(i);
+      ++named;
+    }
+    const size_t m = s.explained.size();
+    s.all_reasons.assign(plugins.size() * m * kReasonCap, '\0');
+    for (size_t k = 0; k < plugins.size() && m > 0; ++k) {
+      if (!s.plugin_ok[k]) continue;
+      LoadedPlugin& p = *plugins[k];
+      if (Status st = p.Explain(view, s.explained.data(), m,
+                                s.all_reasons.data() + k * m * kReasonCap, kReasonCap);
+          !st.ok()) {
+        metrics_->counters.Add("plugin_errors." + p.name());
+        log::Warn("plugin:" + p.name(), st.message());
+        dropped[p.name() + ".reasons"] = st.message();
+      }
+    }
+  }
+  auto reason_of = [&](size_t k, size_t i) -> const char* {
+    if (!explain_after) return s.all_reasons.data() + (k * n + i) * kReasonCap;
+    const int at = s.explained_at[i];
+    return at < 0 ? "" : s.all_reasons.data() + (k * s.explained.size() + at) * kReasonCap;
+  };
 
   // Reply, with every factor of every offer in `why`.
   char idbuf[48];
@@ -568,7 +609,7 @@ std::variant<json, ApiError> Engine::Decide(const DecideRequest& req, DecideOpti
       json e = sc == TAILOR_SCORE_ABSTAIN
                    ? json{{"abstained", true}, {"weight", plugins[k]->weight()}}
                    : json{{"score", sc}, {"weight", plugins[k]->weight()}};
-      const char* reason = s.all_reasons.data() + (k * n + i) * kReasonCap;
+      const char* reason = reason_of(k, i);
       if (reason[0]) e["reason"] = reason;
       pj[plugins[k]->name()] = std::move(e);
     }
@@ -822,6 +863,8 @@ json Engine::Stats() const {
                           {"annotate_errors", c.annotate_errors.load()},
                           {"similarity_calls", c.similarity_calls.load()},
                           {"similarity_errors", c.similarity_errors.load()},
+                          {"explain_calls", c.explain_calls.load()},
+                          {"explain_errors", c.explain_errors.load()},
                           {"mean_score_us", calls ? static_cast<double>(c.score_ns.load()) /
                                                         1000.0 / static_cast<double>(calls)
                                                   : 0.0}};

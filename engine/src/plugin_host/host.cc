@@ -195,6 +195,24 @@ Status LoadedPlugin::Score(const tailor_request_view& req, const tailor_candidat
                            size_t n, float* scores, char* reasons, size_t reason_cap) {
   counters_.score_calls.fetch_add(1, std::memory_order_relaxed);
   int64_t t0 = mono_ns();
+  Status st = CallScore(req, candidates, n, scores, reasons, reason_cap);
+  counters_.score_ns.fetch_add(static_cast<uint64_t>(mono_ns() - t0), std::memory_order_relaxed);
+  if (!st.ok()) counters_.score_errors.fetch_add(1, std::memory_order_relaxed);
+  return st;
+}
+
+Status LoadedPlugin::Explain(const tailor_request_view& req, const tailor_candidate* candidates,
+                             size_t n, char* reasons, size_t reason_cap) {
+  counters_.explain_calls.fetch_add(1, std::memory_order_relaxed);
+  thread_local std::vector<float> discarded;
+  discarded.resize(n);
+  Status st = CallScore(req, candidates, n, discarded.data(), reasons, reason_cap);
+  if (!st.ok()) counters_.explain_errors.fetch_add(1, std::memory_order_relaxed);
+  return st;
+}
+
+Status LoadedPlugin::CallScore(const tailor_request_view& req, const tailor_candidate* candidates,
+                               size_t n, float* scores, char* reasons, size_t reason_cap) {
   if (reasons && reason_cap) std::memset(reasons, 0, n * reason_cap);
   char ebuf[kErrCap] = {0};
   tailor_status st;
@@ -203,18 +221,12 @@ Status LoadedPlugin::Score(const tailor_request_view& req, const tailor_candidat
     st =
         api_->score(instance_, &req, candidates, n, scores, reasons, reason_cap, ebuf, sizeof ebuf);
   }
-  counters_.score_ns.fetch_add(static_cast<uint64_t>(mono_ns() - t0), std::memory_order_relaxed);
   ebuf[kErrCap - 1] = '\0';
-  if (st != TAILOR_OK) {
-    counters_.score_errors.fetch_add(1, std::memory_order_relaxed);
-    return Status::Error("score failed: " + ErrText(ebuf, "no message"));
-  }
+  if (st != TAILOR_OK) return Status::Error("score failed: " + ErrText(ebuf, "no message"));
   const bool may_abstain = api_->abi_minor >= 1;
   for (size_t i = 0; i < n; ++i) {
-    if (!std::isfinite(scores[i])) {
-      counters_.score_errors.fetch_add(1, std::memory_order_relaxed);
+    if (!std::isfinite(scores[i]))
       return Status::Error("score returned a non-finite value for candidate " + std::to_string(i));
-    }
     if (may_abstain && scores[i] == TAILOR_SCORE_ABSTAIN) continue;
     scores[i] = std::clamp(scores[i], 0.0f, 1.0f);
   }

@@ -38,6 +38,8 @@ struct PluginCounters {
   std::atomic<uint64_t> annotate_errors{0};
   std::atomic<uint64_t> similarity_calls{0};
   std::atomic<uint64_t> similarity_errors{0};
+  std::atomic<uint64_t> explain_calls{0};
+  std::atomic<uint64_t> explain_errors{0};
 };
 
 // One loaded plugin instance. Thread-safe: Score may run concurrently; the
@@ -62,6 +64,11 @@ class LoadedPlugin {
   // and the message says what went wrong.
   Status Score(const tailor_request_view& req, const tailor_candidate* candidates, size_t n,
                float* scores, char* reasons, size_t reason_cap);
+  // Reasons only: the same score call on the few candidates a reply shows or
+  // traces, after a Score without reasons on all of them; the scores of this
+  // call are discarded. Counted apart from Score (explain_calls).
+  Status Explain(const tailor_request_view& req, const tailor_candidate* candidates, size_t n,
+                 char* reasons, size_t reason_cap);
   Status Observe(const tailor_event_view& ev);
   Status Train();
   Status Save(const std::string& path);
@@ -88,6 +95,9 @@ class LoadedPlugin {
 
  private:
   LoadedPlugin() = default;
+  // The checked score call behind Score and Explain.
+  Status CallScore(const tailor_request_view& req, const tailor_candidate* candidates, size_t n,
+                   float* scores, char* reasons, size_t reason_cap);
   void* handle_ = nullptr;
   const tailor_plugin_api* api_ = nullptr;
   tailor_plugin* instance_ = nullptr;
