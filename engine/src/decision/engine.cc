@@ -595,25 +595,29 @@ std::variant<json, ApiError> Engine::Decide(const DecideRequest& req, DecideOpti
   std::snprintf(idbuf, sizeof idbuf, "d-%011llx-%06llx", static_cast<unsigned long long>(now),
                 static_cast<unsigned long long>(decision_seq_.fetch_add(1) & 0xffffff));
   std::string decision_id = idbuf;
+  // Built member by member: an initializer list would copy every value once
+  // more, and this runs for each of the ~50 entries of a trace.
   auto factors = [&](size_t i) {
-    json why = {{"priority", s.priority[i]},
-                {"propensity", s.propensity[i]},
-                {"context", s.context[i]},
-                {"value", std::pow(s.values[i] / max_value, placement.value_exponent)},
-                {"levers", s.levers[i]},
-                {"business_value", s.values[i]}};
-    json pj = json::object();
+    json why = json::object();
+    why["priority"] = s.priority[i];
+    why["propensity"] = s.propensity[i];
+    why["context"] = s.context[i];
+    why["value"] = std::pow(s.values[i] / max_value, placement.value_exponent);
+    why["levers"] = s.levers[i];
+    why["business_value"] = s.values[i];
+    json& pj = why["plugins"] = json::object();
     for (size_t k = 0; k < plugins.size(); ++k) {
       if (!s.plugin_ok[k]) continue;
       const float sc = s.all_scores[k * n + i];
-      json e = sc == TAILOR_SCORE_ABSTAIN
-                   ? json{{"abstained", true}, {"weight", plugins[k]->weight()}}
-                   : json{{"score", sc}, {"weight", plugins[k]->weight()}};
+      json& e = pj[plugins[k]->name()] = json::object();
+      if (sc == TAILOR_SCORE_ABSTAIN)
+        e["abstained"] = true;
+      else
+        e["score"] = sc;
+      e["weight"] = plugins[k]->weight();
       const char* reason = reason_of(k, i);
       if (reason[0]) e["reason"] = reason;
-      pj[plugins[k]->name()] = std::move(e);
     }
-    why["plugins"] = std::move(pj);
     if (!s.notes[i].empty()) why["rules"] = s.notes[i];
     for (const Diversified& d : diversified)
       if (d.candidate == i)
@@ -636,8 +640,11 @@ std::variant<json, ApiError> Engine::Decide(const DecideRequest& req, DecideOpti
   json offers = json::array();
   for (size_t r = 0; r < top; ++r) {
     size_t i = ranked[r].candidate;
-    json o = {{"rank", r + 1}, {"score", s.priority[i]}, {"why", factors(i)}};
-    if (!facts.empty()) o["why"]["facts"] = facts;
+    json o = json::object();
+    o["rank"] = r + 1;
+    o["score"] = s.priority[i];
+    json& why = o["why"] = factors(i);
+    if (!facts.empty()) why["facts"] = facts;
     name_candidate(o, i);
     offers.push_back(std::move(o));
   }
@@ -649,13 +656,17 @@ std::variant<json, ApiError> Engine::Decide(const DecideRequest& req, DecideOpti
   size_t suppressed = 0;
   for (size_t i = 0; i < n; ++i) {
     if (!s.vetoed[i] || suppressed++ >= kTraceSuppressed) continue;
-    json t = {{"status", "suppressed"}, {"why", factors(i)}};
+    json t = json::object();
+    t["status"] = "suppressed";
+    t["why"] = factors(i);
     name_candidate(t, i);
     trace.push_back(std::move(t));
   }
   for (size_t r = 0; r < ranked.size(); ++r) {
     size_t i = ranked[r].candidate;
-    json t = {{"status", shown[i] ? "shown" : "not chosen"}, {"why", factors(i)}};
+    json t = json::object();
+    t["status"] = shown[i] ? "shown" : "not chosen";
+    t["why"] = factors(i);
     if (shown[i]) t["rank"] = r + 1;
     name_candidate(t, i);
     trace.push_back(std::move(t));
@@ -663,8 +674,9 @@ std::variant<json, ApiError> Engine::Decide(const DecideRequest& req, DecideOpti
   json reply = {{"v", TAILOR_SCHEMA_VERSION},   {"id", req.id},    {"decision", decision_id},
                 {"personalised", personalised}, {"candidates", n}, {"offers", std::move(offers)}};
   if (!final_notes.empty()) reply["finalize"] = final_notes;
-  json stored_trace = {{"snapshot", snap->version}, {"candidates", n}, {"suppressed", suppressed},
-                       {"finalize", final_notes},   {"facts", facts},  {"entries", trace}};
+  json stored_trace = {
+      {"snapshot", snap->version}, {"candidates", n}, {"suppressed", suppressed},
+      {"finalize", final_notes},   {"facts", facts},  {"entries", std::move(trace)}};
   if (options.trace_in_reply) reply["trace"] = stored_trace;
 
   DecisionRecord rec;
