@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 #include <sqlite3.h>
 
+#include <algorithm>
+#include <atomic>
 #include <thread>
 
 #include "store/migrations.h"
@@ -167,6 +169,44 @@ TEST(Store, ProfileRecentIsNewestLastAndBounded) {
   EXPECT_EQ(p.first_seen_ms, 100);
   EXPECT_EQ(p.last_seen_ms, 109);
   EXPECT_FALSE(s->LoadProfile("stranger", 3).known);
+}
+
+// Profile loads reuse their prepared statements per read connection: loads
+// of different customers, interleaved, from several threads, with writes in
+// between, each see exactly their own customer, up to date.
+TEST(Store, ProfileLoadsReusingStatementsSeeTheirOwnCustomer) {
+  TempDir dir;
+  auto s = OpenStore(dir.file("t.db"));
+  constexpr int kCustomers = 6, kThreads = 4, kRounds = 50;
+  for (int c = 0; c < kCustomers; ++c)
+    for (int i = 0; i <= c; ++i)
+      s->AppendEvent(MakeEvent("c" + std::to_string(c), "view", "i" + std::to_string(c), 10 + i));
+  s->Flush();
+  std::atomic<int> wrong{0};
+  std::vector<std::thread> ts;
+  for (int t = 0; t < kThreads; ++t) {
+    ts.emplace_back([&, t] {
+      for (int r = 0; r < kRounds; ++r) {
+        const int c = (t + r) % kCustomers;
+        Profile p = s->LoadProfile("c" + std::to_string(c), 2);
+        const bool right = p.known && p.counts["view"] == c + 1 && !p.recent.empty() &&
+                           p.recent.back().item_id == "i" + std::to_string(c) &&
+                           p.recent.size() == std::min<size_t>(2, c + 1) &&
+                           p.last_seen_ms == 10 + c;
+        if (!right) ++wrong;
+        if (s->LoadProfile("nobody" + std::to_string(r), 2).known) ++wrong;
+      }
+    });
+  }
+  for (auto& t : ts) t.join();
+  EXPECT_EQ(wrong.load(), 0);
+  // A write after the statements were prepared is seen by the next load.
+  s->AppendEvent(MakeEvent("c0", "click", "i9", 99));
+  s->Flush();
+  Profile p = s->LoadProfile("c0", 2);
+  EXPECT_EQ(p.counts["click"], 1);
+  EXPECT_EQ(p.recent.back().item_id, "i9");
+  EXPECT_EQ(p.last_seen_ms, 99);
 }
 
 TEST(Store, ModelRegistryKeepsOneActivePerPlugin) {

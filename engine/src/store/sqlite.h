@@ -20,13 +20,24 @@ class Stmt {
   Stmt(sqlite3* db, const char* sql) : db_(db) {
     if (sqlite3_prepare_v2(db, sql, -1, &st_, nullptr) != SQLITE_OK) st_ = nullptr;
   }
-  ~Stmt() { sqlite3_finalize(st_); }
+  // Uses a statement prepared and owned elsewhere (a cache); it is reset for
+  // its next use at the end, not finalized. A null one fails like a bad
+  // prepare.
+  struct Borrowed {};
+  Stmt(sqlite3* db, sqlite3_stmt* st, Borrowed) : db_(db), st_(st), borrowed_(true) {}
+  ~Stmt() {
+    if (borrowed_)
+      Reset();
+    else
+      sqlite3_finalize(st_);
+  }
   Stmt(const Stmt&) = delete;
   Stmt& operator=(const Stmt&) = delete;
 
   bool ok() const { return st_ != nullptr; }
   const char* error() const { return sqlite3_errmsg(db_); }
   void Reset() {
+    if (!st_) return;
     sqlite3_reset(st_);
     sqlite3_clear_bindings(st_);
   }
@@ -72,6 +83,7 @@ class Stmt {
  private:
   sqlite3* db_;
   sqlite3_stmt* st_ = nullptr;
+  bool borrowed_ = false;
 };
 
 inline Status Exec(sqlite3* db, const char* sql) {

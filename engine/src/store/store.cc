@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <condition_variable>
 #include <deque>
+#include <map>
 #include <mutex>
 #include <thread>
 
@@ -141,9 +142,16 @@ struct Store::Impl {
   // Pool of read connections; a connection is used by one thread at a time.
   std::mutex pool_mu;
   std::vector<sqlite3*> pool;
+  // Statements of the hot reads, prepared once per pooled connection:
+  // preparing three per profile load was a third of loading a profile.
+  std::mutex cache_mu;
+  std::map<std::pair<sqlite3*, const char*>, sqlite3_stmt*> cached;
 
   ~Impl() {
-    for (sqlite3* db : pool) sqlite3_close(db);
+    for (sqlite3* db : pool) {
+      while (sqlite3_stmt* st = sqlite3_next_stmt(db, nullptr)) sqlite3_finalize(st);
+      sqlite3_close(db);
+    }
     sqlite3_close(sync_db);
     sqlite3_close(writer_db);
   }
@@ -167,6 +175,19 @@ struct Store::Impl {
       impl_->pool.push_back(db_);
     }
     sqlite3* db() const { return db_; }
+    // sql must be a string with static storage: its address is the key.
+    Stmt Cached(const char* sql) {
+      sqlite3_stmt* st = nullptr;
+      std::lock_guard lock(impl_->cache_mu);
+      auto [it, fresh] = impl_->cached.try_emplace({db_, sql}, nullptr);
+      if (fresh && sqlite3_prepare_v3(db_, sql, -1, SQLITE_PREPARE_PERSISTENT, &it->second,
+                                      nullptr) != SQLITE_OK) {
+        sqlite3_finalize(it->second);
+        impl_->cached.erase(it);
+        return Stmt(db_, st, Stmt::Borrowed{});
+      }
+      return Stmt(db_, it->second, Stmt::Borrowed{});
+    }
 
    private:
     Impl* impl_;
@@ -469,8 +490,8 @@ Profile Store::LoadProfile(const std::string& customer_id, size_t recent_limit) 
   Impl::Reader r(impl_.get());
   if (!r.db()) return p;
   {
-    Stmt st(r.db(),
-            "SELECT id, attributes, consent, created_ms, updated_ms FROM customers WHERE id=?");
+    Stmt st = r.Cached(
+        "SELECT id, attributes, consent, created_ms, updated_ms FROM customers WHERE id=?");
     st.Text(1, customer_id);
     if (st.Step() == SQLITE_ROW) {
       p.known = true;
@@ -480,9 +501,9 @@ Profile Store::LoadProfile(const std::string& customer_id, size_t recent_limit) 
     }
   }
   {
-    Stmt st(r.db(),
-            "SELECT type, count(*), min(ts_ms), max(ts_ms) FROM events WHERE customer_id=? "
-            "GROUP BY type");
+    Stmt st = r.Cached(
+        "SELECT type, count(*), min(ts_ms), max(ts_ms) FROM events WHERE customer_id=? "
+        "GROUP BY type");
     st.Text(1, customer_id);
     while (st.Step() == SQLITE_ROW) {
       p.known = true;
@@ -493,9 +514,10 @@ Profile Store::LoadProfile(const std::string& customer_id, size_t recent_limit) 
     }
   }
   if (recent_limit > 0 && !p.counts.empty()) {
-    std::string sql = std::string("SELECT ") + kEventColumns +
-                      " FROM events WHERE customer_id=? ORDER BY ts_ms DESC, seq DESC LIMIT ?";
-    Stmt st(r.db(), sql.c_str());
+    static const std::string sql =
+        std::string("SELECT ") + kEventColumns +
+        " FROM events WHERE customer_id=? ORDER BY ts_ms DESC, seq DESC LIMIT ?";
+    Stmt st = r.Cached(sql.c_str());
     st.Text(1, customer_id).Int(2, static_cast<int64_t>(recent_limit));
     while (st.Step() == SQLITE_ROW) p.recent.push_back(ReadEvent(st, 0));
     std::reverse(p.recent.begin(), p.recent.end());
