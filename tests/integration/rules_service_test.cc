@@ -157,10 +157,8 @@ class Reload : public RulesService {
     config_ = dir_.file("tailor.yaml");
     WriteFile(config_, std::string(R"(
 plugins:
-  - name: popularity
-    path: )") + TAILOR_PLUGIN_DIR +
-                           R"(/tailor_popularity.so
-placements:
+)") + ShippedPluginYaml("popularity") +
+                           R"(placements:
   home: {kind: offers}
   checkout: {kind: offers}
   email: {kind: offers}
@@ -318,10 +316,8 @@ entry:
   std::string config = dir_.file("tailor.yaml");
   WriteFile(config, std::string(R"(
 plugins:
-  - name: popularity
-    path: )") + TAILOR_PLUGIN_DIR +
-                        R"(/tailor_popularity.so
-placements:
+)") + ShippedPluginYaml("popularity") +
+                        R"(placements:
   home: {kind: offers}
   checkout: {kind: offers}
   email: {kind: offers}
@@ -395,13 +391,8 @@ entry:
   std::string config = dir_.file("tailor.yaml");
   WriteFile(config, std::string(R"(
 plugins:
-  - name: popularity
-    path: )") + TAILOR_PLUGIN_DIR +
-                        R"(/tailor_popularity.so
-  - name: facts
-    path: )" + TAILOR_FIXTURE_DIR +
-                        R"(/facts.so
-placements:
+)") + ShippedPluginYaml("popularity") +
+                        FixturePluginYaml("facts") + R"(placements:
   home: {kind: offers}
   checkout: {kind: offers}
   email: {kind: offers}
@@ -479,14 +470,8 @@ TEST_F(RulesService, AbstainingPluginLeavesPToTheOthers) {
   std::string config = dir_.file("tailor.yaml");
   WriteFile(config, std::string(R"(
 plugins:
-  - name: popularity
-    path: )") + TAILOR_PLUGIN_DIR +
-                        R"(/tailor_popularity.so
-  - name: abstains
-    weight: 3
-    path: )" + TAILOR_FIXTURE_DIR +
-                        R"(/abstains.so
-placements:
+)") + ShippedPluginYaml("popularity") +
+                        FixturePluginYaml("abstains", "    weight: 3\n") + R"(placements:
   home: {kind: offers}
   checkout: {kind: offers}
   email: {kind: offers}

@@ -313,10 +313,8 @@ TEST_F(Service, InlineHandlingCanBeTurnedOff) {
   WriteFile(config, std::string(R"(
 service: {workers: 1, inline_when_idle: false}
 plugins:
-  - name: popularity
-    path: )") + TAILOR_PLUGIN_DIR +
-                        R"(/tailor_popularity.so
-placements:
+)") + ShippedPluginYaml("popularity") +
+                        R"(placements:
   home: {kind: offers}
 offers: offers.yaml
 )");
@@ -371,13 +369,8 @@ TEST_F(Service, FailingPluginsDropOutAndAreNamedAndCounted) {
   WriteFile(config, std::string(R"(
 service: {workers: 2}
 plugins:
-  - name: popularity
-    path: )") + TAILOR_PLUGIN_DIR +
-                        R"(/tailor_popularity.so
-  - name: score_error
-    path: )" + TAILOR_FIXTURE_DIR +
-                        R"(/score_error.so
-  - name: missing
+)") + ShippedPluginYaml("popularity") +
+                        FixturePluginYaml("score_error") + R"(  - name: missing
     path: /nonexistent/tailor_missing.so
 placements:
   home: {kind: offers}
@@ -416,11 +409,8 @@ TEST_F(Service, DiversifiedPlacementMakesRoomForUnlikeItems) {
   std::string config = dir_.file("tailor.yaml");
   WriteFile(config, std::string(R"(
 plugins:
-  - name: similar
-    path: )") + TAILOR_FIXTURE_DIR +
-                        R"(/similar.so
-    config: {fail: throw}
-placements:
+)") + FixturePluginYaml("similar", "    config: {fail: throw}\n") +
+                        R"(placements:
   shelf: {kind: items, diversity: {lambda: 0.5, by: similar}}
   plain: {kind: items}
 )");
@@ -483,10 +473,8 @@ TEST_F(Service, LargePlacementAsksForReasonsOnlyForWhatItNames) {
   std::string config = dir_.file("tailor.yaml");
   WriteFile(config, std::string(R"(
 plugins:
-  - name: similar
-    path: )") + TAILOR_FIXTURE_DIR +
-                        R"(/similar.so
-placements:
+)") + FixturePluginYaml("similar") +
+                        R"(placements:
   shelf: {kind: items}
 )");
   auto d = Start({}, config);

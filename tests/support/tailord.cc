@@ -17,6 +17,14 @@ namespace tailor::testing {
 std::string TailorBin() { return std::string(TAILOR_BIN_DIR) + "/tailor"; }
 std::string TailordBin() { return std::string(TAILOR_BIN_DIR) + "/tailord"; }
 
+std::string ShippedPluginYaml(const std::string& name, const std::string& extra) {
+  return "  - name: " + name + "\n    path: " + TAILOR_PLUGIN_DIR + "/tailor_" + name + ".so\n" +
+         extra;
+}
+std::string FixturePluginYaml(const std::string& name, const std::string& extra) {
+  return "  - name: " + name + "\n    path: " + TAILOR_FIXTURE_DIR + "/" + name + ".so\n" + extra;
+}
+
 Tailord::Tailord(Options o) {
   if (o.config.empty()) o.config = std::string(TAILOR_SOURCE_DIR) + "/config/tailor.yaml";
   dir_ = std::filesystem::path(o.store).parent_path().string();

@@ -50,4 +50,10 @@ class Client {
 std::string TailorBin();
 std::string TailordBin();
 
+// One entry of a tailor.yaml `plugins:` list for a shipped plugin
+// (build/plugins/tailor_<name>.so) or a test fixture (<name>.so); extra holds
+// more keys, each line indented four spaces ("    weight: 3\n").
+std::string ShippedPluginYaml(const std::string& name, const std::string& extra = "");
+std::string FixturePluginYaml(const std::string& name, const std::string& extra = "");
+
 }  // namespace tailor::testing
