@@ -45,7 +45,7 @@ int64_t days_from_civil(int64_t y, unsigned m, unsigned d) {
 
 std::optional<int64_t> parse_iso8601_ms(std::string_view s) {
   size_t p = 0;
-  int y, mo, d, h = 0, mi = 0, sec = 0;
+  int y = 0, mo = 0, d = 0, h = 0, mi = 0, sec = 0;
   if (!read_int(s, p, 4, y) || p >= s.size() || s[p++] != '-') return std::nullopt;
   if (!read_int(s, p, 2, mo) || p >= s.size() || s[p++] != '-') return std::nullopt;
   if (!read_int(s, p, 2, d)) return std::nullopt;
@@ -79,7 +79,7 @@ std::optional<int64_t> parse_iso8601_ms(std::string_view s) {
       } else if (s[p] == '+' || s[p] == '-') {
         int sign = s[p] == '-' ? -1 : 1;
         ++p;
-        int oh, om = 0;
+        int oh = 0, om = 0;
         if (!read_int(s, p, 2, oh)) return std::nullopt;
         if (p < s.size() && s[p] == ':') ++p;
         if (p < s.size() && !read_int(s, p, 2, om)) return std::nullopt;
