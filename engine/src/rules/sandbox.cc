@@ -1,0 +1,273 @@
+#include "rules/sandbox.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "common/time.h"
+#include "rules/primitives.h"
+
+namespace tailor::rules_internal {
+
+Sandbox* SandboxOf(lua_State* L) { return *static_cast<Sandbox**>(lua_getextraspace(L)); }
+
+namespace {
+
+// Fails only growth, never a shrink; osize is not a size when ptr is NULL.
+void* Alloc(void* ud, void* ptr, size_t osize, size_t nsize) {
+  auto* sb = static_cast<Sandbox*>(ud);
+  size_t old = ptr ? osize : 0;
+  if (nsize == 0) {
+    std::free(ptr);
+    sb->used -= old;
+    return nullptr;
+  }
+  if (nsize > old) {
+    size_t grow = nsize - old;
+    if (sb->used + grow > sb->limit || sb->used + grow > sb->call_limit) {
+      sb->memory_hit = true;
+      return nullptr;
+    }
+  }
+  void* p = std::realloc(ptr, nsize);
+  if (!p) return nullptr;
+  sb->used = sb->used - old + nsize;
+  return p;
+}
+
+// The deadline check. Once tripped it fires on every instruction, so a pcall
+// inside the rule cannot swallow the abort and carry on.
+void Hook(lua_State* L, lua_Debug*) {
+  Sandbox* sb = SandboxOf(L);
+  sb->instructions += sb->aborted ? 1 : kHookEvery;
+  // The clock starts at the first check: most hook calls finish before it,
+  // and reading the clock on every call would cost more than the rule.
+  int64_t now = mono_ns();
+  if (sb->deadline_ns == 0) sb->deadline_ns = now + sb->time_ns;
+  if (!sb->aborted && (sb->instructions > sb->max_instructions || now > sb->deadline_ns)) {
+    sb->aborted = true;
+    lua_sethook(L, Hook, LUA_MASKCOUNT, 1);
+  }
+  if (sb->aborted) luaL_error(L, "rule exceeded its budget");
+}
+
+// __index / __newindex of a file's environment: undeclared globals are errors.
+int EnvIndex(lua_State* L) {
+  // upvalue 1: the shared globals table
+  lua_pushvalue(L, 2);
+  lua_rawget(L, lua_upvalueindex(1));
+  if (!lua_isnil(L, -1)) return 1;
+  return luaL_error(L, "undeclared global '%s'", lua_tostring(L, 2) ? lua_tostring(L, 2) : "?");
+}
+
+int EnvNewIndex(lua_State* L) {
+  return luaL_error(L, "assignment to undeclared global '%s' (use local)",
+                    lua_tostring(L, 2) ? lua_tostring(L, 2) : "?");
+}
+
+// rule { name = ..., description = ..., eligible = fn, score = fn, finalize = fn }
+int DeclareRule(lua_State* L) {
+  Sandbox* sb = SandboxOf(L);
+  if (!sb->loading) return luaL_error(L, "rule{} can only be declared when the file loads");
+  luaL_checktype(L, 1, LUA_TTABLE);
+  static const char* const kKeys[] = {"name", "description", "eligible", "score", "finalize"};
+  lua_pushnil(L);
+  while (lua_next(L, 1)) {
+    lua_pop(L, 1);
+    const char* k = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : nullptr;
+    bool known = false;
+    for (const char* key : kKeys) known = known || (k && std::strcmp(k, key) == 0);
+    if (!known)
+      return luaL_error(L,
+                        "rule has unknown key '%s' (valid: name, description, eligible, score, "
+                        "finalize)",
+                        k ? k : luaL_typename(L, -1));
+  }
+  Sandbox::Declared d;
+  lua_getfield(L, 1, "name");
+  if (lua_type(L, -1) != LUA_TSTRING || lua_rawlen(L, -1) == 0)
+    return luaL_error(L, "rule needs a name (a non-empty string)");
+  d.info.name = lua_tostring(L, -1);
+  lua_pop(L, 1);
+  for (const auto& other : sb->declared)
+    if (other.info.name == d.info.name)
+      return luaL_error(L, "rule '%s' is already declared at %s:%d", d.info.name.c_str(),
+                        other.info.file.c_str(), other.info.line);
+  lua_getfield(L, 1, "description");
+  if (!lua_isnil(L, -1) && lua_type(L, -1) != LUA_TSTRING)
+    return luaL_error(L, "rule '%s': description must be a string", d.info.name.c_str());
+  if (lua_type(L, -1) == LUA_TSTRING) d.info.description = lua_tostring(L, -1);
+  lua_pop(L, 1);
+  int* refs[] = {&d.eligible, &d.score, &d.finalize};
+  bool* has[] = {&d.info.eligible, &d.info.score, &d.info.finalize};
+  const char* hooks[] = {"eligible", "score", "finalize"};
+  for (int i = 0; i < 3; ++i) {
+    lua_getfield(L, 1, hooks[i]);
+    if (lua_isnil(L, -1)) {
+      lua_pop(L, 1);
+      continue;
+    }
+    if (!lua_isfunction(L, -1))
+      return luaL_error(L, "rule '%s': %s must be a function", d.info.name.c_str(), hooks[i]);
+    *refs[i] = luaL_ref(L, LUA_REGISTRYINDEX);
+    *has[i] = true;
+  }
+  if (!d.info.eligible && !d.info.score && !d.info.finalize)
+    return luaL_error(L, "rule '%s' has no hook (eligible, score or finalize)",
+                      d.info.name.c_str());
+  lua_Debug ar;
+  if (lua_getstack(L, 1, &ar) && lua_getinfo(L, "l", &ar)) d.info.line = ar.currentline;
+  d.info.file = sb->current_file;
+  sb->declared.push_back(std::move(d));
+  return 0;
+}
+
+void OpenSandboxLibs(lua_State* L) {
+  static const luaL_Reg kLibs[] = {{LUA_GNAME, luaopen_base},
+                                   {LUA_STRLIBNAME, luaopen_string},
+                                   {LUA_TABLIBNAME, luaopen_table},
+                                   {LUA_MATHLIBNAME, luaopen_math},
+                                   {LUA_UTF8LIBNAME, luaopen_utf8}};
+  for (const auto& lib : kLibs) {
+    luaL_requiref(L, lib.name, lib.func, 1);
+    lua_pop(L, 1);
+  }
+  lua_pushglobaltable(L);
+  for (const char* banned :
+       {"load", "loadfile", "dofile", "require", "collectgarbage", "print", "rawset", "rawequal",
+        "rawget", "rawlen", "setmetatable", "getmetatable"}) {
+    lua_pushnil(L);
+    lua_setfield(L, -2, banned);
+  }
+  // A getmetatable that cannot reach the string metatable (shared by all rules).
+  lua_getfield(L, -1, "string");
+  lua_pushnil(L);
+  lua_setfield(L, -2, "dump");
+  lua_pop(L, 1);
+  lua_pushcfunction(L, DeclareRule);
+  lua_setfield(L, -2, "rule");
+  OpenPrimitives(L);  // history.*, plugin_score
+  lua_pop(L, 1);
+  // Protect the string metatable: `("").x = ...` tricks cannot reach it.
+  lua_pushliteral(L, "");
+  if (lua_getmetatable(L, -1)) {
+    lua_pushliteral(L, "locked");
+    lua_setfield(L, -2, "__metatable");
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+}
+
+}  // namespace
+
+lua_State* NewState(Sandbox* sb) {
+  lua_State* L = lua_newstate(Alloc, sb);
+  if (!L) return nullptr;
+  *static_cast<Sandbox**>(lua_getextraspace(L)) = sb;
+  OpenSandboxLibs(L);
+  return L;
+}
+
+void PushEnv(lua_State* L) {
+  lua_newtable(L);
+  lua_newtable(L);
+  lua_pushglobaltable(L);
+  lua_pushcclosure(L, EnvIndex, 1);
+  lua_setfield(L, -2, "__index");
+  lua_pushcfunction(L, EnvNewIndex);
+  lua_setfield(L, -2, "__newindex");
+  lua_pushliteral(L, "locked");
+  lua_setfield(L, -2, "__metatable");
+  lua_setmetatable(L, -2);
+}
+
+void Arm(Sandbox* sb, lua_State* L, const RuleLimits& lim) {
+  sb->instructions = 0;
+  sb->max_instructions = lim.instructions;
+  sb->deadline_ns = 0;
+  sb->time_ns = lim.time_us * 1000;
+  sb->memory_hit = false;
+  sb->call_limit = sb->used + lim.call_memory;
+  // The hook stays installed between calls (only Lua code runs it); it is
+  // reinstalled after an abort switched it to every instruction.
+  if (!sb->hooked || sb->aborted) {
+    lua_sethook(L, Hook, LUA_MASKCOUNT, kHookEvery);
+    sb->hooked = true;
+  }
+  sb->aborted = false;
+}
+
+const char* Disarm(Sandbox* sb, lua_State* L, int rc) {
+  (void)L;
+  sb->call_limit = std::numeric_limits<size_t>::max();
+  if (rc == LUA_OK) return nullptr;
+  if (sb->aborted) return "timeout";
+  if (rc == LUA_ERRMEM || sb->memory_hit) return "memory";
+  return "error";
+}
+
+bool LoadSources(lua_State* L, Sandbox* sb,
+                 const std::vector<std::pair<std::string, std::string>>& sources,
+                 const RuleLimits& lim, std::vector<std::string>* errors) {
+  bool ok = true;
+  for (const auto& [file, text] : sources) {
+    sb->current_file = file;
+    std::string chunk = "@" + file;
+    // Text only: precompiled bytecode can crash the VM.
+    if (luaL_loadbufferx(L, text.data(), text.size(), chunk.c_str(), "t") != LUA_OK) {
+      errors->push_back(std::string(lua_tostring(L, -1)));
+      lua_pop(L, 1);
+      ok = false;
+      continue;
+    }
+    PushEnv(L);
+    if (!lua_setupvalue(L, -2, 1)) lua_pop(L, 1);
+    sb->loading = true;
+    Arm(sb, L, lim);
+    int rc = lua_pcall(L, 0, 0, 0);
+    const char* why = Disarm(sb, L, rc);
+    sb->loading = false;
+    if (why) {
+      std::string msg = lua_tostring(L, -1) ? lua_tostring(L, -1) : "error";
+      lua_pop(L, 1);
+      if (std::strcmp(why, "timeout") == 0) msg = file + ": loading took too long: " + msg;
+      if (std::strcmp(why, "memory") == 0) msg = file + ": loading used too much memory";
+      errors->push_back(msg);
+      ok = false;
+    }
+  }
+  return ok;
+}
+
+std::vector<std::pair<std::string, std::string>> ReadDir(const std::string& dir,
+                                                         std::vector<std::string>* errors) {
+  std::vector<std::pair<std::string, std::string>> out;
+  std::error_code ec;
+  if (!std::filesystem::is_directory(dir, ec)) {
+    errors->push_back(dir + ":1:1: rules directory does not exist");
+    return out;
+  }
+  std::vector<std::string> files;
+  for (const auto& e : std::filesystem::directory_iterator(dir, ec))
+    if (e.path().extension() == ".lua") files.push_back(e.path().string());
+  std::sort(files.begin(), files.end());
+  for (const auto& f : files) {
+    std::ifstream in(f, std::ios::binary);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    out.emplace_back(f, ss.str());
+  }
+  return out;
+}
+
+std::string ReasonOf(lua_State* L, int idx) {
+  size_t len = 0;
+  const char* s = lua_tolstring(L, idx, &len);
+  if (!s) return "";
+  return std::string(s, std::min(len, kMaxReason));
+}
+
+}  // namespace tailor::rules_internal
