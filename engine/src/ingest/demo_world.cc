@@ -721,8 +721,7 @@ void World::MakePeople() {
   for (int i = 0; i < n; ++i) {
     Rng rng(o_.seed, kCustomerStream, static_cast<uint64_t>(i));
     Person& p = people_[i];
-    p.id = "c";  // appended, not "c" + ...: GCC 12 -O3 warns falsely (-Wrestrict) on that
-    p.id += std::to_string(i + 1);
+    p.id = "c" + std::to_string(i + 1);
     // A few under 21 (age-gated offers need them), most between 25 and 60.
     p.age = rng.Chance(0.05)
                 ? rng.Int(18, 20)
