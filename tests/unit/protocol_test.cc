@@ -1,5 +1,7 @@
 #include "service/protocol.h"
 
+#include "common/json_limits.h"
+
 #include <gtest/gtest.h>
 
 namespace tailor {
@@ -78,6 +80,57 @@ TEST(Protocol, ErrorReplyCarriesIdAndNullWhenUnknown) {
   EXPECT_TRUE(j["id"].is_null());
   EXPECT_EQ(j["error"]["field"], "x");
   EXPECT_EQ(nlohmann::json::parse(ErrorReply("r9", {"bad_request", "", "m"}))["id"], "r9");
+}
+
+}  // namespace
+}  // namespace tailor
+
+namespace tailor {
+namespace {
+
+std::string Nested(const std::string& key, int levels, const std::string& head) {
+  std::string open, close;
+  for (int i = 0; i < levels; ++i) {
+    open += i % 2 ? "[" : "{\"k\":";
+    close = (i % 2 ? "]" : "}") + close;
+  }
+  return head + ",\"" + key + "\":" + open + "1" + close + "}";
+}
+
+TEST(ProtocolDepth, ScanCountsLevelsOutsideStringsAndNamesTheTopKey) {
+  EXPECT_EQ(ScanJsonDepth(R"({"a":1})").depth, 1);
+  EXPECT_EQ(ScanJsonDepth(R"({"context":{"a":[1]}})").depth, 3);
+  // Brackets inside strings, escaped quotes included, are not nesting.
+  EXPECT_EQ(ScanJsonDepth(R"({"a":"[[[{{{\"[[["})").depth, 1);
+  JsonDepth d = ScanJsonDepth(R"({"x":[1],"context":{"a":{"b":{}}}})", 3);
+  EXPECT_EQ(d.depth, 4);
+  EXPECT_EQ(d.field, "context");
+  EXPECT_EQ(ScanJsonDepth("[[[[[[", 3).field, "");
+}
+
+TEST(ProtocolDepth, DecideContextDeeperThanTheLimitIsABadRequestNamingContext) {
+  const std::string head = R"({"v":1,"type":"decide","id":"d1","channel":"web","placement":"home")";
+  // The message is level 1 and context's object level 2: 31 levels inside
+  // context reach exactly the limit.
+  std::string id;
+  auto ok = ParseRequest(Nested("context", kMaxJsonDepth - 1, head), 1 << 20, &id);
+  ASSERT_TRUE(std::holds_alternative<Request>(ok));
+  for (int levels : {kMaxJsonDepth, 100, 10'000}) {
+    ApiError e = ExpectError(Nested("context", levels, head), 1 << 20);
+    EXPECT_EQ(e.code, "bad_request") << levels;
+    EXPECT_EQ(e.field, "context") << levels;
+    EXPECT_NE(e.message.find("deeper than 32 levels"), std::string::npos) << e.message;
+  }
+}
+
+TEST(ProtocolDepth, EveryMessageTypeAndEventPropertiesAreBounded) {
+  ApiError e = ExpectError(
+      Nested("properties", 200, R"({"v":1,"type":"event","customer":"c","event":"click")"),
+      1 << 20);
+  EXPECT_EQ(e.field, "properties");
+  EXPECT_EQ(ExpectError(Nested("extra", 200, R"({"v":1,"type":"health")"), 1 << 20).field,
+            "extra");
+  EXPECT_EQ(ExpectError(std::string(5000, '['), 1 << 20).field, "");
 }
 
 }  // namespace

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "common/json_limits.h"
 #include "common/time.h"
 #include "tailor/messages.h"
 
@@ -197,6 +198,13 @@ std::variant<Request, ApiError> ParseRequest(std::string_view body, size_t max_b
     return ApiError{TAILOR_ERR_TOO_LARGE, "",
                     "message is " + std::to_string(body.size()) + " bytes; the limit is " +
                         std::to_string(max_bytes)};
+  // Depth first, before anything is built: every later walk over the message
+  // (copies, dumps, the rules' Lua tables) is then bounded.
+  if (JsonDepth d = ScanJsonDepth(body); d.depth > kMaxJsonDepth) {
+    const std::string what = d.field.empty() ? "message" : d.field;
+    return Bad(d.field, what + " is nested deeper than " + std::to_string(kMaxJsonDepth) +
+                            " levels (the limit, counting the message itself)");
+  }
   json msg = json::parse(body.begin(), body.end(), nullptr, /*allow_exceptions=*/false);
   if (msg.is_discarded()) return Bad("", "message is not valid JSON");
   if (!msg.is_object())
