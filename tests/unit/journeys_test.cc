@@ -236,6 +236,50 @@ TEST_F(JourneyRuntimeTest, StageRestrictsOffersCategoriesAndChannels) {
   EXPECT_TRUE(Check("c2", "app", "o_audio_week", "audio", kT0 + 2).allowed);  // in no journey
 }
 
+// Item placements are judged too. A stage's `offers` names offers, so it
+// neither admits nor refuses an item; its categories, channels and contact
+// caps apply to items as to offers.
+TEST_F(JourneyRuntimeTest, ItemsAreHeldToCategoriesChannelsAndCapsButNotOfferLists) {
+  std::vector<std::string> errors;
+  journeys_ = Journeys::FromSources({{"journeys/items.yaml", R"yaml(name: items
+stages:
+  - name: intro
+    offers: [o_loyalty_app]
+    caps:
+      - {channel: web, max: 1, per: 1d}
+  - name: audio_only
+    categories: [audio]
+    channels: [web]
+entry:
+  - event: view
+transitions:
+  - {from: intro, to: audio_only, event: click}
+)yaml"}},
+                                    kOffers, &errors);
+  ASSERT_NE(journeys_, nullptr) << errors[0];
+  Send("c1", "view", kT0);
+  // Only offers are held to the offer list: every item passes.
+  EXPECT_FALSE(Check("c1", "web", "o_audio_week", "audio", kT0).allowed);
+  auto v = Check("c1", "web", "", "audio", kT0);
+  EXPECT_TRUE(v.allowed) << v.reason;
+  EXPECT_EQ(v.stage, "intro");
+  EXPECT_TRUE(Check("c1", "web", "", "", kT0).allowed);  // an item without a category
+  // The web cap counts item impressions and then refuses items too.
+  Send("c1", "impression", kT0 + 10, "", "web");
+  v = Check("c1", "web", "", "audio", kT0 + 20);
+  EXPECT_FALSE(v.allowed);
+  EXPECT_EQ(v.reason,
+            "journey items, stage intro: contact cap reached: at most 1 web contacts per 1d (1 "
+            "so far)");
+  // A stage with categories holds items to them, and its channels apply.
+  Send("c1", "click", kT0 + 30);
+  EXPECT_TRUE(Check("c1", "web", "", "audio", kT0 + 40).allowed);
+  v = Check("c1", "web", "", "phones", kT0 + 40);
+  EXPECT_EQ(v.reason, "journey items, stage audio_only: category phones not allowed here");
+  v = Check("c1", "app", "", "audio", kT0 + 40);
+  EXPECT_EQ(v.reason, "journey items, stage audio_only: channel app not allowed here");
+}
+
 TEST_F(JourneyRuntimeTest, ContactCapsCountImpressionsPerChannelAndWindow) {
   Send("c1", "view", kT0);
   Send("c1", "click", kT0 + 1, "phones");

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <nlohmann/json.hpp>
 
 #include "common/time.h"
 #include "decision/engine.h"
@@ -72,6 +73,8 @@ class Rules : public ::testing::Test {
     req.channel = "web";
     req.placement = "home";
     req.now_ms = now_ms();
+    req.context_json = context_json_;
+    req.facts = facts_;
     runtime_->Begin(req);
     int64_t t0 = mono_ns();
     RuleEffect fx = runtime_->Evaluate(0, 0, -1, 0.5);
@@ -89,6 +92,8 @@ class Rules : public ::testing::Test {
 
   std::shared_ptr<const Catalog> catalog_ = TinyCatalog();
   Profile profile_;
+  std::string context_json_ = "{}";
+  const nlohmann::json* facts_ = nullptr;
   std::unique_ptr<RuleRuntime> runtime_;
 };
 
@@ -239,6 +244,31 @@ TEST_F(Rules, GarbageOfEarlierRequestsIsCollected) {
   EXPECT_EQ(c.memory.load(), 0u);
   EXPECT_EQ(c.errors.load(), 0u);
   EXPECT_LT(peak, 8u << 20);
+}
+
+// Client data nested far past the protocol's limit (a store row, a plugin's
+// facts, or a message that got past the parser) reaches the rules cut at
+// kMaxJsonDepth levels: no crash, no Lua error, and the rules still run.
+TEST_F(Rules, DeeplyNestedContextAndFactsAreCutAtTheDepthLimit) {
+  const int kDeep = 10'000;
+  context_json_ = R"({"deep":)" + std::string(kDeep, '[') + std::string(kDeep, ']') + "}";
+  nlohmann::json facts = {
+      {"context",
+       {{"facts_deep", nlohmann::json::parse(std::string(kDeep, '[') + std::string(kDeep, ']'))}}}};
+  facts_ = &facts;
+  profile_.known = true;
+  profile_.customer.attributes_json =
+      R"({"prefs":)" + std::string(kDeep, '[') + std::string(kDeep, ']') + "}";
+  auto set = Load(R"(
+    local function depth(t) local n = 0 while type(t) == "table" do n = n + 1 t = t[1] end return n end
+    rule { name = "hostile", score = function(offer, p, customer, ctx)
+      return 1.5, string.format("depths %d %d %d", depth(ctx.deep), depth(ctx.facts_deep),
+                                depth(customer.prefs)) end })");
+  RuleEffect fx = Run(set);
+  EXPECT_DOUBLE_EQ(fx.levers, 3.0) << Joined(fx.reasons);
+  EXPECT_NE(Joined(fx.reasons).find("hostile: x1.5 depths 32 32 32"), std::string::npos)
+      << Joined(fx.reasons);
+  EXPECT_EQ(set->counters(Index(*set, "hostile")).errors.load(), 0u);
 }
 
 // ---- load-time errors ---------------------------------------------------------

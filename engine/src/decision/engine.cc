@@ -499,12 +499,13 @@ std::variant<json, ApiError> Engine::Decide(const DecideRequest& req, DecideOpti
           P * s.context[i] * std::pow(s.values[i] / max_value, placement.value_exponent);
       continue;
     }
-    // Journeys first: a stage that does not allow this offer (or a contact
-    // cap) suppresses it before any rule runs.
-    if (journeys && s.offer_index[i] >= 0) {
+    // Journeys first: a stage that does not allow this offer or item (its
+    // channel, category or a contact cap) suppresses it before any rule runs.
+    if (journeys) {
       const tailor_candidate& c = s.candidates[i];
-      JourneyRuntime::Verdict v = journey_rt_->Check(*journeys, req.customer, req.channel,
-                                                     c.offer_id, c.category ? c.category : "", now);
+      JourneyRuntime::Verdict v =
+          journey_rt_->Check(*journeys, req.customer, req.channel, c.offer_id ? c.offer_id : "",
+                             c.category ? c.category : "", now);
       if (!v.journey.empty())
         s.notes[i].push_back("journey " + v.journey + ", stage " + v.stage +
                              (v.allowed ? "" : ": " + v.reason));

@@ -568,8 +568,12 @@ JourneyRuntime::Verdict JourneyRuntime::Check(const Journeys& journeys,
           refuse("channel " + channel + " not allowed here");
           return;
         }
-        if ((!s.offers.empty() || !s.categories.empty()) &&
-            !(!offer_id.empty() && Contains(s.offers, offer_id)) &&
+        // `offers` lists offer ids, so it says nothing about items: an item
+        // is held to the stage's categories only (a stage that lists only
+        // offers leaves product recommendations open).
+        const bool restricted =
+            offer_id.empty() ? !s.categories.empty() : !s.offers.empty() || !s.categories.empty();
+        if (restricted && !(!offer_id.empty() && Contains(s.offers, offer_id)) &&
             !(!category.empty() && Contains(s.categories, category))) {
           refuse(offer_id.empty()
                      ? "category " + (category.empty() ? "(none)" : category) + " not allowed here"

@@ -4,6 +4,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/json_limits.h"
 #include "decision/engine.h"
 
 namespace tailor::rules_internal {
@@ -60,12 +61,22 @@ void PushReadOnly(lua_State* L, std::vector<int>* proxies) {
   lua_remove(L, -2);  // drop the real table
 }
 
-void PushJson(lua_State* L, const json& j, std::vector<int>* proxies) {
+namespace {
+
+// depth counts the levels above j (0 for a top-level value). Past
+// kMaxJsonDepth the value becomes nil: no client document can drive the
+// recursion (or the Lua stack) further, whatever path it came by.
+void PushJsonAt(lua_State* L, const json& j, std::vector<int>* proxies, int depth) {
+  // Each level holds its table, its proxy parts and one value.
+  if (depth >= kMaxJsonDepth || !lua_checkstack(L, 6)) {
+    lua_pushnil(L);
+    return;
+  }
   switch (j.type()) {
     case json::value_t::object:
       lua_createtable(L, 0, static_cast<int>(j.size()));
       for (auto it = j.begin(); it != j.end(); ++it) {
-        PushJson(L, it.value(), proxies);
+        PushJsonAt(L, it.value(), proxies, depth + 1);
         lua_setfield(L, -2, it.key().c_str());
       }
       PushReadOnly(L, proxies);
@@ -74,15 +85,17 @@ void PushJson(lua_State* L, const json& j, std::vector<int>* proxies) {
       lua_createtable(L, static_cast<int>(j.size()), 0);
       lua_Integer i = 1;
       for (const auto& e : j) {
-        PushJson(L, e, proxies);
+        PushJsonAt(L, e, proxies, depth + 1);
         lua_rawseti(L, -2, i++);
       }
       PushReadOnly(L, proxies);
       break;
     }
-    case json::value_t::string:
-      lua_pushstring(L, j.get_ref<const std::string&>().c_str());
+    case json::value_t::string: {
+      const std::string& v = j.get_ref<const std::string&>();
+      lua_pushlstring(L, v.data(), v.size());
       break;
+    }
     case json::value_t::boolean:
       lua_pushboolean(L, j.get<bool>());
       break;
@@ -97,6 +110,12 @@ void PushJson(lua_State* L, const json& j, std::vector<int>* proxies) {
       lua_pushnil(L);
       break;
   }
+}
+
+}  // namespace
+
+void PushJson(lua_State* L, const json& j, std::vector<int>* proxies) {
+  PushJsonAt(L, j, proxies, 0);
 }
 
 void SetString(lua_State* L, const char* k, const std::string& v) {

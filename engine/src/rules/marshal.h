@@ -22,7 +22,10 @@ namespace tailor::rules_internal {
 void PushReadOnly(lua_State* L, std::vector<int>* proxies);
 
 // Pushes a JSON value as a read-only Lua value (objects and arrays become
-// proxies, recorded in proxies when not null).
+// proxies, recorded in proxies when not null). Bounded: a value nested
+// kMaxJsonDepth (common/json_limits.h) levels below j becomes nil, and the
+// Lua stack is checked before each level, so no document, however deep or
+// however it arrived (message, store, plugin facts), can exhaust either.
 void PushJson(lua_State* L, const nlohmann::json& j, std::vector<int>* proxies);
 
 // t[k] = v on the table on top of the stack; an empty v leaves k unset.
