@@ -61,6 +61,7 @@ void ProfileCache::ApplyEvent(const Event& e, size_t recent_limit) {
   if (updated->first_seen_ms == 0 || e.ts_ms < updated->first_seen_ms)
     updated->first_seen_ms = e.ts_ms;
   if (e.ts_ms > updated->last_seen_ms) updated->last_seen_ms = e.ts_ms;
+  updated->history.Add(e.type, e.offer_id, e.item_id, e.ts_ms);
   updated->recent.push_back(e);
   if (updated->recent.size() > recent_limit)
     updated->recent.erase(updated->recent.begin(),

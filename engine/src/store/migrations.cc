@@ -100,6 +100,13 @@ CREATE TABLE journey_steps (
 );
 CREATE INDEX journey_steps_pending ON journey_steps(sent_ms, due_ms);
 )sql"},
+      {4, "history index", R"sql(
+-- A profile load reads every event of the customer's last history_days for
+-- the rules' history.*: this index covers that scan and the per-type counts
+-- without reading table rows. It has events_by_customer as its prefix.
+CREATE INDEX events_history ON events(customer_id, ts_ms, type, offer_id, item_id);
+DROP INDEX events_by_customer;
+)sql"},
   };
   return kMigrations;
 }

@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 
 #include "common/status.h"
 
@@ -75,6 +76,13 @@ class Stmt {
     return t ? std::string(reinterpret_cast<const char*>(t),
                            static_cast<size_t>(sqlite3_column_bytes(st_, i)))
              : std::string();
+  }
+  // Valid until the next Step or Reset; NULL reads as empty.
+  std::string_view ColView(int i) const {
+    const unsigned char* t = sqlite3_column_text(st_, i);
+    return t ? std::string_view(reinterpret_cast<const char*>(t),
+                                static_cast<size_t>(sqlite3_column_bytes(st_, i)))
+             : std::string_view();
   }
   int64_t ColInt(int i) const { return sqlite3_column_int64(st_, i); }
   double ColReal(int i) const { return sqlite3_column_double(st_, i); }

@@ -485,7 +485,8 @@ std::optional<Customer> Store::GetCustomer(const std::string& id) {
   return Customer{st.Col(0), st.Col(1), st.Col(2), st.ColInt(3), st.ColInt(4)};
 }
 
-Profile Store::LoadProfile(const std::string& customer_id, size_t recent_limit) {
+Profile Store::LoadProfile(const std::string& customer_id, size_t recent_limit,
+                           int64_t history_days) {
   Profile p;
   Impl::Reader r(impl_.get());
   if (!r.db()) return p;
@@ -512,6 +513,18 @@ Profile Store::LoadProfile(const std::string& customer_id, size_t recent_limit) 
       if (p.first_seen_ms == 0 || first < p.first_seen_ms) p.first_seen_ms = first;
       if (last > p.last_seen_ms) p.last_seen_ms = last;
     }
+  }
+  if (!p.counts.empty()) {
+    // Anchored at the newest event too, so that a replay or a test whose
+    // clock is behind the wall clock still sees its whole window.
+    const int64_t horizon = std::min(now_ms(), p.last_seen_ms) - history_days * 86'400'000;
+    Stmt st = r.Cached(
+        "SELECT type, offer_id, item_id, ts_ms FROM events WHERE customer_id=? AND ts_ms>=?");
+    st.Text(1, customer_id).Int(2, horizon);
+    EventHistory::Builder b;
+    while (st.Step() == SQLITE_ROW)
+      b.Add(st.ColView(0), st.ColView(1), st.ColView(2), st.ColInt(3));
+    p.history = b.Build(horizon);
   }
   if (recent_limit > 0 && !p.counts.empty()) {
     static const std::string sql =

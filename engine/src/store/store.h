@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "common/status.h"
+#include "store/event_history.h"
 
 struct sqlite3;
 
@@ -72,7 +73,7 @@ struct DecisionRecord {
   std::string placement;
   int64_t ts_ms = 0;
   std::string request_json;
-  std::string response_json;  // offers with their `why`
+  std::string response_json;      // offers with their `why`
   std::string trace_json = "{}";  // every candidate: shown or suppressed, and why
 };
 
@@ -91,6 +92,10 @@ struct Profile {
   Customer customer;
   std::map<std::string, int64_t> counts;  // events by type, all time
   std::vector<Event> recent;              // newest last, at most the requested limit
+  // Every event since history.horizon_ms() (the load's history_days), by
+  // type x offer/item id: what rules' history.* answer from, whatever the
+  // recent limit is.
+  EventHistory history;
   int64_t first_seen_ms = 0;
   int64_t last_seen_ms = 0;
 };
@@ -160,7 +165,10 @@ class Store {
 
   // --- Reads (any thread) ---------------------------------------------------
   std::optional<Customer> GetCustomer(const std::string& id);
-  Profile LoadProfile(const std::string& customer_id, size_t recent_limit);
+  // history holds the customer's events of the history_days before the
+  // earlier of now and their newest event.
+  Profile LoadProfile(const std::string& customer_id, size_t recent_limit,
+                      int64_t history_days = EventHistory::kDefaultDays);
   std::optional<DecisionRecord> GetDecision(const std::string& id);
   std::vector<Item> LoadItems();
   std::vector<OfferRecord> LoadOffers();
