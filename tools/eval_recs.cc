@@ -43,6 +43,7 @@
 #include "ingest/csv.h"
 #include "plugin_host/host.h"
 #include "progress.h"
+#include "ranking_metrics.h"
 #include "runtime.h"
 #include "store/store.h"
 
@@ -152,22 +153,12 @@ struct Metrics {
 
 void Accumulate(Metrics& m, const std::vector<uint32_t>& top, const std::set<uint32_t>& relevant,
                 int k) {
-  int hits = 0;
-  double dcg = 0, ap = 0;
-  for (size_t r = 0; r < top.size(); ++r) {
-    if (!relevant.count(top[r])) continue;
-    ++hits;
-    dcg += 1.0 / std::log2(static_cast<double>(r) + 2);
-    ap += static_cast<double>(hits) / static_cast<double>(r + 1);
-  }
-  const size_t ideal = std::min<size_t>(relevant.size(), static_cast<size_t>(k));
-  double idcg = 0;
-  for (size_t r = 0; r < ideal; ++r) idcg += 1.0 / std::log2(static_cast<double>(r) + 2);
-  m.hr += hits > 0;
-  m.precision += static_cast<double>(hits) / k;
-  m.recall += static_cast<double>(hits) / static_cast<double>(relevant.size());
-  m.ndcg += dcg / idcg;
-  m.map += ap / static_cast<double>(ideal);
+  const eval::RankingScores r = eval::ScoreRanking(top, relevant, k);
+  m.hr += r.hr;
+  m.precision += r.precision;
+  m.recall += r.recall;
+  m.ndcg += r.ndcg;
+  m.map += r.ap;
   ++m.users;
 }
 
