@@ -337,6 +337,13 @@ std::optional<EngineConfig> LoadConfig(const std::string& path,
     if (f.Integer("state_memory_mb", &mb, 1, 4096)) cfg.rule_limits.state_memory = mb << 20;
     f.Done();
   }
+  if (YAML::Node sn = top.Get("sensitive")) {
+    Fields f(sn, path, "sensitive", errors, /*nonempty_strings=*/true);
+    f.Str("tag", &cfg.sensitive.tag);
+    f.Str("consent", &cfg.sensitive.consent);
+    f.Integer("min_age", &cfg.sensitive.min_age, 0, 150);
+    f.Done();
+  }
   std::string offers;
   if (top.Str("offers", &offers)) {
     cfg.offers_file = Resolve(base, offers);

@@ -35,6 +35,18 @@ struct StoreConfig {
   size_t recent_events = 50;     // per profile, handed to plugins
 };
 
+// The engine's gate for sensitive offers and items (decision/sensitive_gate.h):
+// on whatever tailor.yaml says, never off.
+struct SensitiveConfig {
+  // An offer whose tags carry this key, or an item whose attributes (or
+  // attributes.tags) do, is sensitive; the value names the topic.
+  std::string tag = "sensitive";
+  // The consent flag the customer must have set to true.
+  std::string consent = "sensitive";
+  // The customer attribute `age` must be a number >= this (0: no age needed).
+  int min_age = 21;
+};
+
 struct PlacementConfig {
   enum class Kind { kOffers, kItems };
   std::string name;
@@ -86,6 +98,7 @@ struct EngineConfig {
   std::string rules_dir;     // resolved; empty = no rules
   std::string journeys_dir;  // resolved; empty = no journeys
   RuleLimits rule_limits;
+  SensitiveConfig sensitive;
 };
 
 // Loads tailor.yaml (and the offers file it names). plugin_dir_default is used

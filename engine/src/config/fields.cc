@@ -31,7 +31,9 @@ void Fields::Error(const YAML::Node& at, const std::string& key, const std::stri
 
 YAML::Node Fields::Get(const std::string& key) {
   known_.push_back(key);
-  if (bad_ || !node_ || !node_.IsMap()) return YAML::Node();
+  // Undefined, not null: an accessor then treats the key as absent instead of
+  // reporting every key of a block that was empty or not a mapping.
+  if (bad_ || !node_ || !node_.IsMap()) return YAML::Node(YAML::NodeType::Undefined);
   return node_[key];
 }
 
