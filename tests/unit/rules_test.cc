@@ -157,7 +157,7 @@ INSTANTIATE_TEST_SUITE_P(
               "score memory: ", Abuse::kMemory},
         Abuse{"string_rep_bomb",
               R"(rule { name = "hostile", score = function()
-                   return #string.rep("x", 1e9) end })",
+                   return #string.rep(string.rep("x", 64), 1e5) end })",
               "score memory: ", Abuse::kMemory},
         Abuse{"global_assignment",
               R"(rule { name = "hostile", score = function() leaked = 1 end })",
@@ -193,7 +193,84 @@ INSTANTIATE_TEST_SUITE_P(
               "read-only field 'value'", Abuse::kError},
         Abuse{"string_metatable",
               R"(rule { name = "hostile", score = function() getmetatable("").__index = nil end })",
-              "undeclared global 'getmetatable'", Abuse::kError}),
+              "undeclared global 'getmetatable'", Abuse::kError},
+        // Library functions run in C, where the count hook never fires: each
+        // charges its work to the budget, pattern matching step by step.
+        Abuse{"pattern_backtracking_find",
+              R"(rule { name = "hostile", score = function()
+                   return string.find(string.rep("a", 40), string.rep("a*", 40) .. "b") end })",
+              "hostile: score timeout: rules/hostile.lua:2: rule exceeded its budget (effect "
+              "dropped)",
+              Abuse::kTimeout},
+        Abuse{"pattern_backtracking_method_call",
+              R"(rule { name = "hostile", score = function()
+                   return (("a"):rep(40)):match(("a-"):rep(40) .. "b") end })",
+              "hostile: score timeout: rules/hostile.lua:2: rule exceeded its budget (effect "
+              "dropped)",
+              Abuse::kTimeout},
+        Abuse{"pattern_backtracking_gsub",
+              R"(rule { name = "hostile", score = function()
+                   return string.gsub(string.rep("a", 40), string.rep("a?", 40) .. "b", "") end })",
+              "hostile: score timeout: rules/hostile.lua:2: rule exceeded its budget (effect "
+              "dropped)",
+              Abuse::kTimeout},
+        Abuse{"pattern_backtracking_gmatch",
+              R"(rule { name = "hostile", score = function()
+                   for _ in string.gmatch(string.rep("a", 40), string.rep("a*", 40) .. "b") do end
+                 end })",
+              "hostile: score timeout: rules/hostile.lua:2: rule exceeded its budget (effect "
+              "dropped)",
+              Abuse::kTimeout},
+        Abuse{"string_rep_of_nothing",
+              R"(rule { name = "hostile", score = function() return #string.rep("", 1e15) end })",
+              "hostile: score timeout: rules/hostile.lua:1: rule exceeded its budget (effect "
+              "dropped)",
+              Abuse::kTimeout},
+        Abuse{"table_move_of_nothing",
+              R"(rule { name = "hostile", score = function() table.move({}, 1, 1e12, 2) end })",
+              "hostile: score timeout: rules/hostile.lua:1: rule exceeded its budget (effect "
+              "dropped)",
+              Abuse::kTimeout},
+        Abuse{"malformed_pattern",
+              R"(rule { name = "hostile", score = function() return string.find("x", "[a") end })",
+              "hostile: score error: rules/hostile.lua:1: malformed pattern (missing ']') (effect "
+              "dropped)",
+              Abuse::kError},
+        // Library tables are read-only: one file cannot change another's.
+        Abuse{"library_table_write",
+              R"(rule { name = "hostile", score = function()
+                   history.count = function() return 0 end end })",
+              "hostile: score error: rules/hostile.lua:2: attempt to modify read-only field "
+              "'count' (effect dropped)",
+              Abuse::kError},
+        Abuse{"string_library_write",
+              R"(rule { name = "hostile", score = function() string.find = nil end })",
+              "hostile: score error: rules/hostile.lua:1: attempt to modify read-only field 'find' "
+              "(effect dropped)",
+              Abuse::kError},
+        Abuse{"globals_through_G",
+              R"(rule { name = "hostile", score = function() _G.history = {} end })",
+              "hostile: score error: rules/hostile.lua:1: undeclared global '_G' (effect dropped)",
+              Abuse::kError},
+        // pairs() on a read-only table must not hand out the table behind it.
+        Abuse{"pairs_state_is_not_the_real_table",
+              R"(rule { name = "hostile", score = function(offer)
+                   local _, t = pairs(offer) t.value = 0 end })",
+              "hostile: score error: rules/hostile.lua:2: attempt to modify read-only field "
+              "'value' (effect dropped)",
+              Abuse::kError},
+        Abuse{"pairs_values_are_read_only",
+              R"(rule { name = "hostile", score = function(offer)
+                   for k, v in pairs(offer) do if k == "channels" then v[1] = "x" end end end })",
+              "hostile: score error: rules/hostile.lua:2: attempt to modify read-only field '1' "
+              "(effect dropped)",
+              Abuse::kError},
+        Abuse{"pairs_on_a_library",
+              R"(rule { name = "hostile", score = function()
+                   local _, lib = pairs(string) lib.find = nil end })",
+              "hostile: score error: rules/hostile.lua:2: attempt to modify read-only field 'find' "
+              "(effect dropped)",
+              Abuse::kError}),
     [](const ::testing::TestParamInfo<Abuse>& info) { return info.param.name; });
 
 TEST_F(Rules, StashedHandleFromAnEarlierRequestIsRevoked) {
@@ -269,6 +346,135 @@ TEST_F(Rules, DeeplyNestedContextAndFactsAreCutAtTheDepthLimit) {
   EXPECT_NE(Joined(fx.reasons).find("hostile: x1.5 depths 32 32 32"), std::string::npos)
       << Joined(fx.reasons);
   EXPECT_EQ(set->counters(Index(*set, "hostile")).errors.load(), 0u);
+}
+
+// One file writing a library table would change every other file's rules:
+// the write fails at load, naming the field.
+TEST(RuleLoad, LibraryTablesAreReadOnlyAtLoad) {
+  for (const char* source :
+       {"history.count = function() return 0 end", "string.find = function() return 1 end",
+        "table.insert = nil", "math.huge = 0", "utf8.char = nil"}) {
+    std::vector<std::string> errors;
+    auto set = RuleSet::FromSources({{"rules/a.lua", source}}, {}, &errors);
+    EXPECT_EQ(set, nullptr) << source;
+    EXPECT_NE(Joined(errors).find("attempt to modify read-only field '"), std::string::npos)
+        << source << " -> " << Joined(errors);
+  }
+}
+
+// Patterns that do not backtrack much keep Lua's results exactly.
+TEST_F(Rules, BoundedPatternFunctionsKeepLuaSemantics) {
+  auto set = Load(R"lua(rule { name = "hostile", score = function()
+      local out = {}
+      local function add(...) for _, v in ipairs({...}) do out[#out + 1] = tostring(v) end end
+      add(string.find("hello world", "o w"))
+      add(string.find("hello world", "l+"))
+      add(string.find("a.b", ".", 1, true))
+      add(string.match("key = value", "(%w+)%s*=%s*(%w+)"))
+      add(string.match("  trim  ", "^%s*(.-)%s*$"))
+      add(string.match("THE (quick) fox", "%((%a+)%)"))
+      add(string.match("hello", "()ll()"))
+      add(string.find("abc", "b", -1))
+      add(string.gsub("hello world", "o", "0"))
+      add(string.gsub("abc", "%w", "%0%0"))
+      add(string.gsub("$name is $age", "%$(%w+)", {name = "ann", age = 7}))
+      add(string.gsub("abc", "b", function(c) return c:upper() end))
+      add(string.gsub("x = f(a(b)c)", "%b()", "[]"))
+      add(string.find("THE (quick) fox", "%f[%a]%a+", 5))
+      add(string.match("abcabc", "(abc)%1"))
+      add(("x,y,,z"):gsub(",", ";", 2))
+      local words = {}
+      for w in string.gmatch("one two  three", "%a+") do words[#words + 1] = w end
+      add(table.concat(words, "|"))
+      for k, v in string.gmatch("a=1, b=2", "(%w+)=(%w+)") do add(k .. v) end
+      return 1.5, table.concat(out, " ")
+    end })lua");
+  RuleEffect fx = Run(set);
+  const std::string all = Joined(fx.reasons);
+  EXPECT_EQ(set->counters(Index(*set, "hostile")).errors.load(), 0u) << all;
+  // What PUC Lua 5.4's own string library returns for the same calls.
+  EXPECT_NE(all.find("hostile: x1.5 5 7 3 4 2 2 key value trim quick 3 5 hell0 w0rld 2 aabbcc 3 "
+                     "ann is 7 2 aBc 1 x = f[] 1 6 10 abc x;y;,z 2 one|two|three a1 b2"),
+            std::string::npos)
+      << all;
+}
+
+// A whole request's rule time is bounded: once spent, the remaining hooks
+// are skipped, each skipped candidate says so, and the request is counted.
+TEST_F(Rules, RequestRuleTimeIsBoundedAndNamed) {
+  RuleLimits limits;
+  limits.request_time_us = 1'000;
+  limits.time_us = 200'000;
+  auto set = Load(R"(rule { name = "hostile", score = function()
+      local n = 0 for i = 1, 300000 do n = n + i end return 1 end })",
+                  limits);
+  runtime_ = std::make_unique<RuleRuntime>(set, catalog_);
+  for (int request = 1; request <= 2; ++request) {
+    RuleRequest req;
+    req.channel = "web";
+    req.now_ms = now_ms();
+    runtime_->Begin(req);
+    std::vector<RuleEffect> fx;
+    for (size_t i = 0; i < 20; ++i) fx.push_back(runtime_->Evaluate(i, 0, -1, 0.5));
+    runtime_->End();
+    EXPECT_DOUBLE_EQ(fx[0].levers, 2.0);  // the first candidate ran every hook
+    EXPECT_NE(Joined(fx.back().reasons)
+                  .find("rules: skipped (this request's rule time of 1 ms is spent)"),
+              std::string::npos)
+        << Joined(fx.back().reasons);
+    EXPECT_DOUBLE_EQ(fx.back().levers, 1.0);
+    EXPECT_EQ(set->request_counters().deadlines.load(), static_cast<uint64_t>(request));
+  }
+  EXPECT_LT(set->counters(Index(*set, "good")).calls.load(), 40u);
+}
+
+// A finalize hook that returns a table from an earlier request: reading it
+// raises (revoked), and that must be a dropped effect, not a process abort.
+TEST_F(Rules, FinalizeReadingARevokedTableIsAnErrorNotAnAbort) {
+  std::vector<std::string> errors;
+  auto set = RuleSet::FromSources({{"f.lua", R"(
+    local saved
+    rule { name = "stasher", finalize = function(offers, customer)
+      if saved then return {saved} end
+      saved = customer
+    end })"}},
+                                  {}, &errors);
+  ASSERT_NE(set, nullptr) << Joined(errors);
+  RuleRuntime rt(set, catalog_);
+  std::vector<std::string> notes;
+  for (int request = 0; request < 2; ++request) {
+    RuleRequest req;
+    req.now_ms = now_ms();
+    rt.Begin(req);
+    std::vector<RuleRuntime::Ranked> ranked = {{0, "a", 3, ""}, {1, "b", 2, ""}};
+    rt.Finalize(&ranked, &notes);
+    rt.End();
+    EXPECT_EQ(ranked.size(), 2u);
+  }
+  EXPECT_NE(Joined(notes).find("stasher: finalize error: reading the returned list: a request's "
+                               "table was used after that request ended (stashed handle) (effect "
+                               "dropped)"),
+            std::string::npos)
+      << Joined(notes);
+  EXPECT_EQ(set->counters(0).errors.load(), 1u);
+}
+
+// Begin builds the request's tables in a protected call: running out of
+// memory there skips the rules for that request (named, counted) instead of
+// aborting the process, and the next request is served normally.
+TEST_F(Rules, RequestTablesThatDoNotFitSkipTheRulesNotTheProcess) {
+  RuleLimits limits;
+  limits.state_memory = 2 << 20;
+  auto set = Load(R"(rule { name = "hostile", score = function() return 1 end })", limits);
+  context_json_ = R"({"blob":")" + std::string(3 << 20, 'x') + R"("})";
+  RuleEffect fx = Run(set);
+  EXPECT_DOUBLE_EQ(fx.levers, 1.0);
+  EXPECT_NE(Joined(fx.reasons).find("rules: not run (this request's tables could not be built)"),
+            std::string::npos)
+      << Joined(fx.reasons);
+  EXPECT_EQ(set->request_counters().build_errors.load(), 1u);
+  context_json_ = "{}";
+  EXPECT_DOUBLE_EQ(Run(set).levers, 2.0);
 }
 
 // ---- load-time errors ---------------------------------------------------------

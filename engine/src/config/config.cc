@@ -332,6 +332,7 @@ std::optional<EngineConfig> LoadConfig(const std::string& path,
     Fields f(rl, path, "rule_limits", errors);
     f.Integer("instructions", &cfg.rule_limits.instructions, 1000, 1000000000);
     f.Integer("time_us", &cfg.rule_limits.time_us, 10, 10000000);
+    f.Integer("request_time_us", &cfg.rule_limits.request_time_us, 100, 60000000);
     size_t kb = cfg.rule_limits.call_memory >> 10, mb = cfg.rule_limits.state_memory >> 20;
     if (f.Integer("call_memory_kb", &kb, 16, 1 << 20)) cfg.rule_limits.call_memory = kb << 10;
     if (f.Integer("state_memory_mb", &mb, 1, 4096)) cfg.rule_limits.state_memory = mb << 20;

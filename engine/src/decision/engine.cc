@@ -892,6 +892,10 @@ json Engine::Stats() const {
           {"levers", c.levers.load()},     {"errors", c.errors.load()},
           {"timeouts", c.timeouts.load()}, {"memory", c.memory.load()}};
     }
+    // Requests whose rules did not all run (not a rule's own counters).
+    const RuleRequestCounters& rc = snap->rules->request_counters();
+    counters["rules.request_deadline"] = rc.deadlines.load();
+    counters["rules.request_build_errors"] = rc.build_errors.load();
   }
   auto hist = [](const LatencyHistogram& h) {
     return json{{"count", h.count()},        {"mean", h.Mean()},

@@ -22,10 +22,20 @@ int Revoked(lua_State* L) {
   return luaL_error(L, "a request's table was used after that request ended (stashed handle)");
 }
 
-// __pairs and __len of a proxy: iterate / measure the real table (upvalue 1).
+// The iterator __pairs hands out: upvalue 1 is the real table, which never
+// leaves C. Its values are read-only already (nested tables are proxies), so
+// iteration reveals nothing a read through the proxy would not.
+int ProxyNext(lua_State* L) {
+  lua_settop(L, 2);  // (proxy, key)
+  if (lua_next(L, lua_upvalueindex(1))) return 2;
+  return 0;
+}
+
+// __pairs of a proxy: (iterator, proxy, nil); the real table is not returned.
 int ProxyPairs(lua_State* L) {
-  lua_getglobal(L, "next");
   lua_pushvalue(L, lua_upvalueindex(1));
+  lua_pushcclosure(L, ProxyNext, 1);
+  lua_pushvalue(L, 1);
   lua_pushnil(L);
   return 3;
 }
@@ -167,20 +177,26 @@ void PushOffer(lua_State* L, const Catalog& cat, const Offer& o) {
   PushReadOnly(L, nullptr);
 }
 
-void PushCandidate(lua_State* L, int offers_ref, int items_ref, const Catalog& cat, int offer_index,
-                   int item_index) {
+bool PushCachedCandidate(lua_State* L, int offers_ref, int items_ref, int offer_index,
+                         int item_index) {
   if (offer_index >= 0) {
     lua_rawgeti(L, LUA_REGISTRYINDEX, offers_ref);
     lua_rawgeti(L, -1, offer_index + 1);
     lua_remove(L, -2);
-    return;
+    return true;
   }
   lua_rawgeti(L, LUA_REGISTRYINDEX, items_ref);
   if (lua_rawgeti(L, -1, item_index + 1) != LUA_TNIL) {
     lua_remove(L, -2);
-    return;
+    return true;
   }
-  lua_pop(L, 1);
+  lua_pop(L, 2);
+  return false;
+}
+
+void PushNewItem(lua_State* L, int items_ref, const Catalog& cat, int item_index,
+                 const json& tags) {
+  lua_rawgeti(L, LUA_REGISTRYINDEX, items_ref);
   const Item& it = cat.items[static_cast<size_t>(item_index)];
   lua_createtable(L, 0, 8);
   lua_pushliteral(L, "item");
@@ -194,11 +210,7 @@ void PushCandidate(lua_State* L, int offers_ref, int items_ref, const Catalog& c
   lua_setfield(L, -2, "price");
   lua_pushnumber(L, cat.item_value[static_cast<size_t>(item_index)]);
   lua_setfield(L, -2, "value");
-  json attrs = json::parse(it.attributes_json, nullptr, false);
-  if (attrs.is_object() && attrs.contains("tags") && attrs["tags"].is_object())
-    PushJson(L, attrs["tags"], nullptr);
-  else
-    PushJson(L, json::object(), nullptr);
+  PushJson(L, tags, nullptr);
   lua_setfield(L, -2, "tags");
   PushReadOnly(L, nullptr);
   lua_pushvalue(L, -1);
@@ -208,8 +220,10 @@ void PushCandidate(lua_State* L, int offers_ref, int items_ref, const Catalog& c
 
 void RevokeProxy(lua_State* L, int ref) {
   lua_rawgeti(L, LUA_REGISTRYINDEX, ref);
-  lua_pushcfunction(L, Revoked);
-  lua_setfield(L, -2, "__index");
+  for (const char* event : {"__index", "__pairs", "__len"}) {
+    lua_pushcfunction(L, Revoked);
+    lua_setfield(L, -2, event);
+  }
   lua_pop(L, 1);
   luaL_unref(L, LUA_REGISTRYINDEX, ref);
 }

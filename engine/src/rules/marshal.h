@@ -40,9 +40,15 @@ void MergeFacts(lua_State* L, const nlohmann::json* facts, const char* part,
 void PushOffer(lua_State* L, const Catalog& cat, const Offer& o);
 
 // Pushes a candidate's read-only table: an offer from the array at offers_ref,
-// or an item from (and, on a miss, built into) the cache at items_ref.
-void PushCandidate(lua_State* L, int offers_ref, int items_ref, const Catalog& cat, int offer_index,
-                   int item_index);
+// or an item from the cache at items_ref. False, with nothing pushed, for an
+// item not built yet. Allocates nothing, so it needs no protected call.
+bool PushCachedCandidate(lua_State* L, int offers_ref, int items_ref, int offer_index,
+                         int item_index);
+
+// Builds item item_index's read-only table with tags (a JSON object), caches
+// it at items_ref and leaves it on the stack. Allocates: call it protected.
+void PushNewItem(lua_State* L, int items_ref, const Catalog& cat, int item_index,
+                 const nlohmann::json& tags);
 
 // Makes the proxy whose metatable is referenced by ref unreadable and drops
 // the reference: a stashed handle cannot read a later request's data.

@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/log.h"
+#include "common/time.h"
 #include "decision/engine.h"
 #include "rules/marshal.h"
 #include "rules/primitives.h"
@@ -63,7 +64,62 @@ struct RuleRuntime::Impl {
   int customer_ref = LUA_NOREF, ctx_ref = LUA_NOREF;
   std::vector<int> request_proxies;  // revoked at End()
   std::vector<size_t> eligible_rules, score_rules, finalize_rules;
+  // This request: its tables were built; rule time spent so far (ns); the
+  // request's rule deadline passed (hooks are skipped from then on).
+  bool request_ok = false;
+  int64_t request_rule_ns = 0;
+  bool request_deadline = false;
 };
+
+namespace {
+
+// "20 ms", "0.5 ms".
+std::string Millis(int64_t us) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%g ms", static_cast<double>(us) / 1000.0);
+  return buf;
+}
+
+// What a failed protected call left on the stack, without converting it (a
+// conversion allocates, and may fail, outside any protected call).
+std::string ErrorText(lua_State* L) {
+  if (lua_type(L, -1) == LUA_TSTRING) return lua_tostring(L, -1);
+  return std::string("(error object is a ") + luaL_typename(L, -1) + ")";
+}
+
+// Runs fn(L) with arg as a light userdata in a protected call; on failure
+// returns the error text and leaves the stack as it was.
+template <typename Arg>
+bool Protected(lua_State* L, lua_CFunction fn, Arg* arg, int nresults, std::string* error) {
+  lua_pushcfunction(L, fn);
+  lua_pushlightuserdata(L, arg);
+  if (lua_pcall(L, 1, nresults, 0) == LUA_OK) return true;
+  *error = ErrorText(L);
+  lua_pop(L, 1);
+  return false;
+}
+
+struct OfferBuild {
+  const Catalog* catalog;
+  int* offers_ref;
+  int* items_ref;
+};
+
+int BuildOffers(lua_State* L) {
+  auto* b = static_cast<OfferBuild*>(lua_touserdata(L, 1));
+  lua_createtable(L, static_cast<int>(b->catalog->offers.size()), 0);
+  lua_Integer idx = 1;
+  for (const Offer& o : b->catalog->offers) {
+    PushOffer(L, *b->catalog, o);
+    lua_rawseti(L, -2, idx++);
+  }
+  *b->offers_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  lua_newtable(L);
+  *b->items_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  return 0;
+}
+
+}  // namespace
 
 RuleRuntime::RuleRuntime(std::shared_ptr<const RuleSet> rules,
                          std::shared_ptr<const Catalog> catalog)
@@ -89,15 +145,15 @@ RuleRuntime::RuleRuntime(std::shared_ptr<const RuleSet> rules,
     if (sb.declared[i].info.finalize) impl_->finalize_rules.push_back(i);
   }
   // Offer tables once per state: the per-candidate cost is then one call.
-  lua_createtable(L_, static_cast<int>(catalog_->offers.size()), 0);
-  lua_Integer idx = 1;
-  for (const Offer& o : catalog_->offers) {
-    PushOffer(L_, *catalog_, o);
-    lua_rawseti(L_, -2, idx++);
+  OfferBuild build{catalog_.get(), &impl_->offers_ref, &impl_->items_ref};
+  std::string error;
+  if (!Protected(L_, BuildOffers, &build, 0, &error)) {
+    // A state whose build failed is never used: serve without rules.
+    log::Error("rules", "cannot build the offer tables: " + error);
+    lua_close(L_);
+    L_ = nullptr;
+    return;
   }
-  impl_->offers_ref = luaL_ref(L_, LUA_REGISTRYINDEX);
-  lua_newtable(L_);
-  impl_->items_ref = luaL_ref(L_, LUA_REGISTRYINDEX);
   lua_gc(L_, LUA_GCCOLLECT);
   // What a request allocates dies with it, while the catalog tables live as
   // long as the state: the generational collector's cheap minor collections
@@ -111,77 +167,159 @@ RuleRuntime::~RuleRuntime() {
 }
 
 size_t RuleRuntime::memory_used() const { return impl_->sb.used; }
+namespace {
+
+// The request's JSON, parsed before the protected call (so that nothing with
+// a destructor lives in a frame a Lua error unwinds).
+struct RequestBuild {
+  const RuleRequest* req;
+  const json* attrs;    // object or null
+  const json* consent;  // object
+  const json* counts;
+  const json* context;  // object
+  std::vector<int>* proxies;
+  int* customer_ref;
+  int* ctx_ref;
+};
+
+int BuildRequest(lua_State* L) {
+  const auto* b = static_cast<const RequestBuild*>(lua_touserdata(L, 1));
+  const RuleRequest& req = *b->req;
+  // customer: id, known, personalised, attributes (also flattened), consent, counts
+  lua_createtable(L, 0, 8);
+  if (req.personalised) SetString(L, "id", req.customer_id);
+  lua_pushboolean(L, req.profile && req.profile->known);
+  lua_setfield(L, -2, "known");
+  lua_pushboolean(L, req.personalised);
+  lua_setfield(L, -2, "personalised");
+  if (b->attrs) {
+    for (auto it = b->attrs->begin(); it != b->attrs->end(); ++it) {
+      if (it.key() == "id" || it.key() == "known") continue;
+      PushJson(L, it.value(), b->proxies);
+      lua_setfield(L, -2, it.key().c_str());
+    }
+    PushJson(L, *b->attrs, b->proxies);
+    lua_setfield(L, -2, "attributes");
+  }
+  PushJson(L, *b->consent, b->proxies);
+  lua_setfield(L, -2, "consent");
+  PushJson(L, *b->counts, b->proxies);
+  lua_setfield(L, -2, "counts");
+  MergeFacts(L, req.facts, "customer", b->proxies);
+  PushReadOnly(L, b->proxies);
+  *b->customer_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+
+  // ctx: channel, placement, hour, weekday, now, and every context key.
+  lua_createtable(L, 0, 8);
+  for (auto it = b->context->begin(); it != b->context->end(); ++it) {
+    PushJson(L, it.value(), b->proxies);
+    lua_setfield(L, -2, it.key().c_str());
+  }
+  SetString(L, "channel", req.channel);
+  SetString(L, "placement", req.placement);
+  int64_t secs = req.now_ms / 1000;
+  if (!b->context->contains("hour")) {
+    lua_pushinteger(L, (secs / 3600) % 24);
+    lua_setfield(L, -2, "hour");
+  }
+  if (!b->context->contains("weekday")) {
+    lua_pushinteger(L, ((secs / 86400) + 4) % 7);  // 0 = Sunday; 1970-01-01 was a Thursday
+    lua_setfield(L, -2, "weekday");
+  }
+  lua_pushinteger(L, secs);
+  lua_setfield(L, -2, "now");
+  MergeFacts(L, req.facts, "context", b->proxies);
+  PushReadOnly(L, b->proxies);
+  *b->ctx_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  return 0;
+}
+
+}  // namespace
+
 void RuleRuntime::Begin(const RuleRequest& req) {
   if (!L_) return;
   Sandbox& sb = impl_->sb;
   sb.request = &req;
   ++sb.generation;
-  // customer: id, known, personalised, attributes (also flattened), consent, counts
-  lua_createtable(L_, 0, 8);
-  SetString(L_, "id", req.personalised ? req.customer_id : std::string());
-  lua_pushboolean(L_, req.profile && req.profile->known);
-  lua_setfield(L_, -2, "known");
-  lua_pushboolean(L_, req.personalised);
-  lua_setfield(L_, -2, "personalised");
+  impl_->request_rule_ns = 0;
+  impl_->request_deadline = false;
+  json attrs, consent = json::object(), counts = json::object();
   if (req.profile && req.personalised) {
-    json attrs = json::parse(req.profile->customer.attributes_json, nullptr, false);
-    if (attrs.is_object()) {
-      for (auto it = attrs.begin(); it != attrs.end(); ++it) {
-        if (it.key() == "id" || it.key() == "known") continue;
-        PushJson(L_, it.value(), &impl_->request_proxies);
-        lua_setfield(L_, -2, it.key().c_str());
-      }
-      PushJson(L_, attrs, &impl_->request_proxies);
-      lua_setfield(L_, -2, "attributes");
-    }
-    json consent = json::parse(req.profile->customer.consent_json, nullptr, false);
-    PushJson(L_, consent.is_object() ? consent : json::object(), &impl_->request_proxies);
-    lua_setfield(L_, -2, "consent");
-    PushJson(L_, json(req.profile->counts), &impl_->request_proxies);
-    lua_setfield(L_, -2, "counts");
-  } else {
-    PushJson(L_, json::object(), &impl_->request_proxies);
-    lua_setfield(L_, -2, "consent");
-    PushJson(L_, json::object(), &impl_->request_proxies);
-    lua_setfield(L_, -2, "counts");
+    attrs = json::parse(req.profile->customer.attributes_json, nullptr, false);
+    consent = json::parse(req.profile->customer.consent_json, nullptr, false);
+    if (!consent.is_object()) consent = json::object();
+    counts = json(req.profile->counts);
   }
-  MergeFacts(L_, req.facts, "customer", &impl_->request_proxies);
-  PushReadOnly(L_, &impl_->request_proxies);
-  impl_->customer_ref = luaL_ref(L_, LUA_REGISTRYINDEX);
-
-  // ctx: channel, placement, hour, weekday, now, and every context key.
   json context = json::parse(req.context_json, nullptr, false);
   if (!context.is_object()) context = json::object();
-  lua_createtable(L_, 0, 8);
-  for (auto it = context.begin(); it != context.end(); ++it) {
-    PushJson(L_, it.value(), &impl_->request_proxies);
-    lua_setfield(L_, -2, it.key().c_str());
+  RequestBuild build{&req,
+                     attrs.is_object() ? &attrs : nullptr,
+                     &consent,
+                     &counts,
+                     &context,
+                     &impl_->request_proxies,
+                     &impl_->customer_ref,
+                     &impl_->ctx_ref};
+  std::string error;
+  impl_->request_ok = Protected(L_, BuildRequest, &build, 0, &error);
+  if (!impl_->request_ok) {
+    rules_->request_counters().build_errors.fetch_add(1, std::memory_order_relaxed);
+    log::Warn("rules", "request tables not built, rules skipped: " + error);
+    lua_gc(L_, LUA_GCCOLLECT);
   }
-  SetString(L_, "channel", req.channel);
-  SetString(L_, "placement", req.placement);
-  int64_t secs = req.now_ms / 1000;
-  if (!context.contains("hour")) {
-    lua_pushinteger(L_, (secs / 3600) % 24);
-    lua_setfield(L_, -2, "hour");
-  }
-  if (!context.contains("weekday")) {
-    lua_pushinteger(L_, ((secs / 86400) + 4) % 7);  // 0 = Sunday; 1970-01-01 was a Thursday
-    lua_setfield(L_, -2, "weekday");
-  }
-  lua_pushinteger(L_, secs);
-  lua_setfield(L_, -2, "now");
-  MergeFacts(L_, req.facts, "context", &impl_->request_proxies);
-  PushReadOnly(L_, &impl_->request_proxies);
-  impl_->ctx_ref = luaL_ref(L_, LUA_REGISTRYINDEX);
+}
+
+namespace {
+
+struct ItemBuild {
+  const Catalog* catalog;
+  int items_ref;
+  int item_index;
+  const json* tags;
+};
+
+int BuildItem(lua_State* L) {
+  const auto* b = static_cast<const ItemBuild*>(lua_touserdata(L, 1));
+  PushNewItem(L, b->items_ref, *b->catalog, b->item_index, *b->tags);
+  return 1;
+}
+
+}  // namespace
+
+bool RuleRuntime::PushCandidate(int offer_index, int item_index, std::string* error) {
+  if (PushCachedCandidate(L_, impl_->offers_ref, impl_->items_ref, offer_index, item_index))
+    return true;
+  const Item& it = catalog_->items[static_cast<size_t>(item_index)];
+  json attrs = json::parse(it.attributes_json, nullptr, false);
+  json tags = json::object();
+  if (attrs.is_object() && attrs.contains("tags") && attrs["tags"].is_object())
+    tags = attrs["tags"];
+  ItemBuild build{catalog_.get(), impl_->items_ref, item_index, &tags};
+  return Protected(L_, BuildItem, &build, 1, error);
 }
 
 RuleEffect RuleRuntime::Evaluate(size_t candidate, int offer_index, int item_index, double p) {
   RuleEffect fx;
   if (!L_) return fx;
+  if (!impl_->request_ok) {
+    fx.reasons.push_back("rules: not run (this request's tables could not be built)");
+    return fx;
+  }
+  const RuleLimits& lim = rules_->limits();
+  if (impl_->request_deadline) {
+    fx.reasons.push_back("rules: skipped (this request's rule time of " +
+                         Millis(lim.request_time_us) + " is spent)");
+    return fx;
+  }
+  const int64_t t0 = mono_ns();
   Sandbox& sb = impl_->sb;
   sb.candidate = candidate;
-  const RuleLimits& lim = rules_->limits();
-  PushCandidate(L_, impl_->offers_ref, impl_->items_ref, *catalog_, offer_index, item_index);
+  std::string error;
+  if (!PushCandidate(offer_index, item_index, &error)) {
+    fx.reasons.push_back("rules: not run (the candidate's table could not be built: " + error +
+                         ")");
+    return fx;
+  }
   int offer = lua_gettop(L_);
 
   auto fail = [&](size_t r, const char* hook, const char* why, const std::string& msg) {
@@ -208,7 +346,7 @@ RuleEffect RuleRuntime::Evaluate(size_t candidate, int offer_index, int item_ind
     Arm(&sb, L_, lim);
     int rc = lua_pcall(L_, 3, 2, 0);
     if (const char* why = Disarm(&sb, L_, rc)) {
-      fail(r, "eligible", why, lua_tostring(L_, -1) ? lua_tostring(L_, -1) : "error");
+      fail(r, "eligible", why, ErrorText(L_));
       lua_pop(L_, 1);
       continue;
     }
@@ -238,7 +376,7 @@ RuleEffect RuleRuntime::Evaluate(size_t candidate, int offer_index, int item_ind
       Arm(&sb, L_, lim);
       int rc = lua_pcall(L_, 4, 2, 0);
       if (const char* why = Disarm(&sb, L_, rc)) {
-        fail(r, "score", why, lua_tostring(L_, -1) ? lua_tostring(L_, -1) : "error");
+        fail(r, "score", why, ErrorText(L_));
         lua_pop(L_, 1);
         continue;
       }
@@ -264,75 +402,87 @@ RuleEffect RuleRuntime::Evaluate(size_t candidate, int offer_index, int item_ind
     }
   }
   lua_settop(L_, offer - 1);
+  ChargeRequestTime(mono_ns() - t0);
   return fx;
 }
 
+void RuleRuntime::ChargeRequestTime(int64_t ns) {
+  impl_->request_rule_ns += ns;
+  if (impl_->request_deadline || impl_->request_rule_ns <= rules_->limits().request_time_us * 1000)
+    return;
+  impl_->request_deadline = true;
+  rules_->request_counters().deadlines.fetch_add(1, std::memory_order_relaxed);
+  log::Warn("rules", "request rule time of " + std::to_string(rules_->limits().request_time_us) +
+                         " us spent: remaining hooks skipped for this request");
+}
+
+namespace {
+
+int BuildRankedList(lua_State* L) {
+  const auto* ranked = static_cast<const std::vector<RuleRuntime::Ranked>*>(lua_touserdata(L, 1));
+  lua_createtable(L, static_cast<int>(ranked->size()), 0);
+  for (size_t i = 0; i < ranked->size(); ++i) {
+    lua_createtable(L, 0, 4);
+    SetString(L, "id", (*ranked)[i].id);
+    SetString(L, "category", (*ranked)[i].category);
+    lua_pushnumber(L, (*ranked)[i].priority);
+    lua_setfield(L, -2, "priority");
+    lua_pushinteger(L, static_cast<lua_Integer>(i + 1));
+    lua_setfield(L, -2, "rank");
+    lua_rawseti(L, -2, static_cast<lua_Integer>(i + 1));
+  }
+  return 1;
+}
+
+// Reads the ids of a finalize hook's list (argument 2): entries are ids or
+// tables with an id ("" for anything else). Reading may run metamethods of
+// the rule's tables (a revoked proxy raises), hence a protected call.
+int ReadRankedIds(lua_State* L) {
+  auto* ids = static_cast<std::vector<std::string>*>(lua_touserdata(L, 1));
+  lua_Integer n = luaL_len(L, 2);
+  for (lua_Integer i = 1; i <= n; ++i) {
+    lua_geti(L, 2, i);
+    if (lua_istable(L, -1)) lua_getfield(L, -1, "id");
+    size_t len = 0;
+    const char* id = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &len) : "";
+    ids->emplace_back(id, len);
+    lua_settop(L, 2);
+  }
+  return 0;
+}
+
+}  // namespace
+
 void RuleRuntime::Finalize(std::vector<Ranked>* ranked, std::vector<std::string>* notes) {
   if (!L_ || impl_->finalize_rules.empty()) return;
+  if (!impl_->request_ok) return;  // Evaluate named it already
   Sandbox& sb = impl_->sb;
+  const int64_t t0 = mono_ns();
   for (size_t r : impl_->finalize_rules) {
     const std::string& name = rules_->rules()[r].name;
-    rules_->counters(r).calls.fetch_add(1, std::memory_order_relaxed);
-    lua_rawgeti(L_, LUA_REGISTRYINDEX, impl_->sb.declared[r].finalize);
-    lua_createtable(L_, static_cast<int>(ranked->size()), 0);
-    for (size_t i = 0; i < ranked->size(); ++i) {
-      lua_createtable(L_, 0, 3);
-      SetString(L_, "id", (*ranked)[i].id);
-      SetString(L_, "category", (*ranked)[i].category);
-      lua_pushnumber(L_, (*ranked)[i].priority);
-      lua_setfield(L_, -2, "priority");
-      lua_pushinteger(L_, static_cast<lua_Integer>(i + 1));
-      lua_setfield(L_, -2, "rank");
-      lua_rawseti(L_, -2, static_cast<lua_Integer>(i + 1));
+    if (impl_->request_deadline) {
+      notes->push_back(name + ": finalize skipped (this request's rule time of " +
+                       std::to_string(rules_->limits().request_time_us / 1000) + " ms is spent)");
+      continue;
     }
-    lua_rawgeti(L_, LUA_REGISTRYINDEX, impl_->customer_ref);
-    lua_rawgeti(L_, LUA_REGISTRYINDEX, impl_->ctx_ref);
-    Arm(&sb, L_, rules_->limits());
-    int rc = lua_pcall(L_, 3, 2, 0);
-    const char* why = Disarm(&sb, L_, rc);
+    rules_->counters(r).calls.fetch_add(1, std::memory_order_relaxed);
     std::string error;
-    std::vector<Ranked> out;
-    if (why) {
-      error = std::string(why) + ": " + (lua_tostring(L_, -1) ? lua_tostring(L_, -1) : "error");
+    lua_rawgeti(L_, LUA_REGISTRYINDEX, impl_->sb.declared[r].finalize);
+    if (!Protected(L_, BuildRankedList, ranked, 1, &error)) {
       lua_pop(L_, 1);
+      error = "memory: " + error;
     } else {
-      if (lua_istable(L_, -2)) {
-        std::map<std::string, size_t> pos;
-        for (size_t i = 0; i < ranked->size(); ++i) pos[(*ranked)[i].id] = i;
-        lua_Integer n = static_cast<lua_Integer>(luaL_len(L_, -2));
-        for (lua_Integer i = 1; i <= n && error.empty(); ++i) {
-          lua_geti(L_, -2, i);
-          std::string id;
-          if (lua_type(L_, -1) == LUA_TSTRING) id = lua_tostring(L_, -1);
-          if (lua_istable(L_, -1)) {
-            lua_getfield(L_, -1, "id");
-            if (lua_type(L_, -1) == LUA_TSTRING) id = lua_tostring(L_, -1);
-            lua_pop(L_, 1);
-          }
-          lua_pop(L_, 1);
-          auto it = pos.find(id);
-          if (it == pos.end())
-            error = "error: returned '" + id + "', which is not in the ranked list";
-          else
-            out.push_back((*ranked)[it->second]);
-        }
-        if (error.empty() && static_cast<size_t>(n) != ranked->size()) {
-          notes->push_back(name + ": kept " + std::to_string(out.size()) + " of " +
-                           std::to_string(ranked->size()) +
-                           (lua_isstring(L_, -1) ? " (" + ReasonOf(L_, -1) + ")" : ""));
-        } else if (error.empty()) {
-          bool reordered = false;
-          for (size_t i = 0; i < out.size(); ++i) reordered |= out[i].id != (*ranked)[i].id;
-          if (reordered)
-            notes->push_back(name + ": reordered" +
-                             (lua_isstring(L_, -1) ? " (" + ReasonOf(L_, -1) + ")" : ""));
-        }
-        if (error.empty()) *ranked = std::move(out);
-      } else if (!lua_isnil(L_, -2)) {
-        error =
-            std::string("error: must return a list of offers or nil; got ") + luaL_typename(L_, -2);
+      lua_rawgeti(L_, LUA_REGISTRYINDEX, impl_->customer_ref);
+      lua_rawgeti(L_, LUA_REGISTRYINDEX, impl_->ctx_ref);
+      Arm(&sb, L_, rules_->limits());
+      int rc = lua_pcall(L_, 3, 2, 0);
+      if (const char* why = Disarm(&sb, L_, rc)) {
+        error = std::string(why) + ": " + ErrorText(L_);
+        lua_pop(L_, 1);
+      } else {
+        ApplyFinalize(name, ranked, notes, &error);
+        lua_pop(L_, 2);
       }
-      lua_pop(L_, 2);
     }
     if (!error.empty()) {
       RuleCounters& c = rules_->counters(r);
@@ -347,6 +497,49 @@ void RuleRuntime::Finalize(std::vector<Ranked>* ranked, std::vector<std::string>
       notes->push_back(line);
     }
   }
+  ChargeRequestTime(mono_ns() - t0);
+}
+
+// The hook's (list, reason) results are on the stack top.
+void RuleRuntime::ApplyFinalize(const std::string& name, std::vector<Ranked>* ranked,
+                                std::vector<std::string>* notes, std::string* error) {
+  if (lua_isnil(L_, -2)) return;
+  if (!lua_istable(L_, -2)) {
+    *error =
+        std::string("error: must return a list of offers or nil; got ") + luaL_typename(L_, -2);
+    return;
+  }
+  std::vector<std::string> ids;
+  lua_pushcfunction(L_, ReadRankedIds);
+  lua_pushlightuserdata(L_, &ids);
+  lua_pushvalue(L_, -4);
+  if (lua_pcall(L_, 2, 0, 0) != LUA_OK) {
+    *error = "error: reading the returned list: " + ErrorText(L_);
+    lua_pop(L_, 1);
+    return;
+  }
+  std::map<std::string, size_t> pos;
+  for (size_t i = 0; i < ranked->size(); ++i) pos[(*ranked)[i].id] = i;
+  std::vector<Ranked> out;
+  for (const std::string& id : ids) {
+    auto it = pos.find(id);
+    if (it == pos.end()) {
+      *error = "error: returned '" + id + "', which is not in the ranked list";
+      return;
+    }
+    out.push_back((*ranked)[it->second]);
+  }
+  std::string reason = ReasonOf(L_, -1);
+  std::string why = reason.empty() ? "" : " (" + reason + ")";
+  if (out.size() != ranked->size()) {
+    notes->push_back(name + ": kept " + std::to_string(out.size()) + " of " +
+                     std::to_string(ranked->size()) + why);
+  } else {
+    bool reordered = false;
+    for (size_t i = 0; i < out.size(); ++i) reordered |= out[i].id != (*ranked)[i].id;
+    if (reordered) notes->push_back(name + ": reordered" + why);
+  }
+  *ranked = std::move(out);
 }
 
 void RuleRuntime::End() {
@@ -358,6 +551,7 @@ void RuleRuntime::End() {
   luaL_unref(L_, LUA_REGISTRYINDEX, impl_->customer_ref);
   luaL_unref(L_, LUA_REGISTRYINDEX, impl_->ctx_ref);
   impl_->customer_ref = impl_->ctx_ref = LUA_NOREF;
+  impl_->request_ok = false;
   impl_->sb.request = nullptr;
 }
 

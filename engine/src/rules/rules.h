@@ -15,12 +15,15 @@
 // catalog; offer tables are built once per state, the customer and context
 // tables once per request, so the per-candidate cost is one function call.
 //
-// Sandbox: only base (minus load, loadfile, dofile, require, collectgarbage,
-// print), string (minus dump), table, math, utf8; a per-file environment where
-// reading or writing an undeclared global is an error naming file and line;
-// text chunks only; an instruction budget and a deadline per call enforced by
-// a count hook that keeps firing until the rule is out (so pcall cannot
-// swallow it); a memory cap per call and per state in a custom allocator.
+// Sandbox (sandbox.h, libs.h, pattern.h): only base (minus load, loadfile,
+// dofile, require, collectgarbage, print, raw*, get/setmetatable, _G), string
+// (minus dump), table, math, utf8, history, all read-only; a per-file
+// environment where reading or writing an undeclared global is an error; text
+// chunks only; an instruction budget and a deadline per call enforced by a
+// count hook that keeps firing until the rule is out (so pcall cannot swallow
+// it) and charged by every library function for its work in C (pattern
+// matching step by step); a memory cap per call and per state in a custom
+// allocator; a time budget per request; every entry into Lua protected.
 #pragma once
 
 #include <atomic>
@@ -44,6 +47,9 @@ struct RuleLimits {
   int64_t time_us = 5'000;           // per hook call
   size_t call_memory = 4 << 20;      // growth allowed during one call
   size_t state_memory = 64 << 20;    // the whole state
+  // Rule time of one whole request (every hook over every candidate, and
+  // finalize); past it the remaining hooks are skipped for that request.
+  int64_t request_time_us = 20'000;
 };
 
 struct RuleCounters {
@@ -53,6 +59,12 @@ struct RuleCounters {
   std::atomic<uint64_t> errors{0};    // runtime errors and bad return values
   std::atomic<uint64_t> timeouts{0};  // instruction budget or deadline
   std::atomic<uint64_t> memory{0};    // memory cap hit
+};
+
+// Per rule set, not per rule: requests whose rules could not all run.
+struct RuleRequestCounters {
+  std::atomic<uint64_t> deadlines{0};     // request rule time spent, hooks skipped
+  std::atomic<uint64_t> build_errors{0};  // customer/ctx tables not built: no rules ran
 };
 
 struct RuleInfo {
@@ -77,6 +89,7 @@ class RuleSet {
   const std::vector<RuleInfo>& rules() const { return rules_; }
   const RuleLimits& limits() const { return limits_; }
   RuleCounters& counters(size_t rule) const { return counters_[rule]; }
+  RuleRequestCounters& request_counters() const { return *request_counters_; }
   const std::vector<std::pair<std::string, std::string>>& sources() const { return sources_; }
 
  private:
@@ -84,6 +97,7 @@ class RuleSet {
   std::vector<RuleInfo> rules_;
   RuleLimits limits_;
   std::unique_ptr<RuleCounters[]> counters_;
+  std::unique_ptr<RuleRequestCounters> request_counters_ = std::make_unique<RuleRequestCounters>();
 };
 
 // The request as rules see it. Pointers live for the request.
@@ -143,6 +157,11 @@ class RuleRuntime {
   size_t memory_used() const;
 
  private:
+  bool PushCandidate(int offer_index, int item_index, std::string* error);
+  void ChargeRequestTime(int64_t ns);
+  void ApplyFinalize(const std::string& name, std::vector<Ranked>* ranked,
+                     std::vector<std::string>* notes, std::string* error);
+
   struct Impl;
   std::unique_ptr<Impl> impl_;
   std::shared_ptr<const RuleSet> rules_;

@@ -1,13 +1,16 @@
 #include "rules/sandbox.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 
+#include "common/log.h"
 #include "common/time.h"
+#include "rules/libs.h"
 #include "rules/primitives.h"
 
 namespace tailor::rules_internal {
@@ -38,11 +41,11 @@ void* Alloc(void* ud, void* ptr, size_t osize, size_t nsize) {
   return p;
 }
 
-// The deadline check. Once tripped it fires on every instruction, so a pcall
-// inside the rule cannot swallow the abort and carry on.
-void Hook(lua_State* L, lua_Debug*) {
-  Sandbox* sb = SandboxOf(L);
-  sb->instructions += sb->aborted ? 1 : kHookEvery;
+// The budget check. Once tripped the hook fires on every instruction, so a
+// pcall inside the rule cannot swallow the abort and carry on.
+void Hook(lua_State* L, lua_Debug*);
+
+void CheckBudget(lua_State* L, Sandbox* sb) {
   // The clock starts at the first check: most hook calls finish before it,
   // and reading the clock on every call would cost more than the rule.
   int64_t now = mono_ns();
@@ -52,6 +55,21 @@ void Hook(lua_State* L, lua_Debug*) {
     lua_sethook(L, Hook, LUA_MASKCOUNT, 1);
   }
   if (sb->aborted) luaL_error(L, "rule exceeded its budget");
+}
+
+void Hook(lua_State* L, lua_Debug*) {
+  Sandbox* sb = SandboxOf(L);
+  sb->instructions += sb->aborted ? 1 : kHookEvery;
+  CheckBudget(L, sb);
+}
+
+// A Lua error outside any protected call: Lua aborts the process when this
+// returns. Every entry into Lua is protected, so reaching here is a bug;
+// say what it was before the abort.
+int Panic(lua_State* L) {
+  const char* msg = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "(not a string)";
+  log::Error("rules", std::string("unprotected Lua error (bug), aborting: ") + msg);
+  return 0;
 }
 
 // __index / __newindex of a file's environment: undeclared globals are errors.
@@ -138,7 +156,7 @@ void OpenSandboxLibs(lua_State* L) {
   lua_pushglobaltable(L);
   for (const char* banned :
        {"load", "loadfile", "dofile", "require", "collectgarbage", "print", "rawset", "rawequal",
-        "rawget", "rawlen", "setmetatable", "getmetatable"}) {
+        "rawget", "rawlen", "setmetatable", "getmetatable", "_G"}) {
     lua_pushnil(L);
     lua_setfield(L, -2, banned);
   }
@@ -149,25 +167,40 @@ void OpenSandboxLibs(lua_State* L) {
   lua_pop(L, 1);
   lua_pushcfunction(L, DeclareRule);
   lua_setfield(L, -2, "rule");
-  OpenPrimitives(L);  // history.*, plugin_score
-  lua_pop(L, 1);
-  // Protect the string metatable: `("").x = ...` tricks cannot reach it.
-  lua_pushliteral(L, "");
-  if (lua_getmetatable(L, -1)) {
-    lua_pushliteral(L, "locked");
-    lua_setfield(L, -2, "__metatable");
-    lua_pop(L, 1);
-  }
+  OpenPrimitives(L);   // history.*, plugin_score
+  FreezeLibraries(L);  // bounded, read-only; locks the string metatable
   lua_pop(L, 1);
 }
 
+int OpenSandboxLibsProtected(lua_State* L) {
+  OpenSandboxLibs(L);
+  return 0;
+}
+
 }  // namespace
+
+void Charge(lua_State* L, int64_t steps) {
+  Sandbox* sb = SandboxOf(L);
+  sb->instructions += steps;
+  sb->charged += steps;
+  // Read the clock about as often as the hook would for the same work.
+  if (sb->charged < kHookEvery && sb->instructions <= sb->max_instructions && !sb->aborted) return;
+  sb->charged = 0;
+  CheckBudget(L, sb);
+}
 
 lua_State* NewState(Sandbox* sb) {
   lua_State* L = lua_newstate(Alloc, sb);
   if (!L) return nullptr;
   *static_cast<Sandbox**>(lua_getextraspace(L)) = sb;
-  OpenSandboxLibs(L);
+  lua_atpanic(L, Panic);
+  lua_pushcfunction(L, OpenSandboxLibsProtected);
+  if (lua_pcall(L, 0, 0, 0) != LUA_OK) {
+    log::Error("rules", std::string("cannot open the sandbox libraries: ") +
+                            (lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "error"));
+    lua_close(L);
+    return nullptr;
+  }
   return L;
 }
 
@@ -190,6 +223,7 @@ void Arm(Sandbox* sb, lua_State* L, const RuleLimits& lim) {
   sb->deadline_ns = 0;
   sb->time_ns = lim.time_us * 1000;
   sb->memory_hit = false;
+  sb->charged = 0;
   sb->call_limit = sb->used + lim.call_memory;
   // The hook stays installed between calls (only Lua code runs it); it is
   // reinstalled after an abort switched it to every instruction.
@@ -209,6 +243,19 @@ const char* Disarm(Sandbox* sb, lua_State* L, int rc) {
   return "error";
 }
 
+namespace {
+
+// Runs the compiled chunk (argument 1) in a fresh environment, inside the
+// caller's protected call: building the environment may fail too.
+int RunFile(lua_State* L) {
+  PushEnv(L);
+  if (!lua_setupvalue(L, 1, 1)) lua_pop(L, 1);
+  lua_call(L, 0, 0);
+  return 0;
+}
+
+}  // namespace
+
 bool LoadSources(lua_State* L, Sandbox* sb,
                  const std::vector<std::pair<std::string, std::string>>& sources,
                  const RuleLimits& lim, std::vector<std::string>* errors) {
@@ -223,11 +270,11 @@ bool LoadSources(lua_State* L, Sandbox* sb,
       ok = false;
       continue;
     }
-    PushEnv(L);
-    if (!lua_setupvalue(L, -2, 1)) lua_pop(L, 1);
+    lua_pushcfunction(L, RunFile);
+    lua_insert(L, -2);
     sb->loading = true;
     Arm(sb, L, lim);
-    int rc = lua_pcall(L, 0, 0, 0);
+    int rc = lua_pcall(L, 1, 0, 0);
     const char* why = Disarm(sb, L, rc);
     sb->loading = false;
     if (why) {
@@ -264,9 +311,19 @@ std::vector<std::pair<std::string, std::string>> ReadDir(const std::string& dir,
 }
 
 std::string ReasonOf(lua_State* L, int idx) {
+  // No lua_tolstring on a number: converting allocates, and callers read
+  // results outside any protected call.
+  if (lua_type(L, idx) == LUA_TNUMBER) {
+    char buf[32];
+    if (lua_isinteger(L, idx))
+      std::snprintf(buf, sizeof buf, "%lld", static_cast<long long>(lua_tointeger(L, idx)));
+    else
+      std::snprintf(buf, sizeof buf, "%.14g", lua_tonumber(L, idx));
+    return buf;
+  }
+  if (lua_type(L, idx) != LUA_TSTRING) return "";
   size_t len = 0;
   const char* s = lua_tolstring(L, idx, &len);
-  if (!s) return "";
   return std::string(s, std::min(len, kMaxReason));
 }
 

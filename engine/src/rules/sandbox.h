@@ -33,6 +33,7 @@ struct Sandbox {
   int64_t max_instructions = 0;
   int64_t deadline_ns = 0;  // 0 until the first hook check of the call
   int64_t time_ns = 0;
+  int64_t charged = 0;  // steps charged by C functions since the last clock read
   bool aborted = false;
   bool hooked = false;   // the count hook is installed at kHookEvery
   bool loading = false;  // `rule {}` is only callable while loading files
@@ -51,6 +52,12 @@ struct Sandbox {
 };
 
 Sandbox* SandboxOf(lua_State* L);
+
+// Charges steps of work done in C (pattern matching, library functions) to
+// the call's instruction budget, checking the deadline about as often as the
+// hook does; past either, raises "rule exceeded its budget" (and the hook
+// keeps raising it) exactly as a Lua loop would.
+void Charge(lua_State* L, int64_t steps);
 
 // A state whose allocator accounts into sb, with only the sandbox libraries
 // and the rule primitives opened. Null when the state cannot be created.
