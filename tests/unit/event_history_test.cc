@@ -3,9 +3,11 @@
 #include "store/event_history.h"
 
 #include <gtest/gtest.h>
+#include <sqlite3.h>
 
 #include <map>
 
+#include "decision/profile_cache.h"
 #include "store/store.h"
 #include "support/temp_dir.h"
 
@@ -158,6 +160,56 @@ TEST(StoreHistory, LoadKeepsHistoryDaysBeforeTheNewestEvent) {
   EXPECT_EQ(p.history.Count("view", "", INT64_MIN), 2);
   EXPECT_EQ(s->LoadProfile("c1", 50).history.Count("view", "", INT64_MIN), 3);
   EXPECT_EQ(p.counts["view"], 3);  // all-time counts are not bounded
+}
+
+// Events reaching a cached profile (the service's path between loads) are
+// in its history at once, past the recent limit, as a fresh load would be.
+TEST(StoreHistory, CachedProfilesCountAppliedEvents) {
+  TempDir dir;
+  auto s = OpenStore(dir.file("t.db"));
+  s->AppendEvent(MakeEvent("view", "", "i1", kNow - 2 * kDay));
+  s->Flush();
+  ProfileCache cache(10);
+  cache.Put("c1", std::make_shared<const Profile>(s->LoadProfile("c1", 5)), cache.Epoch("c1"));
+  for (int i = 0; i < 100; ++i) {
+    Event e = MakeEvent("impression", "o1", "", kNow - i * kHour);
+    cache.ApplyEvent(e, 5);
+    s->AppendEvent(e);
+  }
+  s->Flush();
+  auto cached = cache.Get("c1");
+  ASSERT_NE(cached, nullptr);
+  EXPECT_EQ(cached->recent.size(), 5u);
+  EXPECT_EQ(cached->history.Count("impression", "o1", kNow - 7 * kDay), 100);
+  EXPECT_EQ(cached->history.Count("impression", "o1", kNow - 12 * kHour), 13);  // i = 0..12
+  EXPECT_EQ(cached->history.Count("view", "", kNow - 7 * kDay), 1);
+  Profile fresh = s->LoadProfile("c1", 5);
+  EXPECT_EQ(fresh.history.Count("impression", "o1", kNow - 12 * kHour), 13);
+}
+
+// The history is derived from the events rows alone (no second copy in
+// another table): deleting a customer's events, as erasure does, leaves no
+// history behind on the next load, and other customers keep theirs.
+TEST(StoreHistory, ErasingTheEventsErasesTheHistory) {
+  TempDir dir;
+  auto s = OpenStore(dir.file("t.db"));
+  for (int i = 0; i < 100; ++i) s->AppendEvent(MakeEvent("view", "", "i1", kNow - i * kHour));
+  Event other = MakeEvent("view", "", "i1", kNow);
+  other.customer_id = "c2";
+  s->AppendEvent(other);
+  s->Flush();
+  ASSERT_EQ(s->LoadProfile("c1", 50).history.Count("view", "i1", INT64_MIN), 100);
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(dir.file("t.db").c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(
+      sqlite3_exec(db, "DELETE FROM events WHERE customer_id='c1'", nullptr, nullptr, nullptr),
+      SQLITE_OK);
+  sqlite3_close(db);
+  Profile p = s->LoadProfile("c1", 50);
+  EXPECT_EQ(p.history.Count("view", "", INT64_MIN), 0);
+  EXPECT_EQ(p.history.times(), 0u);
+  EXPECT_FALSE(p.history.Newest("view", "i1").has_value());
+  EXPECT_EQ(s->LoadProfile("c2", 50).history.Count("view", "i1", INT64_MIN), 1);
 }
 
 }  // namespace

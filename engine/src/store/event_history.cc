@@ -39,31 +39,37 @@ struct EventHistory::Grouped {
   Groups groups;
 };
 
+EventHistory::Builder::Builder() : groups_(std::make_unique<Grouped>()) {}
+EventHistory::Builder::~Builder() = default;
+
 void EventHistory::Builder::Add(std::string_view type, std::string_view offer_id,
                                 std::string_view item_id, int64_t ts_ms) {
   ForEachRole(offer_id, item_id, [&](std::string_view id, uint8_t role) {
-    rows_.push_back(Row{std::string(type), std::string(id), role, ts_ms});
+    AddTo(&groups_->groups, type, id, role, ts_ms);
   });
 }
 
 EventHistory EventHistory::Builder::Build(int64_t horizon_ms) {
-  Grouped g;
-  for (Row& r : rows_)
-    if (r.ts >= horizon_ms) AddTo(&g.groups, r.type, r.id, r.role, r.ts);
-  rows_.clear();
   EventHistory h;
-  h.block_ = Flatten(&g);
+  h.block_ = Flatten(groups_.get(), horizon_ms);
   h.horizon_ms_ = horizon_ms;
+  groups_->groups.clear();
   return h;
 }
 
-std::shared_ptr<const EventHistory::Block> EventHistory::Flatten(Grouped* g) {
+std::shared_ptr<const EventHistory::Block> EventHistory::Flatten(Grouped* g, int64_t horizon_ms) {
   auto block = std::make_shared<Block>();
   block->keys.reserve(g->groups.size());
   for (auto& [k, times] : g->groups) {
-    std::sort(times.begin(), times.end());
+    // The store loads newest first: reversing is the common sort.
+    if (std::is_sorted(times.begin(), times.end(), std::greater<>()))
+      std::reverse(times.begin(), times.end());
+    else
+      std::sort(times.begin(), times.end());
+    auto first = std::lower_bound(times.begin(), times.end(), horizon_ms);
+    if (first == times.end()) continue;
     const auto begin = static_cast<uint32_t>(block->times.size());
-    block->times.insert(block->times.end(), times.begin(), times.end());
+    block->times.insert(block->times.end(), first, times.end());
     block->keys.push_back(Key{std::get<0>(k), std::get<1>(k), std::get<2>(k), begin,
                               static_cast<uint32_t>(block->times.size())});
   }
@@ -158,7 +164,7 @@ void EventHistory::Merge() {
     ForEachRole(p.offer_id, p.item_id, [&](std::string_view id, uint8_t role) {
       AddTo(&g.groups, p.type, id, role, p.ts);
     });
-  block_ = Flatten(&g);
+  block_ = Flatten(&g, horizon_ms_);
   tail_.clear();
 }
 

@@ -26,6 +26,8 @@
 namespace tailor {
 
 class EventHistory {
+  struct Grouped;  // (type, id, role) -> times, while building
+
  public:
   // Days of events a profile load keeps unless configured (store.history_days).
   static constexpr int64_t kDefaultDays = 400;
@@ -33,19 +35,15 @@ class EventHistory {
   // Collects events (in any order) and builds the history.
   class Builder {
    public:
+    Builder();
+    ~Builder();
     void Add(std::string_view type, std::string_view offer_id, std::string_view item_id,
              int64_t ts_ms);
-    // Events before horizon_ms are not added (the caller did not load them).
+    // Events before horizon_ms are dropped (the caller did not load them).
     EventHistory Build(int64_t horizon_ms);
 
    private:
-    friend class EventHistory;
-    struct Row {
-      std::string type, id;
-      uint8_t role;
-      int64_t ts;
-    };
-    std::vector<Row> rows_;
+    std::unique_ptr<Grouped> groups_;
   };
 
   // Events at or after since_ms of this type, naming id as their offer or item
@@ -90,9 +88,8 @@ class EventHistory {
     int64_t ts;
   };
   static constexpr size_t kTailMax = 32;
-  struct Grouped;  // (type, id, role) -> times, while building
-
-  static std::shared_ptr<const Block> Flatten(Grouped* g);
+  // (type, id, role) -> times into one block; times before horizon dropped.
+  static std::shared_ptr<const Block> Flatten(Grouped* g, int64_t horizon_ms);
   // Keys of (type, id) in the block: one per role present.
   std::pair<const Key*, const Key*> Keys(std::string_view type, std::string_view id) const;
   void Merge();

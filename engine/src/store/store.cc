@@ -501,30 +501,36 @@ Profile Store::LoadProfile(const std::string& customer_id, size_t recent_limit,
       p.customer.id = customer_id;
     }
   }
+  // One pass over the customer's events, newest first, in the covering index
+  // events_history: all-time counts by type, first and last seen, and the
+  // history of the history_days before the earlier of now and the newest
+  // event (anchored at the newest too, so that a replay or a test whose
+  // clock is behind the wall clock still sees its whole window).
   {
     Stmt st = r.Cached(
-        "SELECT type, count(*), min(ts_ms), max(ts_ms) FROM events WHERE customer_id=? "
-        "GROUP BY type");
+        "SELECT type, offer_id, item_id, ts_ms FROM events WHERE customer_id=? "
+        "ORDER BY ts_ms DESC");
     st.Text(1, customer_id);
-    while (st.Step() == SQLITE_ROW) {
-      p.known = true;
-      p.counts[st.Col(0)] = st.ColInt(1);
-      int64_t first = st.ColInt(2), last = st.ColInt(3);
-      if (p.first_seen_ms == 0 || first < p.first_seen_ms) p.first_seen_ms = first;
-      if (last > p.last_seen_ms) p.last_seen_ms = last;
-    }
-  }
-  if (!p.counts.empty()) {
-    // Anchored at the newest event too, so that a replay or a test whose
-    // clock is behind the wall clock still sees its whole window.
-    const int64_t horizon = std::min(now_ms(), p.last_seen_ms) - history_days * 86'400'000;
-    Stmt st = r.Cached(
-        "SELECT type, offer_id, item_id, ts_ms FROM events WHERE customer_id=? AND ts_ms>=?");
-    st.Text(1, customer_id).Int(2, horizon);
     EventHistory::Builder b;
-    while (st.Step() == SQLITE_ROW)
-      b.Add(st.ColView(0), st.ColView(1), st.ColView(2), st.ColInt(3));
-    p.history = b.Build(horizon);
+    int64_t horizon = INT64_MIN;
+    int64_t* count = nullptr;  // of the previous row's type: runs of one type are common
+    std::string type;
+    while (st.Step() == SQLITE_ROW) {
+      const int64_t ts = st.ColInt(3);
+      if (p.counts.empty()) {  // the newest event
+        p.known = true;
+        p.last_seen_ms = ts;
+        horizon = std::min(now_ms(), ts) - history_days * 86'400'000;
+      }
+      p.first_seen_ms = ts;
+      if (!count || st.ColView(0) != type) {
+        type.assign(st.ColView(0));
+        count = &p.counts[type];
+      }
+      ++*count;
+      if (ts >= horizon) b.Add(st.ColView(0), st.ColView(1), st.ColView(2), ts);
+    }
+    if (!p.counts.empty()) p.history = b.Build(horizon);
   }
   if (recent_limit > 0 && !p.counts.empty()) {
     static const std::string sql =
