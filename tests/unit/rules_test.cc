@@ -11,6 +11,7 @@
 #include "common/time.h"
 #include "decision/engine.h"
 #include "store/store.h"
+#include "support/temp_dir.h"
 
 namespace tailor {
 namespace {
@@ -72,7 +73,7 @@ class Rules : public ::testing::Test {
     req.customer_id = "c1";
     req.channel = "web";
     req.placement = "home";
-    req.now_ms = now_ms();
+    req.now_ms = now_ ? now_ : now_ms();
     req.context_json = context_json_;
     req.facts = facts_;
     runtime_->Begin(req);
@@ -92,6 +93,7 @@ class Rules : public ::testing::Test {
 
   std::shared_ptr<const Catalog> catalog_ = TinyCatalog();
   Profile profile_;
+  int64_t now_ = 0;  // the request's now; 0: the wall clock
   std::string context_json_ = "{}";
   const nlohmann::json* facts_ = nullptr;
   std::unique_ptr<RuleRuntime> runtime_;
@@ -539,6 +541,9 @@ TEST_F(Rules, HistoryHelpersReadTheProfile) {
   old.offer_id = "o_phone";
   old.ts_ms = now - 10LL * 86400 * 1000;
   profile_.recent.insert(profile_.recent.begin(), old);
+  EventHistory::Builder b;
+  for (const Event& e : profile_.recent) b.Add(e.type, e.offer_id, e.item_id, e.ts_ms);
+  profile_.history = b.Build(INT64_MIN);
   auto set = Load(R"(rule { name = "hostile", score = function(offer)
       local week = history.count("impression", offer.id, "7d")
       local all = history.count("impression", offer.id)
@@ -547,6 +552,54 @@ TEST_F(Rules, HistoryHelpersReadTheProfile) {
   RuleEffect fx = Run(set);
   EXPECT_DOUBLE_EQ(fx.levers, 2.0 * 34);  // 3 in the week, 4 in all
   EXPECT_NE(Joined(fx.reasons).find("ago=3600"), std::string::npos) << Joined(fx.reasons);
+}
+
+// Issue 12.4: history.* answer over the whole window asked, not over the
+// last recent_events (50) events. One customer with 500 views in 30 days,
+// older events below them, loaded by the store as the service does.
+TEST_F(Rules, HistoryAnswersOverTheWholeWindowNotTheLastFifty) {
+  constexpr int64_t kHour = 3'600'000, kDay = 24 * kHour;
+  now_ = now_ms();
+  testing::TempDir dir;
+  std::string err;
+  Store::Options o;
+  o.path = dir.file("t.db");
+  auto store = Store::Open(o, &err);
+  ASSERT_NE(store, nullptr) << err;
+  auto event = [&](const char* type, const char* offer, const char* item, int64_t ts) {
+    Event e;
+    e.customer_id = "c1";
+    e.type = type;
+    e.offer_id = offer;
+    e.item_id = item;
+    e.ts_ms = ts;
+    store->AppendEvent(e);
+  };
+  event("purchase", "", "i1", now_ - 40 * kDay);  // accessories
+  event("dismiss", "o_phone", "", now_ - 35 * kDay);
+  event("impression", "o_phone", "", now_ - 12 * kHour - 1);  // 1 ms outside "12h"
+  event("impression", "o_phone", "", now_ - 12 * kHour);      // exactly at the edge: in
+  for (int i = 0; i < 500; ++i) event("view", "", "i2", now_ - 1 - i * (29 * kDay / 500));
+  store->Flush();
+  profile_ = store->LoadProfile("c1", 50);
+  ASSERT_EQ(profile_.recent.size(), 50u);
+  auto set = Load(R"(rule { name = "hostile", score = function(offer)
+      return 2, string.format("views=%d dismissed=%.0fs b60=%s b30=%s cat60=%s cat30=%s h12=%d",
+        history.count("view", nil, "30d"), history.last("dismiss", offer.id) or -1,
+        tostring(history.bought("i1", "60d")), tostring(history.bought("i1", "30d")),
+        tostring(history.bought("accessories", "60d")),
+        tostring(history.bought("accessories", "30d")),
+        history.count("impression", offer.id, "12h")) end })");
+  RuleEffect fx = Run(set);
+  EXPECT_NE(Joined(fx.reasons)
+                .find("views=500 dismissed=3024000s b60=true b30=false "
+                      "cat60=true cat30=false h12=1"),
+            std::string::npos)
+      << Joined(fx.reasons);
+  // Events applied after the load (the profile cache's path) count too.
+  profile_.history.Add("view", "", "i2", now_ - 2 * kHour);
+  fx = Run(set);
+  EXPECT_NE(Joined(fx.reasons).find("views=501 "), std::string::npos) << Joined(fx.reasons);
 }
 
 TEST_F(Rules, FinalizeReordersAndTrimsAndBadResultsAreDropped) {

@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <limits>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -28,8 +29,23 @@ const Catalog* CatalogOf(lua_State* L) {
   return c;
 }
 
-// history.count(event, id_or_nil, window) -> number of the customer's recent
-// events of that type (about that offer or item, within the window).
+// The earliest event time a window reaching back window_ms from now
+// includes (INT64_MIN, the whole history, when the subtraction overflows).
+int64_t SinceMs(int64_t now_ms, int64_t window_ms) {
+  int64_t since = 0;
+  if (__builtin_sub_overflow(now_ms, window_ms, &since)) return INT64_MIN;
+  return since;
+}
+
+// The customer's history when the request may look at it.
+const EventHistory* HistoryOf(const RuleRequest* r) {
+  return r && r->profile && r->personalised ? &r->profile->history : nullptr;
+}
+
+// history.count(event, id_or_nil, window) -> number of the customer's events
+// of that type (about that offer or item) at or after now - window. Exact
+// over every event the profile holds (store.history_days), not only the
+// recent ones.
 int HistoryCount(lua_State* L) {
   Sandbox* sb = SandboxOf(L);
   size_t type_len = 0, id_len = 0;
@@ -37,17 +53,9 @@ int HistoryCount(lua_State* L) {
   const char* id_c = lua_isnoneornil(L, 2) ? nullptr : luaL_checklstring(L, 2, &id_len);
   std::string_view type(type_c, type_len), id(id_c ? id_c : "", id_len);
   int64_t window = WindowMs(L, 3);
-  const RuleRequest* r = sb->request;
   int64_t n = 0;
-  if (r && r->profile && r->personalised) {
-    // Cheapest tests first: time, then lengths, then bytes.
-    for (const Event& e : r->profile->recent) {
-      if (r->now_ms - e.ts_ms > window) continue;
-      if (std::string_view(e.type) != type) continue;
-      if (id_c && std::string_view(e.offer_id) != id && std::string_view(e.item_id) != id) continue;
-      ++n;
-    }
-  }
+  if (const EventHistory* h = HistoryOf(sb->request))
+    n = h->Count(type, id, SinceMs(sb->request->now_ms, window));
   lua_pushinteger(L, n);
   return 1;
 }
@@ -55,14 +63,13 @@ int HistoryCount(lua_State* L) {
 // history.last(event, id_or_nil) -> seconds since the newest such event, or nil.
 int HistoryLast(lua_State* L) {
   Sandbox* sb = SandboxOf(L);
-  const char* type = luaL_checkstring(L, 1);
-  const char* id = lua_isnoneornil(L, 2) ? nullptr : luaL_checkstring(L, 2);
-  const RuleRequest* r = sb->request;
-  if (r && r->profile && r->personalised) {
-    for (auto it = r->profile->recent.rbegin(); it != r->profile->recent.rend(); ++it) {
-      if (it->type != type) continue;
-      if (id && it->offer_id != id && it->item_id != id) continue;
-      lua_pushnumber(L, static_cast<double>(r->now_ms - it->ts_ms) / 1000.0);
+  size_t type_len = 0, id_len = 0;
+  const char* type_c = luaL_checklstring(L, 1, &type_len);
+  const char* id_c = lua_isnoneornil(L, 2) ? nullptr : luaL_checklstring(L, 2, &id_len);
+  std::string_view type(type_c, type_len), id(id_c ? id_c : "", id_len);
+  if (const EventHistory* h = HistoryOf(sb->request)) {
+    if (std::optional<int64_t> ts = h->Newest(type, id)) {
+      lua_pushnumber(L, static_cast<double>(sb->request->now_ms - *ts) / 1000.0);
       return 1;
     }
   }
@@ -89,24 +96,37 @@ int PluginScore(lua_State* L) {
 }
 
 // history.bought(item_or_category, window) -> true when a purchase in the
-// window was of that item or of an item in that category.
+// window was of that item or of an item in that category (by the catalog).
 int HistoryBought(lua_State* L) {
   Sandbox* sb = SandboxOf(L);
-  const char* what = luaL_checkstring(L, 1);
+  size_t what_len = 0;
+  const char* what_c = luaL_checklstring(L, 1, &what_len);
+  const std::string_view what(what_c, what_len);
   int64_t window = WindowMs(L, 2);
-  const RuleRequest* r = sb->request;
-  const Catalog* cat = CatalogOf(L);
+  const EventHistory* h = HistoryOf(sb->request);
   bool found = false;
-  if (r && r->profile && r->personalised) {
-    for (const Event& e : r->profile->recent) {
-      if (e.type != "purchase" || r->now_ms - e.ts_ms > window) continue;
-      if (e.item_id == what) found = true;
-      if (!found && cat) {
-        auto it = cat->item_index.find(e.item_id);
-        if (it != cat->item_index.end() && cat->items[it->second].category == what) found = true;
-      }
-      if (found) break;
-    }
+  if (h) {
+    const int64_t since = SinceMs(sb->request->now_ms, window);
+    std::optional<int64_t> newest = h->NewestItem("purchase", what);
+    found = newest && *newest >= since;
+    // One captured reference: std::function keeps it without allocating.
+    struct {
+      const Catalog* cat;
+      std::string_view what;
+      int64_t since;
+      std::string item;
+      bool found = false;
+    } ask{CatalogOf(L), what, since, {}};
+    if (!found && ask.cat)
+      h->ForEachItem("purchase", [&ask](std::string_view id, int64_t ts) {
+        if (ts < ask.since) return true;
+        ask.item.assign(id);
+        auto it = ask.cat->item_index.find(ask.item);
+        ask.found =
+            it != ask.cat->item_index.end() && ask.cat->items[it->second].category == ask.what;
+        return !ask.found;
+      });
+    found = found || ask.found;
   }
   lua_pushboolean(L, found);
   return 1;
@@ -116,7 +136,11 @@ int HistoryBought(lua_State* L) {
 
 int64_t WindowMs(lua_State* L, int idx) {
   if (lua_isnoneornil(L, idx)) return std::numeric_limits<int64_t>::max();
-  if (lua_type(L, idx) == LUA_TNUMBER) return static_cast<int64_t>(lua_tonumber(L, idx) * 1000);
+  // Past int64 milliseconds (or NaN) is the whole history, not undefined.
+  auto clamped = [](double ms) {
+    return ms < 9.2e18 ? static_cast<int64_t>(ms) : std::numeric_limits<int64_t>::max();
+  };
+  if (lua_type(L, idx) == LUA_TNUMBER) return clamped(lua_tonumber(L, idx) * 1000);
   const char* s = luaL_checkstring(L, idx);
   char* end = nullptr;
   double n = std::strtod(s, &end);
@@ -127,7 +151,7 @@ int64_t WindowMs(lua_State* L, int idx) {
   if (end && std::strcmp(end, "s") == 0) unit = 1000;
   if (unit == 0 || n < 0)
     luaL_error(L, "window must look like \"7d\", \"12h\", \"30m\" or seconds");
-  return static_cast<int64_t>(n * static_cast<double>(unit));
+  return clamped(n * static_cast<double>(unit));
 }
 
 void SetPrimitivesCatalog(lua_State* L, const Catalog* catalog) {
