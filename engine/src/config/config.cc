@@ -246,6 +246,7 @@ std::optional<EngineConfig> LoadConfig(const std::string& path,
     }
     f.Integer("profile_cache", &cfg.store.profile_cache, 0, 100000000);
     f.Integer("recent_events", &cfg.store.recent_events, 0, 10000);
+    f.Integer("history_days", &cfg.store.history_days, 1, 36500);
     f.Done();
   }
   std::string plugin_dir;

@@ -33,6 +33,10 @@ struct StoreConfig {
   bool synchronous_full = true;
   size_t profile_cache = 10000;  // customers kept in memory
   size_t recent_events = 50;     // per profile, handed to plugins
+  // Days of events each profile holds for rules' history.* (every event, by
+  // type x offer/item id), counted back from the earlier of now and the
+  // customer's newest event. Windows reaching further see only these.
+  size_t history_days = 400;
 };
 
 // The engine's gate for sensitive offers and items (decision/sensitive_gate.h):

@@ -283,7 +283,8 @@ std::shared_ptr<const Profile> Engine::GetProfile(const std::string& id) {
   }
   metrics_->counters.Add("profile_cache.misses");
   uint64_t epoch = cache_.Epoch(id);
-  auto p = std::make_shared<const Profile>(store_->LoadProfile(id, config_.store.recent_events));
+  auto p = std::make_shared<const Profile>(store_->LoadProfile(
+      id, config_.store.recent_events, static_cast<int64_t>(config_.store.history_days)));
   cache_.Put(id, p, epoch);
   return p;
 }
