@@ -1,25 +1,12 @@
 #include "store/event_history.h"
 
 #include <algorithm>
-#include <map>
+#include <cstring>
 #include <tuple>
+#include <unordered_map>
 
 namespace tailor {
 namespace {
-
-// (type, id, role) -> times, ordered like Block::keys.
-using Groups =
-    std::map<std::tuple<std::string, std::string, uint8_t>, std::vector<int64_t>, std::less<>>;
-
-void AddTo(Groups* groups, std::string_view type, std::string_view id, uint8_t role, int64_t ts) {
-  auto probe = std::make_tuple(type, id, role);
-  auto it = groups->lower_bound(probe);
-  if (it == groups->end() || std::get<0>(it->first) != type || std::get<1>(it->first) != id ||
-      std::get<2>(it->first) != role)
-    it = groups->emplace_hint(it, std::make_tuple(std::string(type), std::string(id), role),
-                              std::vector<int64_t>());
-  it->second.push_back(ts);
-}
 
 // The keys one event is held under: its type's total, and each distinct id.
 template <typename Fn>
@@ -35,8 +22,20 @@ void ForEachRole(std::string_view offer_id, std::string_view item_id, Fn fn) {
 
 }  // namespace
 
+// (type, id, role) -> times, hashed: a load adds up to three times per event.
 struct EventHistory::Grouped {
-  Groups groups;
+  std::unordered_map<std::string, std::vector<int64_t>> slots;
+  std::string buf;  // the key being looked up, reused
+
+  // Key: the type's length (4 bytes), the type, the id, the role.
+  std::vector<int64_t>& Slot(std::string_view type, std::string_view id, uint8_t role) {
+    const auto n = static_cast<uint32_t>(type.size());
+    buf.assign(reinterpret_cast<const char*>(&n), sizeof n);
+    buf.append(type).append(id).push_back(static_cast<char>(role));
+    auto it = slots.find(buf);
+    if (it == slots.end()) it = slots.emplace(buf, std::vector<int64_t>()).first;
+    return it->second;
+  }
 };
 
 EventHistory::Builder::Builder() : groups_(std::make_unique<Grouped>()) {}
@@ -45,7 +44,7 @@ EventHistory::Builder::~Builder() = default;
 void EventHistory::Builder::Add(std::string_view type, std::string_view offer_id,
                                 std::string_view item_id, int64_t ts_ms) {
   ForEachRole(offer_id, item_id, [&](std::string_view id, uint8_t role) {
-    AddTo(&groups_->groups, type, id, role, ts_ms);
+    groups_->Slot(type, id, role).push_back(ts_ms);
   });
 }
 
@@ -53,14 +52,33 @@ EventHistory EventHistory::Builder::Build(int64_t horizon_ms) {
   EventHistory h;
   h.block_ = Flatten(groups_.get(), horizon_ms);
   h.horizon_ms_ = horizon_ms;
-  groups_->groups.clear();
+  groups_->slots.clear();
   return h;
 }
 
 std::shared_ptr<const EventHistory::Block> EventHistory::Flatten(Grouped* g, int64_t horizon_ms) {
+  struct Entry {
+    std::string_view type, id;
+    uint8_t role;
+    std::vector<int64_t>* times;
+  };
+  std::vector<Entry> entries;
+  entries.reserve(g->slots.size());
+  for (auto& [k, times] : g->slots) {
+    uint32_t n = 0;
+    std::memcpy(&n, k.data(), sizeof n);
+    const std::string_view key(k);
+    entries.push_back(Entry{key.substr(sizeof n, n),
+                            key.substr(sizeof n + n, key.size() - sizeof n - n - 1),
+                            static_cast<uint8_t>(key.back()), &times});
+  }
+  std::sort(entries.begin(), entries.end(), [](const Entry& a, const Entry& b) {
+    return std::tie(a.type, a.id, a.role) < std::tie(b.type, b.id, b.role);
+  });
   auto block = std::make_shared<Block>();
-  block->keys.reserve(g->groups.size());
-  for (auto& [k, times] : g->groups) {
+  block->keys.reserve(entries.size());
+  for (const Entry& e : entries) {
+    std::vector<int64_t>& times = *e.times;
     // The store loads newest first: reversing is the common sort.
     if (std::is_sorted(times.begin(), times.end(), std::greater<>()))
       std::reverse(times.begin(), times.end());
@@ -70,7 +88,7 @@ std::shared_ptr<const EventHistory::Block> EventHistory::Flatten(Grouped* g, int
     if (first == times.end()) continue;
     const auto begin = static_cast<uint32_t>(block->times.size());
     block->times.insert(block->times.end(), first, times.end());
-    block->keys.push_back(Key{std::get<0>(k), std::get<1>(k), std::get<2>(k), begin,
+    block->keys.push_back(Key{std::string(e.type), std::string(e.id), e.role, begin,
                               static_cast<uint32_t>(block->times.size())});
   }
   return block;
@@ -157,12 +175,11 @@ void EventHistory::Merge() {
   Grouped g;
   if (block_)
     for (const Key& k : block_->keys)
-      g.groups.emplace(
-          std::make_tuple(k.type, k.id, k.role),
-          std::vector<int64_t>(block_->times.begin() + k.begin, block_->times.begin() + k.end));
+      g.Slot(k.type, k.id, k.role)
+          .assign(block_->times.begin() + k.begin, block_->times.begin() + k.end);
   for (const Pending& p : tail_)
     ForEachRole(p.offer_id, p.item_id, [&](std::string_view id, uint8_t role) {
-      AddTo(&g.groups, p.type, id, role, p.ts);
+      g.Slot(p.type, id, role).push_back(p.ts);
     });
   block_ = Flatten(&g, horizon_ms_);
   tail_.clear();
