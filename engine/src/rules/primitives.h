@@ -1,6 +1,8 @@
 // The functions rules call to ask about the customer and the request:
-// history.count / history.last / history.bought over the customer's events,
-// plugin_score for the current candidate. A new primitive goes here: write
+// history.count / history.last / history.bought over the customer's events
+// (Profile::history: every event of store.history_days, exact to the
+// millisecond, not only the recent ones; no SQL), plugin_score for the
+// current candidate. A new primitive goes here: write
 // the lua_CFunction, then register it in OpenPrimitives. Internal to rules/.
 #pragma once
 
