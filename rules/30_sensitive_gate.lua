@@ -1,21 +1,17 @@
--- Sensitive offers (tags.sensitive, e.g. pregnancy) only for adults of 21 or
--- more who gave explicit consent: the lesson of the retailer that mailed baby
--- offers to a teenager before her family knew.
+-- Sensitive offers (tags.sensitive, e.g. pregnancy): the lesson of the
+-- retailer that mailed baby offers to a teenager before her family knew.
+-- The engine's own gate (tailor.yaml `sensitive:`) already refuses them to
+-- anyone under 21, without explicit consent or not personalised, before any
+-- rule runs; no rule can loosen it. A rule can add conditions: this one keeps
+-- them off a screen others may see (the app says `shared_device: true`).
 rule {
   name = "sensitive_gate",
-  description = "sensitive offers need age >= 21 and explicit consent",
+  description = "sensitive offers never on a shared device (age and consent: the engine's gate)",
   eligible = function(offer, customer, ctx)
     local topic = offer.tags and offer.tags.sensitive
     if not topic then return nil end
-    if not customer.personalised then
-      return false, "sensitive (" .. topic .. "): customer unknown or not consenting"
-    end
-    local age = tonumber(customer.age)
-    if not age or age < 21 then
-      return false, "sensitive (" .. topic .. "): age unknown or under 21"
-    end
-    if customer.consent.sensitive ~= true then
-      return false, "sensitive (" .. topic .. "): no explicit consent"
+    if ctx.shared_device == true then
+      return false, "sensitive (" .. topic .. "): shared device"
     end
   end,
 }

@@ -177,6 +177,8 @@ Engine::Engine(EngineConfig config, Store* store, PluginHost* plugins, Metrics* 
   auto empty = std::make_shared<Snapshot>();
   empty->config = config_;
   empty->catalog = std::make_shared<const Catalog>();
+  empty->sensitive = std::make_shared<const SensitiveGate>(config_.sensitive, std::vector<Offer>{},
+                                                           std::vector<Item>{});
   snapshot_.store(std::move(empty));
 }
 
@@ -226,6 +228,8 @@ std::shared_ptr<Snapshot> Engine::Build(EngineConfig config, std::vector<std::st
     for (const Offer& o : cat->offers) offer_ids.insert(o.id);
     snap->journeys = Journeys::Load(config.journeys_dir, offer_ids, errors);
   }
+  snap->sensitive =
+      std::make_shared<const SensitiveGate>(config.sensitive, cat->offers, cat->items);
   snap->catalog = std::move(cat);
   snap->config = std::move(config);
   if (errors->size() != before) return nullptr;
@@ -474,6 +478,7 @@ std::variant<json, ApiError> Engine::Decide(const DecideRequest& req, DecideOpti
   s.vetoed.assign(n, 0);
   if (s.notes.size() < n) s.notes.resize(n);
   s.order.clear();
+  SensitiveCheck sensitive(*snap->sensitive, profile ? &profile->customer : nullptr, personalised);
   // Large item placements: journeys and rules judge only the best
   // rules_candidates by P x C x V; the rest are not shown at all, so nothing
   // reaches a customer unchecked.
@@ -500,7 +505,15 @@ std::variant<json, ApiError> Engine::Decide(const DecideRequest& req, DecideOpti
           P * s.context[i] * std::pow(s.values[i] / max_value, placement.value_exponent);
       continue;
     }
-    // Journeys first: a stage that does not allow this offer or item (its
+    // The sensitive gate before journeys and rules: it fails closed, and a
+    // vetoed candidate never reaches a rule that could lift it.
+    if (std::string veto = sensitive.Veto(s.offer_index[i], s.item_index[i]); !veto.empty()) {
+      s.notes[i].push_back(std::move(veto));
+      s.vetoed[i] = 1;
+      s.priority[i] = 0;
+      continue;
+    }
+    // Then journeys: a stage that does not allow this offer or item (its
     // channel, category or a contact cap) suppresses it before any rule runs.
     if (journeys) {
       const tailor_candidate& c = s.candidates[i];
@@ -526,6 +539,7 @@ std::variant<json, ApiError> Engine::Decide(const DecideRequest& req, DecideOpti
     s.priority[i] = P * s.context[i] * V * s.levers[i];
     if (!s.vetoed[i]) s.order.push_back(i);
   }
+  if (sensitive.vetoes() > 0) metrics_->counters.Add("sensitive.vetoes", sensitive.vetoes());
   auto id_of = [&](size_t i) {
     return s.candidates[i].offer_id ? s.candidates[i].offer_id : s.candidates[i].item_id;
   };
@@ -826,7 +840,20 @@ std::vector<std::string> Engine::TakeDueOutbound(size_t max) {
   if (!journey_rt_) return {};
   auto snap = snapshot_.load();
   if (!snap->journeys) return {};
-  return journey_rt_->TakeDue(*snap->journeys, now_ms(), max);
+  // The sensitive gate on every step, whatever the journey's own checks said;
+  // a refused step is cancelled, logged and counted.
+  const std::shared_ptr<const SensitiveGate> gate = snap->sensitive;
+  auto refuse = [&](const Customer* customer, const std::string& offer) {
+    std::string why = gate->OutboundRefusal(offer, customer);
+    if (!why.empty()) {
+      metrics_->counters.Add("sensitive.outbound_cancelled");
+      log::Warn("sensitive", "outbound step with offer '" + offer + "' not sent" +
+                                 (customer ? " to '" + customer->id + "'" : std::string()) + ": " +
+                                 why);
+    }
+    return why;
+  };
+  return journey_rt_->TakeDue(*snap->journeys, now_ms(), max, refuse);
 }
 
 json Engine::Health() const {
@@ -853,6 +880,7 @@ json Engine::Stats() const {
   json counters = json::object();
   json requests = json::object(), errors = json::object(), plugin_errors = json::object(),
        events = json::object();
+  json sensitive = {{"vetoes", 0}, {"outbound_cancelled", 0}};
   for (const auto& [k, v] : metrics_->counters.Snapshot()) {
     auto split = [&](const char* prefix, json& into) {
       size_t len = std::strlen(prefix);
@@ -861,7 +889,8 @@ json Engine::Stats() const {
       return true;
     };
     if (split("requests.", requests) || split("errors.", errors) ||
-        split("plugin_errors.", plugin_errors) || split("events.", events))
+        split("plugin_errors.", plugin_errors) || split("events.", events) ||
+        split("sensitive.", sensitive))
       continue;
     counters[k] = v;
   }
@@ -911,6 +940,7 @@ json Engine::Stats() const {
       {"counters", counters},
       {"plugins", plugins},
       {"rules", rules},
+      {"sensitive", sensitive},
       {"snapshot", snap->version},
       {"latency_us", {{"decide", hist(metrics_->decide_us)}, {"event", hist(metrics_->event_us)}}},
       {"store", {{"pending_writes", store_->PendingWrites()}}}};

@@ -19,6 +19,7 @@
 
 #include "config/config.h"
 #include "decision/profile_cache.h"
+#include "decision/sensitive_gate.h"
 #include "journeys/journeys.h"
 #include "journeys/runtime.h"
 #include "metrics/metrics.h"
@@ -46,8 +47,9 @@ struct Snapshot {
   uint64_t version = 0;
   EngineConfig config;
   std::shared_ptr<const Catalog> catalog;
-  std::shared_ptr<const RuleSet> rules;      // null when no rules directory is set
-  std::shared_ptr<const Journeys> journeys;  // null when no journeys directory is set
+  std::shared_ptr<const RuleSet> rules;            // null when no rules directory is set
+  std::shared_ptr<const Journeys> journeys;        // null when no journeys directory is set
+  std::shared_ptr<const SensitiveGate> sensitive;  // never null: the gate is never off
 };
 
 struct DecideOptions {

@@ -626,8 +626,8 @@ std::vector<std::pair<std::string, std::string>> JourneyRuntime::StagesOf(
   return out;
 }
 
-std::vector<std::string> JourneyRuntime::TakeDue(const Journeys& journeys, int64_t now,
-                                                 size_t max) {
+std::vector<std::string> JourneyRuntime::TakeDue(const Journeys& journeys, int64_t now, size_t max,
+                                                 const StepGate& gate) {
   std::vector<std::string> out;
   std::lock_guard take(impl_->take_mu);
   struct Row {
@@ -635,7 +635,8 @@ std::vector<std::string> JourneyRuntime::TakeDue(const Journeys& journeys, int64
     std::string customer, journey, step;
     int64_t due;
     nlohmann::json payload;
-    std::optional<bool> consent;  // the customer's consent for the channel, if stated
+    std::optional<bool> consent;     // the customer's consent for the channel, if stated
+    std::optional<Customer> stored;  // the customer's row, for the gate; none when unknown
   };
   std::vector<Row> rows;
   {
@@ -652,16 +653,18 @@ std::vector<std::string> JourneyRuntime::TakeDue(const Journeys& journeys, int64
       q.Int(1, now).Int(2, static_cast<int64_t>(max));
       while (q.Step() == SQLITE_ROW) {
         rows.push_back(Row{q.ColInt(0), q.Col(1), q.Col(2), q.Col(3), q.ColInt(4),
-                           nlohmann::json::parse(q.Col(5), nullptr, false), std::nullopt});
+                           nlohmann::json::parse(q.Col(5), nullptr, false), std::nullopt,
+                           std::nullopt});
       }
     }
     // Consent is read fresh for each send: it may have changed since the
     // customer was loaded, and this path is not latency-critical.
     for (Row& r : rows) {
       if (!r.payload.is_object() || r.payload.value("kind", "") != "step") continue;
-      Stmt q(db, "SELECT consent FROM customers WHERE id=?");
+      Stmt q(db, "SELECT consent, attributes FROM customers WHERE id=?");
       q.Text(1, r.customer);
       if (q.Step() != SQLITE_ROW) continue;
+      r.stored = Customer{r.customer, q.Col(1), q.Col(0), 0, 0};
       auto consent = nlohmann::json::parse(q.Col(0), nullptr, false);
       std::string channel = r.payload.value("channel", "");
       if (consent.is_object())
@@ -745,6 +748,10 @@ std::vector<std::string> JourneyRuntime::TakeDue(const Journeys& journeys, int64
         finish("customer left stage " + stage);
       } else if (r.consent == false) {
         finish("no consent for " + channel);
+      } else if (std::string refused =
+                     gate ? gate(r.stored ? &*r.stored : nullptr, offer) : std::string();
+                 !refused.empty()) {
+        finish(refused);
       } else if (cap && free_at == 0) {
         finish("contact cap: " + CapText(*cap));
       } else if (cap) {

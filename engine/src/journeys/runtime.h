@@ -24,6 +24,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <utility>
@@ -99,7 +100,15 @@ class JourneyRuntime {
   // the cap frees. Inactivity timers that find the customer idle move them
   // (which may schedule more steps). At most once: a crash after this returns
   // and before publishing loses those messages rather than sending twice.
-  std::vector<std::string> TakeDue(const Journeys& journeys, int64_t now_ms, size_t max);
+  //
+  // gate, when set, is asked about every step that passed the checks above,
+  // just before it would go out: "" lets it go, anything else cancels it with
+  // that reason (marked, not returned, not counted as a contact). customer is
+  // the stored row read for this send, null when there is none.
+  using StepGate =
+      std::function<std::string(const Customer* customer, const std::string& offer_id)>;
+  std::vector<std::string> TakeDue(const Journeys& journeys, int64_t now_ms, size_t max,
+                                   const StepGate& gate = {});
 
   // Drops every cached customer (tests; after profile.delete the caller also
   // deletes the rows).
