@@ -106,6 +106,10 @@ TEST(ProtocolDepth, ScanCountsLevelsOutsideStringsAndNamesTheTopKey) {
   EXPECT_EQ(d.depth, 4);
   EXPECT_EQ(d.field, "context");
   EXPECT_EQ(ScanJsonDepth("[[[[[[", 3).field, "");
+  // The top-level id, read before the limit, so the error reply can carry it.
+  EXPECT_EQ(ScanJsonDepth(R"({"id" : "r7","a":{"id":"inner"},"c":[[[[]]]]})", 3).id, "r7");
+  EXPECT_EQ(ScanJsonDepth(R"({"x":"id","y":"r7","c":[[[[]]]]})", 3).id, "");
+  EXPECT_EQ(ScanJsonDepth(R"({"id":"a\"b","c":[[[[]]]]})", 3).id, "");
 }
 
 TEST(ProtocolDepth, DecideContextDeeperThanTheLimitIsABadRequestNamingContext) {
@@ -119,6 +123,9 @@ TEST(ProtocolDepth, DecideContextDeeperThanTheLimitIsABadRequestNamingContext) {
     ApiError e = ExpectError(Nested("context", levels, head), 1 << 20);
     EXPECT_EQ(e.code, "bad_request") << levels;
     EXPECT_EQ(e.field, "context") << levels;
+    std::string id;
+    ParseRequest(Nested("context", levels, head), 1 << 20, &id);
+    EXPECT_EQ(id, "d1");
     EXPECT_NE(e.message.find("deeper than 32 levels"), std::string::npos) << e.message;
   }
 }
@@ -128,8 +135,7 @@ TEST(ProtocolDepth, EveryMessageTypeAndEventPropertiesAreBounded) {
       Nested("properties", 200, R"({"v":1,"type":"event","customer":"c","event":"click")"),
       1 << 20);
   EXPECT_EQ(e.field, "properties");
-  EXPECT_EQ(ExpectError(Nested("extra", 200, R"({"v":1,"type":"health")"), 1 << 20).field,
-            "extra");
+  EXPECT_EQ(ExpectError(Nested("extra", 200, R"({"v":1,"type":"health")"), 1 << 20).field, "extra");
   EXPECT_EQ(ExpectError(std::string(5000, '['), 1 << 20).field, "");
 }
 

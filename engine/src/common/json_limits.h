@@ -17,6 +17,7 @@ inline constexpr int kMaxJsonDepth = 32;
 struct JsonDepth {
   int depth = 0;      // the deepest nesting seen (stops counting past the limit)
   std::string field;  // top-level key under which the limit was passed ("" for the whole)
+  std::string id;     // the top-level "id" string read before that point, raw ("" if none)
 };
 
 // Scans the text of one JSON document without building it (no recursion, no

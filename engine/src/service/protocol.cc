@@ -201,6 +201,7 @@ std::variant<Request, ApiError> ParseRequest(std::string_view body, size_t max_b
   // Depth first, before anything is built: every later walk over the message
   // (copies, dumps, the rules' Lua tables) is then bounded.
   if (JsonDepth d = ScanJsonDepth(body); d.depth > kMaxJsonDepth) {
+    if (d.id.size() <= kMaxIdLength) *id = d.id;
     const std::string what = d.field.empty() ? "message" : d.field;
     return Bad(d.field, what + " is nested deeper than " + std::to_string(kMaxJsonDepth) +
                             " levels (the limit, counting the message itself)");
