@@ -37,6 +37,26 @@ TEST(Config, ShippedConfigLoads) {
   EXPECT_EQ(cfg->placements.at("home").diversity, 0);  // off unless asked for
 }
 
+TEST(Config, RuleLimitsIncludeARequestBudget) {
+  TempDir dir;
+  WriteFile(dir.file("t.yaml"),
+            "placements:\n  home: {kind: offers}\n"
+            "rule_limits:\n  time_us: 2000\n  request_time_us: 7000\n");
+  std::vector<std::string> errors;
+  auto cfg = LoadConfig(dir.file("t.yaml"), "", &errors);
+  ASSERT_TRUE(cfg.has_value()) << Join(errors);
+  EXPECT_EQ(cfg->rule_limits.time_us, 2000);
+  EXPECT_EQ(cfg->rule_limits.request_time_us, 7000);
+  WriteFile(dir.file("bad.yaml"),
+            "placements:\n  home: {kind: offers}\n"
+            "rule_limits:\n  request_time_us: 5\n");
+  errors.clear();
+  EXPECT_FALSE(LoadConfig(dir.file("bad.yaml"), "", &errors).has_value());
+  EXPECT_NE(Join(errors).find(dir.file("bad.yaml") + ":4:20: rule_limits.request_time_us"),
+            std::string::npos)
+      << Join(errors);
+}
+
 TEST(Config, PlacementDiversity) {
   TempDir dir;
   WriteFile(dir.file("t.yaml"),
