@@ -1,9 +1,12 @@
 // `tailor bench decide`: decide round-trip latency over real ZeroMQ against a
 // bare ZeroMQ echo measured in the same run, plus the engine's own time.
+#include <stdlib.h>
 #include <CLI/CLI.hpp>
+
 #include <algorithm>
 #include <atomic>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
@@ -18,6 +21,7 @@
 #include "rules/rules.h"
 #include "runtime.h"
 #include "service/server.h"
+#include "store/event_history.h"
 #include "store/store.h"
 
 namespace tailor::cli {
@@ -224,6 +228,10 @@ void RunBenchRules(const BenchArgs& a) {
     e.ts_ms = now - (50 - i) * 3600 * 1000LL;
     profile.recent.push_back(e);
   }
+  // history.* read the profile's event history (every event of history_days).
+  EventHistory::Builder history;
+  for (const Event& e : profile.recent) history.Add(e.type, e.offer_id, e.item_id, e.ts_ms);
+  profile.history = history.Build(now - EventHistory::kDefaultDays * 86'400'000LL);
   json out = {{"benchmark", "rules"}, {"rules", rules->rules().size()}, {"results", json::array()}};
   std::printf(
       "rules stage, %zu shipped rules, per request (Begin, all candidates, finalize, End)\n",
@@ -283,6 +291,68 @@ void RunBenchRules(const BenchArgs& a) {
   }
 }
 
+// The cost of a profile load (a cache miss) by events per customer: the
+// store reads counts, first/last seen and the rules' event history in one
+// pass over a covering index, so the load grows with the customer's history.
+void RunBenchProfiles(const BenchArgs& a) {
+  constexpr int kCustomers = 50;
+  constexpr int64_t kDay = 86'400'000;
+  const int64_t now = now_ms();
+  json out = {{"benchmark", "profiles"}, {"results", json::array()}};
+  std::printf("profile load (cache miss), %d customers each, recent_events 50\n", kCustomers);
+  std::printf("%-16s %10s %10s %14s %12s\n", "events/customer", "p50 us", "p99 us", "history times",
+              "history KiB");
+  for (int n : {50, 500, 5000, 50000}) {
+    char tmpl[] = "/tmp/tailor-bench-profiles-XXXXXX";
+    if (!mkdtemp(tmpl)) Fail("cannot create a temporary directory");
+    const std::string dir = tmpl;
+    std::string err;
+    Store::Options o;
+    o.path = dir + "/bench.db";
+    o.synchronous_full = false;
+    o.start_writer = false;
+    auto store = Store::Open(o, &err);
+    if (!store) Fail(err);
+    {
+      auto bulk = store->BeginBulk(&err);
+      if (!bulk) Fail(err);
+      for (int c = 0; c < kCustomers; ++c)
+        for (int i = 0; i < n; ++i) {
+          // A year of activity: views of 400 items, impressions of 30 offers, purchases.
+          Event e;
+          e.customer_id = "c" + std::to_string(c);
+          e.type = i % 10 == 0 ? "impression" : (i % 50 == 1 ? "purchase" : "view");
+          if (i % 10 == 0)
+            e.offer_id = "o" + std::to_string(i % 30);
+          else
+            e.item_id = "i" + std::to_string(i % 400);
+          e.ts_ms = now - int64_t{i} * (365 * kDay / n);
+          if (Status st = bulk->Event(e); !st.ok()) Fail(st.message());
+        }
+      if (Status st = bulk->Commit(); !st.ok()) Fail(st.message());
+    }
+    size_t times = 0;
+    Summary sum = Measure(
+        "profiles, " + std::to_string(n) + " events", kCustomers,
+        n >= 50000 ? 2 * kCustomers : 8 * kCustomers, [&](int i) {
+          times = store->LoadProfile("c" + std::to_string(i % kCustomers), 50).history.times();
+        });
+    store.reset();
+    std::filesystem::remove_all(dir);
+    json j = sum.ToJson();
+    j["events_per_customer"] = n;
+    j["history_times"] = times;
+    std::printf("%-16d %10.1f %10.1f %14zu %12zu\n", n, j["p50_us"].get<double>(),
+                j["p99_us"].get<double>(), times, times * sizeof(int64_t) / 1024);
+    out["results"].push_back(j);
+  }
+  if (!a.json_out.empty()) {
+    std::ofstream f(a.json_out);
+    f << out.dump(2) << "\n";
+    std::printf("wrote %s\n", a.json_out.c_str());
+  }
+}
+
 }  // namespace
 
 void RegisterBench(CLI::App& app) {
@@ -305,6 +375,9 @@ void RegisterBench(CLI::App& app) {
       ->capture_default_str();
   r->add_option("--json", a->json_out, "write the figures as JSON here");
   r->callback([a] { RunBenchRules(*a); });
+  CLI::App* p = b->add_subcommand("profiles", "Cost of a profile load by events per customer");
+  p->add_option("--json", a->json_out, "write the figures as JSON here");
+  p->callback([a] { RunBenchProfiles(*a); });
 }
 
 }  // namespace tailor::cli

@@ -214,47 +214,5 @@ TEST(StoreHistory, ErasingTheEventsErasesTheHistory) {
   EXPECT_EQ(s->LoadProfile("c2", 50).history.Count("view", "i1", INT64_MIN), 1);
 }
 
-// Figures for the README, not a check: the cost of a profile load (a cache
-// miss) and of the history it holds, by events per customer. Run with
-//   tailor_unit_tests --gtest_also_run_disabled_tests
-//     --gtest_filter=StoreHistory.DISABLED_LoadCost
-TEST(StoreHistory, DISABLED_LoadCost) {
-  for (int n : {50, 500, 5000, 50000}) {
-    TempDir dir;
-    std::string err;
-    Store::Options o;
-    o.path = dir.file("t.db");
-    o.synchronous_full = false;
-    o.start_writer = false;
-    auto s = Store::Open(o, &err);
-    ASSERT_NE(s, nullptr) << err;
-    constexpr int kCustomers = 50;
-    {
-      auto bulk = s->BeginBulk(&err);
-      ASSERT_NE(bulk, nullptr) << err;
-      for (int c = 0; c < kCustomers; ++c)
-        for (int i = 0; i < n; ++i) {
-          // A year of activity: views of 400 items, impressions of 30 offers, purchases.
-          Event e = MakeEvent(i % 10 == 0 ? "impression" : (i % 50 == 1 ? "purchase" : "view"),
-                              i % 10 == 0 ? "o" + std::to_string(i % 30) : "",
-                              i % 10 == 0 ? "" : "i" + std::to_string(i % 400),
-                              kNow - int64_t{i} * (365 * kDay / n));
-          e.customer_id = "c" + std::to_string(c);
-          ASSERT_TRUE(bulk->Event(e).ok());
-        }
-      ASSERT_TRUE(bulk->Commit().ok());
-    }
-    size_t times = 0;
-    for (int c = 0; c < kCustomers; ++c) s->LoadProfile("c" + std::to_string(c), 50);  // warm
-    const int64_t t0 = mono_ns();
-    for (int r = 0; r < 4; ++r)
-      for (int c = 0; c < kCustomers; ++c)
-        times = s->LoadProfile("c" + std::to_string(c), 50).history.times();
-    const double us = static_cast<double>(mono_ns() - t0) / 1000.0 / (4 * kCustomers);
-    std::printf("events/customer %6d: profile load %8.1f us, history %zu times (%zu KiB)\n", n, us,
-                times, times * sizeof(int64_t) / 1024);
-  }
-}
-
 }  // namespace
 }  // namespace tailor
