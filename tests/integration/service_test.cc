@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <cmath>
+#include <filesystem>
 #include <set>
 #include <thread>
 #include <zmq_addon.hpp>
@@ -70,13 +71,14 @@ TEST_F(Service, DecideReturnsRankedOffersWithEveryFactor) {
   double last = 1e9;
   for (const json& o : r["offers"]) {
     const json& why = o["why"];
-    double P = why["propensity"], C = why["context"], V = why["value"], L = why["levers"];
-    EXPECT_NEAR(why["priority"].get<double>(), P * C * V * L, 1e-9);
+    // Each factor is checked against config in PriorityIsTheProductOfFactorsFromConfig.
+    for (const char* factor : {"propensity", "context", "value", "levers", "priority"})
+      EXPECT_TRUE(why[factor].is_number()) << factor << " missing: " << why.dump();
     EXPECT_NEAR(o["score"].get<double>(), why["priority"].get<double>(), 1e-12);
     EXPECT_LE(o["score"].get<double>(), last);
     last = o["score"];
     ASSERT_TRUE(why["plugins"].contains("popularity")) << why.dump();
-    EXPECT_GE(why["plugins"]["popularity"]["score"].get<double>(), 0.0);
+    EXPECT_DOUBLE_EQ(why["plugins"]["popularity"]["weight"].get<double>(), 0.1);  // tailor.yaml
     EXPECT_TRUE(o.contains("offer"));
   }
   // The decision is in the audit log of the real SQLite file.
@@ -84,6 +86,59 @@ TEST_F(Service, DecideReturnsRankedOffersWithEveryFactor) {
   EXPECT_EQ(CountRows(store_, "SELECT count(*) FROM decisions WHERE id='" +
                                   r["decision"].get<std::string>() + "'"),
             1);
+}
+
+// priority = P x C x V x L with every factor known from the test's own
+// config, not read back from the reply: P from two fixture plugins of known
+// scores and weights (one out of range, so the host's clamping shows), C from
+// the placement and offer channel weights, V from the offers' values and the
+// placement's value exponent, L from a rule with a known lever.
+TEST_F(Service, PriorityIsTheProductOfFactorsFromConfig) {
+  WriteFile(dir_.file("offers.yaml"), R"(offers:
+  - {id: o_a, name: A, promotes: {category: phones}, value: 100, channel_weights: {web: 1.5}}
+  - {id: o_b, name: B, promotes: {category: laptops}, value: 50}
+  - {id: o_c, name: C, promotes: {category: audio}, value: 25}
+)");
+  std::filesystem::create_directories(dir_.file("rules"));
+  WriteFile(dir_.file("rules/boost.lua"),
+            "rule { name = 'boost', score = function(offer) if offer.id == 'o_b' then return 2, "
+            "'campaign' end end }\n");
+  const std::string config = dir_.file("tailor.yaml");
+  WriteFile(config, "plugins:\n" + FixturePluginYaml("good", "    weight: 2\n") +
+                        FixturePluginYaml("out_of_range", "    weight: 1\n") + R"(placements:
+  home: {kind: offers, weight: 1.2, value_exponent: 0.5}
+rules: rules
+offers: offers.yaml
+)");
+  auto d = Start({}, config);
+  ASSERT_TRUE(d->running());
+  Client c(d->requests());
+  json r = c.Call(Decide("p", "c3", 3));
+  ASSERT_FALSE(r.contains("error")) << r.dump();
+  // good scores 0.5 everywhere; out_of_range returns 3.5, -1 and 0.25 for the
+  // candidates in catalog order, which the host clamps to 1, 0 and 0.25.
+  struct Expected {
+    const char* id;
+    double out_of_range, P, C, V, L;
+  };
+  const Expected expected[] = {
+      {"o_a", 1.0, (2 * 0.5 + 1.0) / 3, 1.2 * 1.5, 1.0, 1.0},           // priority 1.2
+      {"o_b", 0.0, (2 * 0.5 + 0.0) / 3, 1.2, std::sqrt(0.5), 2.0},      // 0.5657
+      {"o_c", 0.25, (2 * 0.5 + 0.25) / 3, 1.2, std::sqrt(0.25), 1.0}};  // 0.25
+  ASSERT_EQ(r["offers"].size(), 3u) << r.dump();
+  for (size_t k = 0; k < 3; ++k) {
+    const Expected& e = expected[k];
+    const json& o = r["offers"][k];
+    SCOPED_TRACE(e.id);
+    ASSERT_EQ(o["offer"], e.id) << r.dump();
+    const json& why = o["why"];
+    EXPECT_DOUBLE_EQ(why["plugins"]["out_of_range"]["score"].get<double>(), e.out_of_range);
+    EXPECT_NEAR(why["propensity"].get<double>(), e.P, 1e-6);
+    EXPECT_NEAR(why["context"].get<double>(), e.C, 1e-12);
+    EXPECT_NEAR(why["value"].get<double>(), e.V, 1e-12);
+    EXPECT_NEAR(why["levers"].get<double>(), e.L, 1e-12);
+    EXPECT_NEAR(o["score"].get<double>(), e.P * e.C * e.V * e.L, 1e-6);
+  }
 }
 
 TEST_F(Service, ItemPlacementRecommendsTheMostPopularItemFirst) {
