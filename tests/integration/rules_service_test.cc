@@ -340,14 +340,7 @@ offers: )" + TAILOR_SOURCE_DIR +
                         "/config/offers.yaml\n");
   Tailord d({config, store_, {}});
   ASSERT_TRUE(d.running()) << d.Log();
-  std::ifstream in(store_ + ".ready.json");
-  std::string outbound = json::parse(in)["outbound"];
-  zmq::context_t ctx(1);
-  zmq::socket_t sub(ctx, zmq::socket_type::sub);
-  sub.set(zmq::sockopt::subscribe, "");
-  sub.set(zmq::sockopt::rcvtimeo, 10000);
-  sub.connect(outbound);
-  std::this_thread::sleep_for(std::chrono::milliseconds(200));  // let SUB join
+  Subscriber sub(d.outbound(), 10000);
 
   Client c(d.requests());
   // i1 is a laptop in the test world.
@@ -372,9 +365,9 @@ offers: )" + TAILOR_SOURCE_DIR +
   json p = c.Call({{"v", 1}, {"type", "profile.get"}, {"id", "p"}, {"customer", "c4"}});
   EXPECT_EQ(p["profile"]["journeys"]["fast_follow_up"], "bought") << p.dump();
 
-  zmq::message_t m;
-  ASSERT_TRUE(sub.recv(m)) << "no outbound message within 10 s";
-  json out = json::parse(m.to_string());
+  std::optional<std::string> m = sub.Next();
+  ASSERT_TRUE(m.has_value()) << "no outbound message within 10 s";
+  json out = json::parse(*m);
   EXPECT_EQ(out["customer"], "c4") << out.dump();
   EXPECT_EQ(out["journey"], "fast_follow_up");
   EXPECT_EQ(out["offer"], "o_loyalty_app");

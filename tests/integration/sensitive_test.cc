@@ -238,14 +238,7 @@ entry:
 )");
   Tailord d({Config("", "journeys: journeys\n"), store_, {}});
   ASSERT_TRUE(d.running()) << d.Log();
-  std::ifstream in(store_ + ".ready.json");
-  std::string outbound = json::parse(in)["outbound"];
-  zmq::context_t ctx(1);
-  zmq::socket_t sub(ctx, zmq::socket_type::sub);
-  sub.set(zmq::sockopt::subscribe, "");
-  sub.set(zmq::sockopt::rcvtimeo, 4000);
-  sub.connect(outbound);
-  std::this_thread::sleep_for(std::chrono::milliseconds(200));  // let SUB join
+  Subscriber sub(d.outbound(), 4000);
 
   Client c(d.requests());
   const std::vector<std::string> buyers = {"adult_no_consent", "teen", "adult_consent",
@@ -261,9 +254,8 @@ entry:
     ASSERT_EQ(ack["ok"], true) << ack.dump();
   }
   std::set<std::string> reached;
-  zmq::message_t m;
-  while (sub.recv(m)) {
-    json out = json::parse(m.to_string());
+  while (std::optional<std::string> m = sub.Next()) {
+    json out = json::parse(*m);
     EXPECT_EQ(out["offer"], "o_prenatal_care") << out.dump();
     reached.insert(out["customer"].get<std::string>());
   }

@@ -71,6 +71,7 @@ Tailord::Tailord(Options o) {
       if (j.is_object()) {
         requests_ = j.value("requests", "");
         events_ = j.value("events", "");
+        outbound_ = j.value("outbound", "");
         return;
       }
     }
@@ -108,6 +109,21 @@ Client::Client(const std::string& endpoint, int timeout_ms) : sock_(ctx_, zmq::s
   sock_.set(zmq::sockopt::rcvtimeo, timeout_ms);
   sock_.set(zmq::sockopt::linger, 0);
   sock_.connect(endpoint);
+}
+
+Subscriber::Subscriber(const std::string& endpoint, int timeout_ms)
+    : sock_(ctx_, zmq::socket_type::sub) {
+  sock_.set(zmq::sockopt::subscribe, "");
+  sock_.set(zmq::sockopt::rcvtimeo, timeout_ms);
+  sock_.set(zmq::sockopt::linger, 0);
+  sock_.connect(endpoint);
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+}
+
+std::optional<std::string> Subscriber::Next() {
+  zmq::message_t m;
+  if (!sock_.recv(m)) return std::nullopt;
+  return m.to_string();
 }
 
 std::string Client::CallRaw(const std::string& body) {

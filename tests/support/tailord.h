@@ -5,6 +5,7 @@
 #include <sys/types.h>
 
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 #include <zmq.hpp>
@@ -25,13 +26,14 @@ class Tailord {
   bool running() const { return pid_ > 0; }
   const std::string& requests() const { return requests_; }
   const std::string& events() const { return events_; }
+  const std::string& outbound() const { return outbound_; }
   // Sends SIGTERM and waits; returns the exit code (or 128 + signal).
   int Terminate();
   std::string Log() const;
 
  private:
   pid_t pid_ = -1;
-  std::string dir_, log_path_, requests_, events_;
+  std::string dir_, log_path_, requests_, events_, outbound_;
 };
 
 // A REQ client with a receive timeout; Call fails the test on timeout.
@@ -40,6 +42,19 @@ class Client {
   explicit Client(const std::string& endpoint, int timeout_ms = 10000);
   nlohmann::json Call(const nlohmann::json& request);
   std::string CallRaw(const std::string& body);
+
+ private:
+  zmq::context_t ctx_{1};
+  zmq::socket_t sock_;
+};
+
+// A SUB socket on tailord's outbound endpoint, subscribed to everything and
+// given time to join (PUB drops what is sent before a subscriber joined).
+class Subscriber {
+ public:
+  Subscriber(const std::string& endpoint, int timeout_ms);
+  // The next message, or nullopt after the timeout.
+  std::optional<std::string> Next();
 
  private:
   zmq::context_t ctx_{1};
