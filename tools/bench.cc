@@ -21,7 +21,7 @@
 #include "rules/rules.h"
 #include "runtime.h"
 #include "service/server.h"
-#include "store/event_history.h"
+#include "model/event_history.h"
 #include "store/store.h"
 
 namespace tailor::cli {

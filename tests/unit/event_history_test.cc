@@ -1,6 +1,6 @@
 // EventHistory (what rules' history.* answer from) and the store's profile
 // load of it: exact windows, beyond the last recent_events events.
-#include "store/event_history.h"
+#include "model/event_history.h"
 
 #include <gtest/gtest.h>
 #include <sqlite3.h>

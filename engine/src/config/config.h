@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "model/types.h"
 #include "plugin_host/host.h"
 #include "rules/rules.h"
 
@@ -69,23 +70,6 @@ struct PlacementConfig {
   double diversity = 0;
   size_t diversity_pool = 60;
   std::string diversity_by;
-};
-
-struct Offer {
-  std::string id;
-  std::string name;
-  std::string item;                     // promoted item id, or empty
-  std::string category;                 // promoted category, or empty
-  std::string content;                  // promoted content reference, or empty
-  double value = 1.0;                   // business value (margin) of one conversion
-  std::vector<std::string> channels;    // empty = every channel
-  std::vector<std::string> placements;  // empty = every offers placement
-  int64_t valid_from_ms = std::numeric_limits<int64_t>::min();
-  int64_t valid_until_ms = std::numeric_limits<int64_t>::max();
-  std::map<std::string, std::string> tags;
-  std::optional<std::pair<double, double>> discount;  // min, max fraction
-  std::map<std::string, double> channel_weights;      // extra C per channel
-  std::string source;  // "file:line" where it was defined, for explanations
 };
 
 struct EngineConfig {

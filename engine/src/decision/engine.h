@@ -23,23 +23,14 @@
 #include "journeys/journeys.h"
 #include "journeys/runtime.h"
 #include "metrics/metrics.h"
+#include "model/api_error.h"
+#include "model/decide_request.h"
+#include "model/types.h"
 #include "plugin_host/host.h"
 #include "rules/rules.h"
-#include "service/protocol.h"
 #include "store/store.h"
 
 namespace tailor {
-
-// Offers and items as served; never modified after publication.
-struct Catalog {
-  // Offer id -> index into offers.
-  std::unordered_map<std::string, size_t> offer_index;
-  std::vector<Offer> offers;
-  std::vector<Item> items;
-  std::vector<double> item_value;  // price x margin (or price, or 1) per item
-  std::unordered_map<std::string, size_t> item_index;
-  double max_offer_value = 1.0;
-};
 
 // Everything a reload replaces, published together with one atomic swap. A
 // request holds the snapshot it started with until it is answered.

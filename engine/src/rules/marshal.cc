@@ -5,7 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/json_limits.h"
-#include "decision/engine.h"
+#include "model/types.h"
 
 namespace tailor::rules_internal {
 

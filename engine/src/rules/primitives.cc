@@ -11,7 +11,7 @@
 #include <string>
 #include <string_view>
 
-#include "decision/engine.h"
+#include "model/types.h"
 #include "rules/sandbox.h"
 #include "store/store.h"
 

@@ -13,7 +13,7 @@
 
 #include "common/log.h"
 #include "common/time.h"
-#include "decision/engine.h"
+#include "model/types.h"
 #include "rules/marshal.h"
 #include "rules/primitives.h"
 #include "rules/sandbox.h"

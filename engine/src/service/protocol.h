@@ -10,25 +10,11 @@
 #include <variant>
 #include <vector>
 
-#include "store/store.h"
+#include "model/api_error.h"
+#include "model/decide_request.h"
+#include "model/types.h"
 
 namespace tailor {
-
-struct ApiError {
-  std::string code;     // TAILOR_ERR_* from tailor/messages.h
-  std::string field;    // JSON path of the offending field, "" for the whole message
-  std::string message;  // for humans
-};
-
-struct DecideRequest {
-  std::string id;
-  std::string customer;  // may be empty: anonymous
-  std::string channel;
-  std::string placement;
-  int limit = 3;
-  nlohmann::json context = nlohmann::json::object();
-  std::optional<int64_t> now_ms;  // "ts": decide as of this time (replays, tests)
-};
 
 struct Request {
   enum class Type { kDecide, kEvent, kProfileGet, kHealth, kStats, kExplain, kReload };

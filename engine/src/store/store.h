@@ -21,44 +21,11 @@
 #include <vector>
 
 #include "common/status.h"
-#include "store/event_history.h"
+#include "model/types.h"
 
 struct sqlite3;
 
 namespace tailor {
-
-struct Event {
-  std::string customer_id;
-  std::string type;  // view, click, add_to_cart, purchase, chat, impression, ...
-  std::string item_id;
-  std::string offer_id;
-  std::string decision_id;
-  std::string channel;
-  std::string text;  // chat line or search query
-  int64_t ts_ms = 0;
-  double value = 0;
-  double quantity = 0;
-  std::string properties_json = "{}";  // anything else the client sent
-  int64_t seq = 0;                     // assigned by the store on insert
-};
-
-struct Customer {
-  std::string id;
-  std::string attributes_json = "{}";  // declared attributes: age, city, segment, ...
-  std::string consent_json = "{}";     // e.g. {"personalization":true,"email":false}
-  int64_t created_ms = 0;
-  int64_t updated_ms = 0;
-};
-
-struct Item {
-  std::string id;
-  std::string title;
-  std::string description;
-  std::string category;
-  std::string brand;
-  double price = 0;
-  std::string attributes_json = "{}";
-};
 
 // An offer as stored; the definition is the offer's JSON (see config/offers.yaml).
 struct OfferRecord {
@@ -84,20 +51,6 @@ struct ModelRecord {
   int64_t created_ms = 0;
   std::string metrics_json = "{}";
   bool active = false;
-};
-
-// What the decision loop knows about a customer.
-struct Profile {
-  bool known = false;  // false: no row in customers and no events
-  Customer customer;
-  std::map<std::string, int64_t> counts;  // events by type, all time
-  std::vector<Event> recent;              // newest last, at most the requested limit
-  // Every event since history.horizon_ms() (the load's history_days), by
-  // type x offer/item id: what rules' history.* answer from, whatever the
-  // recent limit is.
-  EventHistory history;
-  int64_t first_seen_ms = 0;
-  int64_t last_seen_ms = 0;
 };
 
 class Store {

@@ -1,4 +1,4 @@
-#include "store/event_history.h"
+#include "model/event_history.h"
 
 #include <algorithm>
 #include <cstring>
