@@ -240,6 +240,35 @@ TEST_F(ImportTest, CustomersJsonl) {
   EXPECT_EQ(json::parse(c2->attributes_json)["vip"], true);
 }
 
+TEST_F(ImportTest, JsonNestedPastTheDepthLimitIsRejectedWithItsLine) {
+  // Deep JSON in a row (or in a CSV cell holding JSON) would later be copied,
+  // dumped and handed to rules recursively: it never reaches the store.
+  std::string deep;
+  for (int i = 0; i < 100'000; ++i) deep += "[";
+  ImportSummary s;
+  Status st = Run(ImportKind::kCustomers, "deep.jsonl",
+                  R"({"customer_id":"c1","attributes":{"age":30}})"
+                  "\n"
+                  R"({"customer_id":"c2","attributes":)" +
+                      deep + "\n",
+                  &s, ImportFormat::kJsonl);
+  ASSERT_TRUE(st.ok()) << st.message();
+  EXPECT_EQ(s.imported, 1);
+  ASSERT_EQ(s.errors.size(), 1u);
+  EXPECT_EQ(s.errors[0].rfind(dir_.file("deep.jsonl") + ":2: bad JSON: nested deeper than 32", 0),
+            0u)
+      << s.errors[0];
+  ImportSummary c;
+  st = Run(ImportKind::kCustomers, "deep.csv", "customer_id,consent\nc5,\"" + deep + "\"\n", &c);
+  ASSERT_TRUE(st.ok()) << st.message();
+  EXPECT_EQ(c.imported, 0);
+  ASSERT_EQ(c.errors.size(), 1u);
+  EXPECT_EQ(c.errors[0].rfind(dir_.file("deep.csv") + ":2: consent: bad JSON: nested deeper", 0),
+            0u)
+      << c.errors[0];
+  EXPECT_EQ(store_->Count("customers"), 1);
+}
+
 TEST_F(ImportTest, UnknownEventTypeInJsonlIsRejectedWithItsLine) {
   ImportSummary s;
   Status st = Run(ImportKind::kEvents, "ev.data",

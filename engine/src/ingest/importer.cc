@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 #include <unordered_set>
 
+#include "common/json_limits.h"
 #include "common/time.h"
 #include "ingest/csv.h"
 #include "store/store.h"
@@ -130,8 +131,14 @@ bool Bool(const json* v, const std::string& name, std::optional<bool>* out, std:
   return false;
 }
 
-// Parses JSON text, turning the library's exception into a message.
+// Parses JSON text, turning the library's exception into a message. Text
+// nested deeper than kMaxJsonDepth is refused before parsing: what lands in
+// the store is later copied, dumped and handed to rules recursively.
 bool ParseJson(std::string_view text, json* out, std::string* err) {
+  if (ScanJsonDepth(text).depth > kMaxJsonDepth) {
+    *err = "nested deeper than " + std::to_string(kMaxJsonDepth) + " levels (the limit)";
+    return false;
+  }
   try {
     *out = json::parse(text);
     return true;
