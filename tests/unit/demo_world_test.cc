@@ -1,5 +1,7 @@
 #include "ingest/demo_world.h"
 
+#include "ingest/demo_chat.h"
+
 #include <gtest/gtest.h>
 
 #include <map>
@@ -392,6 +394,50 @@ TEST(DemoWorld, ReportsProgress) {
   EXPECT_TRUE(stages.count("writing"));
   EXPECT_EQ(last_done, last_total);
   EXPECT_GT(last_total, 70);
+}
+
+}  // namespace
+}  // namespace tailor::ingest
+
+namespace tailor::ingest {
+namespace {
+
+TEST(DemoChat, LinesAreDeterministicDistinctAndLabelledWithConfiguredIntents) {
+  const std::vector<ChatLine> a = DemoChatLines(42), b = DemoChatLines(42);
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t i = 0; i < a.size(); ++i) {
+    EXPECT_EQ(a[i].text, b[i].text);
+    EXPECT_EQ(a[i].label, b[i].label);
+  }
+  EXPECT_NE(DemoChatLines(7)[0].text + DemoChatLines(7)[1].text, a[0].text + a[1].text);
+  // Every label is an intent of the shipped config/intents.yaml, or oos.
+  const std::string yaml =
+      testing::ReadFile(std::string(TAILOR_SOURCE_DIR) + "/config/intents.yaml");
+  std::map<std::string, int> per_label;
+  std::set<std::string> texts;
+  for (const ChatLine& l : a) {
+    ++per_label[l.label];
+    EXPECT_TRUE(texts.insert(l.text).second) << "repeated: " << l.text;
+    EXPECT_FALSE(l.text.empty());
+  }
+  for (const std::string& intent : DemoChatIntents()) {
+    EXPECT_NE(yaml.find("\n  " + intent + ":\n"), std::string::npos) << intent;
+    EXPECT_EQ(per_label[intent], 60) << intent;
+  }
+  EXPECT_EQ(per_label["oos"], 360);
+  EXPECT_EQ(per_label.size(), DemoChatIntents().size() + 1);
+}
+
+TEST(DemoChat, CsvQuotesWhatNeedsIt) {
+  testing::TempDir dir;
+  std::string err;
+  ASSERT_TRUE(WriteChatCsv(dir.file("c.csv"),
+                           {{"plain", "a"}, {"with, comma", "b"}, {"say \"hi\"", "c"}}, &err))
+      << err;
+  EXPECT_EQ(testing::ReadFile(dir.file("c.csv")),
+            "text,label\nplain,a\n\"with, comma\",b\n\"say \"\"hi\"\"\",c\n");
+  EXPECT_FALSE(WriteChatCsv(dir.file("no/such/dir/c.csv"), {}, &err));
+  EXPECT_NE(err.find("cannot write"), std::string::npos);
 }
 
 }  // namespace
