@@ -4,8 +4,6 @@
 #include <gtest/gtest.h>
 
 #include <cstdlib>
-#include <fstream>
-#include <sstream>
 #include <string>
 
 #include "support/tailord.h"
@@ -19,13 +17,6 @@ using nlohmann::json;
 int Shell(const std::string& cmd, const std::string& log) {
   int rc = std::system((cmd + " >" + log + " 2>&1").c_str());
   return WIFEXITED(rc) ? WEXITSTATUS(rc) : 128;
-}
-
-std::string Slurp(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
 }
 
 json DecideWithMessage(Client& c, const std::string& id, const std::string& message) {
@@ -56,8 +47,8 @@ TEST(Quickstart, DemoChatLinesTrainAnIntentModelThatServesTheReadmeExample) {
                       " --customers 300 --items 60 --days 30 --chat " + chat,
                   dir.file("demo.log")),
             0)
-      << Slurp(dir.file("demo.log"));
-  const std::string lines = Slurp(chat);
+      << ReadFile(dir.file("demo.log"));
+  const std::string lines = ReadFile(chat);
   ASSERT_EQ(lines.rfind("text,label\n", 0), 0u);
   for (const char* label : {",find_phone\n", ",play_music\n", ",order_status\n", ",oos\n"})
     EXPECT_NE(lines.find(label), std::string::npos) << label;
@@ -65,7 +56,7 @@ TEST(Quickstart, DemoChatLinesTrainAnIntentModelThatServesTheReadmeExample) {
                       " --plugin-dir " + TAILOR_PLUGIN_DIR + " --data " + chat,
                   dir.file("train.log")),
             0)
-      << Slurp(dir.file("train.log"));
+      << ReadFile(dir.file("train.log"));
 
   Tailord d({config, store, {}});
   ASSERT_TRUE(d.running());

@@ -51,17 +51,10 @@ json ParseObject(const std::string& text) {
 
 // Consent gates personalisation: an explicit "personalization": false means the
 // customer gets the same answer as an anonymous visitor.
-bool AllowsPersonalisation(const Profile& p) {
-  json consent = ParseObject(p.customer.consent_json);
-  auto it = consent.find("personalization");
-  return it == consent.end() || !it->is_boolean() || it->get<bool>();
-}
-
 bool Contains(const std::vector<std::string>& v, const std::string& s) {
   return v.empty() || std::find(v.begin(), v.end(), s) != v.end();
 }
 
-// Per-thread scratch space so a decision allocates little.
 // Per-thread scratch space so a decision allocates little.
 struct Scratch {
   std::vector<tailor_candidate> candidates;
@@ -320,7 +313,7 @@ std::variant<json, ApiError> Engine::Decide(const DecideRequest& req, DecideOpti
   bool personalised = false;
   if (!req.customer.empty()) {
     profile = GetProfile(req.customer);
-    personalised = profile->known && AllowsPersonalisation(*profile);
+    personalised = profile->known && AllowsPersonalisation(profile->customer);
   }
   s.recent.clear();
   if (personalised)

@@ -57,6 +57,13 @@ std::optional<double> AgeOf(const json& attrs) {
 
 }  // namespace
 
+bool AllowsPersonalisation(const Customer& customer) {
+  json consent = json::parse(customer.consent_json, nullptr, false);
+  if (!consent.is_object()) return true;
+  auto it = consent.find("personalization");
+  return it == consent.end() || !it->is_boolean() || it->get<bool>();
+}
+
 SensitiveGate::SensitiveGate(SensitiveConfig config, const std::vector<Offer>& offers,
                              const std::vector<Item>& items)
     : config_(std::move(config)) {
@@ -113,13 +120,7 @@ std::string SensitiveGate::OutboundRefusal(const std::string& offer_id,
     return Note(config_.tag, "offer '" + offer_id + "' is not in the catalog");
   const std::string* topic = OfferTopic(it->second);
   if (topic == nullptr) return {};
-  // Personalisation as on decide: refused only by an explicit false.
-  bool personalised = false;
-  if (customer != nullptr) {
-    json consent = json::parse(customer->consent_json, nullptr, false);
-    auto p = consent.is_object() ? consent.find("personalization") : consent.end();
-    personalised = !consent.is_object() || p == consent.end() || !p->is_boolean() || p->get<bool>();
-  }
+  const bool personalised = customer != nullptr && AllowsPersonalisation(*customer);
   std::string refusal = Refusal(customer, personalised);
   return refusal.empty() ? refusal : Note(*topic, refusal);
 }

@@ -23,6 +23,10 @@
 
 namespace tailor {
 
+// Whether the customer's consent allows personalisation: refused only by an
+// explicit "personalization": false (decide and outbound steps alike).
+bool AllowsPersonalisation(const Customer& customer);
+
 // Immutable once built; one per snapshot, shared by every worker.
 class SensitiveGate {
  public:

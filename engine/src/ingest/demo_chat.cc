@@ -226,7 +226,10 @@ bool WriteChatCsv(const std::string& path, const std::vector<ChatLine>& lines, s
       return;
     }
     out << '"';
-    for (char c : s) out << (c == '"' ? "\"\"" : std::string(1, c));
+    for (char c : s) {
+      if (c == '"') out << '"';  // a quote is doubled
+      out << c;
+    }
     out << '"';
   };
   out << "text,label\n";
