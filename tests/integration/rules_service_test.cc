@@ -46,6 +46,24 @@ class RulesService : public ::testing::Test {
     store_ = dir_.file("tailor.db");
     MakeSmallWorld(store_);
   }
+  // Writes journeys/<file> beside the config JourneyConfig writes.
+  void WriteJourney(const std::string& file, const std::string& yaml) {
+    std::filesystem::create_directories(dir_.file("journeys"));
+    WriteFile(dir_.file("journeys") + "/" + file, yaml);
+  }
+  // A tailor.yaml with those plugins, the home/checkout/email offer
+  // placements (plus more), the shipped offers, the journeys folder and any
+  // extra top-level lines; returns its path.
+  std::string JourneyConfig(const std::string& plugins, const std::string& more_placements = "",
+                            const std::string& extra = "") {
+    const std::string config = dir_.file("tailor.yaml");
+    WriteFile(config, "plugins:\n" + plugins +
+                          "placements:\n  home: {kind: offers}\n  checkout: {kind: offers}\n"
+                          "  email: {kind: offers}\n" +
+                          more_placements + extra + "journeys: journeys\noffers: " +
+                          TAILOR_SOURCE_DIR + "/config/offers.yaml\n");
+    return config;
+  }
   TempDir dir_;
   std::string store_;
 };
@@ -314,9 +332,7 @@ namespace {
 
 // A journey whose outbound step is due one second after a purchase.
 TEST_F(RulesService, JourneyStageShowsInWhyAndOutboundStepIsPublished) {
-  std::string jdir = dir_.file("journeys");
-  std::filesystem::create_directories(jdir);
-  WriteFile(jdir + "/fast.yaml", R"(
+  WriteJourney("fast.yaml", R"(
 name: fast_follow_up
 stages:
   - name: bought
@@ -327,18 +343,7 @@ stages:
 entry:
   - {event: purchase, category: laptops, stage: bought}
 )");
-  std::string config = dir_.file("tailor.yaml");
-  WriteFile(config, std::string(R"(
-plugins:
-)") + ShippedPluginYaml("popularity") +
-                        R"(placements:
-  home: {kind: offers}
-  checkout: {kind: offers}
-  email: {kind: offers}
-journeys: journeys
-offers: )" + TAILOR_SOURCE_DIR +
-                        "/config/offers.yaml\n");
-  Tailord d({config, store_, {}});
+  Tailord d({JourneyConfig(ShippedPluginYaml("popularity")), store_, {}});
   ASSERT_TRUE(d.running()) << d.Log();
   Subscriber sub(d.outbound(), 10000);
 
@@ -378,9 +383,7 @@ offers: )" + TAILOR_SOURCE_DIR +
 // channels and contact caps apply to recommended items; its offer list names
 // offers only, so it leaves items open.
 TEST_F(RulesService, JourneyStagesJudgeItemPlacements) {
-  std::string jdir = dir_.file("journeys");
-  std::filesystem::create_directories(jdir);
-  WriteFile(jdir + "/listening.yaml", R"(
+  WriteJourney("listening.yaml", R"(
 name: listening
 stages:
   - name: audio_only
@@ -395,16 +398,8 @@ entry:
 transitions:
   - {from: audio_only, to: open, event: click}
 )");
-  std::string config = dir_.file("tailor.yaml");
-  WriteFile(config, std::string("plugins:\n") + ShippedPluginYaml("popularity") + R"(placements:
-  home: {kind: offers}
-  checkout: {kind: offers}
-  email: {kind: offers}
-  recs: {kind: items}
-journeys: journeys
-offers: )" + TAILOR_SOURCE_DIR +
-                        "/config/offers.yaml\n");
-  Tailord d({config, store_, {}});
+  Tailord d(
+      {JourneyConfig(ShippedPluginYaml("popularity"), "  recs: {kind: items}\n"), store_, {}});
   ASSERT_TRUE(d.running()) << d.Log();
   Client c(d.requests());
   auto event = [&](const std::string& type, const std::string& item, const std::string& channel) {
@@ -476,9 +471,7 @@ namespace {
 // The `facts` fixture calls every known customer a high deal seeker and a
 // message containing "cancel" the intent "cancel".
 TEST_F(RulesService, PluginFactsFeedRulesWhyAndJourneys) {
-  std::string jdir = dir_.file("journeys");
-  std::filesystem::create_directories(jdir);
-  WriteFile(jdir + "/retention.yaml", R"(
+  WriteJourney("retention.yaml", R"(
 name: retention
 stages:
   - name: retain
@@ -486,19 +479,9 @@ stages:
 entry:
   - {event: chat, intent: cancel, stage: retain}
 )");
-  std::string config = dir_.file("tailor.yaml");
-  WriteFile(config, std::string(R"(
-plugins:
-)") + ShippedPluginYaml("popularity") +
-                        FixturePluginYaml("facts") + R"(placements:
-  home: {kind: offers}
-  checkout: {kind: offers}
-  email: {kind: offers}
-rules: )" + TAILOR_SOURCE_DIR +
-                        R"(/rules
-journeys: journeys
-offers: )" + TAILOR_SOURCE_DIR +
-                        "/config/offers.yaml\n");
+  const std::string config =
+      JourneyConfig(ShippedPluginYaml("popularity") + FixturePluginYaml("facts"), "",
+                    std::string("rules: ") + TAILOR_SOURCE_DIR + "/rules\n");
   Tailord d({config, store_, {}});
   ASSERT_TRUE(d.running()) << d.Log();
   Client c(d.requests());
