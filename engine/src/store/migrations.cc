@@ -107,6 +107,52 @@ CREATE INDEX journey_steps_pending ON journey_steps(sent_ms, due_ms);
 CREATE INDEX events_history ON events(customer_id, ts_ms, type, offer_id, item_id);
 DROP INDEX events_by_customer;
 )sql"},
+      {5, "impressions and outcomes", R"sql(
+-- The feedback contract (feedback/attribution.h): every candidate a decision
+-- returned, at its position, with what the policy knew when it chose it.
+-- shown stays 0 for a placement with `impressions: explicit` until the app's
+-- `impression` event names the decision; features are float32 values, little
+-- endian, as the response model saw them.
+CREATE TABLE impressions (
+  decision_id TEXT NOT NULL,
+  position INTEGER NOT NULL,
+  customer_id TEXT NOT NULL,
+  placement TEXT NOT NULL DEFAULT '',
+  channel TEXT NOT NULL DEFAULT '',
+  offer_id TEXT NOT NULL DEFAULT '',
+  item_id TEXT NOT NULL DEFAULT '',
+  category TEXT NOT NULL DEFAULT '',
+  propensity REAL NOT NULL DEFAULT 1,
+  explore INTEGER NOT NULL DEFAULT 0,
+  p_click REAL NOT NULL DEFAULT 0,
+  segment TEXT NOT NULL DEFAULT '',
+  features BLOB,
+  ts_ms INTEGER NOT NULL,
+  shown INTEGER NOT NULL DEFAULT 1,
+  PRIMARY KEY (decision_id, position)
+) WITHOUT ROWID;
+CREATE INDEX impressions_by_customer ON impressions(customer_id, ts_ms);
+CREATE INDEX impressions_by_ts ON impressions(ts_ms);
+-- Responses joined to the impression they answer; kind is click, conversion
+-- or dismiss, event_type the event's own type.
+CREATE TABLE outcomes (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  decision_id TEXT NOT NULL,
+  position INTEGER NOT NULL,
+  customer_id TEXT NOT NULL,
+  offer_id TEXT NOT NULL DEFAULT '',
+  item_id TEXT NOT NULL DEFAULT '',
+  event_type TEXT NOT NULL,
+  kind TEXT NOT NULL,
+  value REAL NOT NULL DEFAULT 0,
+  ts_ms INTEGER NOT NULL,
+  event_seq INTEGER NOT NULL DEFAULT 0,
+  by_decision_id INTEGER NOT NULL DEFAULT 0,
+  first_of_kind INTEGER NOT NULL DEFAULT 1
+);
+CREATE INDEX outcomes_by_decision ON outcomes(decision_id, position);
+CREATE INDEX outcomes_by_ts ON outcomes(ts_ms);
+)sql"},
   };
   return kMigrations;
 }

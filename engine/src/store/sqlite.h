@@ -62,6 +62,15 @@ class Stmt {
     sqlite3_bind_double(st_, i, v);
     return *this;
   }
+  // Bytes bound transient; an empty blob becomes NULL.
+  Stmt& Blob(int i, const void* data, size_t size) {
+    if (size == 0) {
+      sqlite3_bind_null(st_, i);
+      return *this;
+    }
+    sqlite3_bind_blob64(st_, i, data, size, SQLITE_TRANSIENT);
+    return *this;
+  }
   int Step() { return st_ ? sqlite3_step(st_) : SQLITE_ERROR; }
   // Runs a statement that returns no rows; resets it for reuse.
   Status Run() {
@@ -85,6 +94,13 @@ class Stmt {
              : std::string_view();
   }
   int64_t ColInt(int i) const { return sqlite3_column_int64(st_, i); }
+  // Valid until the next Step or Reset; NULL reads as empty.
+  std::string_view ColBlob(int i) const {
+    const void* b = sqlite3_column_blob(st_, i);
+    return b ? std::string_view(static_cast<const char*>(b),
+                                static_cast<size_t>(sqlite3_column_bytes(st_, i)))
+             : std::string_view();
+  }
   double ColReal(int i) const { return sqlite3_column_double(st_, i); }
   bool ColNull(int i) const { return sqlite3_column_type(st_, i) == SQLITE_NULL; }
 

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <condition_variable>
+#include <cstring>
 #include <deque>
 #include <map>
 #include <mutex>
@@ -113,11 +114,119 @@ const char* const kEventColumns =
     "customer_id, type, item_id, offer_id, decision_id, channel, text, ts_ms, value, quantity, "
     "properties, seq";
 
+const char* const kInsertImpression =
+    "INSERT OR IGNORE INTO impressions(decision_id, position, customer_id, placement, channel, "
+    "offer_id, item_id, category, propensity, explore, p_click, segment, features, ts_ms, shown) "
+    "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)";
+const char* const kMarkShown =
+    "UPDATE impressions SET shown=1, ts_ms=? WHERE decision_id=? AND position=? AND shown=0";
+const char* const kInsertOutcome =
+    "INSERT INTO outcomes(decision_id, position, customer_id, offer_id, item_id, event_type, "
+    "kind, value, ts_ms, event_seq, by_decision_id, first_of_kind) "
+    "VALUES (?,?,?,?,?,?,?,?,?,?,?,?)";
+const char* const kImpressionColumns =
+    "decision_id, position, customer_id, placement, channel, offer_id, item_id, category, "
+    "propensity, explore, p_click, segment, features, ts_ms, shown";
+
+void BindImpression(Stmt& st, const Impression& m) {
+  st.Text(1, m.decision_id)
+      .Int(2, m.position)
+      .Text(3, m.customer_id)
+      .Text(4, m.placement)
+      .Text(5, m.channel)
+      .Text(6, m.offer_id)
+      .Text(7, m.item_id)
+      .Text(8, m.category)
+      .Real(9, m.propensity)
+      .Int(10, m.explore ? 1 : 0)
+      .Real(11, m.p_click)
+      .Text(12, m.segment)
+      .Blob(13, m.features.data(), m.features.size() * sizeof(float))
+      .Int(14, m.ts_ms)
+      .Int(15, m.shown ? 1 : 0);
+}
+
+// Reads the kImpressionColumns starting at column first.
+Impression ReadImpression(const Stmt& st, int first) {
+  Impression m;
+  m.decision_id = st.Col(first + 0);
+  m.position = static_cast<int>(st.ColInt(first + 1));
+  m.customer_id = st.Col(first + 2);
+  m.placement = st.Col(first + 3);
+  m.channel = st.Col(first + 4);
+  m.offer_id = st.Col(first + 5);
+  m.item_id = st.Col(first + 6);
+  m.category = st.Col(first + 7);
+  m.propensity = st.ColReal(first + 8);
+  m.explore = st.ColInt(first + 9) != 0;
+  m.p_click = st.ColReal(first + 10);
+  m.segment = st.Col(first + 11);
+  std::string_view blob = st.ColBlob(first + 12);
+  m.features.resize(blob.size() / sizeof(float));
+  if (!m.features.empty()) std::memcpy(m.features.data(), blob.data(), m.features.size() * 4);
+  m.ts_ms = st.ColInt(first + 13);
+  m.shown = st.ColInt(first + 14) != 0;
+  return m;
+}
+
+const char* KindName(Outcome::Kind k) {
+  switch (k) {
+    case Outcome::Kind::kClick:
+      return "click";
+    case Outcome::Kind::kConversion:
+      return "conversion";
+    case Outcome::Kind::kDismiss:
+      return "dismiss";
+  }
+  return "click";
+}
+
+Outcome::Kind KindOf(std::string_view name) {
+  if (name == "conversion") return Outcome::Kind::kConversion;
+  if (name == "dismiss") return Outcome::Kind::kDismiss;
+  return Outcome::Kind::kClick;
+}
+
+// Outcome columns, then the impression's (NULL when it is not stored: the
+// outcome's own decision, position, customer, offer and item stand in).
+const char* const kOutcomeSelect =
+    "SELECT o.decision_id, o.position, o.customer_id, o.offer_id, o.item_id, o.event_type, "
+    "o.kind, o.value, o.ts_ms, o.event_seq, o.by_decision_id, o.first_of_kind, i.decision_id, "
+    "i.position, i.customer_id, i.placement, i.channel, i.offer_id, i.item_id, i.category, "
+    "i.propensity, i.explore, i.p_click, i.segment, i.features, i.ts_ms, i.shown "
+    "FROM outcomes o LEFT JOIN impressions i ON i.decision_id = o.decision_id AND "
+    "i.position = o.position ";
+
+Outcome ReadOutcome(const Stmt& st) {
+  Outcome o;
+  if (!st.ColNull(12)) {
+    o.impression = ReadImpression(st, 12);
+  } else {
+    o.impression.decision_id = st.Col(0);
+    o.impression.position = static_cast<int>(st.ColInt(1));
+    o.impression.customer_id = st.Col(2);
+    o.impression.offer_id = st.Col(3);
+    o.impression.item_id = st.Col(4);
+  }
+  o.event_type = st.Col(5);
+  o.kind = KindOf(st.ColView(6));
+  o.value = st.ColReal(7);
+  o.ts_ms = st.ColInt(8);
+  o.event_seq = st.ColInt(9);
+  o.by_decision_id = st.ColInt(10) != 0;
+  o.first_of_kind = st.ColInt(11) != 0;
+  return o;
+}
+
 struct WriteOp {
-  enum class Kind { kEvent, kDecision, kFlush } kind;
+  enum class Kind { kEvent, kDecision, kImpressions, kShown, kOutcome, kFlush };
+  Kind kind = Kind::kFlush;
   Event event;
   DecisionRecord decision;
-  std::promise<Status> done;  // set for kEvent and kFlush
+  std::vector<Impression> impressions;  // kImpressions; kShown: the one marked
+  Outcome outcome;
+  int64_t* seq_out = nullptr;  // kEvent: where the caller wants the seq
+  std::promise<Status> done;   // set for kEvent and kFlush
 };
 
 }  // namespace
@@ -198,6 +307,9 @@ struct Store::Impl {
     Stmt insert_event(writer_db, kInsertEvent);
     Stmt insert_customer(writer_db, kInsertBareCustomer);
     Stmt insert_decision(writer_db, kInsertDecision);
+    Stmt insert_impression(writer_db, kInsertImpression);
+    Stmt mark_shown(writer_db, kMarkShown);
+    Stmt insert_outcome(writer_db, kInsertOutcome);
     std::vector<WriteOp> batch;
     std::vector<Status> results;
     for (;;) {
@@ -224,7 +336,11 @@ struct Store::Impl {
           if (results[i].ok()) {
             BindEvent(insert_event, op.event);
             results[i] = insert_event.Run();
+            if (results[i].ok() && op.seq_out) *op.seq_out = sqlite3_last_insert_rowid(writer_db);
           }
+        } else if (op.kind == WriteOp::Kind::kImpressions || op.kind == WriteOp::Kind::kShown ||
+                   op.kind == WriteOp::Kind::kOutcome) {
+          WriteFeedback(op, insert_impression, mark_shown, insert_outcome);
         } else if (op.kind == WriteOp::Kind::kDecision) {
           const DecisionRecord& d = op.decision;
           insert_decision.Text(1, d.id)
@@ -246,7 +362,7 @@ struct Store::Impl {
       }
       for (size_t i = 0; i < batch.size(); ++i) {
         WriteOp& op = batch[i];
-        if (op.kind == WriteOp::Kind::kDecision) continue;
+        if (op.kind != WriteOp::Kind::kEvent && op.kind != WriteOp::Kind::kFlush) continue;
         op.done.set_value(tx.ok() ? results[i] : tx);
       }
       batch.clear();
@@ -255,6 +371,44 @@ struct Store::Impl {
         in_batch = 0;
       }
     }
+  }
+
+  // The fire-and-forget feedback writes: a failure is logged, never returned.
+  static void WriteFeedback(const WriteOp& op, Stmt& insert_impression, Stmt& mark_shown,
+                            Stmt& insert_outcome) {
+    Status s = Status::Ok();
+    std::string what;
+    if (op.kind == WriteOp::Kind::kImpressions) {
+      for (const Impression& m : op.impressions) {
+        BindImpression(insert_impression, m);
+        if (s = insert_impression.Run(); !s.ok()) {
+          what = "impressions of " + m.decision_id;
+          break;
+        }
+      }
+    } else if (op.kind == WriteOp::Kind::kShown) {
+      const Impression& m = op.impressions.front();
+      mark_shown.Int(1, m.ts_ms).Text(2, m.decision_id).Int(3, m.position);
+      s = mark_shown.Run();
+      what = "impression " + m.decision_id;
+    } else {
+      const Outcome& o = op.outcome;
+      insert_outcome.Text(1, o.impression.decision_id)
+          .Int(2, o.impression.position)
+          .Text(3, o.impression.customer_id)
+          .Text(4, o.impression.offer_id)
+          .Text(5, o.impression.item_id)
+          .Text(6, o.event_type)
+          .Text(7, KindName(o.kind))
+          .Real(8, o.value)
+          .Int(9, o.ts_ms)
+          .Int(10, o.event_seq)
+          .Int(11, o.by_decision_id ? 1 : 0)
+          .Int(12, o.first_of_kind ? 1 : 0);
+      s = insert_outcome.Run();
+      what = "outcome of " + o.impression.decision_id;
+    }
+    if (!s.ok()) log::Error("store", what + " not logged: " + s.message());
   }
 
   void Enqueue(WriteOp op) {
@@ -316,8 +470,11 @@ std::unique_ptr<Store> Store::Open(const Options& options, std::string* err) {
 const std::string& Store::path() const { return impl_->options.path; }
 int Store::schema_version() const { return impl_->schema_version; }
 
-std::future<Status> Store::AppendEvent(Event event) {
-  WriteOp op{WriteOp::Kind::kEvent, std::move(event), {}, {}};
+std::future<Status> Store::AppendEvent(Event event, int64_t* seq_out) {
+  WriteOp op;
+  op.kind = WriteOp::Kind::kEvent;
+  op.event = std::move(event);
+  op.seq_out = seq_out;
   std::future<Status> f = op.done.get_future();
   if (!impl_->writer.joinable()) {
     op.done.set_value(Status::Error("store has no writer (opened read-only or for bulk load)"));
@@ -329,12 +486,43 @@ std::future<Status> Store::AppendEvent(Event event) {
 
 void Store::LogDecision(DecisionRecord decision) {
   if (!impl_->writer.joinable()) return;
-  impl_->Enqueue(WriteOp{WriteOp::Kind::kDecision, {}, std::move(decision), {}});
+  WriteOp op;
+  op.kind = WriteOp::Kind::kDecision;
+  op.decision = std::move(decision);
+  impl_->Enqueue(std::move(op));
+}
+
+void Store::LogImpressions(std::vector<Impression> impressions) {
+  if (!impl_->writer.joinable() || impressions.empty()) return;
+  WriteOp op;
+  op.kind = WriteOp::Kind::kImpressions;
+  op.impressions = std::move(impressions);
+  impl_->Enqueue(std::move(op));
+}
+
+void Store::MarkShown(const std::string& decision_id, int position, int64_t ts_ms) {
+  if (!impl_->writer.joinable()) return;
+  WriteOp op;
+  op.kind = WriteOp::Kind::kShown;
+  Impression& m = op.impressions.emplace_back();
+  m.decision_id = decision_id;
+  m.position = position;
+  m.ts_ms = ts_ms;
+  impl_->Enqueue(std::move(op));
+}
+
+void Store::LogOutcome(Outcome outcome) {
+  if (!impl_->writer.joinable()) return;
+  WriteOp op;
+  op.kind = WriteOp::Kind::kOutcome;
+  op.outcome = std::move(outcome);
+  impl_->Enqueue(std::move(op));
 }
 
 void Store::Flush() {
   if (!impl_->writer.joinable()) return;
-  WriteOp op{WriteOp::Kind::kFlush, {}, {}, {}};
+  WriteOp op;
+  op.kind = WriteOp::Kind::kFlush;
   std::future<Status> f = op.done.get_future();
   impl_->Enqueue(std::move(op));
   f.wait();
@@ -616,9 +804,82 @@ int64_t Store::ForEachEvent(int64_t since_ms, const std::function<bool(const Eve
   return rc == SQLITE_ROW || rc == SQLITE_DONE ? n : -1;
 }
 
+std::vector<Impression> Store::ImpressionsOf(const std::string& decision_id) {
+  std::vector<Impression> out;
+  Impl::Reader r(impl_.get());
+  if (!r.db()) return out;
+  static const std::string sql = std::string("SELECT ") + kImpressionColumns +
+                                 " FROM impressions WHERE decision_id=? ORDER BY position";
+  Stmt st = r.Cached(sql.c_str());
+  st.Text(1, decision_id);
+  while (st.Step() == SQLITE_ROW) out.push_back(ReadImpression(st, 0));
+  return out;
+}
+
+std::vector<Impression> Store::RecentImpressions(const std::string& customer_id, int64_t since_ms,
+                                                 size_t limit) {
+  std::vector<Impression> out;
+  Impl::Reader r(impl_.get());
+  if (!r.db()) return out;
+  static const std::string sql = std::string("SELECT ") + kImpressionColumns +
+                                 " FROM impressions WHERE customer_id=? AND ts_ms>=? AND shown=1 "
+                                 "ORDER BY ts_ms DESC, decision_id DESC, position LIMIT ?";
+  Stmt st = r.Cached(sql.c_str());
+  st.Text(1, customer_id).Int(2, since_ms).Int(3, static_cast<int64_t>(limit));
+  while (st.Step() == SQLITE_ROW) out.push_back(ReadImpression(st, 0));
+  return out;
+}
+
+int64_t Store::ForEachImpression(int64_t since_ms,
+                                 const std::function<bool(const Impression&)>& fn) {
+  Impl::Reader r(impl_.get());
+  if (!r.db()) return -1;
+  std::string sql = std::string("SELECT ") + kImpressionColumns +
+                    " FROM impressions WHERE ts_ms >= ? ORDER BY ts_ms, decision_id, position";
+  Stmt st(r.db(), sql.c_str());
+  if (!st.ok()) return -1;
+  st.Int(1, since_ms);
+  int64_t n = 0;
+  int rc;
+  while ((rc = st.Step()) == SQLITE_ROW) {
+    ++n;
+    if (!fn(ReadImpression(st, 0))) break;
+  }
+  return rc == SQLITE_ROW || rc == SQLITE_DONE ? n : -1;
+}
+
+int64_t Store::ForEachOutcome(int64_t since_ms, const std::function<bool(const Outcome&)>& fn) {
+  Impl::Reader r(impl_.get());
+  if (!r.db()) return -1;
+  std::string sql = std::string(kOutcomeSelect) + "WHERE o.ts_ms >= ? ORDER BY o.seq";
+  Stmt st(r.db(), sql.c_str());
+  if (!st.ok()) return -1;
+  st.Int(1, since_ms);
+  int64_t n = 0;
+  int rc;
+  while ((rc = st.Step()) == SQLITE_ROW) {
+    ++n;
+    if (!fn(ReadOutcome(st))) break;
+  }
+  return rc == SQLITE_ROW || rc == SQLITE_DONE ? n : -1;
+}
+
+std::vector<Outcome> Store::OutcomesOf(const std::string& decision_id) {
+  std::vector<Outcome> out;
+  Impl::Reader r(impl_.get());
+  if (!r.db()) return out;
+  static const std::string sql =
+      std::string(kOutcomeSelect) + "WHERE o.decision_id=? ORDER BY o.seq";
+  Stmt st = r.Cached(sql.c_str());
+  st.Text(1, decision_id);
+  while (st.Step() == SQLITE_ROW) out.push_back(ReadOutcome(st));
+  return out;
+}
+
 int64_t Store::Count(const std::string& table) {
-  static const char* const kTables[] = {"customers", "items",  "offers",        "events",
-                                        "decisions", "models", "journey_state", "demo_truth"};
+  static const char* const kTables[] = {"customers",   "items",   "offers",        "events",
+                                        "decisions",   "models",  "journey_state", "demo_truth",
+                                        "impressions", "outcomes"};
   bool allowed = false;
   for (const char* t : kTables) allowed = allowed || table == t;
   if (!allowed) return -1;

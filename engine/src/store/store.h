@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "common/status.h"
+#include "model/feedback.h"
 #include "model/types.h"
 
 struct sqlite3;
@@ -79,10 +80,19 @@ class Store {
 
   // --- Writes through the writer thread -------------------------------------
   // Durable once the future is ready and ok(). Also creates the customer row
-  // when the customer is new. The event's seq is not reported back.
-  std::future<Status> AppendEvent(Event event);
+  // when the customer is new. When seq_out is given, the event's seq is
+  // written there before the future becomes ready (it must outlive it).
+  std::future<Status> AppendEvent(Event event, int64_t* seq_out = nullptr);
   // Fire and forget: the audit log is written in the next batch.
   void LogDecision(DecisionRecord decision);
+  // Fire and forget, like the decision log: a decision's candidates at their
+  // positions (the feedback contract). A (decision, position) already stored
+  // is kept as it was.
+  void LogImpressions(std::vector<Impression> impressions);
+  // Fire and forget: an explicit placement's impression was rendered at ts_ms.
+  void MarkShown(const std::string& decision_id, int position, int64_t ts_ms);
+  // Fire and forget: a response joined to its impression.
+  void LogOutcome(Outcome outcome);
   // Blocks until everything queued so far is committed.
   void Flush();
   // Number of queued writes not yet committed.
@@ -130,7 +140,25 @@ class Store {
   // Visits events with ts_ms >= since_ms in insertion order; fn returns false to
   // stop. Returns how many were visited, or -1 on error.
   int64_t ForEachEvent(int64_t since_ms, const std::function<bool(const Event&)>& fn);
-  // Row count of one of: customers, items, offers, events, decisions, models.
+  // --- Feedback reads (feedback/attribution.h) ------------------------------
+  // A decision's impressions (shown or waiting for the app), by position.
+  std::vector<Impression> ImpressionsOf(const std::string& decision_id);
+  // The customer's shown impressions with ts_ms >= since_ms, newest first, at
+  // most limit.
+  std::vector<Impression> RecentImpressions(const std::string& customer_id, int64_t since_ms,
+                                            size_t limit);
+  // Visits impressions (shown or not) with ts_ms >= since_ms, oldest first;
+  // fn returns false to stop. Returns how many were visited, -1 on error.
+  int64_t ForEachImpression(int64_t since_ms, const std::function<bool(const Impression&)>& fn);
+  // Visits outcomes with ts_ms >= since_ms in the order they were stored, each
+  // with its whole impression (segment and features included) when that is
+  // stored. Returns how many were visited, -1 on error.
+  int64_t ForEachOutcome(int64_t since_ms, const std::function<bool(const Outcome&)>& fn);
+  // A decision's outcomes in the order they were stored.
+  std::vector<Outcome> OutcomesOf(const std::string& decision_id);
+
+  // Row count of one of: customers, items, offers, events, decisions, models,
+  // impressions, outcomes.
   int64_t Count(const std::string& table);
 
  private:
