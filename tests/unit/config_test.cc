@@ -154,6 +154,79 @@ TEST(Config, YamlSyntaxErrorHasPosition) {
   EXPECT_EQ(errors[0].rfind(dir.file("t.yaml") + ":", 0), 0u) << errors[0];
 }
 
+TEST(Config, SuppressionPolicies) {
+  TempDir dir;
+  WriteFile(dir.file("t.yaml"),
+            "placements:\n  home: {kind: offers}\n  recs: {kind: items}\n"
+            "suppression:\n"
+            "  - name: rejects\n"
+            "    offers: [o_a, o_b]\n"
+            "    dismissals: 3\n"
+            "    within_days: 7\n"
+            "    suppress_days: 5\n"
+            "  - name: fatigue\n"
+            "    placements: recs\n"
+            "    categories: [toys]\n"
+            "    impressions_without_click: 6\n"
+            "    within_days: 14\n"
+            "    suppress_days: 2\n");
+  std::vector<std::string> errors;
+  auto cfg = LoadConfig(dir.file("t.yaml"), "", &errors);
+  ASSERT_TRUE(cfg.has_value()) << Join(errors);
+  ASSERT_EQ(cfg->suppression.size(), 2u);
+  const SuppressionPolicy& r = cfg->suppression[0];
+  EXPECT_EQ(r.name, "rejects");
+  EXPECT_EQ(r.offers, (std::vector<std::string>{"o_a", "o_b"}));
+  EXPECT_EQ(r.trigger, SuppressionPolicy::Trigger::kDismissals);
+  EXPECT_EQ(r.threshold, 3);
+  EXPECT_EQ(r.within_days, 7);
+  EXPECT_EQ(r.suppress_days, 5);
+  EXPECT_EQ(r.offers_where, dir.file("t.yaml") + ":6:13");
+  const SuppressionPolicy& f = cfg->suppression[1];
+  EXPECT_EQ(f.trigger, SuppressionPolicy::Trigger::kImpressionsWithoutClick);
+  EXPECT_EQ(f.threshold, 6);
+  EXPECT_EQ(f.placements, (std::vector<std::string>{"recs"}));
+  EXPECT_EQ(f.categories, (std::vector<std::string>{"toys"}));
+}
+
+TEST(Config, SuppressionErrorsHavePositions) {
+  TempDir dir;
+  const std::string file = dir.file("bad.yaml");
+  WriteFile(file,
+            "store: {history_days: 10}\n"                                       // 1
+            "placements:\n  home: {kind: offers}\n"                             // 2-3
+            "suppression:\n"                                                    // 4
+            "  - {name: a, dismissals: 3, within_days: 7, suppress_days: 5}\n"  // 5: 12 > 10
+            "  - {name: b, within_days: 1, suppress_days: 1}\n"                 // 6: no trigger
+            "  - {name: c, dismissals: 1, impressions_without_click: 2, within_days: 1, "
+            "suppress_days: 1}\n"  // 7: both
+            "  - {name: d, placements: [hmoe], dismissals: 1, within_days: 1, "
+            "suppress_days: 1}\n"                                                        // 8
+            "  - {name: d, dismissals: 0, within_days: 1, suppress_days: 1, oops: 1}\n"  // 9
+            "  - {name: e, dismissals: 1, within_days: 1}\n");                           // 10
+  std::vector<std::string> errors;
+  EXPECT_FALSE(LoadConfig(file, "", &errors).has_value());
+  const std::string all = Join(errors);
+  for (const std::string& want :
+       {file + ":5:43: suppression[0].within_days: within_days + suppress_days (12) exceed "
+               "store.history_days (10)",
+        file + ":6:5: suppression[1]: set one of dismissals, impressions_without_click",
+        file + ":7:57: suppression[2].impressions_without_click: set one of dismissals, "
+               "impressions_without_click, not both",
+        file + ":8:27: suppression[3].placements: unknown placement 'hmoe' (known: home)",
+        file + ":9:27: suppression[4].dismissals: must be between 1 and 1000000, got 0",
+        file + ":9:64: suppression[4].oops: unknown key",
+        file + ":9:12: suppression[4].name: policy 'd' is already defined at " + file + ":8:5",
+        file + ":10:5: suppression[5].suppress_days: required key is missing"})
+    EXPECT_NE(all.find(want), std::string::npos) << "want: " << want << "\n" << all;
+  WriteFile(dir.file("notalist.yaml"),
+            "placements:\n  home: {kind: offers}\nsuppression: {name: a}\n");
+  errors.clear();
+  EXPECT_FALSE(LoadConfig(dir.file("notalist.yaml"), "", &errors).has_value());
+  EXPECT_NE(Join(errors).find(":3:14: suppression: expected a list of policies"), std::string::npos)
+      << Join(errors);
+}
+
 TEST(Config, UnknownOfferPlacementListsKnownOnes) {
   TempDir dir;
   WriteFile(dir.file("t.yaml"), "placements:\n  home: {}\n  side: {}\noffers: o.yaml\n");

@@ -57,6 +57,47 @@ TEST(Protocol, NamesTheOffendingField) {
   EXPECT_EQ(ExpectError(R"({"v":1,"type":"health","id":5})").field, "id");
 }
 
+TEST(Protocol, DecideFilters) {
+  std::string id;
+  auto r = ParseRequest(
+      R"({"v":1,"type":"decide","channel":"web","placement":"home","exclude":["o_a","i7"],"include_categories":["toys"],"exclude_categories":["books","garden"]})",
+      4096, &id);
+  ASSERT_TRUE(std::holds_alternative<Request>(r));
+  const DecideRequest& d = std::get<Request>(r).decide;
+  EXPECT_EQ(d.exclude, (std::vector<std::string>{"o_a", "i7"}));
+  EXPECT_EQ(d.include_categories, (std::vector<std::string>{"toys"}));
+  EXPECT_EQ(d.exclude_categories, (std::vector<std::string>{"books", "garden"}));
+  // Absent: no filter.
+  r = ParseRequest(R"({"v":1,"type":"decide","channel":"web","placement":"home"})", 4096, &id);
+  ASSERT_TRUE(std::holds_alternative<Request>(r));
+  EXPECT_TRUE(std::get<Request>(r).decide.exclude.empty());
+  EXPECT_TRUE(std::get<Request>(r).decide.include_categories.empty());
+}
+
+TEST(Protocol, DecideFilterErrorsNameTheField) {
+  const std::string head = R"({"v":1,"type":"decide","channel":"web","placement":"home",)";
+  ApiError e = ExpectError(head + R"("exclude":"o_a"})");
+  EXPECT_EQ(e.field, "exclude");
+  EXPECT_EQ(e.message, "exclude must be an array of strings, got a string");
+  e = ExpectError(head + R"("exclude":["o_a",7]})");
+  EXPECT_EQ(e.field, "exclude");
+  EXPECT_EQ(e.message, "exclude[1] must be a string, got a number");
+  e = ExpectError(head + R"("exclude_categories":[""]})");
+  EXPECT_EQ(e.field, "exclude_categories");
+  EXPECT_EQ(e.message, "exclude_categories[0] must not be empty");
+  e = ExpectError(head + R"("include_categories":[]})");
+  EXPECT_EQ(e.field, "include_categories");
+  e = ExpectError(head + R"("exclude":[")" + std::string(129, 'x') + R"("]})", 4096);
+  EXPECT_EQ(e.message, "exclude[0] is longer than 128 bytes");
+  std::string many = head + R"("exclude":[)";
+  for (int i = 0; i < 1001; ++i) many += std::string(i ? "," : "") + "\"o\"";
+  e = ExpectError(many + "]}", 1 << 20);
+  EXPECT_EQ(e.field, "exclude");
+  EXPECT_EQ(e.message, "exclude has 1001 entries; the limit is 1000");
+  e = ExpectError(head + R"("exclude_offers":["o_a"]})");
+  EXPECT_EQ(e.field, "exclude_offers");
+}
+
 TEST(Protocol, CodesForVersionTypeAndSize) {
   EXPECT_EQ(ExpectError(R"({"v":3,"type":"health"})").code, "unsupported_version");
   EXPECT_EQ(ExpectError(R"({"v":1,"type":"dance"})").code, "unknown_type");

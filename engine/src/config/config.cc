@@ -159,6 +159,68 @@ std::string Resolve(const std::string& base_dir, const std::string& p) {
   return (std::filesystem::path(base_dir) / p).lexically_normal().string();
 }
 
+// tailor.yaml `suppression:`, a list of contact policies. Placements must be
+// configured and the store must hold the events a policy looks back over
+// (within_days + suppress_days); offer ids are checked against the catalog
+// when the engine builds it (stored offers are not known here).
+void ParseSuppression(const YAML::Node& list, Fields& top, const EngineConfig& cfg,
+                      std::vector<SuppressionPolicy>* out, std::vector<std::string>* errors) {
+  const std::string& file = top.file();
+  if (!list.IsSequence()) {
+    top.Error(list, "suppression", "expected a list of policies");
+    return;
+  }
+  std::map<std::string, std::string> names;
+  for (size_t i = 0; i < list.size(); ++i) {
+    Fields f(list[i], file, "suppression[" + std::to_string(i) + "]", errors,
+             /*nonempty_strings=*/true);
+    SuppressionPolicy p;
+    p.where = Where(file, list[i]);
+    f.Str("name", &p.name, true);
+    if (f.StrList("offers", &p.offers)) p.offers_where = Where(file, list[i]["offers"]);
+    f.StrList("items", &p.items);
+    f.StrList("categories", &p.categories);
+    if (f.StrList("placements", &p.placements)) {
+      for (const std::string& pl : p.placements) {
+        if (cfg.placements.count(pl)) continue;
+        std::string known;
+        for (const auto& [name, _] : cfg.placements) known += (known.empty() ? "" : ", ") + name;
+        f.Error(list[i]["placements"], "placements",
+                "unknown placement '" + pl + "' (known: " + known + ")");
+      }
+    }
+    // Exactly one trigger: N dismissals, or N impressions without a click.
+    const bool has_dismissals = list[i].IsMap() && list[i]["dismissals"];
+    const bool has_impressions = list[i].IsMap() && list[i]["impressions_without_click"];
+    f.Integer("dismissals", &p.threshold, 1, 1000000);
+    f.Integer("impressions_without_click", &p.threshold, 1, 1000000);
+    if (has_dismissals && has_impressions)
+      f.Error(list[i]["impressions_without_click"], "impressions_without_click",
+              "set one of dismissals, impressions_without_click, not both");
+    else if (!has_dismissals && !has_impressions && list[i].IsMap())
+      f.Error(list[i], "", "set one of dismissals, impressions_without_click");
+    p.trigger = has_impressions ? SuppressionPolicy::Trigger::kImpressionsWithoutClick
+                                : SuppressionPolicy::Trigger::kDismissals;
+    const bool within = f.Integer("within_days", &p.within_days, 1, 36500, true);
+    const bool suppress = f.Integer("suppress_days", &p.suppress_days, 1, 36500, true);
+    f.Done();
+    if (within && suppress &&
+        p.within_days + p.suppress_days > static_cast<int64_t>(cfg.store.history_days))
+      f.Error(list[i]["within_days"], "within_days",
+              "within_days + suppress_days (" + std::to_string(p.within_days + p.suppress_days) +
+                  ") exceed store.history_days (" + std::to_string(cfg.store.history_days) +
+                  "): the events that suppress would not be loaded");
+    if (p.name.empty()) continue;
+    if (auto it = names.find(p.name); it != names.end()) {
+      f.Error(list[i]["name"], "name",
+              "policy '" + p.name + "' is already defined at " + it->second);
+      continue;
+    }
+    names[p.name] = p.where;
+    out->push_back(std::move(p));
+  }
+}
+
 }  // namespace
 
 std::string DirName(const std::string& path) {
@@ -346,6 +408,8 @@ std::optional<EngineConfig> LoadConfig(const std::string& path,
     f.Integer("min_age", &cfg.sensitive.min_age, 0, 150);
     f.Done();
   }
+  if (YAML::Node sp = top.Get("suppression"))
+    ParseSuppression(sp, top, cfg, &cfg.suppression, errors);
   std::string offers;
   if (top.Str("offers", &offers)) {
     cfg.offers_file = Resolve(base, offers);

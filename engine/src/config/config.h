@@ -52,6 +52,23 @@ struct SensitiveConfig {
   int min_age = 21;
 };
 
+// One contact policy of tailor.yaml `suppression:` (decision/suppression.h):
+// after `threshold` dismissals (or impressions without a click) of an offer or
+// item within `within_days`, that customer does not see it for
+// `suppress_days` from the event that crossed the threshold.
+struct SuppressionPolicy {
+  enum class Trigger { kDismissals, kImpressionsWithoutClick };
+  std::string name;  // unique; shown in why/explain and counted as suppression.<name>
+  // What the policy covers; every list given must match (empty = any).
+  std::vector<std::string> offers, items, categories, placements;
+  Trigger trigger = Trigger::kDismissals;
+  int64_t threshold = 1;
+  int64_t within_days = 1;
+  int64_t suppress_days = 1;
+  std::string where;         // "file:line:col" of the policy
+  std::string offers_where;  // "file:line:col" of its offers list, for catalog checks
+};
+
 struct PlacementConfig {
   enum class Kind { kOffers, kItems };
   std::string name;
@@ -87,6 +104,8 @@ struct EngineConfig {
   std::string journeys_dir;  // resolved; empty = no journeys
   RuleLimits rule_limits;
   SensitiveConfig sensitive;
+  // Contact policies; each needs store.history_days >= within_days + suppress_days.
+  std::vector<SuppressionPolicy> suppression;
 };
 
 // Loads tailor.yaml (and the offers file it names). plugin_dir_default is used

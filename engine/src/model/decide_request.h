@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace tailor {
 
@@ -17,6 +18,11 @@ struct DecideRequest {
   int limit = 3;
   nlohmann::json context = nlohmann::json::object();
   std::optional<int64_t> now_ms;  // "ts": decide as of this time (replays, tests)
+  // The request's own filters, honoured in every placement and shown in the
+  // trace (decision/suppression.h RequestFilter). Empty = no filter.
+  std::vector<std::string> exclude;             // offer or item ids
+  std::vector<std::string> include_categories;  // only these categories
+  std::vector<std::string> exclude_categories;  // never these categories
 };
 
 }  // namespace tailor

@@ -136,6 +136,24 @@ std::optional<int64_t> EventHistory::Newest(std::string_view type, std::string_v
   return newest;
 }
 
+void EventHistory::Times(std::string_view type, std::string_view id, int64_t since_ms,
+                         int64_t until_ms, std::vector<int64_t>* out) const {
+  out->clear();
+  auto [lo, hi] = Keys(type, id);
+  for (const Key* k = lo; k != hi; ++k) {
+    const int64_t* first = block_->times.data() + k->begin;
+    const int64_t* last = block_->times.data() + k->end;
+    out->insert(out->end(), std::lower_bound(first, last, since_ms),
+                std::upper_bound(first, last, until_ms));
+  }
+  for (const Pending& p : tail_)
+    if (p.ts >= since_ms && p.ts <= until_ms && p.type == type &&
+        (id.empty() || p.offer_id == id || p.item_id == id))
+      out->push_back(p.ts);
+  // Roles (offer, item) and the tail each hold their own ascending run.
+  if (hi - lo > 1 || !tail_.empty()) std::sort(out->begin(), out->end());
+}
+
 std::optional<int64_t> EventHistory::NewestItem(std::string_view type,
                                                 std::string_view item_id) const {
   std::optional<int64_t> newest;

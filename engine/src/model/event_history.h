@@ -51,6 +51,11 @@ class EventHistory {
   int64_t Count(std::string_view type, std::string_view id, int64_t since_ms) const;
   // Time of the newest such event, if any is held.
   std::optional<int64_t> Newest(std::string_view type, std::string_view id) const;
+  // Replaces *out with the times, ascending, of the events in [since_ms,
+  // until_ms] of this type naming id as their offer or item: for policies that
+  // look at when each event happened (decision/suppression.h).
+  void Times(std::string_view type, std::string_view id, int64_t since_ms, int64_t until_ms,
+             std::vector<int64_t>* out) const;
   // Time of the newest event of this type whose item is item_id.
   std::optional<int64_t> NewestItem(std::string_view type, std::string_view item_id) const;
   // Calls fn(item_id, newest_ms) for the items named by events of this type;

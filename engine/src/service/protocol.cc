@@ -13,6 +13,8 @@ using nlohmann::json;
 
 constexpr size_t kMaxIdLength = 128;
 constexpr int kMaxLimit = 100;
+// Entries in each of decide's exclude, include_categories, exclude_categories.
+constexpr size_t kMaxFilterEntries = 1000;
 
 ApiError Bad(std::string field, std::string message) {
   return ApiError{TAILOR_ERR_BAD_REQUEST, std::move(field), std::move(message)};
@@ -113,6 +115,36 @@ class Fields {
     }
     return Fail(Bad(
         key, std::string(key) + " must be an ISO 8601 time like 2026-11-23T21:15:00Z or epoch ms"));
+  }
+
+  // A list of at most max_entries non-empty strings of at most kMaxIdLength
+  // bytes; an empty list is refused when nonempty (leave the field out).
+  bool StrList(const char* key, std::vector<std::string>* out, size_t max_entries, bool nonempty) {
+    seen_.push_back(key);
+    if (err_) return false;
+    auto it = obj_.find(key);
+    if (it == obj_.end() || it->is_null()) return true;
+    if (!it->is_array())
+      return Fail(
+          Bad(key, std::string(key) + " must be an array of strings, got " + TypeName(*it)));
+    if (it->size() > max_entries)
+      return Fail(Bad(key, std::string(key) + " has " + std::to_string(it->size()) +
+                               " entries; the limit is " + std::to_string(max_entries)));
+    if (nonempty && it->empty())
+      return Fail(Bad(key, std::string(key) + " must not be empty (leave it out for no filter)"));
+    out->clear();
+    out->reserve(it->size());
+    for (size_t i = 0; i < it->size(); ++i) {
+      const json& e = (*it)[i];
+      const std::string at = std::string(key) + "[" + std::to_string(i) + "]";
+      if (!e.is_string()) return Fail(Bad(key, at + " must be a string, got " + TypeName(e)));
+      const std::string& s = e.get_ref<const std::string&>();
+      if (s.empty()) return Fail(Bad(key, at + " must not be empty"));
+      if (s.size() > kMaxIdLength)
+        return Fail(Bad(key, at + " is longer than " + std::to_string(kMaxIdLength) + " bytes"));
+      out->push_back(s);
+    }
+    return true;
   }
 
   bool Object(const char* key, json* out) {
@@ -242,6 +274,9 @@ std::variant<Request, ApiError> ParseRequest(std::string_view body, size_t max_b
     f.Integer("limit", &d.limit, 1, kMaxLimit);
     f.Object("context", &d.context);
     f.Time("ts", &d.now_ms);
+    f.StrList("exclude", &d.exclude, kMaxFilterEntries, false);
+    f.StrList("include_categories", &d.include_categories, kMaxFilterEntries, true);
+    f.StrList("exclude_categories", &d.exclude_categories, kMaxFilterEntries, false);
     f.NoOthers();
     if (!f.error() && d.channel.empty()) f.Fail(Bad("channel", "channel must not be empty"));
     if (!f.error() && d.placement.empty()) f.Fail(Bad("placement", "placement must not be empty"));
@@ -269,7 +304,8 @@ std::variant<Request, ApiError> ParseRequest(std::string_view body, size_t max_b
   } else {
     return ApiError{
         TAILOR_ERR_UNKNOWN_TYPE, "type",
-        "unknown message type '" + type + "' (known: decide, event, profile.get, explain, rules.reload, health, stats)"};
+        "unknown message type '" + type +
+            "' (known: decide, event, profile.get, explain, rules.reload, health, stats)"};
   }
   if (f.error()) return *f.error();
   return req;
