@@ -102,6 +102,47 @@ TEST(Config, PlacementDiversity) {
   EXPECT_NE(all.find("placements.recs.diversity.depth: unknown key"), std::string::npos) << all;
 }
 
+TEST(Config, PlacementFeedbackContract) {
+  TempDir dir;
+  WriteFile(dir.file("t.yaml"),
+            "placements:\n"
+            "  home: {kind: offers}\n"
+            "  app:\n"
+            "    impressions: explicit\n"
+            "    attribution_hours: 2.5\n"
+            "  web: {impressions: on_decide, attribution_hours: 0}\n");
+  std::vector<std::string> errors;
+  auto cfg = LoadConfig(dir.file("t.yaml"), "", &errors);
+  ASSERT_TRUE(cfg.has_value()) << Join(errors);
+  using Imp = PlacementConfig::Impressions;
+  EXPECT_EQ(cfg->placements.at("home").impressions, Imp::kOnDecide);  // the default
+  EXPECT_EQ(cfg->placements.at("home").attribution_hours, 24.0);
+  EXPECT_EQ(cfg->placements.at("app").impressions, Imp::kExplicit);
+  EXPECT_EQ(cfg->placements.at("app").attribution_hours, 2.5);
+  EXPECT_EQ(cfg->placements.at("web").impressions, Imp::kOnDecide);
+  EXPECT_EQ(cfg->placements.at("web").attribution_hours, 0.0);
+
+  WriteFile(dir.file("bad.yaml"),
+            "placements:\n"
+            "  app:\n"
+            "    impressions: rendered\n"
+            "    attribution_hours: -1\n"
+            "  web: {attribution_hours: soon}\n");
+  errors.clear();
+  EXPECT_FALSE(LoadConfig(dir.file("bad.yaml"), "", &errors).has_value());
+  const std::string all = Join(errors), b = dir.file("bad.yaml");
+  EXPECT_NE(all.find(b + ":3:18: placements.app.impressions: expected on_decide or explicit, got "
+                         "'rendered'"),
+            std::string::npos)
+      << all;
+  EXPECT_NE(all.find(b + ":4:24: placements.app.attribution_hours: must be between 0 and 8760"),
+            std::string::npos)
+      << all;
+  EXPECT_NE(all.find(b + ":5:28: placements.web.attribution_hours: expected a number"),
+            std::string::npos)
+      << all;
+}
+
 TEST(Config, CollectsEveryErrorWithFileLineColAndKeyPath) {
   TempDir dir;
   WriteFile(dir.file("t.yaml"),

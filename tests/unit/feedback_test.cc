@@ -4,6 +4,9 @@
 
 #include <gtest/gtest.h>
 
+#include <mutex>
+
+#include "feedback/loop.h"
 #include "store/store.h"
 #include "support/temp_dir.h"
 
@@ -333,6 +336,62 @@ TEST(Attribution, ConfirmFindsDecisionsMadeBeforeARestartInTheStore) {
   Attribution b(store.get(), {});  // no rebuild: memory is empty
   ASSERT_EQ(b.Confirm(Ev("impression", "o2", "", kT0 + 3000, "d2")).size(), 1u);
   EXPECT_TRUE(b.Join(Ev("click", "o2", "", kT0 + 4000)).has_value());
+}
+
+TEST(FeedbackLoop, OnDecideMakesImpressionEventsExplicitWaits) {
+  TempDir dir;
+  auto store = OpenStore(dir.file("t.db"));
+  std::mutex mu;
+  std::vector<Event> durable;
+  std::vector<Outcome> observed;
+  PlacementConfig home, app;
+  home.name = "home";
+  app.name = "app";
+  app.impressions = PlacementConfig::Impressions::kExplicit;
+  app.attribution_hours = 1;
+  {
+    FeedbackLoop loop(store.get(), {}, [&](const Event& e) {
+      std::lock_guard lock(mu);
+      durable.push_back(e);
+    });
+    loop.Configure({{"home", home}, {"app", app}});
+    loop.SetObserver([&](const Outcome& o) { observed.push_back(o); });
+    auto events = loop.Decided(home, {Imp("d1", 1, "o1", "i1", kT0), Imp("d1", 2, "", "i2", kT0)});
+    ASSERT_EQ(events.size(), 2u);
+    EXPECT_EQ(events[0].type, "impression");
+    EXPECT_EQ(events[0].offer_id, "o1");
+    EXPECT_EQ(events[0].item_id, "");  // the offer, not its promoted item
+    EXPECT_EQ(events[0].decision_id, "d1");
+    EXPECT_EQ(events[0].channel, "web");
+    EXPECT_EQ(events[1].item_id, "i2");
+    // Explicit: nothing until the app reports; anonymous: nothing at all.
+    EXPECT_TRUE(loop.Decided(app, {Imp("d2", 1, "o2", "", kT0, "c1", "app")}).empty());
+    EXPECT_TRUE(loop.Decided(home, {Imp("d3", 1, "o3", "", kT0, "")}).empty());
+    EXPECT_FALSE(loop.Observe(Ev("click", "o2", "", kT0 + 1000)).has_value());
+    EXPECT_FALSE(loop.Observe(Ev("impression", "o2", "", kT0 + 1000, "d2")).has_value());
+    // The explicit placement's window is an hour from the render.
+    EXPECT_FALSE(loop.Observe(Ev("click", "o2", "", kT0 + 1000 + 2 * kHour)).has_value());
+    EXPECT_TRUE(loop.Observe(Ev("click", "o2", "", kT0 + 2000)).has_value());
+    Event conv = Ev("purchase", "", "i1", kT0 + 3000);
+    conv.value = 9;
+    EXPECT_TRUE(loop.Observe(conv).has_value());
+    ASSERT_EQ(observed.size(), 2u);
+    EXPECT_EQ(observed[1].impression.offer_id, "o1");
+    nlohmann::json out = loop.OutcomesJson("d1");
+    ASSERT_EQ(out.size(), 1u) << out.dump();
+    EXPECT_EQ(out[0]["event"], "purchase");
+    EXPECT_EQ(out[0]["kind"], "conversion");
+    EXPECT_EQ(out[0]["offer"], "o1");
+    EXPECT_EQ(out[0]["value"], 9.0);
+    EXPECT_EQ(out[0]["position"], 1);
+    EXPECT_EQ(out[0]["joined_by"], "window");
+    EXPECT_EQ(loop.CountsJson()["impression_events"], 2);
+  }  // the loop drains before it goes
+  std::lock_guard lock(mu);
+  ASSERT_EQ(durable.size(), 2u);
+  EXPECT_EQ(durable[0].decision_id, "d1");
+  store->Flush();
+  EXPECT_EQ(store->Count("events"), 2);  // the two impression events, not the explicit one
 }
 
 }  // namespace

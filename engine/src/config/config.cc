@@ -382,6 +382,15 @@ std::optional<EngineConfig> LoadConfig(const std::string& path,
           }
           df.Done();
         }
+        std::string impressions;
+        if (f.Str("impressions", &impressions)) {
+          if (impressions == "explicit")
+            p.impressions = PlacementConfig::Impressions::kExplicit;
+          else if (impressions != "on_decide")
+            f.Error(kv.second["impressions"], "impressions",
+                    "expected on_decide or explicit, got '" + impressions + "'");
+        }
+        f.Num("attribution_hours", &p.attribution_hours, 0, 24 * 365);
         f.Done();
         cfg.placements[p.name] = std::move(p);
       }

@@ -87,6 +87,14 @@ struct PlacementConfig {
   double diversity = 0;
   size_t diversity_pool = 60;
   std::string diversity_by;
+  // The feedback contract (feedback/attribution.h): on_decide records the
+  // shown candidates as impressions (and `impression` events) when the reply
+  // goes out; explicit waits for the app's `impression` events naming the
+  // decision. A response without a decision id joins the latest decision that
+  // showed its offer/item within attribution_hours.
+  enum class Impressions { kOnDecide, kExplicit };
+  Impressions impressions = Impressions::kOnDecide;
+  double attribution_hours = 24;
 };
 
 struct EngineConfig {
