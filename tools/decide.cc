@@ -7,6 +7,7 @@
 #include "client.h"
 #include "commands.h"
 #include "runtime.h"
+#include "service/reply.h"
 
 namespace tailor::cli {
 namespace {
@@ -86,7 +87,7 @@ void RunDecide(const DecideArgs& a) {
     d.placement = a.placement;
     d.limit = a.limit;
     d.context = ctx;
-    auto out = rt->engine->Decide(d);
+    auto out = DecideJson(*rt->engine, d);
     if (auto* e = std::get_if<ApiError>(&out))
       reply = {{"error", {{"code", e->code}, {"field", e->field}, {"message", e->message}}}};
     else

@@ -19,6 +19,7 @@
 #include "plugin_host/host.h"
 #include "runtime.h"
 #include "service/protocol.h"
+#include "service/reply.h"
 #include "store/store.h"
 
 namespace tailor::cli {
@@ -119,7 +120,7 @@ void RunCheck(CheckArgs a) {
             req.placement = name;
             req.limit = 5;
             req.context = {{"hour", 23}, {"intent", "upgrade_phone"}, {"device", "mobile"}};
-            auto out = engine.Decide(req, DecideOptions{true});
+            auto out = DecideJson(engine, req, DecideOptions{true});
             if (auto* e = std::get_if<ApiError>(&out)) {
               errors.push_back(a.config + ": dry run " + name + "/" + channel + ": " + e->message);
               continue;
@@ -207,7 +208,7 @@ void RunTest(const TestArgs& a) {
   if (req.type != Request::Type::kDecide)
     Fail(a.request_file + ": only decide requests can be tested");
   auto rt = Runtime::Open(ConfigFile(a.config), a.store, a.plugin_dir);
-  auto out = rt->engine->Decide(req.decide, DecideOptions{true});
+  auto out = DecideJson(*rt->engine, req.decide, DecideOptions{true});
   rt->store->Flush();
   if (auto* e = std::get_if<ApiError>(&out)) Fail(e->field + ": " + e->message);
   const json& reply = std::get<json>(out);

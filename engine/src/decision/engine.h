@@ -18,6 +18,7 @@
 #include <nlohmann/json.hpp>
 
 #include "config/config.h"
+#include "decision/decision.h"
 #include "decision/profile_cache.h"
 #include "decision/sensitive_gate.h"
 #include "journeys/journeys.h"
@@ -47,9 +48,6 @@ struct DecideOptions {
   // Also return the per-candidate trace in the reply ("trace"), as
   // `tailor rules test` shows it.
   bool trace_in_reply = false;
-  // When set, receives the reply as JSON text (the text also logged), so a
-  // server need not serialise it a second time.
-  std::string* reply_text = nullptr;
 };
 
 class Engine {
@@ -70,9 +68,10 @@ class Engine {
   std::shared_ptr<const Snapshot> snapshot() const { return snapshot_.load(); }
   std::shared_ptr<const Catalog> catalog() const { return snapshot_.load()->catalog; }
 
-  // Returns the reply object, or an error naming the offending field.
-  std::variant<nlohmann::json, ApiError> Decide(const DecideRequest& req,
-                                                DecideOptions options = {});
+  // Runs the stages (decision/stages.h) and records the decision; returns
+  // it (service/reply.h renders the wire reply), or an error naming the
+  // offending field.
+  std::variant<Decision, ApiError> Decide(const DecideRequest& req, DecideOptions options = {});
   // The stored explanation of a past decision: what was shown, what was
   // suppressed, and why.
   std::variant<nlohmann::json, ApiError> Explain(const std::string& decision_id);
@@ -95,6 +94,15 @@ class Engine {
 
  private:
   std::shared_ptr<const Profile> GetProfile(const std::string& customer_id);
+  // The request's placement, or an error naming the placement or channel.
+  static std::variant<const PlacementConfig*, ApiError> PlacementFor(const EngineConfig& cfg,
+                                                                     const DecideRequest& req);
+  // This thread's rule runtime for the snapshot (null: no rules or broken).
+  RuleRuntime* RulesFor(const Snapshot& snap);
+  std::string NextDecisionId(int64_t now_ms);
+  // The decision log: request, shown offers, trace.
+  void Record(const DecideRequest& req, int64_t now_ms, const Decision& d,
+              const nlohmann::json& trace);
   void AfterDurable(const Event& e);
   // A chat event's intent from the plugins' facts ("" when none names one).
   std::string ChatIntent(const Event& e);

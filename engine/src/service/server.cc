@@ -11,6 +11,7 @@
 #include "common/time.h"
 #include "decision/engine.h"
 #include "service/protocol.h"
+#include "service/reply.h"
 #include "tailor/messages.h"
 
 namespace tailor {
@@ -121,15 +122,14 @@ struct Server::Impl {
     try {
       switch (req.type) {
         case Request::Type::kDecide: {
-          std::string text;
-          DecideOptions options;
-          options.reply_text = &text;
-          auto out = engine->Decide(req.decide, options);
-          m.decide_us.Record((mono_ns() - t0) / 1000);
+          auto out = engine->Decide(req.decide);
           if (auto* err = std::get_if<ApiError>(&out)) {
+            m.decide_us.Record((mono_ns() - t0) / 1000);
             m.counters.Add("errors." + err->code);
             return ErrorReply(id, *err);
           }
+          std::string text = Dump(DecideReply(std::move(std::get<Decision>(out))));
+          m.decide_us.Record((mono_ns() - t0) / 1000);
           return text;
         }
         case Request::Type::kEvent: {

@@ -1,0 +1,104 @@
+// Stage 9a: the explanation of a decision, as the reply and the stored trace
+// show it.
+#include "decision/stages.h"
+
+namespace tailor {
+namespace {
+
+using nlohmann::json;
+
+void NameCandidate(json& o, const tailor_candidate& c) {
+  if (c.offer_id) o["offer"] = c.offer_id;
+  if (c.item_id) o["item"] = c.item_id;
+  if (c.category) o["category"] = c.category;
+}
+
+json PluginFactors(const ExplainInput& in, size_t i) {
+  json pj = json::object();
+  for (size_t k = 0; k < in.plugins.size(); ++k) {
+    if (!in.scores.ok[k]) continue;
+    const float sc = in.scores.score(k, i);
+    json& e = pj[in.plugins[k]->name()] = json::object();
+    if (sc == TAILOR_SCORE_ABSTAIN)
+      e["abstained"] = true;
+    else
+      e["score"] = sc;
+    e["weight"] = in.plugins[k]->weight();
+    const char* reason = in.scores.reason(k, i);
+    if (reason[0]) e["reason"] = reason;
+  }
+  return pj;
+}
+
+}  // namespace
+
+// Built member by member: an initializer list would copy every value once
+// more, and this runs for each of the ~50 entries of a trace.
+json WhyOf(const ExplainInput& in, size_t i) {
+  const Judgement& j = in.judgement;
+  json why = json::object();
+  why["priority"] = j.priority[i];
+  why["propensity"] = j.propensity[i];
+  why["context"] = in.candidates.context[i];
+  why["value"] = j.V(in.candidates, i, in.placement.value_exponent);
+  why["levers"] = j.levers[i];
+  why["business_value"] = in.candidates.values[i];
+  why["plugins"] = PluginFactors(in, i);
+  if (!j.notes[i].empty()) why["rules"] = j.notes[i];
+  for (const Diversified& d : in.diversified)
+    if (d.candidate == i)
+      why["diversity"] = {{"penalty", d.penalty},
+                          {"similarity", d.similarity},
+                          {"similar_to", in.candidates.id(d.similar_to)}};
+  if (in.scores.weight_sum[i] == 0)
+    why["fallback"] = in.scores.weight_total == 0
+                          ? "no plugin scored; propensity is the configured fallback"
+                          : "every plugin abstained; propensity is the configured fallback";
+  if (!in.dropped.empty()) why["dropped"] = in.dropped;
+  return why;
+}
+
+json ShownOffers(const ExplainInput& in, size_t shown) {
+  json offers = json::array();
+  for (size_t r = 0; r < shown; ++r) {
+    const size_t i = in.ranked[r].candidate;
+    json o = json::object();
+    o["rank"] = r + 1;
+    o["score"] = in.judgement.priority[i];
+    json& why = o["why"] = WhyOf(in, i);
+    if (!in.facts.empty()) why["facts"] = in.facts;
+    NameCandidate(o, in.candidates.list[i]);
+    offers.push_back(std::move(o));
+  }
+  return offers;
+}
+
+json DecisionTrace(const ExplainInput& in, size_t shown, uint64_t snapshot_version,
+                   const std::vector<std::string>& finalize_notes) {
+  const size_t n = in.candidates.size();
+  json entries = json::array();
+  std::vector<char> is_shown(n, 0);
+  for (size_t r = 0; r < shown; ++r) is_shown[in.ranked[r].candidate] = 1;
+  size_t suppressed = 0;
+  for (size_t i = 0; i < n; ++i) {
+    if (!in.judgement.vetoed[i] || suppressed++ >= kTraceSuppressed) continue;
+    json t = json::object();
+    t["status"] = "suppressed";
+    t["why"] = WhyOf(in, i);
+    NameCandidate(t, in.candidates.list[i]);
+    entries.push_back(std::move(t));
+  }
+  for (size_t r = 0; r < in.ranked.size(); ++r) {
+    const size_t i = in.ranked[r].candidate;
+    json t = json::object();
+    t["status"] = is_shown[i] ? "shown" : "not chosen";
+    t["why"] = WhyOf(in, i);
+    if (is_shown[i]) t["rank"] = r + 1;
+    NameCandidate(t, in.candidates.list[i]);
+    entries.push_back(std::move(t));
+  }
+  return {{"snapshot", snapshot_version}, {"candidates", n},   {"suppressed", suppressed},
+          {"finalize", finalize_notes},   {"facts", in.facts}, {"entries", std::move(entries)}};
+}
+
+}  // namespace tailor
