@@ -143,6 +143,53 @@ TEST(Config, PlacementFeedbackContract) {
       << all;
 }
 
+TEST(Config, PlacementPolicy) {
+  using Kind = learning::PolicyConfig::Kind;
+  TempDir dir;
+  WriteFile(dir.file("t.yaml"),
+            "placements:\n"
+            "  home: {kind: offers, policy: {kind: thompson, exploration: 0.2, samples: 100}}\n"
+            "  hero: {kind: offers, policy: epsilon}\n"
+            "  recs: {kind: items}\n");
+  std::vector<std::string> errors;
+  auto cfg = LoadConfig(dir.file("t.yaml"), "", &errors);
+  ASSERT_TRUE(cfg.has_value()) << Join(errors);
+  const learning::PolicyConfig& home = cfg->placements.at("home").policy;
+  EXPECT_EQ(home.kind, Kind::kThompson);
+  EXPECT_EQ(home.exploration, 0.2);
+  EXPECT_EQ(home.samples, 100u);
+  // The kind alone keeps the defaults; no policy is greedy.
+  const learning::PolicyConfig& hero = cfg->placements.at("hero").policy;
+  EXPECT_EQ(hero.kind, Kind::kEpsilon);
+  EXPECT_EQ(hero.exploration, 0.1);
+  EXPECT_EQ(hero.samples, 64u);
+  EXPECT_EQ(cfg->placements.at("recs").policy.kind, Kind::kGreedy);
+
+  WriteFile(dir.file("bad.yaml"),
+            "placements:\n"
+            "  home:\n"
+            "    policy: {kind: ucb, exploration: 1.5, samples: 0, temperature: 2}\n"
+            "  hero: {policy: bandit}\n");
+  errors.clear();
+  EXPECT_FALSE(LoadConfig(dir.file("bad.yaml"), "", &errors).has_value());
+  const std::string all = Join(errors), b = dir.file("bad.yaml");
+  EXPECT_NE(all.find(b + ":3:20: placements.home.policy.kind: expected greedy, thompson, "
+                         "linear_ts or epsilon, got 'ucb'"),
+            std::string::npos)
+      << all;
+  EXPECT_NE(all.find("placements.home.policy.exploration: must be between 0 and 1"),
+            std::string::npos)
+      << all;
+  EXPECT_NE(all.find("placements.home.policy.samples: must be between 1 and 4096"),
+            std::string::npos)
+      << all;
+  EXPECT_NE(all.find("placements.home.policy.temperature: unknown key"), std::string::npos) << all;
+  EXPECT_NE(all.find(b + ":4:18: placements.hero.policy: expected greedy, thompson, linear_ts "
+                         "or epsilon, got 'bandit'"),
+            std::string::npos)
+      << all;
+}
+
 TEST(Config, CollectsEveryErrorWithFileLineColAndKeyPath) {
   TempDir dir;
   WriteFile(dir.file("t.yaml"),

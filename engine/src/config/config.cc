@@ -154,6 +154,26 @@ nlohmann::json YamlToJson(const YAML::Node& n) {
   }
 }
 
+// A placement's `policy:` block, or its kind alone (`policy: epsilon`).
+void ParsePolicy(Fields& placement, const YAML::Node& n, std::vector<std::string>* errors,
+                 learning::PolicyConfig* out) {
+  const auto kind = [&](Fields& f, const YAML::Node& at, const std::string& key,
+                        const std::string& name) {
+    if (!learning::ParsePolicyKind(name, &out->kind))
+      f.Error(at, key, "expected greedy, thompson, linear_ts or epsilon, got '" + name + "'");
+  };
+  if (n.IsScalar()) {
+    kind(placement, n, "policy", n.Scalar());
+    return;
+  }
+  Fields f(n, placement.file(), placement.Path("policy"), errors);
+  std::string name;
+  if (f.Str("kind", &name)) kind(f, n["kind"], "kind", name);
+  f.Num("exploration", &out->exploration, 0, 1);
+  f.Integer("samples", &out->samples, 1, 4096);
+  f.Done();
+}
+
 std::string Resolve(const std::string& base_dir, const std::string& p) {
   if (p.empty() || p[0] == '/') return p;
   return (std::filesystem::path(base_dir) / p).lexically_normal().string();
@@ -382,6 +402,7 @@ std::optional<EngineConfig> LoadConfig(const std::string& path,
           }
           df.Done();
         }
+        if (YAML::Node pn = f.Get("policy")) ParsePolicy(f, pn, errors, &p.policy);
         std::string impressions;
         if (f.Str("impressions", &impressions)) {
           if (impressions == "explicit")

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "learning/policy.h"
 #include "model/types.h"
 #include "plugin_host/host.h"
 #include "rules/rules.h"
@@ -87,6 +88,10 @@ struct PlacementConfig {
   double diversity = 0;
   size_t diversity_pool = 60;
   std::string diversity_by;
+  // Exploration among the eligible candidates, with logged propensities
+  // (learning/policy.h): `policy: {kind: greedy|thompson|linear_ts|epsilon,
+  // exploration: 0.1, samples: 64}` or the kind alone. Default greedy.
+  learning::PolicyConfig policy;
   // The feedback contract (feedback/attribution.h): on_decide records the
   // shown candidates as impressions (and `impression` events) when the reply
   // goes out; explicit waits for the app's `impression` events naming the
