@@ -308,6 +308,20 @@ TEST(Policy, SameSeedSameDecision) {
   }
 }
 
+TEST(Policy, SeedFromTheDecisionId) {
+  EXPECT_EQ(PolicySeed("d-1"), PolicySeed("d-1"));
+  EXPECT_NE(PolicySeed("d-1"), PolicySeed("d-2"));
+  EXPECT_NE(PolicySeed(""), PolicySeed("d-1"));
+  auto cands = BetaCandidates({{3, 7, 1}, {2, 8, 1}, {5, 5, 1}, {1, 1, 1}});
+  auto a = Decide(Config(Kind::kThompson), cands, 2, PolicySeed("0195f2a4-decision"));
+  auto b = Decide(Config(Kind::kThompson), cands, 2, PolicySeed("0195f2a4-decision"));
+  ASSERT_EQ(a.size(), 2u);
+  for (size_t i = 0; i < a.size(); ++i) {
+    EXPECT_EQ(a[i].index, b[i].index);
+    EXPECT_EQ(a[i].propensity, b[i].propensity);
+  }
+}
+
 TEST(Policy, ThompsonFavoursTheBetterPosteriorAndStillTriesTheUnknown) {
   // A: 1000 responses at 60%; B: 100 at 40%. B beats A only by a 4-sigma draw.
   auto cands = BetaCandidates({{600, 400, 1}, {40, 60, 1}});

@@ -197,11 +197,18 @@ PolicyResult Choose(const PolicyConfig& config, std::span<const PolicyCandidate>
   // the share of draws whose best remaining candidate is the shown one. A
   // draw's best changes only when its best was the one just shown.
   const uint32_t samples = std::max<uint32_t>(config.samples, 1);
-  Rng mc(mc_seed);
+  // Two generators, even and odd draws: two independent dependency chains
+  // that the CPU overlaps (each generator's next state needs its last).
+  Rng mc_even(mc_seed), mc_odd(SplitMix64(&stream));
   s.draws_.resize(static_cast<size_t>(samples) * h);
   for (size_t j = 0; j < h; ++j) {
     const PolicyScratch::Dist& d = s.dists_[head[j]];
-    for (size_t t = 0; t < samples; ++t) s.draws_[t * h + j] = Draw(d, mc);
+    size_t t = 0;
+    for (; t + 1 < samples; t += 2) {
+      s.draws_[t * h + j] = Draw(d, mc_even);
+      s.draws_[(t + 1) * h + j] = Draw(d, mc_odd);
+    }
+    if (t < samples) s.draws_[t * h + j] = Draw(d, mc_even);
   }
   s.taken_.assign(h, 0);
   s.best_.resize(samples);
@@ -224,6 +231,12 @@ PolicyResult Choose(const PolicyConfig& config, std::span<const PolicyCandidate>
   result.considered = static_cast<uint32_t>(h);
   result.samples = samples;
   return result;
+}
+
+uint64_t PolicySeed(std::string_view decision_id) {
+  uint64_t h = 0xcbf29ce484222325ULL;
+  for (unsigned char c : decision_id) h = (h ^ c) * 0x100000001b3ULL;
+  return SplitMix64(&h);
 }
 
 }  // namespace tailor::learning

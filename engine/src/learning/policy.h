@@ -143,4 +143,8 @@ class PolicyScratch {
 PolicyResult Choose(const PolicyConfig& config, std::span<const PolicyCandidate> candidates,
                     size_t limit, uint64_t seed, PolicyScratch& scratch);
 
+// A decision's seed from its id (FNV-1a, then splitmix64): replaying a
+// decision id with the same inputs reproduces its picks and propensities.
+uint64_t PolicySeed(std::string_view decision_id);
+
 }  // namespace tailor::learning
