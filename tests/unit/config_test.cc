@@ -102,6 +102,53 @@ TEST(Config, PlacementDiversity) {
   EXPECT_NE(all.find("placements.recs.diversity.depth: unknown key"), std::string::npos) << all;
 }
 
+TEST(Config, PlacementPluginWeights) {
+  TempDir dir;
+  WriteFile(dir.file("t.yaml"),
+            "plugins:\n"
+            "  - {name: popularity, weight: 0.1}\n"
+            "  - {name: cf}\n"
+            "placements:\n"
+            "  pop:\n"
+            "    kind: offers\n"
+            "    plugin_weights: {popularity: 1.0, cf: 0}\n"
+            "  home: {kind: offers}\n");
+  std::vector<std::string> errors;
+  auto cfg = LoadConfig(dir.file("t.yaml"), "", &errors);
+  ASSERT_TRUE(cfg.has_value()) << Join(errors);
+  const auto& w = cfg->placements.at("pop").plugin_weights;
+  ASSERT_EQ(w.size(), 2u);
+  EXPECT_EQ(w.at("popularity"), 1.0);
+  EXPECT_EQ(w.at("cf"), 0.0);
+  EXPECT_TRUE(cfg->placements.at("home").plugin_weights.empty());  // the plugins' own weights
+
+  // An unknown plugin names the configured ones; a bad weight is a range error;
+  // both with file:line:col and the key path.
+  WriteFile(dir.file("bad.yaml"),
+            "plugins:\n"
+            "  - {name: popularity}\n"
+            "  - {name: cf}\n"
+            "placements:\n"
+            "  pop:\n"
+            "    plugin_weights: {popularty: 1, cf: -2}\n"
+            "  list:\n"
+            "    plugin_weights: [popularity]\n");
+  errors.clear();
+  EXPECT_FALSE(LoadConfig(dir.file("bad.yaml"), "", &errors).has_value());
+  const std::string all = Join(errors), b = dir.file("bad.yaml");
+  EXPECT_NE(all.find(b + ":6:22: placements.pop.plugin_weights.popularty: no plugin 'popularty' is "
+                         "configured (known: popularity, cf)"),
+            std::string::npos)
+      << all;
+  EXPECT_NE(all.find(b + ":6:40: placements.pop.plugin_weights.cf: must be between 0 and 1000"),
+            std::string::npos)
+      << all;
+  EXPECT_NE(all.find(b + ":8:21: placements.list.plugin_weights: expected a mapping"),
+            std::string::npos)
+      << all;
+  EXPECT_EQ(all.find("unknown key"), std::string::npos) << all;  // reported once, not twice
+}
+
 TEST(Config, PlacementFeedbackContract) {
   TempDir dir;
   WriteFile(dir.file("t.yaml"),
@@ -141,6 +188,41 @@ TEST(Config, PlacementFeedbackContract) {
   EXPECT_NE(all.find(b + ":5:28: placements.web.attribution_hours: expected a number"),
             std::string::npos)
       << all;
+}
+
+TEST(Config, PlacementResponse) {
+  TempDir dir;
+  WriteFile(dir.file("t.yaml"),
+            "placements:\n"
+            "  home:\n"
+            "    response: {half_life_days: 7, prior_strength: 50, segment_traits: [deal_seeker]}\n"
+            "  email: {kind: offers}\n");
+  std::vector<std::string> errors;
+  auto cfg = LoadConfig(dir.file("t.yaml"), "", &errors);
+  ASSERT_TRUE(cfg.has_value()) << Join(errors);
+  EXPECT_EQ(cfg->placements.at("home").response.half_life_days, 7);
+  EXPECT_EQ(cfg->placements.at("home").response.prior_strength, 50);
+  EXPECT_EQ(cfg->placements.at("home").response.segment_traits,
+            std::vector<std::string>{"deal_seeker"});
+  // Defaults: 14 days, 20 pseudo-impressions, every trait.
+  EXPECT_EQ(cfg->placements.at("email").response.half_life_days, 14);
+  EXPECT_EQ(cfg->placements.at("email").response.prior_strength, 20);
+  EXPECT_TRUE(cfg->placements.at("email").response.segment_traits.empty());
+
+  WriteFile(dir.file("bad.yaml"),
+            "placements:\n"
+            "  home:\n"
+            "    response: {half_life_days: 0, prior_strength: -1, decay: 3}\n");
+  errors.clear();
+  EXPECT_FALSE(LoadConfig(dir.file("bad.yaml"), "", &errors).has_value());
+  const std::string all = Join(errors), b = dir.file("bad.yaml");
+  EXPECT_NE(all.find(b + ":3:32: placements.home.response.half_life_days: must be between 0.01"),
+            std::string::npos)
+      << all;
+  EXPECT_NE(all.find(b + ":3:51: placements.home.response.prior_strength: must be between 0"),
+            std::string::npos)
+      << all;
+  EXPECT_NE(all.find("placements.home.response.decay: unknown key"), std::string::npos) << all;
 }
 
 TEST(Config, PlacementPolicy) {

@@ -154,6 +154,32 @@ nlohmann::json YamlToJson(const YAML::Node& n) {
   }
 }
 
+// `plugin_weights: {popularity: 1.0, cf: 0}`: each name must be a configured
+// plugin, each weight a number in [0, 1000] like the plugins' own.
+void ParsePluginWeights(const YAML::Node& w, const std::vector<PluginSpec>& plugins,
+                        const std::string& file, const std::string& path,
+                        std::vector<std::string>* errors, PlacementConfig* p) {
+  Fields wf(w, file, path, errors);
+  if (!w.IsMap()) return;  // Fields reported it
+  std::string known;
+  for (const PluginSpec& s : plugins) known += (known.empty() ? "" : ", ") + s.name;
+  for (const auto& kv : w) {
+    const std::string name = kv.first.Scalar();
+    bool configured = false;
+    for (const PluginSpec& s : plugins) configured |= s.name == name;
+    if (!configured) {
+      wf.Get(name);  // reported here, not again as an unknown key
+      wf.Error(kv.first, name,
+               "no plugin '" + name +
+                   "' is configured (known: " + (known.empty() ? "none" : known) + ")");
+      continue;
+    }
+    double x = 0;
+    if (wf.Num(name, &x, 0, 1000)) p->plugin_weights[name] = x;
+  }
+  wf.Done();
+}
+
 // A placement's `policy:` block, or its kind alone (`policy: epsilon`).
 void ParsePolicy(Fields& placement, const YAML::Node& n, std::vector<std::string>* errors,
                  learning::PolicyConfig* out) {
@@ -403,6 +429,15 @@ std::optional<EngineConfig> LoadConfig(const std::string& path,
           df.Done();
         }
         if (YAML::Node pn = f.Get("policy")) ParsePolicy(f, pn, errors, &p.policy);
+        if (YAML::Node r = f.Get("response")) {
+          Fields rf(r, path, f.Path("response"), errors, /*nonempty_strings=*/true);
+          rf.Num("half_life_days", &p.response.half_life_days, 0.01, 36500);
+          rf.Num("prior_strength", &p.response.prior_strength, 0, 1e6);
+          rf.StrList("segment_traits", &p.response.segment_traits);
+          rf.Done();
+        }
+        if (YAML::Node w = f.Get("plugin_weights"))
+          ParsePluginWeights(w, cfg.plugins, path, f.Path("plugin_weights"), errors, &p);
         std::string impressions;
         if (f.Str("impressions", &impressions)) {
           if (impressions == "explicit")

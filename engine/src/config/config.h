@@ -70,6 +70,15 @@ struct SuppressionPolicy {
   std::string offers_where;  // "file:line:col" of its offers list, for catalog checks
 };
 
+// A placement's response posteriors (learning/response_stats.h).
+struct ResponseConfig {
+  double half_life_days = 14;  // a response's weight halves every half-life
+  double prior_strength = 20;  // pseudo-impressions the prior is worth
+  // DNA traits the segment key names (learning/features.h SegmentKey);
+  // empty: every trait the plugins' facts carry.
+  std::vector<std::string> segment_traits;
+};
+
 struct PlacementConfig {
   enum class Kind { kOffers, kItems };
   std::string name;
@@ -92,6 +101,11 @@ struct PlacementConfig {
   // (learning/policy.h): `policy: {kind: greedy|thompson|linear_ts|epsilon,
   // exploration: 0.1, samples: 64}` or the kind alone. Default greedy.
   learning::PolicyConfig policy;
+  ResponseConfig response;
+  // Per-placement override of the plugins' weights (plugin name -> weight);
+  // plugins not named keep their `plugins:` weight. Names are checked against
+  // the configured plugins. Empty: the plugins' own weights.
+  std::map<std::string, double> plugin_weights;
   // The feedback contract (feedback/attribution.h): on_decide records the
   // shown candidates as impressions (and `impression` events) when the reply
   // goes out; explicit waits for the app's `impression` events naming the
