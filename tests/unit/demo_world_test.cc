@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -205,6 +206,31 @@ TEST_F(DemoWorldTest, CustomersHaveAttributesConsentAndTraits) {
   EXPECT_GT(under_21, 0);
   EXPECT_GT(personalised, 400 * 0.88);
   EXPECT_LT(personalised, 400);
+}
+
+// `tailor simulate` regenerates the hidden traits without the events: they
+// must be exactly the truth rows GenerateDemo wrote, whatever days and end.
+TEST_F(DemoWorldTest, HiddenTraitsMatchTheTruthRows) {
+  DemoOptions o = Small();
+  o.days = 3;
+  o.end_ms = 0;
+  const std::vector<DemoCustomerTruth> traits = DemoHiddenTraits(o);
+  ASSERT_EQ(traits.size(), 400u);
+  int fans_of_top = 0;
+  for (const DemoCustomerTruth& t : traits) {
+    EXPECT_EQ(t.deal_seeker, Trait(t.id, "deal_seeker")) << t.id;
+    EXPECT_EQ(t.night_owl, Trait(t.id, "night_owl")) << t.id;
+    EXPECT_EQ(t.big_spender, Trait(t.id, "big_spender")) << t.id;
+    EXPECT_EQ(t.gift_buyer, Trait(t.id, "gift_buyer")) << t.id;
+    EXPECT_EQ(t.churn_risk, Trait(t.id, "churn_risk")) << t.id;
+    EXPECT_EQ(t.sessions_per_week, Trait(t.id, "sessions_per_week")) << t.id;
+    ASSERT_EQ(t.category_weight.size(), DemoCategories().size());
+    // Every category keeps a little weight; the persona's favourites lead.
+    for (double w : t.category_weight) EXPECT_GT(w, 0) << t.id;
+    fans_of_top += *std::max_element(t.category_weight.begin(), t.category_weight.end()) >= 3;
+  }
+  EXPECT_GT(fans_of_top, 300);
+  EXPECT_TRUE(DemoHiddenTraits(DemoOptions{.customers = 0}).empty());
 }
 
 TEST_F(DemoWorldTest, NightOwlsShopAtNightOthersDoNot) {

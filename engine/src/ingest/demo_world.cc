@@ -1089,6 +1089,30 @@ const std::vector<std::string>& DemoTraits() {
   return kTraits;
 }
 
+std::vector<DemoCustomerTruth> DemoHiddenTraits(const DemoOptions& options) {
+  std::vector<DemoCustomerTruth> out;
+  if (options.customers <= 0 || options.items < kNumCategories) return out;
+  DemoOptions o = options;
+  o.days = std::max(1, o.days);
+  World world(o, o.end_ms ? o.end_ms : now_ms());
+  world.MakeCatalog();
+  world.MakePeople();
+  out.reserve(world.people().size());
+  for (const Person& p : world.people()) {
+    DemoCustomerTruth t;
+    t.id = p.id;
+    t.category_weight.assign(p.category_weight.begin(), p.category_weight.end());
+    t.deal_seeker = p.deal_seeker;
+    t.night_owl = p.night_owl;
+    t.big_spender = p.big_spender;
+    t.gift_buyer = p.gift_buyer;
+    t.churn_risk = p.churn_risk;
+    t.sessions_per_week = p.sessions_per_week;
+    out.push_back(std::move(t));
+  }
+  return out;
+}
+
 Status GenerateDemo(Store& store, const DemoOptions& options, DemoSummary* summary,
                     const DemoProgressFn& progress) {
   if (options.customers < 0 || options.items < 0 || options.days <= 0)

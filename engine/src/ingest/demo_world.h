@@ -47,6 +47,21 @@ const std::vector<std::string>& DemoCategories();
 // The hidden traits every demo customer has a value for.
 const std::vector<std::string>& DemoTraits();
 
+// One demo customer's hidden traits as the generator drew them, for the
+// simulator's true response model and for evaluations (`tailor simulate`,
+// docs/simulate.md). The engine never reads these.
+struct DemoCustomerTruth {
+  std::string id;                       // c1..cN
+  std::vector<double> category_weight;  // by DemoCategories(); larger = shops it more
+  double deal_seeker = 0, night_owl = 0, big_spender = 0, gift_buyer = 0, churn_risk = 0;
+  double sessions_per_week = 0;
+};
+
+// The hidden traits of every customer of the world GenerateDemo makes with the
+// same customers, items and seed (days and end_ms do not change them); only
+// the catalog and the people are drawn, no events, so this is fast.
+std::vector<DemoCustomerTruth> DemoHiddenTraits(const DemoOptions& options);
+
 // Called with the stage ("world", "events", "writing"), units done and total.
 using DemoProgressFn = std::function<void(std::string_view stage, int64_t done, int64_t total)>;
 
