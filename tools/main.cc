@@ -13,6 +13,7 @@ int main(int argc, char** argv) {
   tailor::cli::RegisterTrain(app);
   tailor::cli::RegisterEval(app);
   tailor::cli::RegisterRules(app);
+  tailor::cli::RegisterSimulate(app);
   CLI11_PARSE(app, argc, argv);
   return 0;
 }
