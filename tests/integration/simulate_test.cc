@@ -95,8 +95,9 @@ TEST(Simulate, TinyRunDrivesARealTailordAndStoresWhatItCaused) {
                    "'%o_sim_new_books%'"),
             0);
   // Where the engine joins responses to decisions (store migration 5), they were joined.
-  if (Scalar(store, "SELECT count(*) FROM sqlite_master WHERE name = 'outcomes'") == 1)
+  if (Scalar(store, "SELECT count(*) FROM sqlite_master WHERE name = 'outcomes'") == 1) {
     EXPECT_GT(Scalar(store, "SELECT count(*) FROM outcomes"), 0);
+  }
 }
 
 // A store made from another seed is refused: the simulator would otherwise
