@@ -59,8 +59,13 @@ struct Example {
 };
 
 struct ModelOptions {
-  double learning_rate = 0.05;  // AdaGrad step
-  double l2 = 1e-4;             // towards the prior weights, per example
+  // The starting (and L2 anchor) weights: bias and blend slope. The click
+  // model starts at the Platt prior; another model (conversion given a click)
+  // may start at a constant rate.
+  double prior_intercept = kPriorIntercept;
+  double prior_slope = kPriorSlope;
+  double learning_rate = 0.1;  // AdaGrad step
+  double l2 = 1e-4;            // towards the prior weights, per example
   // An impression with no click this long after it is a negative.
   int64_t label_window_ms = 24LL * 3600 * 1000;
   // Pending impressions kept at most; older ones become negatives early.
