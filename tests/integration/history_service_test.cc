@@ -71,7 +71,8 @@ TEST(HistoryService, FrequencyCapSeesImpressionsOlderThanTheLastFiftyEvents) {
   SendHistory(c, "h2", 3);
   SendHistory(c, "h3", 2);
 
-  EXPECT_EQ(CapNotes(c, "h1", "d1"), "suppressed frequency_cap: shown 3 times in 7 days (cap 3)\n");
+  // h1's first decision showed o_phone_upgrade: an impression too (on_decide).
+  EXPECT_EQ(CapNotes(c, "h1", "d1"), "suppressed frequency_cap: shown 4 times in 7 days (cap 3)\n");
   EXPECT_EQ(CapNotes(c, "h2", "d2"), "suppressed frequency_cap: shown 3 times in 7 days (cap 3)\n");
   EXPECT_EQ(CapNotes(c, "h3", "d3"), "");
 }

@@ -69,6 +69,40 @@ struct DecisionScratch {
   DiversityScratch diversity;
 };
 
+// The record stage's impressions: one per shown candidate, at its position,
+// with the P it was ranked by and the policy's propensity and exploration
+// flag when the policy stage gave them for that position.
+std::vector<Impression> ShownImpressions(const Candidates& cands, const Judgement& judgement,
+                                         const PolicyPicks& picks,
+                                         const std::vector<Ranked>& ranked, size_t shown,
+                                         const Catalog& catalog, const DecideRequest& req,
+                                         const std::string& decision_id, int64_t now) {
+  std::vector<Impression> out;
+  if (req.customer.empty()) return out;  // nobody to attribute a response to
+  out.reserve(shown);
+  for (size_t r = 0; r < shown && r < ranked.size(); ++r) {
+    const size_t i = ranked[r].candidate;
+    const tailor_candidate& c = cands.list[i];
+    Impression& m = out.emplace_back();
+    m.decision_id = decision_id;
+    m.customer_id = req.customer;
+    m.placement = req.placement;
+    m.channel = req.channel;
+    if (c.offer_id) m.offer_id = c.offer_id;
+    if (c.item_id) m.item_id = c.item_id;
+    if (c.category) m.category = c.category;
+    // An offer's promoted item: a purchase of it is the offer's conversion.
+    if (m.item_id.empty() && cands.offer_index[i] >= 0)
+      m.item_id = catalog.offers[static_cast<size_t>(cands.offer_index[i])].item;
+    m.position = static_cast<int>(r + 1);
+    m.p_click = judgement.propensity[i];
+    if (r < picks.propensity.size()) m.propensity = picks.propensity[r];
+    if (r < picks.explore.size()) m.explore = picks.explore[r] != 0;
+    m.ts_ms = now;
+  }
+  return out;
+}
+
 }  // namespace
 
 Engine::Engine(EngineConfig config, Store* store, PluginHost* plugins, Metrics* metrics)
@@ -85,6 +119,9 @@ Engine::Engine(EngineConfig config, Store* store, PluginHost* plugins, Metrics* 
   empty->sensitive = std::make_shared<const SensitiveGate>(config_.sensitive, std::vector<Offer>{},
                                                            std::vector<Item>{});
   snapshot_.store(std::move(empty));
+  feedback_ = std::make_unique<FeedbackLoop>(store_, FeedbackLoop::Options{},
+                                             [this](const Event& e) { AfterDurable(e, true); });
+  feedback_->Configure(config_.placements);
 }
 
 std::shared_ptr<Snapshot> Engine::Build(EngineConfig config, std::vector<std::string>* errors) {
@@ -155,6 +192,9 @@ Status Engine::LoadCatalog() {
     journey_rt_ = JourneyRuntime::Open(store_->path(), &err);
     if (!journey_rt_) return Status::Error("journeys: " + err);
   }
+  // Responses after a restart still join the decisions made before it.
+  feedback_->Configure(snap->config.placements);
+  if (feedback_->Rebuild(now_ms()) < 0) log::Warn("feedback", "impressions not read back");
   snap->version = next_version_++;
   log::Info("catalog", std::to_string(snap->catalog->offers.size()) + " offers, " +
                            std::to_string(snap->catalog->items.size()) + " items, " +
@@ -176,6 +216,7 @@ std::vector<std::string> Engine::Reload() {
   cfg->plugin_dir = config_.plugin_dir;
   auto snap = Build(std::move(*cfg), &errors);
   if (!snap) return errors;
+  feedback_->Configure(snap->config.placements);
   snap->version = next_version_++;
   log::Info("reload", "published snapshot " + std::to_string(snap->version) + ": " +
                           std::to_string(snap->catalog->offers.size()) + " offers, " +
@@ -343,7 +384,10 @@ std::variant<Decision, ApiError> Engine::Decide(const DecideRequest& req, Decide
                              diversified, plugins, dropped,  facts};
   d.offers = ShownOffers(explain, shown);
   json trace = DecisionTrace(explain, shown, snap->version, d.finalize);
+  d.impressions =
+      ShownImpressions(cands, s.judgement, s.picks, ranked, shown, *snap->catalog, req, d.id, now);
   Record(req, now, d, trace);
+  RecordImpressions(placement, d);
   if (options.trace_in_reply) d.trace = std::move(trace);
   metrics_->counters.Add("decisions");
   return d;
@@ -369,6 +413,11 @@ void Engine::Record(const DecideRequest& req, int64_t now, const Decision& d, co
   store_->LogDecision(std::move(rec));
 }
 
+void Engine::RecordImpressions(const PlacementConfig& placement, const Decision& d) {
+  for (const Event& e : feedback_->Decided(placement, d.impressions))
+    cache_.ApplyEvent(e, config_.store.recent_events);
+}
+
 std::variant<json, ApiError> Engine::Explain(const std::string& decision_id) {
   auto rec = store_->GetDecision(decision_id);
   if (!rec) {
@@ -386,7 +435,8 @@ std::variant<json, ApiError> Engine::Explain(const std::string& decision_id) {
               {"ts", format_iso8601_ms(rec->ts_ms)},
               {"request", ParseObject(rec->request_json)},
               {"offers", response.value("offers", json::array())},
-              {"trace", ParseObject(rec->trace_json)}};
+              {"trace", ParseObject(rec->trace_json)},
+              {"outcomes", feedback_->OutcomesJson(rec->id)}};
 }
 
 std::string Engine::ChatIntent(const Event& e) {
@@ -413,8 +463,8 @@ std::string Engine::ChatIntent(const Event& e) {
   return {};
 }
 
-void Engine::AfterDurable(const Event& e) {
-  cache_.ApplyEvent(e, config_.store.recent_events);
+void Engine::AfterDurable(const Event& e, bool cached) {
+  if (!cached) cache_.ApplyEvent(e, config_.store.recent_events);
   if (journey_rt_) {
     auto snap = snapshot_.load();
     if (snap->journeys && !snap->journeys->empty()) {
@@ -450,13 +500,17 @@ Status Engine::IngestEvent(Event event) {
 std::vector<Status> Engine::IngestEvents(std::vector<Event> events) {
   std::vector<std::future<Status>> futures;
   futures.reserve(events.size());
-  for (const Event& e : events) futures.push_back(store_->AppendEvent(e));
+  std::vector<int64_t> seqs(events.size(), 0);  // outcomes name the event they come from
+  for (size_t i = 0; i < events.size(); ++i)
+    futures.push_back(store_->AppendEvent(events[i], &seqs[i]));
   std::vector<Status> out;
   out.reserve(events.size());
   for (size_t i = 0; i < events.size(); ++i) {
     Status st = futures[i].get();
     if (st.ok()) {
+      events[i].seq = seqs[i];
       AfterDurable(events[i]);
+      feedback_->Observe(events[i]);
     } else {
       metrics_->counters.Add("events.failed");
       log::Error("events", "event for " + events[i].customer_id + " not stored: " + st.message());
@@ -597,7 +651,8 @@ json Engine::Stats() const {
       {"sensitive", sensitive},
       {"snapshot", snap->version},
       {"latency_us", {{"decide", hist(metrics_->decide_us)}, {"event", hist(metrics_->event_us)}}},
-      {"store", {{"pending_writes", store_->PendingWrites()}}}};
+      {"store", {{"pending_writes", store_->PendingWrites()}}},
+      {"feedback", feedback_->CountsJson()}};
 }
 
 }  // namespace tailor

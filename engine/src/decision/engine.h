@@ -21,6 +21,7 @@
 #include "decision/decision.h"
 #include "decision/profile_cache.h"
 #include "decision/sensitive_gate.h"
+#include "feedback/loop.h"
 #include "journeys/journeys.h"
 #include "journeys/runtime.h"
 #include "metrics/metrics.h"
@@ -81,6 +82,11 @@ class Engine {
   Status IngestEvent(Event event);
   // Same as IngestEvent for many events: one wait for the whole batch.
   std::vector<Status> IngestEvents(std::vector<Event> events);
+  // Receives every response joined to a decision (feedback/loop.h), on the
+  // event path once the event is durable. Set before serving.
+  void SetOutcomeObserver(std::function<void(const Outcome&)> observer) {
+    feedback_->SetObserver(std::move(observer));
+  }
 
   nlohmann::json ProfileJson(const std::string& customer_id);
   nlohmann::json Health() const;
@@ -103,7 +109,11 @@ class Engine {
   // The decision log: request, shown offers, trace.
   void Record(const DecideRequest& req, int64_t now_ms, const Decision& d,
               const nlohmann::json& trace);
-  void AfterDurable(const Event& e);
+  // cached: the profile cache has the event already (impressions on_decide).
+  void AfterDurable(const Event& e, bool cached = false);
+  // The record stage's impressions to the feedback loop; on_decide also
+  // applies their impression events to the profile cache.
+  void RecordImpressions(const PlacementConfig& placement, const Decision& d);
   // A chat event's intent from the plugins' facts ("" when none names one).
   std::string ChatIntent(const Event& e);
   // Builds a snapshot from a config; errors appended.
@@ -120,6 +130,8 @@ class Engine {
   uint64_t next_version_ = 1;
   std::atomic<uint64_t> decision_seq_;
   int64_t started_ms_;
+  // Last: its thread hands impression events to AfterDurable until it goes.
+  std::unique_ptr<FeedbackLoop> feedback_;
 };
 
 }  // namespace tailor

@@ -58,8 +58,11 @@ std::vector<Event> FeedbackLoop::Decided(const PlacementConfig& placement,
     e.channel = m.channel;
     e.ts_ms = m.ts_ms;
   }
+  if (impression_observer_)
+    for (const Impression& m : impressions) impression_observer_(m);
   attribution_.Shown(std::move(impressions));
-  if (!store_) return events;
+  // A store without a writer (bulk tools) keeps no events: the cache only.
+  if (!store_ || !store_->writable()) return events;
   std::unique_lock lock(mu_);
   for (const Event& e : events) {
     if (pending_.size() >= options_.max_pending) {
@@ -98,7 +101,8 @@ void FeedbackLoop::Worker() {
 
 std::optional<Outcome> FeedbackLoop::Observe(const Event& e) {
   if (e.type == "impression") {
-    attribution_.Confirm(e);
+    for (const Impression& m : attribution_.Confirm(e))
+      if (impression_observer_) impression_observer_(m);
     return std::nullopt;
   }
   std::optional<Outcome> o = attribution_.Join(e);

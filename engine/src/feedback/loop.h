@@ -66,6 +66,11 @@ class FeedbackLoop {
   int64_t Rebuild(int64_t now_ms) { return attribution_.Rebuild(now_ms); }
   // Set before serving: receives every joined outcome, on the event path.
   void SetObserver(OutcomeFn observer) { observer_ = std::move(observer); }
+  // Set before serving: receives every impression once it is shown (on
+  // decide, or when the app's `impression` event confirms it).
+  void SetImpressionObserver(std::function<void(const Impression&)> observer) {
+    impression_observer_ = std::move(observer);
+  }
 
   // One decision's impressions, positions from 1. Returns the impression
   // events made (on_decide) for the caller's profile cache; empty otherwise.
@@ -88,6 +93,7 @@ class FeedbackLoop {
   Options options_;
   EventFn after_durable_;
   OutcomeFn observer_;
+  std::function<void(const Impression&)> impression_observer_;
   Attribution attribution_;
 
   struct Pending {

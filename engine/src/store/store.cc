@@ -528,6 +528,8 @@ void Store::Flush() {
   f.wait();
 }
 
+bool Store::writable() const { return impl_->writer.joinable(); }
+
 size_t Store::PendingWrites() const {
   std::lock_guard lock(impl_->queue_mu);
   return impl_->queue.size() + impl_->in_batch;

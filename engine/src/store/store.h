@@ -97,6 +97,9 @@ class Store {
   void Flush();
   // Number of queued writes not yet committed.
   size_t PendingWrites() const;
+  // Whether the writer thread runs (false: opened read-only or for bulk load;
+  // appends fail and fire-and-forget writes are dropped).
+  bool writable() const;
 
   // --- Synchronous writes (tools, admin) ------------------------------------
   Status UpsertCustomer(const Customer& c);
