@@ -13,8 +13,19 @@ bool Allows(const std::vector<std::string>& v, const std::string& s) {
   return v.empty() || std::find(v.begin(), v.end(), s) != v.end();
 }
 
+// Whether the request's filters leave this candidate out (then recorded).
+bool Excluded(const RequestFilter& filter, const tailor_candidate& c, Candidates* out) {
+  if (!filter.active()) return false;
+  std::string note = filter.Veto(CandidateRef{
+      c.offer_id ? c.offer_id : "", c.item_id ? c.item_id : "", c.category ? c.category : ""});
+  if (note.empty()) return false;
+  if (out->excluded.size() < kTraceSuppressed) out->excluded.push_back({c, std::move(note)});
+  ++out->excluded_total;
+  return true;
+}
+
 void CollectOffers(const Catalog& cat, const PlacementConfig& placement, const DecideRequest& req,
-                   int64_t now, Candidates* out) {
+                   const RequestFilter& filter, int64_t now, Candidates* out) {
   for (size_t oi = 0; oi < cat.offers.size(); ++oi) {
     const Offer& o = cat.offers[oi];
     if (now < o.valid_from_ms || now > o.valid_until_ms) continue;
@@ -24,8 +35,9 @@ void CollectOffers(const Catalog& cat, const PlacementConfig& placement, const D
     if (category->empty() && !o.item.empty())
       if (auto it = cat.item_index.find(o.item); it != cat.item_index.end())
         category = &cat.items[it->second].category;
-    out->list.push_back(
-        tailor_candidate{o.id.c_str(), NullIfEmpty(o.item), NullIfEmpty(*category)});
+    const tailor_candidate c{o.id.c_str(), NullIfEmpty(o.item), NullIfEmpty(*category)};
+    if (Excluded(filter, c, out)) continue;
+    out->list.push_back(c);
     out->offer_index.push_back(static_cast<int>(oi));
     out->item_index.push_back(-1);
     out->values.push_back(o.value);
@@ -36,14 +48,17 @@ void CollectOffers(const Catalog& cat, const PlacementConfig& placement, const D
 }
 
 void CollectItems(const Catalog& cat, const PlacementConfig& placement, const DecideRequest& req,
-                  Candidates* out) {
+                  const RequestFilter& filter, Candidates* out) {
   std::string category_filter;
   if (auto c = req.context.find("category"); c != req.context.end() && c->is_string())
     category_filter = c->get<std::string>();
   for (size_t i = 0; i < cat.items.size() && out->size() < placement.max_candidates; ++i) {
     const Item& it = cat.items[i];
     if (!category_filter.empty() && it.category != category_filter) continue;
-    out->list.push_back(tailor_candidate{nullptr, it.id.c_str(), NullIfEmpty(it.category)});
+    // Before the max_candidates cap: a filter never leaves the placement short.
+    const tailor_candidate c{nullptr, it.id.c_str(), NullIfEmpty(it.category)};
+    if (Excluded(filter, c, out)) continue;
+    out->list.push_back(c);
     out->offer_index.push_back(-1);
     out->item_index.push_back(static_cast<int>(i));
     out->values.push_back(cat.item_value[i]);
@@ -59,15 +74,18 @@ void Candidates::Clear() {
   item_index.clear();
   values.clear();
   context.clear();
+  excluded.clear();
+  excluded_total = 0;
 }
 
 void CollectCandidates(const Catalog& catalog, const PlacementConfig& placement,
                        const DecideRequest& req, int64_t now_ms, Candidates* out) {
   out->Clear();
+  const RequestFilter filter(req);
   if (placement.kind == PlacementConfig::Kind::kOffers)
-    CollectOffers(catalog, placement, req, now_ms, out);
+    CollectOffers(catalog, placement, req, filter, now_ms, out);
   else
-    CollectItems(catalog, placement, req, out);
+    CollectItems(catalog, placement, req, filter, out);
 }
 
 }  // namespace tailor

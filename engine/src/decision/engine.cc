@@ -172,6 +172,8 @@ std::shared_ptr<Snapshot> Engine::Build(EngineConfig config, std::vector<std::st
   }
   snap->sensitive =
       std::make_shared<const SensitiveGate>(config.sensitive, cat->offers, cat->items);
+  if (!config.suppression.empty())
+    snap->suppression = Suppression::Build(config.suppression, *cat, errors);
   snap->catalog = std::move(cat);
   snap->config = std::move(config);
   if (errors->size() != before) return nullptr;
@@ -344,6 +346,11 @@ std::variant<Decision, ApiError> Engine::Decide(const DecideRequest& req, Decide
   JudgeContext judge{placement};
   judge.fallback_propensity = cfg.fallback_propensity;
   judge.sensitive = &sensitive;
+  std::optional<SuppressionCheck> suppression;
+  if (snap->suppression) {
+    suppression.emplace(*snap->suppression, profile.get(), req.placement, now);
+    judge.suppression = &*suppression;
+  }
   if (journey_rt_ && snap->journeys && !snap->journeys->empty() && personalised) {
     judge.journeys = snap->journeys.get();
     judge.journey_runtime = journey_rt_.get();
@@ -354,6 +361,12 @@ std::variant<Decision, ApiError> Engine::Decide(const DecideRequest& req, Decide
   judge.now_ms = now;
   Judge(judge, cands, s.scores, &s.judgement);
   if (sensitive.vetoes() > 0) metrics_->counters.Add("sensitive.vetoes", sensitive.vetoes());
+  if (suppression)
+    for (size_t k = 0; k < suppression->vetoes().size(); ++k)
+      if (suppression->vetoes()[k] > 0)
+        metrics_->counters.Add(snap->suppression->counter(k), suppression->vetoes()[k]);
+  if (cands.excluded_total > 0)
+    metrics_->counters.Add("request_filters.excluded", cands.excluded_total);
 
   // 5. Arbitrate: finalize hooks see the best few times the limit; diversity
   // picks from a pool that may be longer.
@@ -405,6 +418,10 @@ void Engine::Record(const DecideRequest& req, int64_t now, const Decision& d, co
              {"placement", req.placement},
              {"limit", req.limit},
              {"context", req.context}};
+  // The request's filters, when it set any (explain shows what was asked).
+  if (!req.exclude.empty()) rj["exclude"] = req.exclude;
+  if (!req.include_categories.empty()) rj["include_categories"] = req.include_categories;
+  if (!req.exclude_categories.empty()) rj["exclude_categories"] = req.exclude_categories;
   rec.request_json = rj.dump();
   json response = {{"offers", d.offers}};
   if (!d.finalize.empty()) response["finalize"] = d.finalize;

@@ -21,6 +21,7 @@
 #include "decision/decision.h"
 #include "decision/profile_cache.h"
 #include "decision/sensitive_gate.h"
+#include "decision/suppression.h"
 #include "feedback/loop.h"
 #include "journeys/journeys.h"
 #include "journeys/runtime.h"
@@ -43,6 +44,7 @@ struct Snapshot {
   std::shared_ptr<const RuleSet> rules;            // null when no rules directory is set
   std::shared_ptr<const Journeys> journeys;        // null when no journeys directory is set
   std::shared_ptr<const SensitiveGate> sensitive;  // never null: the gate is never off
+  std::shared_ptr<const Suppression> suppression;  // contact policies; null: none
 };
 
 struct DecideOptions {

@@ -88,6 +88,16 @@ json DecisionTrace(const ExplainInput& in, size_t shown, uint64_t snapshot_versi
     NameCandidate(t, in.candidates.list[i]);
     entries.push_back(std::move(t));
   }
+  // What the request's own filters left out: never scored, so its why is
+  // the filter's note alone.
+  for (const Candidates::Excluded& x : in.candidates.excluded) {
+    json t = json::object();
+    t["status"] = "suppressed";
+    t["why"] = {{"rules", json::array({x.note})}};
+    NameCandidate(t, x.candidate);
+    entries.push_back(std::move(t));
+  }
+  suppressed += in.candidates.excluded_total;
   for (size_t r = 0; r < in.ranked.size(); ++r) {
     const size_t i = in.ranked[r].candidate;
     json t = json::object();

@@ -38,6 +38,18 @@ bool PassesGates(const JudgeContext& ctx, const Candidates& c, size_t i, Judgeme
     out->notes[i].push_back(std::move(veto));
     return false;
   }
+  // Then the contact policies: what this customer dismissed (or ignored) is
+  // away for the policy's days, and no journey or rule can bring it back.
+  if (ctx.suppression) {
+    const tailor_candidate& cand = c.list[i];
+    std::string veto = ctx.suppression->Veto(CandidateRef{cand.offer_id ? cand.offer_id : "",
+                                                          cand.item_id ? cand.item_id : "",
+                                                          cand.category ? cand.category : ""});
+    if (!veto.empty()) {
+      out->notes[i].push_back(std::move(veto));
+      return false;
+    }
+  }
   // Then journeys: a stage that does not allow this offer or item (its
   // channel, category or a contact cap) suppresses it before any rule runs.
   if (ctx.journeys && ctx.journey_runtime) {

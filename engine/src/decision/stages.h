@@ -20,6 +20,7 @@
 
 #include "config/config.h"
 #include "decision/sensitive_gate.h"
+#include "decision/suppression.h"
 #include "model/decide_request.h"
 #include "model/types.h"
 #include "plugin_host/host.h"
@@ -43,6 +44,16 @@ struct Candidates {
   std::vector<int> item_index;         // into catalog.items, or -1 for offers
   std::vector<double> values;          // business value (margin) of a conversion
   std::vector<double> context;         // C: placement weight x channel weight
+  // Left out by the request's own filters (exclude, include_categories,
+  // exclude_categories; decision/suppression.h RequestFilter) before any
+  // plugin scores or any cap applies: the first kTraceSuppressed, with
+  // their note, for the trace; excluded_total counts all.
+  struct Excluded {
+    tailor_candidate candidate;
+    std::string note;
+  };
+  std::vector<Excluded> excluded;
+  size_t excluded_total = 0;
 
   size_t size() const { return list.size(); }
   // The offer id, or the item id for item placements.
@@ -51,7 +62,8 @@ struct Candidates {
 };
 
 // Offers valid now on this placement and channel, or up to max_candidates
-// items (of context.category when the request names one).
+// items (of context.category when the request names one); either without
+// what the request's filters exclude (out->excluded).
 void CollectCandidates(const Catalog& catalog, const PlacementConfig& placement,
                        const DecideRequest& req, int64_t now_ms, Candidates* out);
 
@@ -107,6 +119,9 @@ struct JudgeContext {
   const PlacementConfig& placement;
   double fallback_propensity = 0.5;
   SensitiveCheck* sensitive = nullptr;  // never null in the engine
+  // Contact policies (tailor.yaml suppression:), after the sensitive gate and
+  // before journeys and rules; null: none.
+  SuppressionCheck* suppression = nullptr;
   // Journeys judge when both are set (a personalised request).
   const Journeys* journeys = nullptr;
   JourneyRuntime* journey_runtime = nullptr;

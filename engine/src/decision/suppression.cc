@@ -99,6 +99,15 @@ std::optional<Suppression::Verdict> Suppression::Veto(const Profile& profile, co
   return std::nullopt;
 }
 
+std::string SuppressionCheck::Veto(const CandidateRef& c) {
+  if (!profile_ || s_.empty()) return {};
+  auto v = s_.Veto(*profile_, c, placement_, now_ms_);
+  if (!v) return {};
+  if (vetoes_.empty()) vetoes_.assign(s_.policies().size(), 0);
+  ++vetoes_[v->policy];
+  return std::move(v->note);
+}
+
 RequestFilter::RequestFilter(const DecideRequest& req) {
   auto take = [](const std::vector<std::string>& from, std::vector<std::string_view>* to) {
     to->assign(from.begin(), from.end());

@@ -73,6 +73,29 @@ class Suppression {
   std::vector<std::string> counters_;
 };
 
+// One request's use of the policies: counts vetoes per policy for the
+// engine's suppression.<name> counters. Not thread-safe; lives for one decide.
+class SuppressionCheck {
+ public:
+  // suppression and profile must outlive this; profile null: anonymous (no
+  // history, nothing suppressed).
+  SuppressionCheck(const Suppression& suppression, const Profile* profile,
+                   std::string_view placement, int64_t now_ms)
+      : s_(suppression), profile_(profile), placement_(placement), now_ms_(now_ms) {}
+
+  // The note that vetoes this candidate, or "" when no policy suppresses it.
+  std::string Veto(const CandidateRef& c);
+  // Vetoes per policy (index as in Suppression::policies()); empty when none.
+  const std::vector<size_t>& vetoes() const { return vetoes_; }
+
+ private:
+  const Suppression& s_;
+  const Profile* profile_;
+  std::string_view placement_;
+  int64_t now_ms_;
+  std::vector<size_t> vetoes_;
+};
+
 // A decide request's filters, for one request. Holds views into the request,
 // which must outlive it.
 class RequestFilter {
