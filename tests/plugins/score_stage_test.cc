@@ -58,7 +58,7 @@ TEST(ScoreStage, BlendsWeightedScoresSkipsAbstentionsAndDropsAFailingPlugin) {
   Metrics metrics;
   nlohmann::json dropped = nlohmann::json::object();
   PluginScores s;
-  ScoreCandidates(PluginCall{plugins, view, &metrics, &dropped}, items.c, false, &s);
+  ScoreCandidates(PluginCall{plugins, view, &metrics, &dropped}, items.c, false, {}, &s);
   EXPECT_THAT(s.ok, ElementsAre(true, true, false));
   EXPECT_THAT(dropped["score_error"].get<std::string>(), HasSubstr("model not ready"));
   EXPECT_EQ(metrics.counters.Get("plugin_errors.score_error"), 1);
@@ -70,6 +70,13 @@ TEST(ScoreStage, BlendsWeightedScoresSkipsAbstentionsAndDropsAFailingPlugin) {
   EXPECT_NEAR(s.Blend(2, 0.5), (0.1 + 3 * 0) / 4, 1e-6);
   EXPECT_STREQ(s.reason(0, 0), "number 40");
   EXPECT_FLOAT_EQ(s.score(1, 1), TAILOR_SCORE_ABSTAIN);
+
+  // A placement's plugin_weights override the plugins' own weights.
+  ScoreCandidates(PluginCall{plugins, view, &metrics, &dropped}, items.c, false,
+                  {{"abstains", 0.0}, {"similar", 2.0}}, &s);
+  EXPECT_THAT(s.weights, ElementsAre(2.0, 0.0, 5.0));
+  EXPECT_NEAR(s.Blend(0, 0.5), 0.4, 1e-6);
+  EXPECT_DOUBLE_EQ(s.weight_total, 2.0);
 }
 
 TEST(ScoreStage, LargePlacementsExplainOnlyTheNamedCandidatesInASecondCall) {
@@ -91,7 +98,7 @@ TEST(ScoreStage, LargePlacementsExplainOnlyTheNamedCandidatesInASecondCall) {
   nlohmann::json dropped = nlohmann::json::object();
   const PluginCall call{plugins, view, &metrics, &dropped};
   PluginScores s;
-  ScoreCandidates(call, items.c, true, &s);
+  ScoreCandidates(call, items.c, true, {}, &s);
   EXPECT_TRUE(s.ok[0]);
   EXPECT_TRUE(dropped.empty());
   EXPECT_STREQ(s.reason(0, 41), "");  // nothing explained yet

@@ -195,11 +195,14 @@ TEST(Config, PlacementResponse) {
   WriteFile(dir.file("t.yaml"),
             "placements:\n"
             "  home:\n"
-            "    response: {half_life_days: 7, prior_strength: 50, segment_traits: [deal_seeker]}\n"
+            "    response: {learn: true, half_life_days: 7, prior_strength: 50,\n"
+            "               segment_traits: [deal_seeker]}\n"
             "  email: {kind: offers}\n");
   std::vector<std::string> errors;
   auto cfg = LoadConfig(dir.file("t.yaml"), "", &errors);
   ASSERT_TRUE(cfg.has_value()) << Join(errors);
+  EXPECT_TRUE(cfg->placements.at("home").response.learn);
+  EXPECT_FALSE(cfg->placements.at("email").response.learn);  // the blend unless asked
   EXPECT_EQ(cfg->placements.at("home").response.half_life_days, 7);
   EXPECT_EQ(cfg->placements.at("home").response.prior_strength, 50);
   EXPECT_EQ(cfg->placements.at("home").response.segment_traits,

@@ -5,6 +5,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -110,6 +111,7 @@ PluginScores OnePlugin(const std::vector<float>& scores) {
   s.n = scores.size();
   s.names = {"p"};
   s.ok = {true};
+  s.weights = {1.0};
   s.scores = scores;
   s.weighted_sum.assign(s.n, 0);
   s.weight_sum.assign(s.n, 0);
@@ -274,14 +276,55 @@ TEST(ArbitrateStage, RanksByPriorityThenIdAndKeepsTheBest) {
   EXPECT_EQ(Arbitrate(c, &j, 10).size(), 3u);  // never more than the eligible
 }
 
+struct PolicyFixture {
+  std::shared_ptr<Catalog> cat = MakeCatalog();
+  PlacementConfig home;
+  Candidates c;
+  Judgement j;
+  Responses none;
+  learning::PolicyScratch scratch;
+  PolicyFixture() {
+    CollectCandidates(*cat, home, Request("home", "email"), kNow, &c);  // o_a, o_b, o_promo
+    j.max_value = 40;
+    j.propensity = {0.5, 0.5, 0.5};
+    j.levers = {1, 1, 1};
+    j.priority = {0.125, 0.5, 0.375};
+    j.vetoed = {0, 0, 0};
+    j.eligible = {0, 1, 2};
+  }
+  std::vector<Ranked> Ranking() { return Arbitrate(c, &j, 3); }  // o_b, o_promo, o_a
+  PolicyInput Input(uint64_t seed) { return PolicyInput{home, c, j, none, nullptr, seed}; }
+};
+
 TEST(PolicyStage, GreedyShowsTheRankedOrderWithCertainty) {
-  std::vector<Ranked> ranked = {{2, "i3", 0.9, ""}, {0, "i1", 0.5, ""}, {1, "i2", 0.5, ""}};
+  PolicyFixture f;
+  std::vector<Ranked> ranked = f.Ranking();
   PolicyPicks picks;
-  ApplyPolicy(ranked, 2, &picks);
+  ApplyPolicy(f.Input(1), 2, &ranked, &f.scratch, &picks);
+  EXPECT_EQ(ranked[0].id, "o_b");
+  EXPECT_EQ(ranked[1].id, "o_promo");
   EXPECT_THAT(picks.propensity, ElementsAre(1.0, 1.0));
   EXPECT_THAT(picks.explore, ElementsAre(0, 0));
-  ApplyPolicy(ranked, 10, &picks);
+  ApplyPolicy(f.Input(1), 10, &ranked, &f.scratch, &picks);
   EXPECT_EQ(picks.propensity.size(), 3u);
+}
+
+TEST(PolicyStage, UniformExplorationMovesItsPicksFirstWithExactPropensities) {
+  PolicyFixture f;
+  f.home.policy.kind = learning::PolicyConfig::Kind::kEpsilon;
+  f.home.policy.exploration = 1.0;
+  std::map<std::string, int> first;
+  for (uint64_t seed = 1; seed <= 600; ++seed) {
+    std::vector<Ranked> ranked = f.Ranking();
+    PolicyPicks picks;
+    ApplyPolicy(f.Input(seed), 2, &ranked, &f.scratch, &picks);
+    ASSERT_EQ(ranked.size(), 3u);  // nothing lost: the rest follow the picks
+    EXPECT_DOUBLE_EQ(picks.propensity[0], 1.0 / 3);
+    EXPECT_DOUBLE_EQ(picks.propensity[1], 1.0 / 2);
+    EXPECT_EQ(picks.explore[0] != 0, ranked[0].id != "o_b");
+    ++first[ranked[0].id];
+  }
+  for (const char* id : {"o_a", "o_b", "o_promo"}) EXPECT_GT(first[id], 150) << id;
 }
 
 TEST(FinalizeStage, KeepsTheBestAndLetsFinalizeHooksTrim) {

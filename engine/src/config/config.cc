@@ -431,6 +431,7 @@ std::optional<EngineConfig> LoadConfig(const std::string& path,
         if (YAML::Node pn = f.Get("policy")) ParsePolicy(f, pn, errors, &p.policy);
         if (YAML::Node r = f.Get("response")) {
           Fields rf(r, path, f.Path("response"), errors, /*nonempty_strings=*/true);
+          rf.Bool("learn", &p.response.learn);
           rf.Num("half_life_days", &p.response.half_life_days, 0.01, 36500);
           rf.Num("prior_strength", &p.response.prior_strength, 0, 1e6);
           rf.StrList("segment_traits", &p.response.segment_traits);

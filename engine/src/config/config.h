@@ -72,6 +72,9 @@ struct SuppressionPolicy {
 
 // A placement's response posteriors (learning/response_stats.h).
 struct ResponseConfig {
+  // P from the placement's response models, learned from joined responses
+  // (learning/learner.h), instead of the plugins' blend. Offers placements.
+  bool learn = false;
   double half_life_days = 14;  // a response's weight halves every half-life
   double prior_strength = 20;  // pseudo-impressions the prior is worth
   // DNA traits the segment key names (learning/features.h SegmentKey);

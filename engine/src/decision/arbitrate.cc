@@ -1,4 +1,4 @@
-// Stages 5 to 8: rank the eligible, let the policy pick, diversify, finalize.
+// Stages 5, 7 and 8: rank the eligible, diversify, finalize.
 #include <algorithm>
 #include <cstring>
 #include <iterator>
@@ -27,12 +27,6 @@ std::vector<Ranked> Arbitrate(const Candidates& candidates, Judgement* judgement
     ranked.push_back({i, candidates.id(i), priority[i], category ? category : std::string()});
   }
   return ranked;
-}
-
-void ApplyPolicy(const std::vector<Ranked>& ranked, size_t shown, PolicyPicks* out) {
-  shown = std::min(shown, ranked.size());
-  out->propensity.assign(shown, 1.0);
-  out->explore.assign(shown, 0);
 }
 
 std::vector<Diversified> DiversifyRanked(const PlacementConfig& placement, size_t limit,

@@ -65,7 +65,9 @@ struct DecisionScratch {
   Candidates candidates;
   PluginScores scores;
   Judgement judgement;
+  Responses responses;
   PolicyPicks picks;
+  learning::PolicyScratch policy;
   DiversityScratch diversity;
 };
 
@@ -73,7 +75,7 @@ struct DecisionScratch {
 // with the P it was ranked by and the policy's propensity and exploration
 // flag when the policy stage gave them for that position.
 std::vector<Impression> ShownImpressions(const Candidates& cands, const Judgement& judgement,
-                                         const PolicyPicks& picks,
+                                         const Responses& responses, const PolicyPicks& picks,
                                          const std::vector<Ranked>& ranked, size_t shown,
                                          const Catalog& catalog, const DecideRequest& req,
                                          const std::string& decision_id, int64_t now) {
@@ -96,6 +98,11 @@ std::vector<Impression> ShownImpressions(const Candidates& cands, const Judgemen
       m.item_id = catalog.offers[static_cast<size_t>(cands.offer_index[i])].item;
     m.position = static_cast<int>(r + 1);
     m.p_click = judgement.propensity[i];
+    if (responses.active) {
+      m.p_click = responses.model_p[i];  // what the offer's correction compares with
+      m.segment = responses.segment;
+      m.features.assign(responses.x(i), responses.x(i) + responses.dim);
+    }
     if (r < picks.propensity.size()) m.propensity = picks.propensity[r];
     if (r < picks.explore.size()) m.explore = picks.explore[r] != 0;
     m.ts_ms = now;
@@ -119,9 +126,18 @@ Engine::Engine(EngineConfig config, Store* store, PluginHost* plugins, Metrics* 
   empty->sensitive = std::make_shared<const SensitiveGate>(config_.sensitive, std::vector<Offer>{},
                                                            std::vector<Item>{});
   snapshot_.store(std::move(empty));
+  std::vector<std::string> plugin_names;
+  for (const auto& p : plugins_->plugins()) plugin_names.push_back(p->name());
+  learner_ = std::make_unique<learning::Learner>(std::move(plugin_names));
+  learner_->Configure(config_.placements);
   feedback_ = std::make_unique<FeedbackLoop>(store_, FeedbackLoop::Options{},
                                              [this](const Event& e) { AfterDurable(e, true); });
   feedback_->Configure(config_.placements);
+  feedback_->SetImpressionObserver([this](const Impression& m) { learner_->Observe(m); });
+  feedback_->SetObserver([this](const Outcome& o) {
+    learner_->Observe(o);
+    if (outcome_listener_) outcome_listener_(o);
+  });
 }
 
 std::shared_ptr<Snapshot> Engine::Build(EngineConfig config, std::vector<std::string>* errors) {
@@ -197,6 +213,8 @@ Status Engine::LoadCatalog() {
   // Responses after a restart still join the decisions made before it.
   feedback_->Configure(snap->config.placements);
   if (feedback_->Rebuild(now_ms()) < 0) log::Warn("feedback", "impressions not read back");
+  learner_->Configure(snap->config.placements);
+  ReplayResponses(now_ms());
   snap->version = next_version_++;
   log::Info("catalog", std::to_string(snap->catalog->offers.size()) + " offers, " +
                            std::to_string(snap->catalog->items.size()) + " items, " +
@@ -219,6 +237,7 @@ std::vector<std::string> Engine::Reload() {
   auto snap = Build(std::move(*cfg), &errors);
   if (!snap) return errors;
   feedback_->Configure(snap->config.placements);
+  learner_->Configure(snap->config.placements);
   snap->version = next_version_++;
   log::Info("reload", "published snapshot " + std::to_string(snap->version) + ": " +
                           std::to_string(snap->catalog->offers.size()) + " offers, " +
@@ -321,8 +340,20 @@ std::variant<Decision, ApiError> Engine::Decide(const DecideRequest& req, Decide
   json dropped = json::object();
   for (const auto& f : plugins_->failures()) dropped[f.name] = "not loaded: " + f.error;
   const PluginCall call{plugins, view, metrics_, &dropped};
-  ScoreCandidates(call, cands, ExplainAfter(n, req.limit), &s.scores);
+  ScoreCandidates(call, cands, ExplainAfter(n, req.limit), placement.plugin_weights, &s.scores);
   const json facts = AnnotateFacts(call, req.context);
+
+  // 3b. Respond: P as the calibrated probability of response.
+  learning::Learner::Placement* learned = learner_->For(req.placement);
+  RespondInput respond{learned,
+                       learner_.get(),
+                       *snap->catalog,
+                       placement,
+                       req,
+                       personalised ? profile.get() : nullptr,
+                       facts,
+                       now};
+  Respond(respond, cands, s.scores, &s.responses);
 
   // 4. Judge: the sensitive gate, journeys, rules (eligibility, then levers).
   RuleRuntime* rules = RulesFor(*snap);
@@ -359,6 +390,7 @@ std::variant<Decision, ApiError> Engine::Decide(const DecideRequest& req, Decide
   judge.customer = &req.customer;
   judge.channel = &req.channel;
   judge.now_ms = now;
+  if (s.responses.active) judge.propensity = &s.responses.p;
   Judge(judge, cands, s.scores, &s.judgement);
   if (sensitive.vetoes() > 0) metrics_->counters.Add("sensitive.vetoes", sensitive.vetoes());
   if (suppression)
@@ -379,28 +411,39 @@ std::variant<Decision, ApiError> Engine::Decide(const DecideRequest& req, Decide
   std::vector<Ranked> ranked = Arbitrate(cands, &s.judgement, keep);
 
   // 6-8. Policy, diversity, finalize hooks.
-  ApplyPolicy(ranked, limit, &s.picks);
   const std::vector<Diversified> diversified =
       diversify ? DiversifyRanked(placement, limit, call, cands, &s.diversity, &ranked)
                 : std::vector<Diversified>{};
   Decision d;
   FinalizeRanked(rules, finalized, &ranked, &d.finalize);
+  // The policy picks among what finalize left, so that its propensities
+  // describe what is shown.
+  d.id = NextDecisionId(now);
+  const PolicyInput policy{placement,   cands,   s.judgement,
+                           s.responses, learned, learning::PolicySeed(d.id)};
+  ApplyPolicy(policy, limit, &ranked, &s.policy, &s.picks);
   const size_t shown = std::min(ranked.size(), limit);
   ExplainNamed(call, cands, ranked, s.judgement, &s.scores);
 
   // 9. Explain and record.
-  d.id = NextDecisionId(now);
   d.request_id = req.id;
   d.personalised = personalised;
   d.candidates = n;
-  const ExplainInput explain{placement,   cands,   s.scores, s.judgement, ranked,
-                             diversified, plugins, dropped,  facts};
+  const ExplainInput explain{placement, cands,   s.scores, s.judgement,  ranked,  diversified,
+                             plugins,   dropped, facts,    &s.responses, &s.picks};
   d.offers = ShownOffers(explain, shown);
   json trace = DecisionTrace(explain, shown, snap->version, d.finalize);
-  d.impressions =
-      ShownImpressions(cands, s.judgement, s.picks, ranked, shown, *snap->catalog, req, d.id, now);
+  // Only a personalised decision records impressions: an unknown customer
+  // must not become known by being shown something, and one who refused
+  // personalisation leaves no behavioural trail.
+  if (personalised)
+    d.impressions = ShownImpressions(cands, s.judgement, s.responses, s.picks, ranked, shown,
+                                     *snap->catalog, req, d.id, now);
   Record(req, now, d, trace);
   RecordImpressions(placement, d);
+  // Shown and not clicked within the window: a negative for the click model.
+  // Decision time, not the clock: replays and simulations bring their own.
+  if ((flush_count_.fetch_add(1, std::memory_order_relaxed) & 63) == 0) learner_->Flush(now);
   if (options.trace_in_reply) d.trace = std::move(trace);
   metrics_->counters.Add("decisions");
   return d;
@@ -428,6 +471,22 @@ void Engine::Record(const DecideRequest& req, int64_t now, const Decision& d, co
   rec.response_json = response.dump(-1, ' ', false, json::error_handler_t::replace);
   rec.trace_json = trace.dump(-1, ' ', false, json::error_handler_t::replace);
   store_->LogDecision(std::move(rec));
+}
+
+void Engine::ReplayResponses(int64_t now) {
+  const int64_t since = now - learner_->ReplayHorizonMs();
+  int64_t impressions = store_->ForEachImpression(since, [&](const Impression& m) {
+    if (m.shown) learner_->Observe(m);
+    return true;
+  });
+  int64_t outcomes = store_->ForEachOutcome(since, [&](const Outcome& o) {
+    learner_->Observe(o);
+    return true;
+  });
+  learner_->Flush(now);
+  if (impressions > 0)
+    log::Info("learning", "replayed " + std::to_string(impressions) + " impressions and " +
+                              std::to_string(outcomes) + " outcomes");
 }
 
 void Engine::RecordImpressions(const PlacementConfig& placement, const Decision& d) {

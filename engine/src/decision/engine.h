@@ -25,6 +25,7 @@
 #include "feedback/loop.h"
 #include "journeys/journeys.h"
 #include "journeys/runtime.h"
+#include "learning/learner.h"
 #include "metrics/metrics.h"
 #include "model/api_error.h"
 #include "model/decide_request.h"
@@ -86,8 +87,9 @@ class Engine {
   std::vector<Status> IngestEvents(std::vector<Event> events);
   // Receives every response joined to a decision (feedback/loop.h), on the
   // event path once the event is durable. Set before serving.
+  // The engine's own learning (learning/learner.h) sees every outcome first.
   void SetOutcomeObserver(std::function<void(const Outcome&)> observer) {
-    feedback_->SetObserver(std::move(observer));
+    outcome_listener_ = std::move(observer);
   }
 
   nlohmann::json ProfileJson(const std::string& customer_id);
@@ -116,6 +118,8 @@ class Engine {
   // The record stage's impressions to the feedback loop; on_decide also
   // applies their impression events to the profile cache.
   void RecordImpressions(const PlacementConfig& placement, const Decision& d);
+  // Rebuilds what responses taught from the stored impressions and outcomes.
+  void ReplayResponses(int64_t now_ms);
   // A chat event's intent from the plugins' facts ("" when none names one).
   std::string ChatIntent(const Event& e);
   // Builds a snapshot from a config; errors appended.
@@ -132,6 +136,10 @@ class Engine {
   uint64_t next_version_ = 1;
   std::atomic<uint64_t> decision_seq_;
   int64_t started_ms_;
+  // What responses taught, per placement; fed by feedback_.
+  std::unique_ptr<learning::Learner> learner_;
+  std::function<void(const Outcome&)> outcome_listener_;
+  std::atomic<uint64_t> flush_count_{0};  // decisions since the click models last labelled
   // Last: its thread hands impression events to AfterDurable until it goes.
   std::unique_ptr<FeedbackLoop> feedback_;
 };

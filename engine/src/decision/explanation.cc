@@ -23,7 +23,7 @@ json PluginFactors(const ExplainInput& in, size_t i) {
       e["abstained"] = true;
     else
       e["score"] = sc;
-    e["weight"] = in.plugins[k]->weight();
+    e["weight"] = in.scores.weights[k];
     const char* reason = in.scores.reason(k, i);
     if (reason[0]) e["reason"] = reason;
   }
@@ -55,8 +55,30 @@ json WhyOf(const ExplainInput& in, size_t i) {
                           ? "no plugin scored; propensity is the configured fallback"
                           : "every plugin abstained; propensity is the configured fallback";
   if (!in.dropped.empty()) why["dropped"] = in.dropped;
+  if (in.responses && in.responses->active) {
+    json& r = why["response"] =
+        learning::ResponseWhy(in.responses->estimates[i], in.responses->segment);
+    r["model_p_click"] = in.responses->model_p[i];
+    r["correction"] = in.responses->correction[i];
+  }
   return why;
 }
+
+namespace {
+
+// The policy's pick at shown position r: how likely, and whether exploring.
+void PolicyFactors(const ExplainInput& in, size_t r, json& why) {
+  if (!in.picks || in.placement.policy.kind == learning::PolicyConfig::Kind::kGreedy ||
+      r >= in.picks->propensity.size())
+    return;
+  json& p = why["policy"] = json::object();
+  p["kind"] = learning::PolicyKindName(in.placement.policy.kind);
+  p["probability"] = in.picks->propensity[r];
+  if (in.picks->propensity_se[r] > 0) p["probability_se"] = in.picks->propensity_se[r];
+  if (in.picks->explore[r]) why["explore"] = true;
+}
+
+}  // namespace
 
 json ShownOffers(const ExplainInput& in, size_t shown) {
   json offers = json::array();
@@ -66,6 +88,7 @@ json ShownOffers(const ExplainInput& in, size_t shown) {
     o["rank"] = r + 1;
     o["score"] = in.judgement.priority[i];
     json& why = o["why"] = WhyOf(in, i);
+    PolicyFactors(in, r, why);
     if (!in.facts.empty()) why["facts"] = in.facts;
     NameCandidate(o, in.candidates.list[i]);
     offers.push_back(std::move(o));
@@ -103,7 +126,10 @@ json DecisionTrace(const ExplainInput& in, size_t shown, uint64_t snapshot_versi
     json t = json::object();
     t["status"] = is_shown[i] ? "shown" : "not chosen";
     t["why"] = WhyOf(in, i);
-    if (is_shown[i]) t["rank"] = r + 1;
+    if (is_shown[i]) {
+      t["rank"] = r + 1;
+      PolicyFactors(in, r, t["why"]);
+    }
     NameCandidate(t, in.candidates.list[i]);
     entries.push_back(std::move(t));
   }

@@ -10,6 +10,10 @@
 namespace tailor {
 namespace {
 
+double PropensityOf(const JudgeContext& ctx, const PluginScores& scores, size_t i) {
+  return ctx.propensity ? (*ctx.propensity)[i] : scores.Blend(i, ctx.fallback_propensity);
+}
+
 // Large item placements: journeys and rules judge only the best
 // rules_candidates by P x C x V; the rest are never shown, so nothing
 // reaches a customer unchecked.
@@ -21,9 +25,9 @@ void ChooseJudged(const JudgeContext& ctx, const Candidates& c, const PluginScor
   if (!(ctx.rules || ctx.journeys) || cap == 0 || n <= cap) return;
   std::vector<std::pair<double, size_t>> base(n);
   for (size_t i = 0; i < n; ++i)
-    base[i] = {scores.Blend(i, ctx.fallback_propensity) * c.context[i] *
-                   out->V(c, i, ctx.placement.value_exponent),
-               i};
+    base[i] = {
+        PropensityOf(ctx, scores, i) * c.context[i] * out->V(c, i, ctx.placement.value_exponent),
+        i};
   std::nth_element(base.begin(), base.begin() + static_cast<std::ptrdiff_t>(cap), base.end(),
                    [](const auto& a, const auto& b) { return a.first > b.first; });
   std::fill(out->evaluate.begin(), out->evaluate.end(), 0);
@@ -87,7 +91,7 @@ void Judge(const JudgeContext& ctx, const Candidates& c, const PluginScores& sco
   const double exponent = ctx.placement.value_exponent;
   for (size_t i = 0; i < n; ++i) {
     out->notes[i].clear();
-    const double P = scores.Blend(i, ctx.fallback_propensity);
+    const double P = PropensityOf(ctx, scores, i);
     out->propensity[i] = P;
     if (!out->evaluate[i]) {
       out->priority[i] = P * c.context[i] * out->V(c, i, exponent);

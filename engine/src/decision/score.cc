@@ -30,7 +30,7 @@ bool ExplainAfter(size_t candidates, int limit) {
 }
 
 void ScoreCandidates(const PluginCall& call, const Candidates& candidates, bool explain_after,
-                     PluginScores* out) {
+                     const std::map<std::string, double>& weight_overrides, PluginScores* out) {
   const size_t n = candidates.size();
   const PluginList& plugins = call.plugins;
   out->n = n;
@@ -43,7 +43,12 @@ void ScoreCandidates(const PluginCall& call, const Candidates& candidates, bool 
   out->weight_sum.assign(n, 0.0);
   out->ok.assign(plugins.size(), false);
   out->names.clear();
-  for (const auto& p : plugins) out->names.push_back(p->name());
+  out->weights.clear();
+  for (const auto& p : plugins) {
+    out->names.push_back(p->name());
+    auto w = weight_overrides.find(p->name());
+    out->weights.push_back(w != weight_overrides.end() ? w->second : p->weight());
+  }
   out->weight_total = 0;
   for (size_t k = 0; k < plugins.size(); ++k) {
     LoadedPlugin& p = *plugins[k];
@@ -56,12 +61,13 @@ void ScoreCandidates(const PluginCall& call, const Candidates& candidates, bool 
       continue;
     }
     out->ok[k] = true;
-    out->weight_total += p.weight();
+    const double weight = out->weights[k];
+    out->weight_total += weight;
     const float* sc = out->scores.data() + k * n;
     for (size_t i = 0; i < n; ++i) {
       if (sc[i] == TAILOR_SCORE_ABSTAIN) continue;  // only ABI >= 1.1 plugins get it through
-      out->weighted_sum[i] += p.weight() * sc[i];
-      out->weight_sum[i] += p.weight();
+      out->weighted_sum[i] += weight * sc[i];
+      out->weight_sum[i] += weight;
     }
   }
 }

@@ -12,6 +12,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -21,6 +22,8 @@
 #include "config/config.h"
 #include "decision/sensitive_gate.h"
 #include "decision/suppression.h"
+#include "learning/learner.h"
+#include "learning/policy.h"
 #include "model/decide_request.h"
 #include "model/types.h"
 #include "plugin_host/host.h"
@@ -83,10 +86,11 @@ struct PluginCall {
 constexpr size_t kReasonCap = 96;
 
 struct PluginScores {
-  size_t n = 0;                                  // candidates
-  std::vector<std::string> names;                // per plugin
-  std::vector<bool> ok;                          // scored this decision
-  std::vector<float> scores;                     // plugin-major: [k * n + i]
+  size_t n = 0;                    // candidates
+  std::vector<std::string> names;  // per plugin
+  std::vector<bool> ok;            // scored this decision
+  std::vector<double> weights;     // per plugin: the placement's plugin_weights, else its own
+  std::vector<float> scores;       // plugin-major: [k * n + i]
   std::vector<double> weighted_sum, weight_sum;  // per candidate, over plugins that did not abstain
   double weight_total = 0;                       // weights of the plugins that scored
   // Reasons: with every score ([k][candidate]) or, when explain_after, only
@@ -106,12 +110,48 @@ struct PluginScores {
 
 // Every plugin scores the whole batch. With explain_after the plugins give
 // no reasons here (a large placement names few of its candidates).
+// weight_overrides: the placement's plugin_weights (plugin name -> weight).
 void ScoreCandidates(const PluginCall& call, const Candidates& candidates, bool explain_after,
-                     PluginScores* out);
+                     const std::map<std::string, double>& weight_overrides, PluginScores* out);
 
 // Facts (ABI 1.1) about the customer and the moment, merged over plugins: the
 // request's own context wins over a plugin; among plugins, the first listed.
 nlohmann::json AnnotateFacts(const PluginCall& call, const nlohmann::json& request_context);
+
+// ---- 3b. respond: P as a calibrated probability of response ----------------
+
+// Per candidate of an offers placement: the calibrated P(click) and
+// P(convert | click) from the placement's response model and posteriors
+// (learning/), and the features the decision used, so that a response later
+// updates exactly what the decision used. Item placements keep the plugins'
+// blend as P (thousands of candidates; their posteriors are read for the
+// shown head only, by the policy).
+struct Responses {
+  bool active = false;
+  std::string segment;
+  size_t dim = 0;
+  std::vector<float> features;  // [i * dim + f]
+  std::vector<learning::ResponseEstimate> estimates;
+  std::vector<double> p;           // P(click) x P(convert | click): the P arbitration uses
+  std::vector<double> model_p;     // the click model's P, before the offer's correction
+  std::vector<double> correction;  // the offer's correction (mean of its Gamma)
+
+  const float* x(size_t i) const { return features.data() + i * dim; }
+};
+
+struct RespondInput {
+  const learning::Learner::Placement* learned = nullptr;  // null: the placement learns nothing
+  const learning::Learner* learner = nullptr;
+  const Catalog& catalog;
+  const PlacementConfig& placement;
+  const DecideRequest& req;
+  const Profile* profile = nullptr;  // null or unused when not personalised
+  const nlohmann::json& facts;
+  int64_t now_ms = 0;
+};
+
+void Respond(const RespondInput& in, const Candidates& candidates, const PluginScores& scores,
+             Responses* out);
 
 // ---- 4. judge: gates, journeys and rules ------------------------------------
 
@@ -126,6 +166,8 @@ struct JudgeContext {
   const Journeys* journeys = nullptr;
   JourneyRuntime* journey_runtime = nullptr;
   RuleRuntime* rules = nullptr;  // Begin()-ed for this request, or null
+  // P per candidate (Responses::p); null: the plugins' blend.
+  const std::vector<double>* propensity = nullptr;
   const std::string* customer = nullptr;
   const std::string* channel = nullptr;
   int64_t now_ms = 0;
@@ -156,15 +198,30 @@ std::vector<Ranked> Arbitrate(const Candidates& candidates, Judgement* judgement
 
 // ---- 6. policy: which of the ranked are shown -------------------------------
 
-// Per ranked position: the probability that the placement's policy shows
-// this candidate there, and whether it was an exploratory pick.
+// Per shown position: the probability that the placement's policy shows
+// this candidate there given the earlier positions (learning/policy.h), and
+// whether it was an exploratory pick.
 struct PolicyPicks {
   std::vector<double> propensity;
+  std::vector<double> propensity_se;  // Monte Carlo standard error (0: exact)
   std::vector<char> explore;
+  uint32_t samples = 0;
 };
 
-// Greedy: the ranked order, each with propensity 1.
-void ApplyPolicy(const std::vector<Ranked>& ranked, size_t shown, PolicyPicks* out);
+struct PolicyInput {
+  const PlacementConfig& placement;
+  const Candidates& candidates;
+  const Judgement& judgement;
+  const Responses& responses;
+  const learning::Learner::Placement* learned = nullptr;
+  uint64_t seed = 0;
+};
+
+// Runs after finalize, over what rules and journeys left eligible (so the
+// logged propensities describe what is shown): moves the policy's picks to
+// the first `shown` places of `ranked`, the rest keep their order.
+void ApplyPolicy(const PolicyInput& in, size_t shown, std::vector<Ranked>* ranked,
+                 learning::PolicyScratch* scratch, PolicyPicks* out);
 
 // ---- 7. diversify -----------------------------------------------------------
 
@@ -221,6 +278,8 @@ struct ExplainInput {
   const PluginList& plugins;
   const nlohmann::json& dropped;
   const nlohmann::json& facts;
+  const Responses* responses = nullptr;  // why.response when active
+  const PolicyPicks* picks = nullptr;    // why.policy and why.explore per shown position
 };
 
 // why: priority, its factors, every plugin's score and reason, the rules'

@@ -55,6 +55,17 @@ bool LinearTsArm::Update(std::span<const float> x, double reward, double weight)
   return true;
 }
 
+bool LinearTsArm::AddReward(std::span<const float> x, double reward) {
+  if (x.size() != dim_ || !std::isfinite(reward)) return false;
+  Eigen::VectorXd v(static_cast<Eigen::Index>(dim_));
+  Load(x, &v);
+  if (!v.allFinite()) return false;
+  std::unique_lock lock(mu_);
+  s_->b += reward * v;
+  s_->mu = s_->llt.solve(s_->b);
+  return true;
+}
+
 bool LinearTsArm::Predict(std::span<const float> x, Prediction* out) const {
   if (x.size() != dim_) return false;
   Eigen::VectorXd& y = Workspace(dim_);

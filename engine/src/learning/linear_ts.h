@@ -48,6 +48,10 @@ class LinearTsArm {
   // the wrong length or x, reward or weight is not finite.
   bool Update(std::span<const float> x, double reward, double weight = 1.0);
 
+  // Adds a reward to an observation Update already counted (with reward 0):
+  // b += reward x, A unchanged. Responses arrive after their impression.
+  bool AddReward(std::span<const float> x, double reward);
+
   struct Prediction {
     double mean = 0;  // x . mu
     double sd = 0;    // noise_sd * sqrt(x^T A^-1 x)
