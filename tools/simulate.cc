@@ -225,6 +225,14 @@ SimConfig WriteSimConfig(const std::string& config_file, const std::string& work
     YAML::Node p(YAML::NodeType::Map);
     p["kind"] = "offers";
     p["weight"] = home_weight;
+    // The tailor arms are the config's `home` learning from its responses:
+    // its `response:` block when it has one, else learning with deal seekers'
+    // own per-offer corrections.
+    const bool shipped = arm.kind == ArmKind::kGreedy || arm.kind == ArmKind::kTailor;
+    if (shipped && root["placements"]["home"] && root["placements"]["home"]["response"])
+      p["response"] = YAML::Clone(root["placements"]["home"]["response"]);
+    else if (shipped)
+      p["response"] = YAML::Load("{learn: true, segment_traits: [deal_seeker]}");
     for (const auto& kv : arm.settings) p[kv.first.Scalar()] = kv.second;
     root["placements"][arm.placement] = p;
   }

@@ -71,8 +71,9 @@ TEST(HistoryService, FrequencyCapSeesImpressionsOlderThanTheLastFiftyEvents) {
   SendHistory(c, "h2", 3);
   SendHistory(c, "h3", 2);
 
-  // h1's first decision showed o_phone_upgrade: an impression too (on_decide).
-  EXPECT_EQ(CapNotes(c, "h1", "d1"), "suppressed frequency_cap: shown 4 times in 7 days (cap 3)\n");
+  // h1's first decision came before h1 was known: not personalised, so it
+  // recorded no impression (an unknown customer is not made known by a decide).
+  EXPECT_EQ(CapNotes(c, "h1", "d1"), "suppressed frequency_cap: shown 3 times in 7 days (cap 3)\n");
   EXPECT_EQ(CapNotes(c, "h2", "d2"), "suppressed frequency_cap: shown 3 times in 7 days (cap 3)\n");
   EXPECT_EQ(CapNotes(c, "h3", "d3"), "");
 }

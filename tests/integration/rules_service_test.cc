@@ -398,8 +398,12 @@ entry:
 transitions:
   - {from: audio_only, to: open, event: click}
 )");
-  Tailord d(
-      {JourneyConfig(ShippedPluginYaml("popularity"), "  recs: {kind: items}\n"), store_, {}});
+  // Explicit impressions: the contacts the cap counts are the one the test
+  // reports (on_decide would count every decide's five shown items).
+  Tailord d({JourneyConfig(ShippedPluginYaml("popularity"),
+                           "  recs: {kind: items, impressions: explicit}\n"),
+             store_,
+             {}});
   ASSERT_TRUE(d.running()) << d.Log();
   Client c(d.requests());
   auto event = [&](const std::string& type, const std::string& item, const std::string& channel) {

@@ -301,7 +301,10 @@ TEST_F(Service, EightConcurrentClientsAreAllServed) {
       for (int i = 0; i < kEach; ++i) {
         std::string id = "t" + std::to_string(t) + "-" + std::to_string(i);
         json r = c.Call(Decide(id, "c" + std::to_string(1 + (t + i) % 19)));
-        if (r.is_object() && r.value("id", "") == id && r["offers"].size() == 3)
+        // Every decide is answered as itself (the shipped frequency cap may
+        // leave a customer decided 20 times with fewer than 3 offers).
+        if (r.is_object() && r.value("id", "") == id && r.contains("decision") &&
+            r["offers"].is_array() && !r.contains("error"))
           ++ok;
         else
           ++bad;
@@ -599,7 +602,12 @@ TEST_F(Service, PythonClientGetsOffersWithReasons) {
   std::string text = ReadFile(out);
   EXPECT_NE(text.find("decision d-"), std::string::npos) << text;
   EXPECT_NE(text.find("popularity:"), std::string::npos) << text;
-  EXPECT_NE(text.find("'ok': True"), std::string::npos) << text;
+  // The feedback contract: the click, conversion and dismissal it reports
+  // come back from explain joined to the decision.
+  EXPECT_NE(text.find("outcomes joined to the decision"), std::string::npos) << text;
+  EXPECT_NE(text.find("offer_click"), std::string::npos) << text;
+  EXPECT_NE(text.find("convert"), std::string::npos) << text;
+  EXPECT_NE(text.find("(joined by decision)"), std::string::npos) << text;
 }
 
 TEST_F(Service, BrokenConfigRefusesToStartWithFileLineCol) {
