@@ -11,6 +11,7 @@ namespace tailor::cli {
 void RegisterEvalRecs(CLI::App& eval) __attribute__((weak));
 void RegisterEvalIntent(CLI::App& eval) __attribute__((weak));
 void RegisterEvalPropensity(CLI::App& eval) __attribute__((weak));
+void RegisterEvalCalibration(CLI::App& eval) __attribute__((weak));
 
 void RegisterEval(CLI::App& app) {
   CLI::App* eval = app.add_subcommand("eval", "Evaluate models on held-out data");
@@ -18,6 +19,7 @@ void RegisterEval(CLI::App& app) {
   if (RegisterEvalRecs) RegisterEvalRecs(*eval);
   if (RegisterEvalIntent) RegisterEvalIntent(*eval);
   if (RegisterEvalPropensity) RegisterEvalPropensity(*eval);
+  if (RegisterEvalCalibration) RegisterEvalCalibration(*eval);
 }
 
 }  // namespace tailor::cli

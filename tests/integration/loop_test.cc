@@ -5,6 +5,7 @@
 #include <sqlite3.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <map>
 #include <string>
 
@@ -109,6 +110,36 @@ TEST_F(Loop, ADismissalAndAConversionChangeTheNextDecision) {
       for (const json& note : t["why"].value("rules", json::array()))
         named |= note.get<std::string>().find("dismissed") != std::string::npos;
   EXPECT_TRUE(named) << ex.dump();
+}
+
+// `tailor eval calibration` reads the logged P(click) of a learning
+// placement's impressions against the clicks joined to them.
+TEST_F(Loop, EvalCalibrationComparesLoggedPWithJoinedClicks) {
+  auto d = Start("  home: {kind: offers, response: {learn: true}}\n", false);
+  Client c(d->requests());
+  std::string clicked_decision;
+  for (int i = 1; i <= 4; ++i) {
+    json r = Decide(c, "c" + std::to_string(i), "home", 3);
+    ASSERT_EQ(r["offers"].size(), 3u) << r.dump();
+    if (i == 1) {
+      clicked_decision = r["decision"];
+      Send(c, {{"customer", "c1"},
+               {"event", "offer_click"},
+               {"offer", r["offers"][1]["offer"]},
+               {"decision", clicked_decision}});
+    }
+  }
+  ASSERT_EQ(d->Terminate(), 0);
+  const std::string out = dir_.file("cal.json");
+  const std::string cmd = TailorBin() + " eval calibration --store " + store_ +
+                          " --placement home --json " + out + " > " + dir_.file("cal.txt");
+  ASSERT_EQ(std::system(cmd.c_str()), 0) << ReadFile(dir_.file("cal.txt"));
+  json cal = json::parse(ReadFile(out));
+  EXPECT_EQ(cal["count"], 12);
+  EXPECT_NEAR(cal["observed_rate"].get<double>(), 1.0 / 12, 1e-9);
+  EXPECT_GT(cal["mean_predicted"].get<double>(), 0.0);
+  EXPECT_LT(cal["mean_predicted"].get<double>(), 1.0);
+  EXPECT_NE(ReadFile(dir_.file("cal.txt")).find("ECE"), std::string::npos);
 }
 
 // Epsilon exploration over the 12 offers of home, one position: every logged propensity
