@@ -410,7 +410,7 @@ std::variant<Decision, ApiError> Engine::Decide(const DecideRequest& req, Decide
       std::max(finalized, std::min(eligible, diversify ? placement.diversity_pool : 0));
   std::vector<Ranked> ranked = Arbitrate(cands, &s.judgement, keep);
 
-  // 6-8. Policy, diversity, finalize hooks.
+  // 6-8. Diversity and finalize hooks, then the policy.
   const std::vector<Diversified> diversified =
       diversify ? DiversifyRanked(placement, limit, call, cands, &s.diversity, &ranked)
                 : std::vector<Diversified>{};
