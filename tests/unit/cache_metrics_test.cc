@@ -1,5 +1,7 @@
 #include <gtest/gtest.h>
 
+#include <vector>
+
 #include "common/time.h"
 #include "decision/profile_cache.h"
 #include "metrics/metrics.h"
@@ -42,6 +44,31 @@ TEST(ProfileCache, EventsUpdateCachedProfilesAndBoundRecent) {
   ASSERT_EQ(p->recent.size(), 3u);
   EXPECT_EQ(p->recent.back().item_id, "i4");
   EXPECT_EQ(p->last_seen_ms, 104);
+}
+
+TEST(ProfileCache, ABatchOfSeveralCustomersEventsIsAppliedToEach) {
+  ProfileCache cache(10, 1);
+  cache.Put("a", MakeProfile("a"), cache.Epoch("a"));
+  cache.Put("b", MakeProfile("b"), cache.Epoch("b"));
+  std::vector<Event> events;
+  for (const char* who : {"a", "a", "b", "a"}) {
+    Event& e = events.emplace_back();
+    e.customer_id = who;
+    e.type = "impression";
+    e.offer_id = "o" + std::to_string(events.size());
+    e.ts_ms = 200 + static_cast<int64_t>(events.size());
+  }
+  const uint64_t before = cache.Epoch("a");
+  cache.ApplyEvents(events, 2);
+  auto a = cache.Get("a");
+  EXPECT_EQ(a->counts.at("impression"), 3);
+  ASSERT_EQ(a->recent.size(), 2u);  // trimmed once, newest kept, in order
+  EXPECT_EQ(a->recent[0].offer_id, "o2");
+  EXPECT_EQ(a->recent[1].offer_id, "o4");
+  EXPECT_EQ(a->history.Count("impression", "o1", 0), 1);
+  EXPECT_EQ(a->last_seen_ms, 204);
+  EXPECT_EQ(cache.Get("b")->counts.at("impression"), 1);
+  EXPECT_GT(cache.Epoch("a"), before);  // a load racing the batch is dropped
 }
 
 TEST(ProfileCache, StaleLoadIsDroppedWhenAnEventRacedIt) {

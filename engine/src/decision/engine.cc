@@ -490,8 +490,7 @@ void Engine::ReplayResponses(int64_t now) {
 }
 
 void Engine::RecordImpressions(const PlacementConfig& placement, const Decision& d) {
-  for (const Event& e : feedback_->Decided(placement, d.impressions))
-    cache_.ApplyEvent(e, config_.store.recent_events);
+  cache_.ApplyEvents(feedback_->Decided(placement, d.impressions), config_.store.recent_events);
 }
 
 std::variant<json, ApiError> Engine::Explain(const std::string& decision_id) {

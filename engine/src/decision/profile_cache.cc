@@ -50,19 +50,36 @@ void ProfileCache::Put(const std::string& id, std::shared_ptr<const Profile> pro
 }
 
 void ProfileCache::ApplyEvent(const Event& e, size_t recent_limit) {
-  Shard& s = ShardFor(e.customer_id);
+  ApplyEvents(std::span<const Event>(&e, 1), recent_limit);
+}
+
+void ProfileCache::ApplyEvents(std::span<const Event> events, size_t recent_limit) {
+  for (size_t i = 0; i < events.size();) {
+    size_t j = i + 1;
+    while (j < events.size() && events[j].customer_id == events[i].customer_id) ++j;
+    ApplyRun(events.subspan(i, j - i), recent_limit);
+    i = j;
+  }
+}
+
+void ProfileCache::ApplyRun(std::span<const Event> run, size_t recent_limit) {
+  const std::string& id = run.front().customer_id;
+  Shard& s = ShardFor(id);
   std::lock_guard lock(s.mu);
   ++s.epoch;
-  auto it = s.map.find(e.customer_id);
+  auto it = s.map.find(id);
   if (it == s.map.end()) return;
+  // One copy for the whole run: a decision's impressions come together.
   auto updated = std::make_shared<Profile>(*it->second.profile);
   updated->known = true;
-  updated->counts[e.type]++;
-  if (updated->first_seen_ms == 0 || e.ts_ms < updated->first_seen_ms)
-    updated->first_seen_ms = e.ts_ms;
-  if (e.ts_ms > updated->last_seen_ms) updated->last_seen_ms = e.ts_ms;
-  updated->history.Add(e.type, e.offer_id, e.item_id, e.ts_ms);
-  updated->recent.push_back(e);
+  for (const Event& e : run) {
+    updated->counts[e.type]++;
+    if (updated->first_seen_ms == 0 || e.ts_ms < updated->first_seen_ms)
+      updated->first_seen_ms = e.ts_ms;
+    if (e.ts_ms > updated->last_seen_ms) updated->last_seen_ms = e.ts_ms;
+    updated->history.Add(e.type, e.offer_id, e.item_id, e.ts_ms);
+    updated->recent.push_back(e);
+  }
   if (updated->recent.size() > recent_limit)
     updated->recent.erase(updated->recent.begin(),
                           updated->recent.begin() +

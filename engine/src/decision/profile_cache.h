@@ -6,6 +6,7 @@
 #include <list>
 #include <memory>
 #include <mutex>
+#include <span>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -26,6 +27,9 @@ class ProfileCache {
   void Put(const std::string& customer_id, std::shared_ptr<const Profile> profile, uint64_t epoch);
   // Applies an event to a cached profile (no-op when not cached).
   void ApplyEvent(const Event& e, size_t recent_limit);
+  // The same for many events; consecutive events of one customer cost one
+  // copy of the profile (a decision's impressions).
+  void ApplyEvents(std::span<const Event> events, size_t recent_limit);
   void Erase(const std::string& customer_id);
   size_t size() const;
 
@@ -41,6 +45,8 @@ class ProfileCache {
     uint64_t epoch = 0;  // bumped by every event for a customer of this shard
   };
   Shard& ShardFor(const std::string& id);
+  // Events of one customer, applied to one copy of its cached profile.
+  void ApplyRun(std::span<const Event> run, size_t recent_limit);
 
   size_t per_shard_;
   std::vector<std::unique_ptr<Shard>> shards_;
