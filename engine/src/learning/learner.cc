@@ -12,6 +12,10 @@ constexpr int64_t kHourMs = 3600LL * 1000;
 constexpr double kLearningRate = 0.3;
 // P(convert | click) before a placement has seen a conversion.
 constexpr double kConversionPrior = 0.1;
+// Impressions awaiting their label, per model: each holds its features
+// (~0.5 KB), so this bounds a placement's pending memory near 64 MB; past it
+// the oldest is labelled a negative early.
+constexpr size_t kMaxPending = size_t{1} << 17;
 
 ResponseOptions OptionsOf(const PlacementConfig& c) {
   ResponseOptions o;
@@ -26,6 +30,7 @@ ResponseOptions OptionsOf(const PlacementConfig& c) {
 ModelOptions ClickOptions(const PlacementConfig& c) {
   ModelOptions o;
   o.learning_rate = kLearningRate;
+  o.max_pending = kMaxPending;
   o.label_window_ms = std::min<int64_t>(
       kHourMs, static_cast<int64_t>(c.attribution_hours * static_cast<double>(kHourMs)));
   return o;
@@ -34,6 +39,7 @@ ModelOptions ClickOptions(const PlacementConfig& c) {
 ModelOptions ConvertOptions(const PlacementConfig& c) {
   ModelOptions o;
   o.learning_rate = kLearningRate;
+  o.max_pending = kMaxPending;
   // Before any conversion: a constant rate, the blend says nothing of it.
   o.prior_intercept = std::log(kConversionPrior / (1 - kConversionPrior));
   o.prior_slope = 0;
