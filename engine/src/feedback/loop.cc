@@ -110,20 +110,6 @@ std::optional<Outcome> FeedbackLoop::Observe(const Event& e) {
   return o;
 }
 
-namespace {
-const char* KindName(Outcome::Kind k) {
-  switch (k) {
-    case Outcome::Kind::kClick:
-      return "click";
-    case Outcome::Kind::kConversion:
-      return "conversion";
-    case Outcome::Kind::kDismiss:
-      return "dismiss";
-  }
-  return "click";
-}
-}  // namespace
-
 json FeedbackLoop::OutcomesJson(const std::string& decision_id) {
   json out = json::array();
   if (!store_) return out;
@@ -132,7 +118,7 @@ json FeedbackLoop::OutcomesJson(const std::string& decision_id) {
   for (const Outcome& o : store_->OutcomesOf(decision_id)) {
     json j = json::object();
     j["event"] = o.event_type;
-    j["kind"] = KindName(o.kind);
+    j["kind"] = OutcomeKindName(o.kind);
     if (!o.impression.offer_id.empty()) j["offer"] = o.impression.offer_id;
     if (!o.impression.item_id.empty()) j["item"] = o.impression.item_id;
     j["position"] = o.impression.position;

@@ -141,7 +141,7 @@ void Learner::Observe(const Impression& imp) {
   if (!p) return;
   p->stats.Observe(imp);
   p->click.Observe(imp);
-  std::string_view key = imp.offer_id.empty() ? imp.item_id : imp.offer_id;
+  std::string_view key = ResponseKey(imp);
   if (!key.empty()) p->AddCorrection(key, imp.segment, 0, imp.p_click, imp.ts_ms);
   if (!imp.features.empty() && !imp.offer_id.empty())
     p->linear.Arm(imp.offer_id).Update(imp.features, 0.0);
@@ -153,7 +153,7 @@ void Learner::Observe(const Outcome& out) {
   if (!p || !out.first_of_kind) return;
   p->stats.Observe(out);
   const Impression& imp = out.impression;
-  std::string_view key = imp.offer_id.empty() ? imp.item_id : imp.offer_id;
+  std::string_view key = ResponseKey(imp);
   switch (out.kind) {
     case Outcome::Kind::kClick:
       p->click.Observe(out);

@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace tailor {
@@ -49,5 +50,25 @@ struct Outcome {
   // the same shown offer is still stored, but learning may count it once.
   bool first_of_kind = true;
 };
+
+// The kind as stored and explained: "click", "conversion", "dismiss".
+inline const char* OutcomeKindName(Outcome::Kind k) {
+  switch (k) {
+    case Outcome::Kind::kClick:
+      return "click";
+    case Outcome::Kind::kConversion:
+      return "conversion";
+    case Outcome::Kind::kDismiss:
+      return "dismiss";
+  }
+  return "click";
+}
+
+// The inverse of OutcomeKindName; anything else reads as a click.
+inline Outcome::Kind ParseOutcomeKind(std::string_view name) {
+  if (name == "conversion") return Outcome::Kind::kConversion;
+  if (name == "dismiss") return Outcome::Kind::kDismiss;
+  return Outcome::Kind::kClick;
+}
 
 }  // namespace tailor

@@ -169,24 +169,6 @@ Impression ReadImpression(const Stmt& st, int first) {
   return m;
 }
 
-const char* KindName(Outcome::Kind k) {
-  switch (k) {
-    case Outcome::Kind::kClick:
-      return "click";
-    case Outcome::Kind::kConversion:
-      return "conversion";
-    case Outcome::Kind::kDismiss:
-      return "dismiss";
-  }
-  return "click";
-}
-
-Outcome::Kind KindOf(std::string_view name) {
-  if (name == "conversion") return Outcome::Kind::kConversion;
-  if (name == "dismiss") return Outcome::Kind::kDismiss;
-  return Outcome::Kind::kClick;
-}
-
 // Outcome columns, then the impression's (NULL when it is not stored: the
 // outcome's own decision, position, customer, offer and item stand in).
 const char* const kOutcomeSelect =
@@ -209,7 +191,7 @@ Outcome ReadOutcome(const Stmt& st) {
     o.impression.item_id = st.Col(4);
   }
   o.event_type = st.Col(5);
-  o.kind = KindOf(st.ColView(6));
+  o.kind = ParseOutcomeKind(st.ColView(6));
   o.value = st.ColReal(7);
   o.ts_ms = st.ColInt(8);
   o.event_seq = st.ColInt(9);
@@ -399,7 +381,7 @@ struct Store::Impl {
           .Text(4, o.impression.offer_id)
           .Text(5, o.impression.item_id)
           .Text(6, o.event_type)
-          .Text(7, KindName(o.kind))
+          .Text(7, OutcomeKindName(o.kind))
           .Real(8, o.value)
           .Int(9, o.ts_ms)
           .Int(10, o.event_seq)
