@@ -43,6 +43,7 @@ ModelOptions ConvertOptions(const PlacementConfig& c) {
   // Before any conversion: a constant rate, the blend says nothing of it.
   o.prior_intercept = std::log(kConversionPrior / (1 - kConversionPrior));
   o.prior_slope = 0;
+  o.positive = Outcome::Kind::kConversion;
   o.label_window_ms = static_cast<int64_t>(c.attribution_hours * static_cast<double>(kHourMs));
   return o;
 }
@@ -165,12 +166,9 @@ void Learner::Observe(const Outcome& out) {
       if (!imp.features.empty() && !imp.offer_id.empty())
         p->linear.Arm(imp.offer_id).AddReward(imp.features, 1.0);
       break;
-    case Outcome::Kind::kConversion: {
-      Outcome converted = out;
-      converted.kind = Outcome::Kind::kClick;  // the conversion model's positive
-      p->convert.Observe(converted);
+    case Outcome::Kind::kConversion:
+      p->convert.Observe(out);  // its positive (ModelOptions::positive)
       break;
-    }
     case Outcome::Kind::kDismiss:
       break;
   }

@@ -119,7 +119,7 @@ void ResponseModel::Observe(const Impression& imp) {
 }
 
 void ResponseModel::Observe(const Outcome& out) {
-  if (out.kind != Outcome::Kind::kClick) return;  // the model predicts clicks
+  if (out.kind != options_.positive) return;  // not what this model predicts
   std::lock_guard lock(mu_);
   auto it = pending_at_.find(PendingKey(out.impression));
   if (it != pending_at_.end()) {

@@ -70,6 +70,9 @@ struct ModelOptions {
   int64_t label_window_ms = 24LL * 3600 * 1000;
   // Pending impressions kept at most; older ones become negatives early.
   size_t max_pending = 1 << 20;
+  // The outcome that labels a pending impression positive: a click for the
+  // click model, a conversion for a model of conversion given a click.
+  Outcome::Kind positive = Outcome::Kind::kClick;
 };
 
 class ResponseModel {
