@@ -34,6 +34,9 @@ struct Impression {
   // `impression` event naming this decision; only shown impressions are
   // attributed outcomes by the window.
   bool shown = true;
+  std::string experiment;  // the decision's experiment and arm ('' outside one)
+  std::string arm;
+  double discount = 0;  // the discount the offer was shown with (0: none)
 };
 
 // A response joined to the impression it answers.

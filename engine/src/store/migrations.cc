@@ -153,6 +153,20 @@ CREATE TABLE outcomes (
 CREATE INDEX outcomes_by_decision ON outcomes(decision_id, position);
 CREATE INDEX outcomes_by_ts ON outcomes(ts_ms);
 )sql"},
+      {6, "experiment arms, shadow mode and discounts", R"sql(
+-- Every decision names the experiment and arm that served it ('' outside any
+-- experiment; arm 'holdout' for the global holdout) and its mode: 'live', or
+-- 'shadow' when the application served its own choice and Tailor only logged
+-- what it would have chosen. Impressions repeat the arm so a report groups
+-- them without a join, and carry the discount the offer was shown with.
+ALTER TABLE decisions ADD COLUMN experiment TEXT NOT NULL DEFAULT '';
+ALTER TABLE decisions ADD COLUMN arm TEXT NOT NULL DEFAULT '';
+ALTER TABLE decisions ADD COLUMN mode TEXT NOT NULL DEFAULT 'live';
+CREATE INDEX decisions_by_ts ON decisions(ts_ms);
+ALTER TABLE impressions ADD COLUMN experiment TEXT NOT NULL DEFAULT '';
+ALTER TABLE impressions ADD COLUMN arm TEXT NOT NULL DEFAULT '';
+ALTER TABLE impressions ADD COLUMN discount REAL NOT NULL DEFAULT 0;
+)sql"},
   };
   return kMigrations;
 }

@@ -56,7 +56,7 @@ const char* const kUpsertOffer =
     "ON CONFLICT(id) DO UPDATE SET definition=excluded.definition";
 const char* const kInsertDecision =
     "INSERT OR REPLACE INTO decisions(id, customer_id, channel, placement, ts_ms, request, "
-    "response, trace) VALUES (?,?,?,?,?,?,?,?)";
+    "response, trace, experiment, arm, mode) VALUES (?,?,?,?,?,?,?,?,?,?,?)";
 const char* const kUpsertTruth =
     "INSERT OR REPLACE INTO demo_truth(customer_id, trait, value) VALUES (?,?,?)";
 
@@ -116,8 +116,8 @@ const char* const kEventColumns =
 
 const char* const kInsertImpression =
     "INSERT OR IGNORE INTO impressions(decision_id, position, customer_id, placement, channel, "
-    "offer_id, item_id, category, propensity, explore, p_click, segment, features, ts_ms, shown) "
-    "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)";
+    "offer_id, item_id, category, propensity, explore, p_click, segment, features, ts_ms, shown, "
+    "experiment, arm, discount) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)";
 const char* const kMarkShown =
     "UPDATE impressions SET shown=1, ts_ms=? WHERE decision_id=? AND position=? AND shown=0";
 const char* const kInsertOutcome =
@@ -126,7 +126,7 @@ const char* const kInsertOutcome =
     "VALUES (?,?,?,?,?,?,?,?,?,?,?,?)";
 const char* const kImpressionColumns =
     "decision_id, position, customer_id, placement, channel, offer_id, item_id, category, "
-    "propensity, explore, p_click, segment, features, ts_ms, shown";
+    "propensity, explore, p_click, segment, features, ts_ms, shown, experiment, arm, discount";
 
 void BindImpression(Stmt& st, const Impression& m) {
   st.Text(1, m.decision_id)
@@ -143,7 +143,10 @@ void BindImpression(Stmt& st, const Impression& m) {
       .Text(12, m.segment)
       .Blob(13, m.features.data(), m.features.size() * sizeof(float))
       .Int(14, m.ts_ms)
-      .Int(15, m.shown ? 1 : 0);
+      .Int(15, m.shown ? 1 : 0)
+      .Text(16, m.experiment)
+      .Text(17, m.arm)
+      .Real(18, m.discount);
 }
 
 // Reads the kImpressionColumns starting at column first.
@@ -166,6 +169,9 @@ Impression ReadImpression(const Stmt& st, int first) {
   if (!m.features.empty()) std::memcpy(m.features.data(), blob.data(), m.features.size() * 4);
   m.ts_ms = st.ColInt(first + 13);
   m.shown = st.ColInt(first + 14) != 0;
+  m.experiment = st.Col(first + 15);
+  m.arm = st.Col(first + 16);
+  m.discount = st.ColReal(first + 17);
   return m;
 }
 
@@ -175,7 +181,8 @@ const char* const kOutcomeSelect =
     "SELECT o.decision_id, o.position, o.customer_id, o.offer_id, o.item_id, o.event_type, "
     "o.kind, o.value, o.ts_ms, o.event_seq, o.by_decision_id, o.first_of_kind, i.decision_id, "
     "i.position, i.customer_id, i.placement, i.channel, i.offer_id, i.item_id, i.category, "
-    "i.propensity, i.explore, i.p_click, i.segment, i.features, i.ts_ms, i.shown "
+    "i.propensity, i.explore, i.p_click, i.segment, i.features, i.ts_ms, i.shown, i.experiment, "
+    "i.arm, i.discount "
     "FROM outcomes o LEFT JOIN impressions i ON i.decision_id = o.decision_id AND "
     "i.position = o.position ";
 
@@ -332,7 +339,10 @@ struct Store::Impl {
               .Int(5, d.ts_ms)
               .Text(6, d.request_json)
               .Text(7, d.response_json)
-              .Text(8, d.trace_json.empty() ? std::string("{}") : d.trace_json);
+              .Text(8, d.trace_json.empty() ? std::string("{}") : d.trace_json)
+              .Text(9, d.experiment)
+              .Text(10, d.arm)
+              .Text(11, d.mode.empty() ? std::string("live") : d.mode);
           if (Status s = insert_decision.Run(); !s.ok())
             log::Error("store", "decision " + d.id + " not logged: " + s.message());
         }
@@ -719,13 +729,14 @@ Profile Store::LoadProfile(const std::string& customer_id, size_t recent_limit,
 std::optional<DecisionRecord> Store::GetDecision(const std::string& id) {
   Impl::Reader r(impl_.get());
   if (!r.db()) return std::nullopt;
-  Stmt st(r.db(),
-          "SELECT id, customer_id, channel, placement, ts_ms, request, response, trace FROM "
-          "decisions WHERE id=?");
+  Stmt st(
+      r.db(),
+      "SELECT id, customer_id, channel, placement, ts_ms, request, response, trace, experiment, "
+      "arm, mode FROM decisions WHERE id=?");
   st.Text(1, id);
   if (st.Step() != SQLITE_ROW) return std::nullopt;
-  return DecisionRecord{st.Col(0),    st.Col(1), st.Col(2), st.Col(3),
-                        st.ColInt(4), st.Col(5), st.Col(6), st.Col(7)};
+  return DecisionRecord{st.Col(0), st.Col(1), st.Col(2), st.Col(3), st.ColInt(4), st.Col(5),
+                        st.Col(6), st.Col(7), st.Col(8), st.Col(9), st.Col(10)};
 }
 
 std::vector<Item> Store::LoadItems() {

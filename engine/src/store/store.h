@@ -43,6 +43,9 @@ struct DecisionRecord {
   std::string request_json;
   std::string response_json;      // offers with their `why`
   std::string trace_json = "{}";  // every candidate: shown or suppressed, and why
+  std::string experiment;         // '' outside any experiment
+  std::string arm;                // the experiment's arm, or "holdout"
+  std::string mode = "live";      // live | shadow
 };
 
 struct ModelRecord {
