@@ -439,11 +439,13 @@ std::variant<Decision, ApiError> Engine::Decide(const DecideRequest& req, Decide
   if (personalised)
     d.impressions = ShownImpressions(cands, s.judgement, s.responses, s.picks, ranked, shown,
                                      *snap->catalog, req, d.id, now);
-  Record(req, now, d, trace);
-  RecordImpressions(placement, d);
-  // Shown and not clicked within the window: a negative for the click model.
-  // Decision time, not the clock: replays and simulations bring their own.
-  if ((flush_count_.fetch_add(1, std::memory_order_relaxed) & 63) == 0) learner_->Flush(now);
+  if (options.record) {
+    Record(req, now, d, trace);
+    RecordImpressions(placement, d);
+    // Shown and not clicked within the window: a negative for the click model.
+    // Decision time, not the clock: replays and simulations bring their own.
+    if ((flush_count_.fetch_add(1, std::memory_order_relaxed) & 63) == 0) learner_->Flush(now);
+  }
   if (options.trace_in_reply) d.trace = std::move(trace);
   metrics_->counters.Add("decisions");
   return d;

@@ -52,6 +52,10 @@ struct DecideOptions {
   // Also return the per-candidate trace in the reply ("trace"), as
   // `tailor rules test` shows it.
   bool trace_in_reply = false;
+  // False: decide and leave no trace — no decision log, no impressions, no
+  // profile change, no learning flush. `tailor eval policy` replays logged
+  // requests through a candidate config this way.
+  bool record = true;
 };
 
 class Engine {
