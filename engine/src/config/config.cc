@@ -10,6 +10,7 @@
 
 #include "common/time.h"
 #include "config/fields.h"
+#include "pricing/pricing.h"
 
 namespace tailor {
 namespace {
@@ -72,7 +73,10 @@ void ParseOffer(const YAML::Node& node, const std::string& file, const std::stri
     double lo = 0, hi = 0;
     bool has_lo = df.Num("min", &lo, 0, 1);
     bool has_hi = df.Num("max", &hi, 0, 1);
+    // Pricing chooses among min, min + step, ..., max: at most 101 levels.
+    df.Num("step", &o->discount_step, 0.01, 1);
     df.Done();
+    o->discount_where = Where(file, d);
     if (has_lo || has_hi) {
       if (!has_hi) hi = lo;
       if (hi < lo)
@@ -81,6 +85,11 @@ void ParseOffer(const YAML::Node& node, const std::string& file, const std::stri
         o->discount = std::make_pair(lo, hi);
     }
   }
+  // Price and cost of one conversion, for the margin dynamic discounts maximise.
+  double price = 0;
+  if (f.Num("price", &price, 1e-9, 1e12)) o->price = price;
+  if (f.Num("cost", &o->cost, 0, 1e12) && o->cost >= (o->price ? *o->price : o->value))
+    f.Error(f.Get("cost"), "cost", "must be below the price (or value when no price is set)");
   if (YAML::Node w = f.Get("channel_weights")) {
     if (!w.IsMap()) {
       f.Error(w, "channel_weights", "expected a mapping of channel: weight");
@@ -198,6 +207,61 @@ void ParsePolicy(Fields& placement, const YAML::Node& n, std::vector<std::string
   f.Num("exploration", &out->exploration, 0, 1);
   f.Integer("samples", &out->samples, 1, 4096);
   f.Done();
+}
+
+// tailor.yaml `pricing:`: the guardrails of dynamic discounts. Fails
+// closed: every inconsistency is an error at its key.
+void ParsePricing(const YAML::Node& node, const std::string& path, PricingConfig* out,
+                  std::vector<std::string>* errors) {
+  Fields f(node, path, "pricing", errors, /*nonempty_strings=*/true);
+  out->configured = true;
+  f.Num("min_margin", &out->min_margin, 0, 0.999);
+  f.StrList("protected", &out->protected_attrs);
+  f.StrList("features", &out->features);
+  f.Num("max_disparity", &out->max_disparity, 0, 1000);
+  f.Str("group_by", &out->group_by);
+  f.Integer("window", &out->window, 10, 10000000);
+  f.Integer("min_group", &out->min_group, 1, 1000000);
+  f.Num("prior_rate", &out->prior_rate, 0.0001, 0.9999);
+  f.Num("prior_strength", &out->prior_strength, 0.01, 1e6);
+  f.Done();
+  if (!node.IsMap()) return;
+  if (out->max_disparity != 0 && out->max_disparity < 1)
+    f.Error(node["max_disparity"], "max_disparity",
+            "a ratio of max group / min group: at least 1 (0 turns the cap off)");
+  if (out->max_disparity > 0 && out->group_by.empty())
+    f.Error(node, "group_by", "required with max_disparity (the attribute whose groups it compares)");
+  if (!out->group_by.empty() && !pricing::IsProtected(out->protected_attrs, out->group_by))
+    f.Error(node["group_by"], "group_by",
+            "'" + out->group_by + "' is not in protected: the cap compares protected groups");
+  for (size_t i = 0; i < out->features.size(); ++i) {
+    if (!pricing::IsProtected(out->protected_attrs, out->features[i])) continue;
+    YAML::Node at = node["features"].IsSequence() ? node["features"][i] : node["features"];
+    f.Error(at, "features[" + std::to_string(i) + "]",
+            "'" + out->features[i] + "' is protected: the pricing model may never use it");
+  }
+}
+
+// Offers priced on some placement: their range must leave a level above the
+// margin floor. A placement with `pricing: on` needs the guardrails block.
+void CheckPricing(const EngineConfig& cfg, const std::map<std::string, std::string>& pricing_at,
+                  std::vector<std::string>* errors) {
+  for (const auto& [name, where] : pricing_at)
+    if (!cfg.pricing.configured)
+      errors->push_back(where + ": placements." + name +
+                        ".pricing: needs the top-level `pricing:` block (its guardrails)");
+  if (pricing_at.empty()) return;
+  for (const Offer& o : cfg.offers) {
+    if (!o.discount) continue;
+    bool priced = o.placements.empty();
+    for (const std::string& pl : o.placements) priced |= pricing_at.count(pl) > 0;
+    if (!priced) continue;
+    bool any = false;
+    for (double d : pricing::Levels(o)) any |= pricing::PassesFloor(o, d, cfg.pricing.min_margin);
+    if (!any)
+      errors->push_back(o.discount_where + ": offer '" + o.id + "'.discount: even the smallest " +
+                        "discount leaves less than pricing.min_margin of the price as margin");
+  }
 }
 
 std::string Resolve(const std::string& base_dir, const std::string& p) {
@@ -395,6 +459,7 @@ std::optional<EngineConfig> LoadConfig(const std::string& path,
       }
     }
   }
+  std::map<std::string, std::string> pricing_at;  // placements with pricing: on
   if (YAML::Node pl = top.Get("placements")) {
     if (!pl.IsMap()) {
       top.Error(pl, "placements", "expected a mapping of placement name: settings");
@@ -448,6 +513,18 @@ std::optional<EngineConfig> LoadConfig(const std::string& path,
                     "expected on_decide or explicit, got '" + impressions + "'");
         }
         f.Num("attribution_hours", &p.attribution_hours, 0, 24 * 365);
+        if (f.Bool("pricing", &p.pricing) && p.pricing) {
+          if (p.kind != PlacementConfig::Kind::kOffers)
+            f.Error(kv.second["pricing"], "pricing", "only offers placements price discounts");
+          pricing_at[p.name] = Where(path, kv.second["pricing"]);
+        }
+        std::string mode;
+        if (f.Str("mode", &mode)) {
+          if (mode == "shadow")
+            p.mode = PlacementConfig::Mode::kShadow;
+          else if (mode != "live")
+            f.Error(kv.second["mode"], "mode", "expected live or shadow, got '" + mode + "'");
+        }
         f.Done();
         cfg.placements[p.name] = std::move(p);
       }
@@ -481,6 +558,7 @@ std::optional<EngineConfig> LoadConfig(const std::string& path,
     cfg.offers_file = Resolve(base, offers);
     LoadOffers(cfg.offers_file, &cfg.offers, errors);
   }
+  if (YAML::Node pr = top.Get("pricing")) ParsePricing(pr, path, &cfg.pricing, errors);
   top.Done();
   for (const Offer& o : cfg.offers) {
     for (const std::string& pl : o.placements) {
@@ -497,5 +575,6 @@ std::optional<EngineConfig> LoadConfig(const std::string& path,
   if (errors->size() != before) return std::nullopt;
   return cfg;
 }
+  CheckPricing(cfg, pricing_at, errors);
 
 }  // namespace tailor

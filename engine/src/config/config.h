@@ -82,6 +82,32 @@ struct ResponseConfig {
   std::vector<std::string> segment_traits;
 };
 
+// Dynamic discounts and their guardrails: tailor.yaml `pricing:`
+// (pricing/pricing.h). A misconfigured guardrail is a load error, never a
+// silent pass.
+struct PricingConfig {
+  bool configured = false;  // the block is present
+  // Fraction of the price a conversion must still earn after discount and
+  // cost: (price x (1 - d) - cost) / price >= min_margin for every level chosen.
+  double min_margin = 0;
+  // Customer attributes the pricing model may never read (age_band protects
+  // age too, and age protects age_band).
+  std::vector<std::string> protected_attrs;
+  // What the bandit's segment is made of: DNA traits (the plugins'
+  // facts.customer.dna) or customer attributes; none may be protected.
+  std::vector<std::string> features;
+  // Cap on max group / min group of the average discount over the rolling
+  // window, groups by group_by (one of the protected attributes); 0: no cap.
+  double max_disparity = 0;
+  std::string group_by;
+  size_t window = 2000;   // priced offers the disparity check looks back over
+  size_t min_group = 30;  // a group enters the ratio with at least this many
+  // Beta prior of P(convert | shown at a level): mean prior_rate, worth
+  // prior_strength impressions.
+  double prior_rate = 0.05;
+  double prior_strength = 2;
+};
+
 struct PlacementConfig {
   enum class Kind { kOffers, kItems };
   std::string name;
@@ -117,6 +143,14 @@ struct PlacementConfig {
   enum class Impressions { kOnDecide, kExplicit };
   Impressions impressions = Impressions::kOnDecide;
   double attribution_hours = 24;
+  // Dynamic discounts for the shown offers that declare a discount range
+  // (`pricing: on`); needs the top-level `pricing:` guardrails.
+  bool pricing = false;
+  // `mode: shadow`: the application serves its own choice (the request's
+  // `shadow`), Tailor returns it unchanged and logs what it would have chosen
+  // (experiments/shadow_estimate.h). Experiment arms can set it too.
+  enum class Mode { kLive, kShadow };
+  Mode mode = Mode::kLive;
 };
 
 struct EngineConfig {
@@ -140,6 +174,7 @@ struct EngineConfig {
 
 // Loads tailor.yaml (and the offers file it names). plugin_dir_default is used
 // when the file sets no plugin_dir (tailord passes <its dir>/../plugins).
+  PricingConfig pricing;
 // Returns nullopt and fills errors on any error.
 std::optional<EngineConfig> LoadConfig(const std::string& path,
                                        const std::string& plugin_dir_default,

@@ -69,6 +69,7 @@ struct DecisionScratch {
   PolicyPicks picks;
   learning::PolicyScratch policy;
   DiversityScratch diversity;
+  std::vector<pricing::Choice> prices;
 };
 
 // The record stage's impressions: one per shown candidate, at its position,
@@ -133,9 +134,13 @@ Engine::Engine(EngineConfig config, Store* store, PluginHost* plugins, Metrics* 
   feedback_ = std::make_unique<FeedbackLoop>(store_, FeedbackLoop::Options{},
                                              [this](const Event& e) { AfterDurable(e, true); });
   feedback_->Configure(config_.placements);
-  feedback_->SetImpressionObserver([this](const Impression& m) { learner_->Observe(m); });
+  feedback_->SetImpressionObserver([this](const Impression& m) {
+    learner_->Observe(m);
+    pricer_->Observe(m);
+  });
   feedback_->SetObserver([this](const Outcome& o) {
     learner_->Observe(o);
+    pricer_->Observe(o);
     if (outcome_listener_) outcome_listener_(o);
   });
 }
@@ -214,6 +219,7 @@ Status Engine::LoadCatalog() {
   feedback_->Configure(snap->config.placements);
   if (feedback_->Rebuild(now_ms()) < 0) log::Warn("feedback", "impressions not read back");
   learner_->Configure(snap->config.placements);
+  pricer_->Configure(snap->config.pricing);
   ReplayResponses(now_ms());
   snap->version = next_version_++;
   log::Info("catalog", std::to_string(snap->catalog->offers.size()) + " offers, " +
@@ -238,6 +244,7 @@ std::vector<std::string> Engine::Reload() {
   if (!snap) return errors;
   feedback_->Configure(snap->config.placements);
   learner_->Configure(snap->config.placements);
+  pricer_->Configure(snap->config.pricing);
   snap->version = next_version_++;
   log::Info("reload", "published snapshot " + std::to_string(snap->version) + ": " +
                           std::to_string(snap->catalog->offers.size()) + " offers, " +
@@ -432,6 +439,15 @@ std::variant<Decision, ApiError> Engine::Decide(const DecideRequest& req, Decide
   const ExplainInput explain{placement, cands,   s.scores, s.judgement,  ranked,  diversified,
                              plugins,   dropped, facts,    &s.responses, &s.picks};
   d.offers = ShownOffers(explain, shown);
+  // 6b. Price: the discount of each shown offer that declares a range.
+  const PriceInput price{placement, cfg.pricing, *snap->catalog, cands, ranked, shown,
+                         personalised ? profile.get() : nullptr, facts, d.id, options.record};
+  PriceShown(price, pricer_.get(), &s.prices);
+  ApplyPrices(s.prices, &d.offers);
+  for (const pricing::Choice& c : s.prices) {
+    if (c.priced) metrics_->counters.Add("pricing.priced");
+    if (!c.guardrail.empty()) metrics_->counters.Add("pricing.guardrail");
+  }
   json trace = DecisionTrace(explain, shown, snap->version, d.finalize);
   // Only a personalised decision records impressions: an unknown customer
   // must not become known by being shown something, and one who refused
@@ -439,6 +455,9 @@ std::variant<Decision, ApiError> Engine::Decide(const DecideRequest& req, Decide
   if (personalised)
     d.impressions = ShownImpressions(cands, s.judgement, s.responses, s.picks, ranked, shown,
                                      *snap->catalog, req, d.id, now);
+  for (Impression& m : d.impressions)
+    for (size_t k = 0; k < shown && k < s.prices.size(); ++k)
+      if (s.prices[k].priced && ranked[k].id == m.offer_id) m.discount = s.prices[k].discount;
   if (options.record) {
     Record(req, now, d, trace);
     RecordImpressions(placement, d);

@@ -32,6 +32,7 @@
 #include "model/types.h"
 #include "plugin_host/host.h"
 #include "rules/rules.h"
+#include "pricing/pricing.h"
 #include "store/store.h"
 
 namespace tailor {
@@ -146,6 +147,8 @@ class Engine {
   std::atomic<uint64_t> flush_count_{0};  // decisions since the click models last labelled
   // Last: its thread hands impression events to AfterDurable until it goes.
   std::unique_ptr<FeedbackLoop> feedback_;
+  // Dynamic discounts: posteriors and the disparity window (pricing/pricing.h).
+  std::unique_ptr<pricing::Pricer> pricer_ = std::make_unique<pricing::Pricer>();
 };
 
 }  // namespace tailor

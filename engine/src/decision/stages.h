@@ -27,6 +27,7 @@
 #include "model/decide_request.h"
 #include "model/types.h"
 #include "plugin_host/host.h"
+#include "pricing/pricing.h"
 #include "rules/rules.h"
 #include "tailor/plugin.h"
 
@@ -222,6 +223,32 @@ struct PolicyInput {
 // the first `shown` places of `ranked`, the rest keep their order.
 void ApplyPolicy(const PolicyInput& in, size_t shown, std::vector<Ranked>* ranked,
                  learning::PolicyScratch* scratch, PolicyPicks* out);
+
+// ---- 6b. price: the discount of each shown offer -----------------------------
+
+// On a placement with `pricing: on`, each shown offer that declares a
+// discount range gets its discount from the pricer (pricing/pricing.h); the
+// customer reaches it only as the pricing segment (never a protected
+// attribute) and, for the disparity check alone, their protected group.
+struct PriceInput {
+  const PlacementConfig& placement;
+  const PricingConfig& config;
+  const Catalog& catalog;
+  const Candidates& candidates;
+  const std::vector<Ranked>& ranked;
+  size_t shown = 0;
+  const Profile* profile = nullptr;  // null: not personalised
+  const nlohmann::json& facts;
+  const std::string& decision_id;
+  bool commit = true;  // false: a dry run (DecideOptions::record false)
+};
+
+// Per shown position: the choice (priced false when nothing was priced).
+void PriceShown(const PriceInput& in, pricing::Pricer* pricer, std::vector<pricing::Choice>* out);
+
+// Writes each priced offer's `discount` and `why.discount` into the shown
+// offers (ShownOffers' order).
+void ApplyPrices(const std::vector<pricing::Choice>& prices, nlohmann::json* offers);
 
 // ---- 7. diversify -----------------------------------------------------------
 

@@ -78,6 +78,14 @@ struct Offer {
   int64_t valid_until_ms = std::numeric_limits<int64_t>::max();
   std::map<std::string, std::string> tags;
   std::optional<std::pair<double, double>> discount;  // min, max fraction
+  // Dynamic discounts (pricing/pricing.h): the levels are min, min + step,
+  // ..., max. price and cost give the margin of one conversion at discount d,
+  // price x (1 - d) - cost; without price, value is the price (and, with no
+  // cost, the margin at no discount).
+  double discount_step = 0.05;
+  std::optional<double> price;
+  double cost = 0;
+  std::string discount_where;  // "file:line:col" of discount:, for guardrail errors
   std::map<std::string, double> channel_weights;      // extra C per channel
   std::string source;  // "file:line" where it was defined, for explanations
 };

@@ -871,6 +871,45 @@ std::vector<Outcome> Store::OutcomesOf(const std::string& decision_id) {
   return out;
 }
 
+std::vector<Store::CustomerExposure> Store::ExposureByCustomer(int64_t since_ms,
+                                                               int64_t until_ms) {
+  std::vector<CustomerExposure> out;
+  Impl::Reader r(impl_.get());
+  if (!r.db()) return out;
+  // One row per customer decided in the window; impressions and conversions
+  // belong to the window's decisions.
+  Stmt st(r.db(),
+          "WITH d AS (SELECT id, customer_id FROM decisions WHERE ts_ms >= ?1 AND ts_ms < ?2 "
+          "AND customer_id IS NOT NULL AND customer_id <> ''), "
+          "dn AS (SELECT customer_id, count(*) AS n FROM d GROUP BY customer_id), "
+          "i AS (SELECT i.customer_id, count(*) AS n, sum(i.discount > 0) AS nd, "
+          "sum(CASE WHEN i.discount > 0 THEN i.discount ELSE 0 END) AS sd "
+          "FROM impressions i JOIN d ON d.id = i.decision_id "
+          "WHERE i.shown = 1 AND i.offer_id <> '' GROUP BY i.customer_id), "
+          "o AS (SELECT o.customer_id, count(DISTINCT o.decision_id || '/' || o.position) AS n "
+          "FROM outcomes o JOIN d ON d.id = o.decision_id "
+          "WHERE o.kind = 'conversion' AND o.offer_id <> '' GROUP BY o.customer_id) "
+          "SELECT dn.customer_id, coalesce(c.attributes, '{}'), dn.n, coalesce(i.n, 0), "
+          "coalesce(i.nd, 0), coalesce(i.sd, 0), coalesce(o.n, 0) FROM dn "
+          "LEFT JOIN customers c ON c.id = dn.customer_id "
+          "LEFT JOIN i ON i.customer_id = dn.customer_id "
+          "LEFT JOIN o ON o.customer_id = dn.customer_id ORDER BY dn.customer_id");
+  if (!st.ok()) return out;
+  st.Int(1, since_ms).Int(2, until_ms);
+  while (st.Step() == SQLITE_ROW) {
+    CustomerExposure e;
+    e.customer_id = st.Col(0);
+    e.attributes_json = st.Col(1);
+    e.decisions = st.ColInt(2);
+    e.impressions = st.ColInt(3);
+    e.discounted = st.ColInt(4);
+    e.discount_sum = st.ColReal(5);
+    e.conversions = st.ColInt(6);
+    out.push_back(std::move(e));
+  }
+  return out;
+}
+
 int64_t Store::Count(const std::string& table) {
   static const char* const kTables[] = {"customers",   "items",   "offers",        "events",
                                         "decisions",   "models",  "journey_state", "demo_truth",

@@ -163,6 +163,20 @@ class Store {
   // A decision's outcomes in the order they were stored.
   std::vector<Outcome> OutcomesOf(const std::string& decision_id);
 
+  // Per customer with decisions in [since_ms, until_ms): their attributes and
+  // what they were decided, shown (offers only), discounted and converted —
+  // the fairness report's rows (report/fairness.h).
+  struct CustomerExposure {
+    std::string customer_id;
+    std::string attributes_json = "{}";
+    int64_t decisions = 0;
+    int64_t impressions = 0;  // shown offers
+    int64_t discounted = 0;   // shown offers with a discount > 0
+    double discount_sum = 0;  // over the discounted ones
+    int64_t conversions = 0;  // conversions joined to shown offers (one per impression)
+  };
+  std::vector<CustomerExposure> ExposureByCustomer(int64_t since_ms, int64_t until_ms);
+
   // Row count of one of: customers, items, offers, events, decisions, models,
   // impressions, outcomes.
   int64_t Count(const std::string& table);
