@@ -6,6 +6,7 @@
 #include <condition_variable>
 #include <cstring>
 #include <deque>
+#include <limits>
 #include <map>
 #include <mutex>
 #include <thread>
@@ -908,6 +909,71 @@ std::vector<Store::CustomerExposure> Store::ExposureByCustomer(int64_t since_ms,
     out.push_back(std::move(e));
   }
   return out;
+}
+
+int64_t Store::ForEachDecision(int64_t since_ms, int64_t until_ms, const std::string& placement,
+                               const std::function<bool(const DecisionRecord&)>& fn) {
+  Impl::Reader r(impl_.get());
+  if (!r.db()) return -1;
+  Stmt st(r.db(),
+          "SELECT id, customer_id, channel, placement, ts_ms, request, response, trace, "
+          "experiment, arm, mode FROM decisions WHERE ts_ms >= ? AND ts_ms < ? AND "
+          "(? = '' OR placement = ?) ORDER BY ts_ms, id");
+  st.Int(1, since_ms)
+      .Int(2, until_ms > 0 ? until_ms : std::numeric_limits<int64_t>::max())
+      .Text(3, placement)
+      .Text(4, placement);
+  int64_t n = 0;
+  int rc;
+  while ((rc = st.Step()) == SQLITE_ROW) {
+    ++n;
+    DecisionRecord d{st.Col(0), st.Col(1), st.Col(2), st.Col(3), st.ColInt(4), st.Col(5),
+                     st.Col(6), st.Col(7), st.Col(8), st.Col(9), st.Col(10)};
+    if (!fn(d)) return n;
+  }
+  return rc == SQLITE_DONE ? n : -1;
+}
+
+Status Store::BackupTo(const std::string& dest) {
+  Impl::Reader r(impl_.get());
+  if (!r.db()) return Status::Error("store: no read connection for the backup");
+  sqlite3* out = nullptr;
+  if (sqlite3_open_v2(dest.c_str(), &out, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr) !=
+      SQLITE_OK) {
+    std::string msg = out ? sqlite3_errmsg(out) : "out of memory";
+    sqlite3_close(out);
+    return Status::Error("store: cannot create " + dest + ": " + msg);
+  }
+  sqlite3_backup* b = sqlite3_backup_init(out, "main", r.db(), "main");
+  int rc = b ? sqlite3_backup_step(b, -1) : SQLITE_ERROR;
+  if (b) sqlite3_backup_finish(b);
+  std::string msg = sqlite3_errmsg(out);
+  sqlite3_close(out);
+  if (rc != SQLITE_DONE) return Status::Error("store: backup to " + dest + " failed: " + msg);
+  return Status::Ok();
+}
+
+Status Store::RewindTo(int64_t ts_ms) {
+  std::lock_guard lock(impl_->sync_mu);
+  sqlite3* db = impl_->sync_db;
+  if (Status s = NeedsWritable(db); !s.ok()) return s;
+  if (Status s = Exec(db, "BEGIN IMMEDIATE"); !s.ok()) return s;
+  static const char* const kDeletes[] = {
+      "DELETE FROM events WHERE ts_ms >= ?", "DELETE FROM decisions WHERE ts_ms >= ?",
+      "DELETE FROM impressions WHERE ts_ms >= ?", "DELETE FROM outcomes WHERE ts_ms >= ?",
+      "DELETE FROM journey_state WHERE entered_ms >= ?"};
+  Status s = Status::Ok();
+  for (const char* sql : kDeletes) {
+    Stmt st(db, sql);
+    st.Int(1, ts_ms);
+    s = st.Run();
+    if (!s.ok()) break;
+  }
+  if (!s.ok()) {
+    Exec(db, "ROLLBACK");
+    return s;
+  }
+  return Exec(db, "COMMIT");
 }
 
 int64_t Store::Count(const std::string& table) {

@@ -162,6 +162,20 @@ class Store {
   int64_t ForEachOutcome(int64_t since_ms, const std::function<bool(const Outcome&)>& fn);
   // A decision's outcomes in the order they were stored.
   std::vector<Outcome> OutcomesOf(const std::string& decision_id);
+  // --- Replays (tailor eval policy) -----------------------------------------
+  // Visits the decisions with since_ms <= ts_ms < until_ms (until_ms <= 0: no
+  // end) on placement ('' : every placement), oldest first (ties by id); fn
+  // returns false to stop. Returns how many were visited, -1 on error.
+  int64_t ForEachDecision(int64_t since_ms, int64_t until_ms, const std::string& placement,
+                          const std::function<bool(const DecisionRecord&)>& fn);
+  // Copies the whole store into a new file at dest (SQLite's online backup:
+  // consistent even while tailord writes). dest must not exist.
+  Status BackupTo(const std::string& dest);
+  // On a copy: forgets everything that happened at or after ts_ms (events,
+  // decisions, impressions, outcomes, journey states entered then), so that a
+  // replay can feed the later events back one by one and decide as of each
+  // logged decision's time. Refused on a read-only store.
+  Status RewindTo(int64_t ts_ms);
 
   // Per customer with decisions in [since_ms, until_ms): their attributes and
   // what they were decided, shown (offers only), discounted and converted —
