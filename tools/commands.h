@@ -16,6 +16,7 @@ void RegisterTrain(CLI::App& app);   // tools/train.cc
 void RegisterEval(CLI::App& app);    // tools/eval.cc: `tailor eval <what>`
 void RegisterRules(CLI::App& app);   // tools/rules.cc: `tailor rules check|test`
 void RegisterSimulate(CLI::App& app);  // tools/simulate.cc: `tailor simulate`
+void RegisterReport(CLI::App& app);    // tools/report.cc: `tailor report`
 
 // `tailor eval` subcommands, each in its own file, added to the `eval` app.
 void RegisterEvalRecs(CLI::App& eval);        // tools/eval_recs.cc

@@ -14,6 +14,7 @@ int main(int argc, char** argv) {
   tailor::cli::RegisterEval(app);
   tailor::cli::RegisterRules(app);
   tailor::cli::RegisterSimulate(app);
+  tailor::cli::RegisterReport(app);
   CLI11_PARSE(app, argc, argv);
   return 0;
 }

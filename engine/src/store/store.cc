@@ -6,7 +6,6 @@
 #include <condition_variable>
 #include <cstring>
 #include <deque>
-#include <limits>
 #include <map>
 #include <mutex>
 #include <thread>
@@ -911,70 +910,111 @@ std::vector<Store::CustomerExposure> Store::ExposureByCustomer(int64_t since_ms,
   return out;
 }
 
-int64_t Store::ForEachDecision(int64_t since_ms, int64_t until_ms, const std::string& placement,
-                               const std::function<bool(const DecisionRecord&)>& fn) {
+// --- Report reads -----------------------------------------------------------
+
+namespace {
+
+// The window's WHERE clause over decisions d; binds ?1..?4 (see BindWindow).
+#define TAILOR_KPI_WINDOW \
+  " d.ts_ms >= ?1 AND d.ts_ms < ?2 AND d.mode = ?3 AND (?4 = '' OR d.experiment = ?4) "
+
+void BindWindow(Stmt& st, const KpiWindow& w) {
+  st.Int(1, w.since_ms).Int(2, w.until_ms).Text(3, w.mode).Text(4, w.experiment);
+}
+
+}  // namespace
+
+int64_t Store::CountDecisions(const KpiWindow& w) {
+  Impl::Reader r(impl_.get());
+  if (!r.db()) return -1;
+  Stmt st(r.db(), "SELECT count(*) FROM decisions d WHERE" TAILOR_KPI_WINDOW);
+  BindWindow(st, w);
+  return st.Step() == SQLITE_ROW ? st.ColInt(0) : -1;
+}
+
+int64_t Store::ForEachCustomerDayKpi(const KpiWindow& w,
+                                     const std::function<bool(const CustomerDayKpi&)>& fn) {
+  Impl::Reader r(impl_.get());
+  if (!r.db()) return -1;
+  // An impression counts as clicked (converted) once however many clicks
+  // (conversions) it drew; revenue sums every conversion's value.
+  Stmt st(r.db(),
+          "SELECT coalesce(d.customer_id, ''), d.experiment, d.arm, coalesce(d.placement, ''), "
+          "d.ts_ms / 86400000 AS day, count(*), "
+          "coalesce(sum((SELECT count(*) FROM impressions i WHERE i.decision_id = d.id AND "
+          "i.shown = 1)), 0), "
+          "coalesce(sum((SELECT count(DISTINCT o.position) FROM outcomes o WHERE o.decision_id = "
+          "d.id AND o.kind = 'click')), 0), "
+          "coalesce(sum((SELECT count(DISTINCT o.position) FROM outcomes o WHERE o.decision_id = "
+          "d.id AND o.kind = 'conversion')), 0), "
+          "coalesce(sum((SELECT sum(o.value) FROM outcomes o WHERE o.decision_id = d.id AND "
+          "o.kind = 'conversion')), 0) "
+          "FROM decisions d WHERE" TAILOR_KPI_WINDOW
+          "GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5");
+  if (!st.ok()) return -1;
+  BindWindow(st, w);
+  int64_t n = 0;
+  int rc;
+  CustomerDayKpi row;
+  while ((rc = st.Step()) == SQLITE_ROW) {
+    ++n;
+    row.customer_id.assign(st.ColView(0));
+    row.experiment.assign(st.ColView(1));
+    row.arm.assign(st.ColView(2));
+    row.placement.assign(st.ColView(3));
+    row.day = st.ColInt(4);
+    row.decisions = st.ColInt(5);
+    row.impressions = st.ColInt(6);
+    row.clicks = st.ColInt(7);
+    row.conversions = st.ColInt(8);
+    row.revenue = st.ColReal(9);
+    if (!fn(row)) break;
+  }
+  return rc == SQLITE_ROW || rc == SQLITE_DONE ? n : -1;
+}
+
+std::vector<OfferKpi> Store::OfferKpis(const KpiWindow& w) {
+  std::vector<OfferKpi> out;
+  Impl::Reader r(impl_.get());
+  if (!r.db()) return out;
+  Stmt st(r.db(),
+          "SELECT i.offer_id, count(*), "
+          "sum(EXISTS (SELECT 1 FROM outcomes o WHERE o.decision_id = i.decision_id AND "
+          "o.position = i.position AND o.kind = 'click')), "
+          "sum(EXISTS (SELECT 1 FROM outcomes o WHERE o.decision_id = i.decision_id AND "
+          "o.position = i.position AND o.kind = 'conversion')), "
+          "coalesce(sum((SELECT sum(o.value) FROM outcomes o WHERE o.decision_id = i.decision_id "
+          "AND o.position = i.position AND o.kind = 'conversion')), 0) "
+          "FROM decisions d JOIN impressions i ON i.decision_id = d.id "
+          "WHERE i.shown = 1 AND i.offer_id <> '' AND" TAILOR_KPI_WINDOW
+          "GROUP BY i.offer_id ORDER BY i.offer_id");
+  BindWindow(st, w);
+  while (st.Step() == SQLITE_ROW)
+    out.push_back(OfferKpi{st.Col(0), st.ColInt(1), st.ColInt(2), st.ColInt(3), st.ColReal(4)});
+  return out;
+}
+
+int64_t Store::ForEachDecisionTrace(const KpiWindow& w,
+                                    const std::function<bool(const DecisionTraceRow&)>& fn) {
   Impl::Reader r(impl_.get());
   if (!r.db()) return -1;
   Stmt st(r.db(),
-          "SELECT id, customer_id, channel, placement, ts_ms, request, response, trace, "
-          "experiment, arm, mode FROM decisions WHERE ts_ms >= ? AND ts_ms < ? AND "
-          "(? = '' OR placement = ?) ORDER BY ts_ms, id");
-  st.Int(1, since_ms)
-      .Int(2, until_ms > 0 ? until_ms : std::numeric_limits<int64_t>::max())
-      .Text(3, placement)
-      .Text(4, placement);
+          "SELECT d.id, d.experiment, d.arm, coalesce(d.placement, ''), d.ts_ms, d.trace "
+          "FROM decisions d WHERE" TAILOR_KPI_WINDOW "ORDER BY d.ts_ms");
+  if (!st.ok()) return -1;
+  BindWindow(st, w);
   int64_t n = 0;
   int rc;
   while ((rc = st.Step()) == SQLITE_ROW) {
     ++n;
-    DecisionRecord d{st.Col(0), st.Col(1), st.Col(2), st.Col(3), st.ColInt(4), st.Col(5),
-                     st.Col(6), st.Col(7), st.Col(8), st.Col(9), st.Col(10)};
-    if (!fn(d)) return n;
+    DecisionTraceRow row{st.ColView(0), st.ColView(1), st.ColView(2),
+                         st.ColView(3), st.ColInt(4),  st.ColView(5)};
+    if (!fn(row)) break;
   }
-  return rc == SQLITE_DONE ? n : -1;
+  return rc == SQLITE_ROW || rc == SQLITE_DONE ? n : -1;
 }
 
-Status Store::BackupTo(const std::string& dest) {
-  Impl::Reader r(impl_.get());
-  if (!r.db()) return Status::Error("store: no read connection for the backup");
-  sqlite3* out = nullptr;
-  if (sqlite3_open_v2(dest.c_str(), &out, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr) !=
-      SQLITE_OK) {
-    std::string msg = out ? sqlite3_errmsg(out) : "out of memory";
-    sqlite3_close(out);
-    return Status::Error("store: cannot create " + dest + ": " + msg);
-  }
-  sqlite3_backup* b = sqlite3_backup_init(out, "main", r.db(), "main");
-  int rc = b ? sqlite3_backup_step(b, -1) : SQLITE_ERROR;
-  if (b) sqlite3_backup_finish(b);
-  std::string msg = sqlite3_errmsg(out);
-  sqlite3_close(out);
-  if (rc != SQLITE_DONE) return Status::Error("store: backup to " + dest + " failed: " + msg);
-  return Status::Ok();
-}
-
-Status Store::RewindTo(int64_t ts_ms) {
-  std::lock_guard lock(impl_->sync_mu);
-  sqlite3* db = impl_->sync_db;
-  if (Status s = NeedsWritable(db); !s.ok()) return s;
-  if (Status s = Exec(db, "BEGIN IMMEDIATE"); !s.ok()) return s;
-  static const char* const kDeletes[] = {
-      "DELETE FROM events WHERE ts_ms >= ?", "DELETE FROM decisions WHERE ts_ms >= ?",
-      "DELETE FROM impressions WHERE ts_ms >= ?", "DELETE FROM outcomes WHERE ts_ms >= ?",
-      "DELETE FROM journey_state WHERE entered_ms >= ?"};
-  Status s = Status::Ok();
-  for (const char* sql : kDeletes) {
-    Stmt st(db, sql);
-    st.Int(1, ts_ms);
-    s = st.Run();
-    if (!s.ok()) break;
-  }
-  if (!s.ok()) {
-    Exec(db, "ROLLBACK");
-    return s;
-  }
-  return Exec(db, "COMMIT");
-}
+#undef TAILOR_KPI_WINDOW
 
 int64_t Store::Count(const std::string& table) {
   static const char* const kTables[] = {"customers",   "items",   "offers",        "events",

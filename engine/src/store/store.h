@@ -18,6 +18,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/status.h"
@@ -55,6 +56,53 @@ struct ModelRecord {
   int64_t created_ms = 0;
   std::string metrics_json = "{}";
   bool active = false;
+};
+
+// --- What `tailor report` reads (report/kpi.h) ------------------------------
+
+// The decisions a report covers: ts_ms in [since_ms, until_ms), of one mode,
+// and of one experiment when experiment is not empty.
+struct KpiWindow {
+  int64_t since_ms = 0;
+  int64_t until_ms = INT64_MAX;
+  std::string experiment;
+  std::string mode = "live";
+};
+
+// One customer's decisions of one day (UTC) under one experiment, arm and
+// placement, with what they caused: shown impressions, impressions clicked
+// and converted (each counted once), and the conversions' summed value.
+struct CustomerDayKpi {
+  std::string customer_id;
+  std::string experiment;
+  std::string arm;
+  std::string placement;
+  int64_t day = 0;  // ts_ms / 86,400,000
+  int64_t decisions = 0;
+  int64_t impressions = 0;
+  int64_t clicks = 0;
+  int64_t conversions = 0;
+  double revenue = 0;
+};
+
+// One offer's shown impressions in a window and what they caused.
+struct OfferKpi {
+  std::string offer_id;
+  int64_t impressions = 0;
+  int64_t clicks = 0;
+  int64_t conversions = 0;
+  double revenue = 0;
+};
+
+// A decision's trace as stored (decision/explanation.cc); the view is valid
+// only during the callback.
+struct DecisionTraceRow {
+  std::string_view id;
+  std::string_view experiment;
+  std::string_view arm;
+  std::string_view placement;
+  int64_t ts_ms = 0;
+  std::string_view trace_json;
 };
 
 class Store {
@@ -162,20 +210,6 @@ class Store {
   int64_t ForEachOutcome(int64_t since_ms, const std::function<bool(const Outcome&)>& fn);
   // A decision's outcomes in the order they were stored.
   std::vector<Outcome> OutcomesOf(const std::string& decision_id);
-  // --- Replays (tailor eval policy) -----------------------------------------
-  // Visits the decisions with since_ms <= ts_ms < until_ms (until_ms <= 0: no
-  // end) on placement ('' : every placement), oldest first (ties by id); fn
-  // returns false to stop. Returns how many were visited, -1 on error.
-  int64_t ForEachDecision(int64_t since_ms, int64_t until_ms, const std::string& placement,
-                          const std::function<bool(const DecisionRecord&)>& fn);
-  // Copies the whole store into a new file at dest (SQLite's online backup:
-  // consistent even while tailord writes). dest must not exist.
-  Status BackupTo(const std::string& dest);
-  // On a copy: forgets everything that happened at or after ts_ms (events,
-  // decisions, impressions, outcomes, journey states entered then), so that a
-  // replay can feed the later events back one by one and decide as of each
-  // logged decision's time. Refused on a read-only store.
-  Status RewindTo(int64_t ts_ms);
 
   // Per customer with decisions in [since_ms, until_ms): their attributes and
   // what they were decided, shown (offers only), discounted and converted —
@@ -190,6 +224,21 @@ class Store {
     int64_t conversions = 0;  // conversions joined to shown offers (one per impression)
   };
   std::vector<CustomerExposure> ExposureByCustomer(int64_t since_ms, int64_t until_ms);
+
+  // --- Report reads (report/kpi.h): streamed, so memory stays bounded ------
+  // Decisions in the window.
+  int64_t CountDecisions(const KpiWindow& w);
+  // Visits (customer, experiment, arm, placement, day) groups ordered by
+  // customer id, so a caller can total each customer without holding them
+  // all. fn returns false to stop. Returns rows visited, -1 on error.
+  int64_t ForEachCustomerDayKpi(const KpiWindow& w,
+                                const std::function<bool(const CustomerDayKpi&)>& fn);
+  // Per offer, the window's decisions' shown impressions and their outcomes.
+  std::vector<OfferKpi> OfferKpis(const KpiWindow& w);
+  // Visits the window's decisions' traces oldest first; fn returns false to
+  // stop. Returns rows visited, -1 on error.
+  int64_t ForEachDecisionTrace(const KpiWindow& w,
+                               const std::function<bool(const DecisionTraceRow&)>& fn);
 
   // Row count of one of: customers, items, offers, events, decisions, models,
   // impressions, outcomes.
