@@ -24,9 +24,13 @@ std::string Fmt(const char* f, double v) {
 }
 
 std::string Int(int64_t v) {
-  std::string s = std::to_string(v < 0 ? -v : v);
-  for (int i = static_cast<int>(s.size()) - 3; i > 0; i -= 3) s.insert(static_cast<size_t>(i), ",");
-  return v < 0 ? "-" + s : s;
+  const std::string digits = std::to_string(v < 0 ? -v : v);
+  std::string s = v < 0 ? "-" : "";
+  for (size_t i = 0; i < digits.size(); ++i) {
+    if (i > 0 && (digits.size() - i) % 3 == 0) s += ',';
+    s += digits[i];
+  }
+  return s;
 }
 
 int64_t I(const json& j, const char* key) {
@@ -344,9 +348,10 @@ p.sub{margin:0 0 14px;color:var(--muted);font-size:13px}
 .banner{border-radius:10px;padding:12px 18px;margin:0 0 22px;font-weight:500}
 .banner.ok{background:#e6f4ea;color:#1e4620;border:1px solid #b7dfc0}
 .banner.alert{background:#fdecea;color:#7b1d1d;border:1px solid #f5c2c0}
-table{border-collapse:collapse;width:100%;font-size:13px}
-th,td{padding:7px 10px;border-bottom:1px solid var(--line);text-align:right;white-space:nowrap}
-th{color:var(--muted);font-weight:600;font-size:12px;text-transform:uppercase;letter-spacing:.4px}
+table{border-collapse:collapse;width:100%;font-size:12.5px}
+.scroll{overflow-x:auto}
+th,td{padding:6px 7px;border-bottom:1px solid var(--line);text-align:right;white-space:nowrap}
+th{color:var(--muted);font-weight:600;font-size:11px;text-transform:uppercase;letter-spacing:.3px}
 th:first-child,td:first-child{text-align:left}
 tbody tr:nth-child(even){background:#fafbfc}
 td .ci{color:var(--muted);font-size:11px;display:block}
@@ -469,7 +474,7 @@ std::string TimeCharts(const json& report, int* charts) {
     rpi.push_back({name, Color(i), Column(pts, "revenue_per_impression"), {}, {}, ctl});
     if (a["uplift"].is_object()) {
       // Days before both arms had impressions carry no uplift: start later.
-      Series s{name + " − control", Color(i), {}, {}, {}, false};
+      Series s{name, Color(i), {}, {}, {}, false};
       std::vector<double> y = Column(pts, "uplift_ctr"), lo = Column(pts, "uplift_ci", 0),
                           hi = Column(pts, "uplift_ci", 1);
       for (size_t k = 0; k < y.size(); ++k)
@@ -599,7 +604,9 @@ std::string Funnel(const json& report, int* charts) {
   std::stable_sort(sorted.begin(), sorted.end(),
                    [](const json* a, const json* b) { return I(*a, "shown") > I(*b, "shown"); });
   out +=
-      "<table><thead><tr><th>Offer</th><th>Eligible</th><th>Chosen</th><th>Shown</th>"
+      "<div "
+      "class=\"scroll\"><table><thead><tr><th>Offer</th><th>Eligible</th><th>Chosen</th><th>Shown</"
+      "th>"
       "<th>Clicked</th><th>CTR</th><th>Converted</th><th>Revenue</th><th>Suppressed</th><th>by "
       "rule</th><th>journey</th><th>policy</th><th>other</th></tr></thead><tbody>";
   for (const json* o : sorted) {
@@ -616,7 +623,7 @@ std::string Funnel(const json& report, int* charts) {
            Int(I(by, "journey")) + "</td><td>" + Int(I(by, "policy")) + "</td><td>" + Int(other) +
            "</td></tr>";
   }
-  return out + "</tbody></table></section>";
+  return out + "</tbody></table></div></section>";
 }
 
 std::string RulesSection(const json& report) {
@@ -687,8 +694,8 @@ std::string RenderHtml(const json& report, const std::string& extra_sections) {
       "<section id=\"arms\"><h2>Arms</h2><p class=\"sub\">Rates per shown impression with "
       "95% Wilson intervals; revenue per customer with its normal interval over customers; "
       "uplift is the difference from the control in percentage points (Newcombe interval, "
-      "two-proportion z-test).</p>" +
-      ArmTable(arms) + "</section>";
+      "two-proportion z-test).</p><div class=\"scroll\">" +
+      ArmTable(arms) + "</div></section>";
   if (!arms.empty()) {
     body += TimeCharts(report, &charts);
     body += UpliftForest(report, &charts);

@@ -8,7 +8,8 @@ namespace tailor::report {
 namespace {
 
 // Two-sided p-value of a standard normal statistic.
-double TwoSidedP(double z) { return std::min(1.0, 2 * (1 - NormalCdf(std::fabs(z)))); }
+// erfc directly: 2 (1 - Phi(|z|)) would round to 0 beyond |z| ~ 8.
+double TwoSidedP(double z) { return std::min(1.0, std::erfc(std::fabs(z) / std::sqrt(2.0))); }
 
 // The t distribution's 97.5% quantile: exact for 1 and 2 degrees of
 // freedom, the Cornish-Fisher expansion (error < 1e-3 from df 3) above.
