@@ -12,6 +12,7 @@ void RegisterEvalRecs(CLI::App& eval) __attribute__((weak));
 void RegisterEvalIntent(CLI::App& eval) __attribute__((weak));
 void RegisterEvalPropensity(CLI::App& eval) __attribute__((weak));
 void RegisterEvalCalibration(CLI::App& eval) __attribute__((weak));
+void RegisterEvalPolicy(CLI::App& eval) __attribute__((weak));
 
 void RegisterEval(CLI::App& app) {
   CLI::App* eval = app.add_subcommand("eval", "Evaluate models on held-out data");
@@ -20,6 +21,7 @@ void RegisterEval(CLI::App& app) {
   if (RegisterEvalIntent) RegisterEvalIntent(*eval);
   if (RegisterEvalPropensity) RegisterEvalPropensity(*eval);
   if (RegisterEvalCalibration) RegisterEvalCalibration(*eval);
+  if (RegisterEvalPolicy) RegisterEvalPolicy(*eval);
 }
 
 }  // namespace tailor::cli
