@@ -15,6 +15,7 @@
 #include "common/time.h"
 #include "config/config.h"
 #include "decision/engine.h"
+#include "experiments/experiments.h"
 #include "metrics/metrics.h"
 #include "plugin_host/host.h"
 #include "runtime.h"
@@ -85,12 +86,21 @@ void RunCheck(CheckArgs a) {
   std::vector<std::string> errors;
   auto cfg = LoadConfig(a.config, DefaultPluginDir(), &errors);
   if (cfg && !a.rules_dir.empty()) cfg->rules_dir = a.rules_dir;
-  size_t rule_count = 0;
+  size_t rule_count = 0, experiment_count = 0;
   if (cfg) {
     // Compile and declare, collecting every error.
     if (!cfg->rules_dir.empty()) {
       auto set = RuleSet::Load(cfg->rules_dir, cfg->rule_limits, &errors);
       if (set) rule_count = set->rules().size();
+    }
+    // experiments.yaml, against the config's placements, plugins and offers
+    // (arms' rule folders compile here too).
+    if (!cfg->experiments_file.empty()) {
+      std::set<std::string> offer_ids;
+      for (const Offer& o : cfg->offers) offer_ids.insert(o.id);
+      if (auto set =
+              experiments::ExperimentSet::Load(cfg->experiments_file, {*cfg, &offer_ids}, &errors))
+        experiment_count = set->experiments().size();
     }
   }
   if (cfg && errors.empty()) {
@@ -149,7 +159,8 @@ void RunCheck(CheckArgs a) {
     throw CLI::RuntimeError(1);
   }
   std::cout << "ok: " << a.config << ", " << cfg->offers.size() << " offers, "
-            << cfg->placements.size() << " placements, " << rule_count << " rules; dry run clean\n";
+            << cfg->placements.size() << " placements, " << rule_count << " rules, "
+            << experiment_count << " experiments; dry run clean\n";
 }
 
 struct TestArgs {

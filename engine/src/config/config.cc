@@ -534,6 +534,11 @@ std::optional<EngineConfig> LoadConfig(const std::string& path,
   std::string dir;
   if (top.Str("rules", &dir)) cfg.rules_dir = Resolve(base, dir);
   if (top.Str("journeys", &dir)) cfg.journeys_dir = Resolve(base, dir);
+  if (top.Str("experiments", &dir)) {
+    cfg.experiments_file = Resolve(base, dir);
+  } else if (std::error_code ec; std::filesystem::exists(Resolve(base, "experiments.yaml"), ec)) {
+    cfg.experiments_file = Resolve(base, "experiments.yaml");
+  }
   if (YAML::Node rl = top.Get("rule_limits")) {
     Fields f(rl, path, "rule_limits", errors);
     f.Integer("instructions", &cfg.rule_limits.instructions, 1000, 1000000000);
@@ -553,12 +558,12 @@ std::optional<EngineConfig> LoadConfig(const std::string& path,
   }
   if (YAML::Node sp = top.Get("suppression"))
     ParseSuppression(sp, top, cfg, &cfg.suppression, errors);
+  if (YAML::Node pr = top.Get("pricing")) ParsePricing(pr, path, &cfg.pricing, errors);
   std::string offers;
   if (top.Str("offers", &offers)) {
     cfg.offers_file = Resolve(base, offers);
     LoadOffers(cfg.offers_file, &cfg.offers, errors);
   }
-  if (YAML::Node pr = top.Get("pricing")) ParsePricing(pr, path, &cfg.pricing, errors);
   top.Done();
   for (const Offer& o : cfg.offers) {
     for (const std::string& pl : o.placements) {
@@ -570,11 +575,11 @@ std::optional<EngineConfig> LoadConfig(const std::string& path,
       }
     }
   }
+  CheckPricing(cfg, pricing_at, errors);
   if (cfg.placements.empty())
     errors->push_back(path + ":1:1: placements: define at least one placement");
   if (errors->size() != before) return std::nullopt;
   return cfg;
 }
-  CheckPricing(cfg, pricing_at, errors);
 
 }  // namespace tailor

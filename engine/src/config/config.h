@@ -166,15 +166,19 @@ struct EngineConfig {
   double fallback_propensity = 0.5;
   std::string rules_dir;     // resolved; empty = no rules
   std::string journeys_dir;  // resolved; empty = no journeys
+  // Experiments and holdout (experiments/experiments.h): tailor.yaml
+  // `experiments:`, else experiments.yaml beside tailor.yaml when it exists;
+  // empty = none.
+  std::string experiments_file;
   RuleLimits rule_limits;
   SensitiveConfig sensitive;
   // Contact policies; each needs store.history_days >= within_days + suppress_days.
   std::vector<SuppressionPolicy> suppression;
+  PricingConfig pricing;
 };
 
 // Loads tailor.yaml (and the offers file it names). plugin_dir_default is used
 // when the file sets no plugin_dir (tailord passes <its dir>/../plugins).
-  PricingConfig pricing;
 // Returns nullopt and fills errors on any error.
 std::optional<EngineConfig> LoadConfig(const std::string& path,
                                        const std::string& plugin_dir_default,
