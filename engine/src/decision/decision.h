@@ -21,6 +21,10 @@ struct Decision {
   std::vector<std::string> finalize;                // notes of finalize hooks that acted
   nlohmann::json trace;                 // the stored trace, when DecideOptions::trace_in_reply
   std::vector<Impression> impressions;  // one per shown offer or item
+  // The experiment and arm it ran under ('' outside one; "holdout") and its
+  // mode: live, or shadow when the offers are the application's own choice.
+  std::string experiment, arm;
+  std::string mode = "live";
 };
 
 }  // namespace tailor

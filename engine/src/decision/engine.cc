@@ -9,6 +9,7 @@
 
 #include "common/log.h"
 #include "common/time.h"
+#include "decision/shadow.h"
 #include "decision/stages.h"
 #include "tailor/messages.h"
 
@@ -56,6 +57,7 @@ bool Contains(const std::vector<std::string>& v, const std::string& s) {
 struct ThreadRules {
   const void* engine = nullptr;
   uint64_t version = 0;
+  const RuleSet* set = nullptr;  // the snapshot's rules or an experiment arm's
   std::unique_ptr<RuleRuntime> runtime;
 };
 
@@ -184,6 +186,12 @@ std::shared_ptr<Snapshot> Engine::Build(EngineConfig config, std::vector<std::st
     cat->item_value.push_back(v);
   }
   auto snap = std::make_shared<Snapshot>();
+  if (!config.experiments_file.empty()) {
+    std::set<std::string> offer_ids;
+    for (const Offer& o : cat->offers) offer_ids.insert(o.id);
+    snap->experiments =
+        experiments::ExperimentSet::Load(config.experiments_file, {config, &offer_ids}, errors);
+  }
   if (!config.rules_dir.empty())
     snap->rules = RuleSet::Load(config.rules_dir, config.rule_limits, errors);
   if (!config.journeys_dir.empty()) {
@@ -287,15 +295,25 @@ std::variant<const PlacementConfig*, ApiError> Engine::PlacementFor(const Engine
   return &placement;
 }
 
-RuleRuntime* Engine::RulesFor(const Snapshot& snap) {
-  static thread_local ThreadRules tr;
-  if (!snap.rules) return nullptr;
-  if (tr.engine != this || tr.version != snap.version || !tr.runtime) {
-    tr.runtime = std::make_unique<RuleRuntime>(snap.rules, snap.catalog);
-    tr.engine = this;
-    tr.version = snap.version;
+RuleRuntime* Engine::RulesFor(const Snapshot& snap, const std::shared_ptr<const RuleSet>& set) {
+  // One runtime per rule set in use (the snapshot's and its arms'), so that
+  // alternating arms do not rebuild Lua states; a new snapshot drops them.
+  static thread_local std::vector<ThreadRules> runtimes;
+  if (!set) return nullptr;
+  ThreadRules* tr = nullptr;
+  for (ThreadRules& t : runtimes)
+    if (t.engine == this && t.set == set.get() && t.version == snap.version) tr = &t;
+  if (!tr) {
+    std::erase_if(runtimes, [&](const ThreadRules& t) {
+      return t.engine == this && t.version != snap.version;
+    });
+    tr = &runtimes.emplace_back();
+    tr->runtime = std::make_unique<RuleRuntime>(set, snap.catalog);
+    tr->engine = this;
+    tr->version = snap.version;
+    tr->set = set.get();
   }
-  return tr.runtime->ok() ? tr.runtime.get() : nullptr;
+  return tr->runtime->ok() ? tr->runtime.get() : nullptr;
 }
 
 std::string Engine::NextDecisionId(int64_t now) {
@@ -310,9 +328,31 @@ std::variant<Decision, ApiError> Engine::Decide(const DecideRequest& req, Decide
   const EngineConfig& cfg = snap->config;
   auto found = PlacementFor(cfg, req);
   if (auto* e = std::get_if<ApiError>(&found)) return std::move(*e);
-  const PlacementConfig& placement = *std::get<const PlacementConfig*>(found);
+  const PlacementConfig& base_placement = *std::get<const PlacementConfig*>(found);
   const int64_t now = req.now_ms ? *req.now_ms : now_ms();
   static thread_local DecisionScratch s;
+
+  // Experiment arm or holdout: a hash per experiment; the arm's overrides
+  // come as a prepared copy of the placement.
+  const experiments::Assignment assigned =
+      snap->experiments ? snap->experiments->Assign(req.customer, req.placement, now)
+                        : experiments::Assignment{};
+  const PlacementConfig& placement =
+      snap->experiments ? snap->experiments->PlacementOf(assigned, base_placement) : base_placement;
+  // Shadow mode: the application's own choice is served. A shadow placement
+  // needs it; an arm in shadow mode without it serves Tailor's choice.
+  bool shadow = placement.mode == PlacementConfig::Mode::kShadow;
+  if (shadow && !req.shadow) {
+    if (base_placement.mode == PlacementConfig::Mode::kShadow)
+      return ApiError{TAILOR_ERR_BAD_REQUEST, "shadow",
+                      "placement '" + req.placement +
+                          "' is in shadow mode: send the application's choice as "
+                          "\"shadow\": {\"offers\": [...]}"};
+    metrics_->counters.Add("experiments.shadow_choice_missing");
+    shadow = false;
+  }
+  if (shadow)
+    if (auto e = CheckShadowChoice(*req.shadow, placement, *snap->catalog)) return std::move(*e);
 
   // Profile and consent.
   std::shared_ptr<const Profile> profile;
@@ -321,12 +361,17 @@ std::variant<Decision, ApiError> Engine::Decide(const DecideRequest& req, Decide
     profile = GetProfile(req.customer);
     personalised = profile->known && AllowsPersonalisation(profile->customer);
   }
+  // The holdout and the popularity and random controls get what an anonymous
+  // visitor gets; their impressions are still recorded (they consented).
+  const bool consented = personalised;
+  if (assigned.holdout || (assigned.arm && assigned.arm->non_personal())) personalised = false;
   s.recent.clear();
   if (personalised)
     for (const Event& e : profile->recent) s.recent.push_back(ViewOf(e));
 
   // 1. Candidates.
   CollectCandidates(*snap->catalog, placement, req, now, &s.candidates);
+  if (assigned.arm) KeepArmOffers(*assigned.arm, &s.candidates);
   const Candidates& cands = s.candidates;
   const size_t n = cands.size();
 
@@ -363,7 +408,8 @@ std::variant<Decision, ApiError> Engine::Decide(const DecideRequest& req, Decide
   Respond(respond, cands, s.scores, &s.responses);
 
   // 4. Judge: the sensitive gate, journeys, rules (eligibility, then levers).
-  RuleRuntime* rules = RulesFor(*snap);
+  RuleRuntime* rules =
+      RulesFor(*snap, assigned.arm && assigned.arm->rules ? assigned.arm->rules : snap->rules);
   if (rules) {
     RuleRequest rr;
     rr.profile = profile.get();
@@ -452,14 +498,33 @@ std::variant<Decision, ApiError> Engine::Decide(const DecideRequest& req, Decide
   // Only a personalised decision records impressions: an unknown customer
   // must not become known by being shown something, and one who refused
   // personalisation leaves no behavioural trail.
-  if (personalised)
+  std::vector<ShadowPick> shadow_picks;
+  if (shadow) {
+    // Served: the application's choice, unchanged; logged: Tailor's own.
+    shadow_picks = ShadowPicksOf(cands, s.judgement, s.responses, s.picks, ranked, shown);
+    d.offers = ServedOffers(*req.shadow, cands, ranked);
+    d.mode = "shadow";
+    metrics_->counters.Add("decisions.shadow");
+    if (consented)
+      d.impressions = ServedImpressions(*req.shadow, cands, s.judgement, s.responses,
+                                        *snap->catalog, req, d.id, now);
+  } else if (consented) {
     d.impressions = ShownImpressions(cands, s.judgement, s.responses, s.picks, ranked, shown,
                                      *snap->catalog, req, d.id, now);
+  }
+  if (assigned.any()) {
+    d.experiment = assigned.experiment_name();
+    d.arm = assigned.arm_name();
+    const json experiment = ExperimentJson(assigned);
+    for (json& o : d.offers) o["why"]["experiment"] = experiment;
+    for (Impression& m : d.impressions) m.experiment = d.experiment, m.arm = d.arm;
+    metrics_->counters.Add("experiments." + d.experiment + "." + d.arm);
+  }
   for (Impression& m : d.impressions)
     for (size_t k = 0; k < shown && k < s.prices.size(); ++k)
       if (s.prices[k].priced && ranked[k].id == m.offer_id) m.discount = s.prices[k].discount;
   if (options.record) {
-    Record(req, now, d, trace);
+    Record(req, now, d, trace, std::move(shadow_picks));
     RecordImpressions(placement, d);
     // Shown and not clicked within the window: a negative for the click model.
     // Decision time, not the clock: replays and simulations bring their own.
@@ -470,9 +535,14 @@ std::variant<Decision, ApiError> Engine::Decide(const DecideRequest& req, Decide
   return d;
 }
 
-void Engine::Record(const DecideRequest& req, int64_t now, const Decision& d, const json& trace) {
+void Engine::Record(const DecideRequest& req, int64_t now, const Decision& d, const json& trace,
+                    std::vector<ShadowPick> shadow_picks) {
   DecisionRecord rec;
   rec.id = d.id;
+  rec.experiment = d.experiment;
+  rec.arm = d.arm;
+  rec.mode = d.mode;
+  rec.shadow_picks = std::move(shadow_picks);
   rec.customer_id = req.customer;
   rec.channel = req.channel;
   rec.placement = req.placement;
@@ -486,6 +556,7 @@ void Engine::Record(const DecideRequest& req, int64_t now, const Decision& d, co
   if (!req.exclude.empty()) rj["exclude"] = req.exclude;
   if (!req.include_categories.empty()) rj["include_categories"] = req.include_categories;
   if (!req.exclude_categories.empty()) rj["exclude_categories"] = req.exclude_categories;
+  if (req.shadow) rj["shadow"] = {{req.shadow->items ? "items" : "offers", req.shadow->ids}};
   rec.request_json = rj.dump();
   json response = {{"offers", d.offers}};
   if (!d.finalize.empty()) response["finalize"] = d.finalize;
@@ -532,7 +603,11 @@ std::variant<json, ApiError> Engine::Explain(const std::string& decision_id) {
               {"request", ParseObject(rec->request_json)},
               {"offers", response.value("offers", json::array())},
               {"trace", ParseObject(rec->trace_json)},
-              {"outcomes", feedback_->OutcomesJson(rec->id)}};
+              {"outcomes", feedback_->OutcomesJson(rec->id)},
+              {"mode", rec->mode.empty() ? std::string("live") : rec->mode},
+              {"experiment", rec->experiment.empty()
+                                 ? json(nullptr)
+                                 : json{{"name", rec->experiment}, {"arm", rec->arm}}}};
 }
 
 std::string Engine::ChatIntent(const Event& e) {

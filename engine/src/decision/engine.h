@@ -22,6 +22,7 @@
 #include "decision/profile_cache.h"
 #include "decision/sensitive_gate.h"
 #include "decision/suppression.h"
+#include "experiments/experiments.h"
 #include "feedback/loop.h"
 #include "journeys/journeys.h"
 #include "journeys/runtime.h"
@@ -31,8 +32,8 @@
 #include "model/decide_request.h"
 #include "model/types.h"
 #include "plugin_host/host.h"
-#include "rules/rules.h"
 #include "pricing/pricing.h"
+#include "rules/rules.h"
 #include "store/store.h"
 
 namespace tailor {
@@ -47,6 +48,8 @@ struct Snapshot {
   std::shared_ptr<const Journeys> journeys;        // null when no journeys directory is set
   std::shared_ptr<const SensitiveGate> sensitive;  // never null: the gate is never off
   std::shared_ptr<const Suppression> suppression;  // contact policies; null: none
+  // Experiments and holdout (experiments/experiments.h); null: none.
+  std::shared_ptr<const experiments::ExperimentSet> experiments;
 };
 
 struct DecideOptions {
@@ -112,12 +115,13 @@ class Engine {
   // The request's placement, or an error naming the placement or channel.
   static std::variant<const PlacementConfig*, ApiError> PlacementFor(const EngineConfig& cfg,
                                                                      const DecideRequest& req);
-  // This thread's rule runtime for the snapshot (null: no rules or broken).
-  RuleRuntime* RulesFor(const Snapshot& snap);
+  // This thread's rule runtime for the snapshot's rules, or an experiment
+  // arm's rule set of it (null: no rules or broken).
+  RuleRuntime* RulesFor(const Snapshot& snap, const std::shared_ptr<const RuleSet>& set);
   std::string NextDecisionId(int64_t now_ms);
   // The decision log: request, shown offers, trace.
   void Record(const DecideRequest& req, int64_t now_ms, const Decision& d,
-              const nlohmann::json& trace);
+              const nlohmann::json& trace, std::vector<ShadowPick> shadow_picks = {});
   // cached: the profile cache has the event already (impressions on_decide).
   void AfterDurable(const Event& e, bool cached = false);
   // The record stage's impressions to the feedback loop; on_decide also
@@ -143,12 +147,12 @@ class Engine {
   int64_t started_ms_;
   // What responses taught, per placement; fed by feedback_.
   std::unique_ptr<learning::Learner> learner_;
+  // Dynamic discounts: posteriors and the disparity window (pricing/pricing.h).
+  std::unique_ptr<pricing::Pricer> pricer_ = std::make_unique<pricing::Pricer>();
   std::function<void(const Outcome&)> outcome_listener_;
   std::atomic<uint64_t> flush_count_{0};  // decisions since the click models last labelled
   // Last: its thread hands impression events to AfterDurable until it goes.
   std::unique_ptr<FeedbackLoop> feedback_;
-  // Dynamic discounts: posteriors and the disparity window (pricing/pricing.h).
-  std::unique_ptr<pricing::Pricer> pricer_ = std::make_unique<pricing::Pricer>();
 };
 
 }  // namespace tailor

@@ -10,6 +10,14 @@
 
 namespace tailor {
 
+// Shadow mode: what the application serves itself ("shadow": {"offers": [...]}
+// or {"items": [...]}), in its order; Tailor returns it unchanged on a
+// placement or experiment arm in shadow mode and ignores it elsewhere.
+struct ShadowChoice {
+  bool items = false;            // the ids are items, not offers
+  std::vector<std::string> ids;  // distinct, at most 100
+};
+
 struct DecideRequest {
   std::string id;
   std::string customer;  // may be empty: anonymous
@@ -23,6 +31,7 @@ struct DecideRequest {
   std::vector<std::string> exclude;             // offer or item ids
   std::vector<std::string> include_categories;  // only these categories
   std::vector<std::string> exclude_categories;  // never these categories
+  std::optional<ShadowChoice> shadow;
 };
 
 }  // namespace tailor

@@ -183,6 +183,59 @@ class Fields {
   std::optional<ApiError> err_;
 };
 
+// decide's "shadow": {"offers": [...]} or {"items": [...]}, the application's
+// own choice in its order: distinct ids, at most kMaxLimit of them.
+void ParseShadow(Fields& f, const json& msg, std::optional<ShadowChoice>* out) {
+  json obj;
+  if (!f.Object("shadow", &obj) || !msg.contains("shadow") || msg["shadow"].is_null()) return;
+  const bool offers = obj.contains("offers"), items = obj.contains("items");
+  if (offers == items) {
+    f.Fail(Bad("shadow", "shadow must hold exactly one of offers, items"));
+    return;
+  }
+  if (obj.size() != 1) {
+    for (auto it = obj.begin(); it != obj.end(); ++it)
+      if (it.key() != "offers" && it.key() != "items") {
+        f.Fail(Bad("shadow." + it.key(),
+                   "unknown field 'shadow." + it.key() + "' (known: offers, items)"));
+        return;
+      }
+  }
+  const std::string key = offers ? "offers" : "items";
+  const std::string field = "shadow." + key;
+  const json& list = obj[key];
+  if (!list.is_array()) {
+    f.Fail(Bad(field, field + " must be an array of ids, got " + TypeName(list)));
+    return;
+  }
+  if (list.size() > static_cast<size_t>(kMaxLimit)) {
+    f.Fail(Bad(field, field + " has " + std::to_string(list.size()) + " entries; the limit is " +
+                          std::to_string(kMaxLimit)));
+    return;
+  }
+  ShadowChoice choice;
+  choice.items = items;
+  for (size_t i = 0; i < list.size(); ++i) {
+    const std::string at = field + "[" + std::to_string(i) + "]";
+    if (!list[i].is_string() || list[i].get_ref<const std::string&>().empty()) {
+      f.Fail(Bad(at, list[i].is_string() ? at + " must not be empty"
+                                         : at + " must be a string, got " + TypeName(list[i])));
+      return;
+    }
+    const std::string& id = list[i].get_ref<const std::string&>();
+    if (id.size() > kMaxIdLength) {
+      f.Fail(Bad(at, at + " is longer than " + std::to_string(kMaxIdLength) + " bytes"));
+      return;
+    }
+    if (std::find(choice.ids.begin(), choice.ids.end(), id) != choice.ids.end()) {
+      f.Fail(Bad(at, at + " repeats '" + id + "'"));
+      return;
+    }
+    choice.ids.push_back(id);
+  }
+  *out = std::move(choice);
+}
+
 }  // namespace
 
 const std::vector<std::string>& KnownEventTypes() {
@@ -277,6 +330,7 @@ std::variant<Request, ApiError> ParseRequest(std::string_view body, size_t max_b
     f.StrList("exclude", &d.exclude, kMaxFilterEntries, false);
     f.StrList("include_categories", &d.include_categories, kMaxFilterEntries, true);
     f.StrList("exclude_categories", &d.exclude_categories, kMaxFilterEntries, false);
+    ParseShadow(f, msg, &d.shadow);
     f.NoOthers();
     if (!f.error() && d.channel.empty()) f.Fail(Bad("channel", "channel must not be empty"));
     if (!f.error() && d.placement.empty()) f.Fail(Bad("placement", "placement must not be empty"));

@@ -10,6 +10,7 @@ nlohmann::json DecideReply(Decision d) {
                           {"candidates", d.candidates}, {"offers", std::move(d.offers)}};
   if (!d.finalize.empty()) reply["finalize"] = std::move(d.finalize);
   if (!d.trace.is_null()) reply["trace"] = std::move(d.trace);
+  if (d.mode != "live") reply["mode"] = d.mode;  // shadow: the offers are the app's own
   return reply;
 }
 

@@ -167,6 +167,24 @@ ALTER TABLE impressions ADD COLUMN experiment TEXT NOT NULL DEFAULT '';
 ALTER TABLE impressions ADD COLUMN arm TEXT NOT NULL DEFAULT '';
 ALTER TABLE impressions ADD COLUMN discount REAL NOT NULL DEFAULT 0;
 )sql"},
+      {7, "shadow picks", R"sql(
+-- Shadow mode: what Tailor would have shown at each position of a decision
+-- whose served choice was the application's, with the policy's propensity,
+-- P(click), P(convert | click) and the offer's value, so a report can
+-- estimate what Tailor would have achieved (experiments/shadow_estimate.h).
+CREATE TABLE shadow_picks (
+  decision_id TEXT NOT NULL,
+  position INTEGER NOT NULL,
+  offer_id TEXT NOT NULL DEFAULT '',
+  item_id TEXT NOT NULL DEFAULT '',
+  propensity REAL NOT NULL DEFAULT 1,
+  p_click REAL NOT NULL DEFAULT 0,
+  p_convert REAL NOT NULL DEFAULT 0,
+  value REAL NOT NULL DEFAULT 0,
+  PRIMARY KEY (decision_id, position)
+) WITHOUT ROWID;
+CREATE INDEX decisions_by_mode ON decisions(mode, ts_ms);
+)sql"},
   };
   return kMigrations;
 }

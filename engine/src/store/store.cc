@@ -6,6 +6,7 @@
 #include <condition_variable>
 #include <cstring>
 #include <deque>
+#include <limits>
 #include <map>
 #include <mutex>
 #include <thread>
@@ -57,6 +58,9 @@ const char* const kUpsertOffer =
 const char* const kInsertDecision =
     "INSERT OR REPLACE INTO decisions(id, customer_id, channel, placement, ts_ms, request, "
     "response, trace, experiment, arm, mode) VALUES (?,?,?,?,?,?,?,?,?,?,?)";
+const char* const kInsertShadowPick =
+    "INSERT OR REPLACE INTO shadow_picks(decision_id, position, offer_id, item_id, propensity, "
+    "p_click, p_convert, value) VALUES (?,?,?,?,?,?,?,?)";
 const char* const kUpsertTruth =
     "INSERT OR REPLACE INTO demo_truth(customer_id, trait, value) VALUES (?,?,?)";
 
@@ -296,6 +300,7 @@ struct Store::Impl {
     Stmt insert_event(writer_db, kInsertEvent);
     Stmt insert_customer(writer_db, kInsertBareCustomer);
     Stmt insert_decision(writer_db, kInsertDecision);
+    Stmt insert_shadow_pick(writer_db, kInsertShadowPick);
     Stmt insert_impression(writer_db, kInsertImpression);
     Stmt mark_shown(writer_db, kMarkShown);
     Stmt insert_outcome(writer_db, kInsertOutcome);
@@ -345,6 +350,20 @@ struct Store::Impl {
               .Text(11, d.mode.empty() ? std::string("live") : d.mode);
           if (Status s = insert_decision.Run(); !s.ok())
             log::Error("store", "decision " + d.id + " not logged: " + s.message());
+          for (const ShadowPick& p : d.shadow_picks) {
+            insert_shadow_pick.Text(1, d.id)
+                .Int(2, p.position)
+                .Text(3, p.offer_id)
+                .Text(4, p.item_id)
+                .Real(5, p.propensity)
+                .Real(6, p.p_click)
+                .Real(7, p.p_convert)
+                .Real(8, p.value);
+            if (Status s = insert_shadow_pick.Run(); !s.ok()) {
+              log::Error("store", "shadow picks of " + d.id + " not logged: " + s.message());
+              break;
+            }
+          }
         }
       }
       if (tx.ok()) tx = Exec(writer_db, "COMMIT");
@@ -871,43 +890,133 @@ std::vector<Outcome> Store::OutcomesOf(const std::string& decision_id) {
   return out;
 }
 
-std::vector<Store::CustomerExposure> Store::ExposureByCustomer(int64_t since_ms,
-                                                               int64_t until_ms) {
-  std::vector<CustomerExposure> out;
+std::vector<ShadowPick> Store::ShadowPicksOf(const std::string& decision_id) {
+  std::vector<ShadowPick> out;
   Impl::Reader r(impl_.get());
   if (!r.db()) return out;
-  // One row per customer decided in the window; impressions and conversions
-  // belong to the window's decisions.
   Stmt st(r.db(),
-          "WITH d AS (SELECT id, customer_id FROM decisions WHERE ts_ms >= ?1 AND ts_ms < ?2 "
-          "AND customer_id IS NOT NULL AND customer_id <> ''), "
-          "dn AS (SELECT customer_id, count(*) AS n FROM d GROUP BY customer_id), "
-          "i AS (SELECT i.customer_id, count(*) AS n, sum(i.discount > 0) AS nd, "
-          "sum(CASE WHEN i.discount > 0 THEN i.discount ELSE 0 END) AS sd "
-          "FROM impressions i JOIN d ON d.id = i.decision_id "
-          "WHERE i.shown = 1 AND i.offer_id <> '' GROUP BY i.customer_id), "
-          "o AS (SELECT o.customer_id, count(DISTINCT o.decision_id || '/' || o.position) AS n "
-          "FROM outcomes o JOIN d ON d.id = o.decision_id "
-          "WHERE o.kind = 'conversion' AND o.offer_id <> '' GROUP BY o.customer_id) "
-          "SELECT dn.customer_id, coalesce(c.attributes, '{}'), dn.n, coalesce(i.n, 0), "
-          "coalesce(i.nd, 0), coalesce(i.sd, 0), coalesce(o.n, 0) FROM dn "
-          "LEFT JOIN customers c ON c.id = dn.customer_id "
-          "LEFT JOIN i ON i.customer_id = dn.customer_id "
-          "LEFT JOIN o ON o.customer_id = dn.customer_id ORDER BY dn.customer_id");
-  if (!st.ok()) return out;
-  st.Int(1, since_ms).Int(2, until_ms);
-  while (st.Step() == SQLITE_ROW) {
-    CustomerExposure e;
-    e.customer_id = st.Col(0);
-    e.attributes_json = st.Col(1);
-    e.decisions = st.ColInt(2);
-    e.impressions = st.ColInt(3);
-    e.discounted = st.ColInt(4);
-    e.discount_sum = st.ColReal(5);
-    e.conversions = st.ColInt(6);
-    out.push_back(std::move(e));
-  }
+          "SELECT position, offer_id, item_id, propensity, p_click, p_convert, value "
+          "FROM shadow_picks WHERE decision_id = ? ORDER BY position");
+  st.Text(1, decision_id);
+  while (st.Step() == SQLITE_ROW)
+    out.push_back(ShadowPick{static_cast<int>(st.ColInt(0)), st.Col(1), st.Col(2), st.ColReal(3),
+                             st.ColReal(4), st.ColReal(5), st.ColReal(6)});
   return out;
+}
+
+int64_t Store::ForEachShadowDecision(int64_t since_ms, int64_t until_ms,
+                                     const std::function<bool(const ShadowDecisionRow&)>& fn) {
+  Impl::Reader r(impl_.get());
+  if (!r.db()) return -1;
+  // One row per decision; each subquery reads by the decision id's index.
+  Stmt st(r.db(),
+          "SELECT d.id, d.placement, d.ts_ms, "
+          " (SELECT coalesce(nullif(i.offer_id, ''), i.item_id) FROM impressions i "
+          "   WHERE i.decision_id = d.id AND i.position = 1), "
+          " (SELECT count(*) FROM impressions i WHERE i.decision_id = d.id), "
+          " (SELECT coalesce(nullif(p.offer_id, ''), p.item_id) FROM shadow_picks p "
+          "   WHERE p.decision_id = d.id AND p.position = 1), "
+          " (SELECT count(*) FROM shadow_picks p WHERE p.decision_id = d.id), "
+          " (SELECT coalesce(sum(p_click), 0) FROM shadow_picks p WHERE p.decision_id = d.id), "
+          " (SELECT coalesce(sum(p_click * p_convert), 0) FROM shadow_picks p "
+          "   WHERE p.decision_id = d.id), "
+          " (SELECT coalesce(sum(p_click * p_convert * value), 0) FROM shadow_picks p "
+          "   WHERE p.decision_id = d.id), "
+          " (SELECT count(*) FROM outcomes o WHERE o.decision_id = d.id AND o.kind = 'click' "
+          "   AND o.first_of_kind = 1), "
+          " (SELECT count(*) FROM outcomes o WHERE o.decision_id = d.id "
+          "   AND o.kind = 'conversion' AND o.first_of_kind = 1), "
+          " (SELECT coalesce(sum(o.value), 0) FROM outcomes o WHERE o.decision_id = d.id "
+          "   AND o.kind = 'conversion') "
+          "FROM decisions d WHERE d.mode = 'shadow' AND d.ts_ms >= ? AND d.ts_ms < ? "
+          "ORDER BY d.ts_ms, d.id");
+  st.Int(1, since_ms).Int(2, until_ms > 0 ? until_ms : INT64_MAX);
+  int64_t n = 0;
+  int rc;
+  while ((rc = st.Step()) == SQLITE_ROW) {
+    ++n;
+    ShadowDecisionRow row;
+    row.decision_id = st.Col(0);
+    row.placement = st.Col(1);
+    row.ts_ms = st.ColInt(2);
+    row.served_top = st.Col(3);
+    row.served = st.ColInt(4);
+    row.tailor_top = st.Col(5);
+    row.picks = st.ColInt(6);
+    row.tailor_clicks = st.ColReal(7);
+    row.tailor_conversions = st.ColReal(8);
+    row.tailor_value = st.ColReal(9);
+    row.clicks = st.ColInt(10);
+    row.conversions = st.ColInt(11);
+    row.revenue = st.ColReal(12);
+    if (!fn(row)) return n;
+  }
+  return rc == SQLITE_DONE ? n : -1;
+}
+
+int64_t Store::ForEachDecision(int64_t since_ms, int64_t until_ms, const std::string& placement,
+                               const std::function<bool(const DecisionRecord&)>& fn) {
+  Impl::Reader r(impl_.get());
+  if (!r.db()) return -1;
+  Stmt st(r.db(),
+          "SELECT id, customer_id, channel, placement, ts_ms, request, response, trace, "
+          "experiment, arm, mode FROM decisions WHERE ts_ms >= ? AND ts_ms < ? AND "
+          "(? = '' OR placement = ?) ORDER BY ts_ms, id");
+  st.Int(1, since_ms)
+      .Int(2, until_ms > 0 ? until_ms : std::numeric_limits<int64_t>::max())
+      .Text(3, placement)
+      .Text(4, placement);
+  int64_t n = 0;
+  int rc;
+  while ((rc = st.Step()) == SQLITE_ROW) {
+    ++n;
+    DecisionRecord d{st.Col(0), st.Col(1), st.Col(2), st.Col(3), st.ColInt(4), st.Col(5),
+                     st.Col(6), st.Col(7), st.Col(8), st.Col(9), st.Col(10)};
+    if (!fn(d)) return n;
+  }
+  return rc == SQLITE_DONE ? n : -1;
+}
+
+Status Store::BackupTo(const std::string& dest) {
+  Impl::Reader r(impl_.get());
+  if (!r.db()) return Status::Error("store: no read connection for the backup");
+  sqlite3* out = nullptr;
+  if (sqlite3_open_v2(dest.c_str(), &out, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr) !=
+      SQLITE_OK) {
+    std::string msg = out ? sqlite3_errmsg(out) : "out of memory";
+    sqlite3_close(out);
+    return Status::Error("store: cannot create " + dest + ": " + msg);
+  }
+  sqlite3_backup* b = sqlite3_backup_init(out, "main", r.db(), "main");
+  int rc = b ? sqlite3_backup_step(b, -1) : SQLITE_ERROR;
+  if (b) sqlite3_backup_finish(b);
+  std::string msg = sqlite3_errmsg(out);
+  sqlite3_close(out);
+  if (rc != SQLITE_DONE) return Status::Error("store: backup to " + dest + " failed: " + msg);
+  return Status::Ok();
+}
+
+Status Store::RewindTo(int64_t ts_ms) {
+  std::lock_guard lock(impl_->sync_mu);
+  sqlite3* db = impl_->sync_db;
+  if (Status s = NeedsWritable(db); !s.ok()) return s;
+  if (Status s = Exec(db, "BEGIN IMMEDIATE"); !s.ok()) return s;
+  static const char* const kDeletes[] = {
+      "DELETE FROM events WHERE ts_ms >= ?", "DELETE FROM decisions WHERE ts_ms >= ?",
+      "DELETE FROM impressions WHERE ts_ms >= ?", "DELETE FROM outcomes WHERE ts_ms >= ?",
+      "DELETE FROM journey_state WHERE entered_ms >= ?"};
+  Status s = Status::Ok();
+  for (const char* sql : kDeletes) {
+    Stmt st(db, sql);
+    st.Int(1, ts_ms);
+    s = st.Run();
+    if (!s.ok()) break;
+  }
+  if (!s.ok()) {
+    Exec(db, "ROLLBACK");
+    return s;
+  }
+  return Exec(db, "COMMIT");
 }
 
 // --- Report reads -----------------------------------------------------------
@@ -1016,10 +1125,49 @@ int64_t Store::ForEachDecisionTrace(const KpiWindow& w,
 
 #undef TAILOR_KPI_WINDOW
 
+std::vector<Store::CustomerExposure> Store::ExposureByCustomer(int64_t since_ms,
+                                                               int64_t until_ms) {
+  std::vector<CustomerExposure> out;
+  Impl::Reader r(impl_.get());
+  if (!r.db()) return out;
+  // One row per customer decided in the window; impressions and conversions
+  // belong to the window's decisions.
+  Stmt st(r.db(),
+          "WITH d AS (SELECT id, customer_id FROM decisions WHERE ts_ms >= ?1 AND ts_ms < ?2 "
+          "AND customer_id IS NOT NULL AND customer_id <> ''), "
+          "dn AS (SELECT customer_id, count(*) AS n FROM d GROUP BY customer_id), "
+          "i AS (SELECT i.customer_id, count(*) AS n, sum(i.discount > 0) AS nd, "
+          "sum(CASE WHEN i.discount > 0 THEN i.discount ELSE 0 END) AS sd "
+          "FROM impressions i JOIN d ON d.id = i.decision_id "
+          "WHERE i.shown = 1 AND i.offer_id <> '' GROUP BY i.customer_id), "
+          "o AS (SELECT o.customer_id, count(DISTINCT o.decision_id || '/' || o.position) AS n "
+          "FROM outcomes o JOIN d ON d.id = o.decision_id "
+          "WHERE o.kind = 'conversion' AND o.offer_id <> '' GROUP BY o.customer_id) "
+          "SELECT dn.customer_id, coalesce(c.attributes, '{}'), dn.n, coalesce(i.n, 0), "
+          "coalesce(i.nd, 0), coalesce(i.sd, 0), coalesce(o.n, 0) FROM dn "
+          "LEFT JOIN customers c ON c.id = dn.customer_id "
+          "LEFT JOIN i ON i.customer_id = dn.customer_id "
+          "LEFT JOIN o ON o.customer_id = dn.customer_id ORDER BY dn.customer_id");
+  if (!st.ok()) return out;
+  st.Int(1, since_ms).Int(2, until_ms);
+  while (st.Step() == SQLITE_ROW) {
+    CustomerExposure e;
+    e.customer_id = st.Col(0);
+    e.attributes_json = st.Col(1);
+    e.decisions = st.ColInt(2);
+    e.impressions = st.ColInt(3);
+    e.discounted = st.ColInt(4);
+    e.discount_sum = st.ColReal(5);
+    e.conversions = st.ColInt(6);
+    out.push_back(std::move(e));
+  }
+  return out;
+}
+
 int64_t Store::Count(const std::string& table) {
-  static const char* const kTables[] = {"customers",   "items",   "offers",        "events",
-                                        "decisions",   "models",  "journey_state", "demo_truth",
-                                        "impressions", "outcomes"};
+  static const char* const kTables[] = {"customers",   "items",    "offers",        "events",
+                                        "decisions",   "models",   "journey_state", "demo_truth",
+                                        "impressions", "outcomes", "shadow_picks"};
   bool allowed = false;
   for (const char* t : kTables) allowed = allowed || table == t;
   if (!allowed) return -1;

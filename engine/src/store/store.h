@@ -35,6 +35,31 @@ struct OfferRecord {
   std::string definition_json;
 };
 
+// Shadow mode: one position of what Tailor would have shown (table
+// shadow_picks, migration 7).
+struct ShadowPick {
+  int position = 0;  // 1-based
+  std::string offer_id, item_id;
+  double propensity = 1;  // the policy's, as a live decision would log it
+  double p_click = 0;     // the P it was ranked by
+  double p_convert = 1;   // P(convert | click); 1 without a response model
+  double value = 0;       // business value of a conversion
+};
+
+// One shadow decision with its responses, for shadow_estimate.h.
+struct ShadowDecisionRow {
+  std::string decision_id, placement;
+  int64_t ts_ms = 0;
+  std::string served_top, tailor_top;   // offer (else item) id at position 1; '' none
+  int64_t served = 0;                   // served impressions
+  int64_t picks = 0;                    // Tailor's picks
+  double tailor_clicks = 0;             // sum of the picks' p_click
+  double tailor_conversions = 0;        // sum of p_click x p_convert
+  double tailor_value = 0;              // sum of p_click x p_convert x value
+  int64_t clicks = 0, conversions = 0;  // observed on the served choice (first of kind)
+  double revenue = 0;                   // sum of the conversions' values
+};
+
 struct DecisionRecord {
   std::string id;
   std::string customer_id;
@@ -47,6 +72,8 @@ struct DecisionRecord {
   std::string experiment;         // '' outside any experiment
   std::string arm;                // the experiment's arm, or "holdout"
   std::string mode = "live";      // live | shadow
+  std::vector<ShadowPick>
+      shadow_picks;  // shadow mode: Tailor's own choice (written, not read back)
 };
 
 struct ModelRecord {
@@ -210,20 +237,27 @@ class Store {
   int64_t ForEachOutcome(int64_t since_ms, const std::function<bool(const Outcome&)>& fn);
   // A decision's outcomes in the order they were stored.
   std::vector<Outcome> OutcomesOf(const std::string& decision_id);
-
-  // Per customer with decisions in [since_ms, until_ms): their attributes and
-  // what they were decided, shown (offers only), discounted and converted —
-  // the fairness report's rows (report/fairness.h).
-  struct CustomerExposure {
-    std::string customer_id;
-    std::string attributes_json = "{}";
-    int64_t decisions = 0;
-    int64_t impressions = 0;  // shown offers
-    int64_t discounted = 0;   // shown offers with a discount > 0
-    double discount_sum = 0;  // over the discounted ones
-    int64_t conversions = 0;  // conversions joined to shown offers (one per impression)
-  };
-  std::vector<CustomerExposure> ExposureByCustomer(int64_t since_ms, int64_t until_ms);
+  // Shadow mode (migration 7): a decision's logged picks, by position.
+  std::vector<ShadowPick> ShadowPicksOf(const std::string& decision_id);
+  // Visits shadow decisions with since_ms <= ts_ms < until_ms (until_ms <= 0:
+  // no bound), oldest first, with their served responses and Tailor's picks
+  // summed. Returns how many were visited, -1 on error.
+  int64_t ForEachShadowDecision(int64_t since_ms, int64_t until_ms,
+                                const std::function<bool(const ShadowDecisionRow&)>& fn);
+  // --- Replays (tailor eval policy) -----------------------------------------
+  // Visits the decisions with since_ms <= ts_ms < until_ms (until_ms <= 0: no
+  // end) on placement ('' : every placement), oldest first (ties by id); fn
+  // returns false to stop. Returns how many were visited, -1 on error.
+  int64_t ForEachDecision(int64_t since_ms, int64_t until_ms, const std::string& placement,
+                          const std::function<bool(const DecisionRecord&)>& fn);
+  // Copies the whole store into a new file at dest (SQLite's online backup:
+  // consistent even while tailord writes). dest must not exist.
+  Status BackupTo(const std::string& dest);
+  // On a copy: forgets everything that happened at or after ts_ms (events,
+  // decisions, impressions, outcomes, journey states entered then), so that a
+  // replay can feed the later events back one by one and decide as of each
+  // logged decision's time. Refused on a read-only store.
+  Status RewindTo(int64_t ts_ms);
 
   // --- Report reads (report/kpi.h): streamed, so memory stays bounded ------
   // Decisions in the window.
@@ -240,8 +274,22 @@ class Store {
   int64_t ForEachDecisionTrace(const KpiWindow& w,
                                const std::function<bool(const DecisionTraceRow&)>& fn);
 
+  // Per customer with decisions in [since_ms, until_ms): their attributes and
+  // what they were decided, shown (offers only), discounted and converted —
+  // the fairness report's rows (report/fairness.h).
+  struct CustomerExposure {
+    std::string customer_id;
+    std::string attributes_json = "{}";
+    int64_t decisions = 0;
+    int64_t impressions = 0;  // shown offers
+    int64_t discounted = 0;   // shown offers with a discount > 0
+    double discount_sum = 0;  // over the discounted ones
+    int64_t conversions = 0;  // conversions joined to shown offers (one per impression)
+  };
+  std::vector<CustomerExposure> ExposureByCustomer(int64_t since_ms, int64_t until_ms);
+
   // Row count of one of: customers, items, offers, events, decisions, models,
-  // impressions, outcomes.
+  // impressions, outcomes, shadow_picks.
   int64_t Count(const std::string& table);
 
  private:
