@@ -429,6 +429,7 @@ void RunPolicy(const PolicyArgs& a) {
                          {"snips", learning::OpeEstimateJson(r.snips)},
                          {"dr", learning::OpeEstimateJson(r.dr)}}},
                        {"ess", r.ess},
+                       {"matched_events", r.matched_events},
                        {"decisions", r.decisions},
                        {"logged_value", logged_sum[m] / static_cast<double>(n)}});
   }
@@ -441,6 +442,13 @@ void RunPolicy(const PolicyArgs& a) {
                   ess, n, 100 * learning::kMinEssFraction, learning::kMinEss);
     warnings.push_back(buf);
   }
+  for (int m = 0; m < 3; ++m)
+    if (results[m].matched_events < learning::kMinEvents)
+      warnings.push_back(
+          std::string(kMetrics[m]) + ": only " + std::to_string(results[m].matched_events) +
+          " decisions where the candidate agreed with the logged pick had a "
+          "non-zero reward (below " +
+          std::to_string(learning::kMinEvents) + "): its normal interval is unreliable");
   if (unsupported > 0) {
     std::string names;
     for (const auto& [o, c] : unsupported_offers)

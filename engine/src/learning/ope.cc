@@ -51,6 +51,7 @@ OpeResult Evaluate(std::span<const OpeSample> samples) {
     sw += s.weight;
     swr += s.weight * s.reward;
     r.matched += s.weight > 0;
+    r.matched_events += s.weight > 0 && s.reward != 0;
   }
   r.ips = MeanInterval(ips);
   r.dr = MeanInterval(dr);

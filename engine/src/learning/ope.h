@@ -64,12 +64,16 @@ struct OpeResult {
   double weight_mean = 0, weight_se = 0;
   size_t decisions = 0;
   size_t matched = 0;  // decisions with weight > 0
+  // Matched decisions with a non-zero reward: below kMinEvents the normal
+  // interval of a rare outcome (conversions, revenue) is unreliable.
+  size_t matched_events = 0;
 };
 
 constexpr double kZ95 = 1.959963984540054;
 // Overlap thresholds (documented in README § Off-policy evaluation).
 constexpr double kMinEssFraction = 0.02;
 constexpr double kMinEss = 30;
+constexpr size_t kMinEvents = 10;
 
 OpeResult Evaluate(std::span<const OpeSample> samples);
 
