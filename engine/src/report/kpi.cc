@@ -167,6 +167,17 @@ json ArmJson(const std::string& key, const Arm& a, const Arm* control, bool is_c
 
 // Cumulative figures per arm per day, and the cumulative CTR uplift against
 // the control with its interval: what the HTML's time charts draw.
+// A window the user bounded is charted whole (days without decisions are
+// flat), up to kMaxChartDays; an open end stops at the data.
+constexpr int64_t kMaxChartDays = 731;
+void ExtendToWindow(const KpiWindow& w, int64_t* first_day, int64_t* last_day) {
+  if (w.since_ms > 0)
+    *first_day = std::min(*first_day, std::max(w.since_ms / kDayMs, *last_day - kMaxChartDays));
+  if (w.until_ms != INT64_MAX)
+    *last_day =
+        std::max(*last_day, std::min((w.until_ms - 1) / kDayMs, *first_day + kMaxChartDays));
+}
+
 json Daily(const Arms& arms, const std::string& control, int64_t first_day, int64_t last_day) {
   json out = json::object();
   for (const auto& [key, a] : arms) {
@@ -481,6 +492,7 @@ json BuildReport(Store& store, const ReportOptions& opt, std::string* err) {
     return {};
   }
   if (arms.empty()) first_day = last_day = opt.window.since_ms / kDayMs;
+  ExtendToWindow(opt.window, &first_day, &last_day);
 
   json report = json::object();
   report["store"] = store.path();
