@@ -112,6 +112,13 @@ TEST_F(Experiments, ArmIsInWhyExplainAndStoreAndItsOverridesTakeEffect) {
     EXPECT_EQ(ex["offers"][0]["why"]["experiment"]["arm"], arm);
   }
   EXPECT_EQ(arms, (std::set<std::string>{"narrow", "explore"}));
+  // Counted per arm (two decisions per customer).
+  json stats = c.Call({{"v", 1}, {"type", "stats"}, {"id", "s"}});
+  const json& counters = stats["stats"]["counters"];
+  EXPECT_EQ(
+      counters.value("experiments.hero.narrow", 0) + counters.value("experiments.hero.explore", 0),
+      38)
+      << stats.dump();
   // Not on placements outside the experiment.
   json other = Decide(c, "c1", "checkout");
   EXPECT_FALSE(other["offers"][0]["why"].contains("experiment")) << other.dump();

@@ -486,8 +486,16 @@ std::variant<Decision, ApiError> Engine::Decide(const DecideRequest& req, Decide
                              plugins,   dropped, facts,    &s.responses, &s.picks};
   d.offers = ShownOffers(explain, shown);
   // 6b. Price: the discount of each shown offer that declares a range.
-  const PriceInput price{placement, cfg.pricing, *snap->catalog, cands, ranked, shown,
-                         personalised ? profile.get() : nullptr, facts, d.id, options.record};
+  const PriceInput price{placement,
+                         cfg.pricing,
+                         *snap->catalog,
+                         cands,
+                         ranked,
+                         shown,
+                         personalised ? profile.get() : nullptr,
+                         facts,
+                         d.id,
+                         options.record};
   PriceShown(price, pricer_.get(), &s.prices);
   ApplyPrices(s.prices, &d.offers);
   for (const pricing::Choice& c : s.prices) {
@@ -518,7 +526,7 @@ std::variant<Decision, ApiError> Engine::Decide(const DecideRequest& req, Decide
     const json experiment = ExperimentJson(assigned);
     for (json& o : d.offers) o["why"]["experiment"] = experiment;
     for (Impression& m : d.impressions) m.experiment = d.experiment, m.arm = d.arm;
-    metrics_->counters.Add("experiments." + d.experiment + "." + d.arm);
+    metrics_->counters.Add(assigned.counter());
   }
   for (Impression& m : d.impressions)
     for (size_t k = 0; k < shown && k < s.prices.size(); ++k)
@@ -595,19 +603,19 @@ std::variant<json, ApiError> Engine::Explain(const std::string& decision_id) {
   if (!rec)
     return ApiError{"not_found", "decision", "no decision '" + decision_id + "' in the store"};
   json response = ParseObject(rec->response_json);
-  return json{{"decision", rec->id},
-              {"customer", rec->customer_id},
-              {"channel", rec->channel},
-              {"placement", rec->placement},
-              {"ts", format_iso8601_ms(rec->ts_ms)},
-              {"request", ParseObject(rec->request_json)},
-              {"offers", response.value("offers", json::array())},
-              {"trace", ParseObject(rec->trace_json)},
-              {"outcomes", feedback_->OutcomesJson(rec->id)},
-              {"mode", rec->mode.empty() ? std::string("live") : rec->mode},
-              {"experiment", rec->experiment.empty()
-                                 ? json(nullptr)
-                                 : json{{"name", rec->experiment}, {"arm", rec->arm}}}};
+  return json{
+      {"decision", rec->id},
+      {"customer", rec->customer_id},
+      {"channel", rec->channel},
+      {"placement", rec->placement},
+      {"ts", format_iso8601_ms(rec->ts_ms)},
+      {"request", ParseObject(rec->request_json)},
+      {"offers", response.value("offers", json::array())},
+      {"trace", ParseObject(rec->trace_json)},
+      {"outcomes", feedback_->OutcomesJson(rec->id)},
+      {"mode", rec->mode.empty() ? std::string("live") : rec->mode},
+      {"experiment", rec->experiment.empty() ? json(nullptr)
+                                             : json{{"name", rec->experiment}, {"arm", rec->arm}}}};
 }
 
 std::string Engine::ChatIntent(const Event& e) {

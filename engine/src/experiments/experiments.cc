@@ -224,6 +224,7 @@ void ParseExperiment(const YAML::Node& node, const std::string& file, const std:
   e->traffic_seed = HashSeed(e->salt, std::string_view("\x01traffic", 8));
   for (Arm& arm : e->arms) {
     arm.seed = HashSeed(e->salt, arm.name);
+    arm.counter = "experiments." + e->name + "." + arm.name;
     for (const std::string& pl : e->placements)
       if (auto it = known.config.placements.find(pl); it != known.config.placements.end())
         arm.placements.emplace(pl, Override(it->second, arm));
@@ -267,6 +268,11 @@ std::string_view Assignment::arm_name() const {
   if (holdout) return "holdout";
   return arm ? std::string_view(arm->name) : std::string_view();
 }
+const std::string& Assignment::counter() const {
+  static const std::string kHoldout = "experiments.holdout.holdout", kNone;
+  return holdout ? kHoldout : arm ? arm->counter : kNone;
+}
+
 std::string_view Assignment::layer() const {
   return experiment ? std::string_view(experiment->layer) : std::string_view();
 }

@@ -59,6 +59,7 @@ struct Arm {
   std::vector<std::string> offers;               // sorted offer ids allowed; empty: all
   std::string where;                             // "file:line:col" of the arm
   uint64_t seed = 0;                             // hash state after "salt\0name\0"
+  std::string counter;  // "experiments.<experiment>.<arm>", built once (no allocation per decision)
   // Per placement of the experiment: that placement with this arm's
   // overrides applied (what the decision stages read).
   std::map<std::string, PlacementConfig> placements;
@@ -102,6 +103,8 @@ struct Assignment {
   std::string_view experiment_name() const;
   std::string_view arm_name() const;
   std::string_view layer() const;
+  // The decisions counter: "experiments.<experiment>.<arm>".
+  const std::string& counter() const;
 };
 
 class ExperimentSet {
