@@ -308,6 +308,33 @@ experiments:
   EXPECT_NEAR(e1a_e3a / double(e1a), e3a / double(n), 0.025);
 }
 
+TEST(Experiments, AnEndedExperimentHoldsNoneOfItsLayer) {
+  EngineConfig cfg = TestConfig();
+  // e_old ended at 2026-02-01; e_new runs after it in the same layer.
+  auto set = ParseOk(R"(
+experiments:
+  - {name: e_old, placements: [home], start: 2026-01-01, end: 2026-02-01,
+     arms: [{name: a, share: 1}]}
+  - {name: e_new, placements: [checkout], start: 2026-01-15,
+     arms: [{name: a, share: 0.5}, {name: b, share: 0.5}]}
+)",
+                     cfg);
+  const int64_t during = *parse_iso8601_ms("2026-01-20T00:00:00Z");
+  const int64_t after = *parse_iso8601_ms("2026-03-01T00:00:00Z");
+  int new_during = 0, new_after = 0, moved_out = 0;
+  const int n = 20000;
+  for (int i = 0; i < n; ++i) {
+    const bool d = set->Assign(Id(i), "checkout", during).any();
+    const bool a = set->Assign(Id(i), "checkout", after).any();
+    new_during += d;
+    new_after += a;
+    moved_out += d && !a;
+  }
+  EXPECT_NEAR(new_during / double(n), 0.5, 0.015);  // both running: half each
+  EXPECT_EQ(new_after, n);                          // the ended one holds none
+  EXPECT_EQ(moved_out, 0);                          // its ending only brings customers in
+}
+
 TEST(Experiments, HoldoutTakesItsShareEverywhereAndNeverAnArm) {
   EngineConfig cfg = TestConfig();
   std::string yaml = std::string("holdout: {share: 0.05}\n") + kTwoArms;

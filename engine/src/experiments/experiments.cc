@@ -398,9 +398,13 @@ std::shared_ptr<const ExperimentSet> ExperimentSet::Parse(const std::string& yam
   return set;
 }
 
-const Experiment* ExperimentSet::InLayer(size_t layer, std::string_view customer) const {
+const Experiment* ExperimentSet::InLayer(size_t layer, std::string_view customer,
+                                         int64_t now_ms) const {
   const std::vector<size_t>& members = layers_[layer];
   if (members.size() == 1) return &experiments_[members[0]];
+  // Only the layer's running experiments share its customers: one that has
+  // ended (or not begun) holds none, and by rendezvous hashing its ending
+  // moves only its own customers to the others.
   // Equal weights; a few experiments per layer at most, so no allocation.
   constexpr size_t kStack = 16;
   uint64_t seeds[kStack];
@@ -410,14 +414,16 @@ const Experiment* ExperimentSet::InLayer(size_t layer, std::string_view customer
   for (size_t start = 0; start < members.size(); start += kStack) {
     const size_t n = std::min(kStack, members.size() - start);
     for (size_t k = 0; k < n; ++k) {
-      seeds[k] = experiments_[members[start + k]].layer_seed;
-      weights[k] = 1;
+      const Experiment& e = experiments_[members[start + k]];
+      seeds[k] = e.layer_seed;
+      weights[k] = now_ms >= e.start_ms && now_ms < e.end_ms ? 1 : 0;
     }
     const int b = Rendezvous(seeds, weights, n, customer);
+    if (b < 0) continue;
     const double score = -1 / std::log(UnitHash(seeds[b], customer));
     if (best < 0 || score > best_score) best = static_cast<int>(start) + b, best_score = score;
   }
-  return &experiments_[members[static_cast<size_t>(best)]];
+  return best < 0 ? nullptr : &experiments_[members[static_cast<size_t>(best)]];
 }
 
 Assignment ExperimentSet::Assign(std::string_view customer, std::string_view placement,
@@ -431,7 +437,7 @@ Assignment ExperimentSet::Assign(std::string_view customer, std::string_view pla
   for (size_t i = 0; i < experiments_.size(); ++i) {
     const Experiment& e = experiments_[i];
     if (!e.Applies(placement, now_ms)) continue;
-    if (InLayer(layer_of_[i], customer) != &e) continue;  // another experiment of its layer
+    if (InLayer(layer_of_[i], customer, now_ms) != &e) continue;  // another experiment of its layer
     if (e.traffic < 1 && UnitHash(e.traffic_seed, customer) >= e.traffic) return a;
     constexpr size_t kStack = 16;
     uint64_t seeds[kStack];

@@ -4,10 +4,11 @@
 //
 // Assignment is a pure function of (customer id, salts, arm names, shares):
 //   1. holdout: u(customer, holdout salt) < share -> arm "holdout" on every
-//      placement (never personalised: served the placement's popularity
-//      order, the answer an anonymous visitor gets);
-//   2. per layer: the customer belongs to one experiment of the layer (equal
-//      weights, weighted rendezvous over the layer's experiments), so that
+//      placement (never personalised: the answer an anonymous visitor gets,
+//      the plugins without the customer's history and no exploration);
+//   2. per layer: the customer belongs to one running experiment of the
+//      layer (equal weights, weighted rendezvous over the layer's running
+//      experiments), so that
 //      experiments in one layer never share a customer and layers overlap;
 //   3. exposure: u(customer, salt) < the experiment's `traffic` (default 1);
 //      raising it only brings customers in, and they keep their arm;
@@ -139,7 +140,7 @@ class ExperimentSet {
 
  private:
   // Index of the experiment the customer belongs to in each layer.
-  const Experiment* InLayer(size_t layer, std::string_view customer) const;
+  const Experiment* InLayer(size_t layer, std::string_view customer, int64_t now_ms) const;
 
   std::string file_;
   Holdout holdout_;
