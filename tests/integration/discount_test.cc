@@ -30,12 +30,13 @@ class Discount : public ::testing::Test {
               "    value: 100\n"
               "    price: 100\n"
               "    cost: 20\n"
-              "    placements: [deals, plain]\n"
+              "    placements: [deals, plain, shadowed]\n"
               "    discount: {min: 0.1, max: 0.3, step: 0.1}\n");
     WriteFile(config_, std::string("plugins:\n") + ShippedPluginYaml("popularity") +
                            "placements:\n"
                            "  deals: {kind: offers, pricing: on}\n"
                            "  plain: {kind: offers}\n"
+                           "  shadowed: {kind: offers, pricing: on, mode: shadow}\n"
                            "pricing:\n"
                            "  min_margin: 0.1\n"
                            "  protected: [age_band, gender]\n"
@@ -107,6 +108,48 @@ TEST_F(Discount, ReplyWhyAndImpressionCarryTheChosenDiscount) {
     return true;
   });
   EXPECT_EQ(seen, chosen.size());
+}
+
+TEST_F(Discount, AShadowDecisionIsNotPriced) {
+  std::string decision;
+  {
+    Tailord d({config_, store_, {}});
+    ASSERT_TRUE(d.running()) << d.Log();
+    Client c(d.requests());
+    // The application serves its own choice at its own price: no discount in
+    // the reply and none stored with the served impression.
+    json r = c.Call({{"v", 1},
+                     {"type", "decide"},
+                     {"id", "r"},
+                     {"customer", "c1"},
+                     {"channel", "web"},
+                     {"placement", "shadowed"},
+                     {"limit", 1},
+                     {"shadow", {{"offers", {"o_deal"}}}}});
+    ASSERT_FALSE(r.contains("error")) << r.dump();
+    ASSERT_EQ(r["offers"].size(), 1u) << r.dump();
+    EXPECT_EQ(r["offers"][0]["offer"], "o_deal");
+    EXPECT_FALSE(r["offers"][0].contains("discount")) << r.dump();
+    decision = r["decision"];
+    json stats = c.Call({{"v", 1}, {"type", "stats"}, {"id", "s"}});
+    EXPECT_EQ(stats["stats"]["counters"].value("pricing.priced", 0), 0) << stats.dump();
+    EXPECT_EQ(d.Terminate(), 0) << d.Log();
+  }
+  Store::Options so;
+  so.path = store_;
+  so.start_writer = false;
+  std::string err;
+  auto store = Store::Open(so, &err);
+  ASSERT_TRUE(store) << err;
+  size_t seen = 0;
+  store->ForEachImpression(0, [&](const Impression& m) {
+    if (m.decision_id == decision) {
+      ++seen;
+      EXPECT_EQ(m.discount, 0) << m.offer_id;
+    }
+    return true;
+  });
+  EXPECT_EQ(seen, 1u);
 }
 
 TEST_F(Discount, ConversionsAtALevelShiftLaterChoices) {

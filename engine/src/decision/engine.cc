@@ -485,7 +485,9 @@ std::variant<Decision, ApiError> Engine::Decide(const DecideRequest& req, Decide
   const ExplainInput explain{placement, cands,   s.scores, s.judgement,  ranked,  diversified,
                              plugins,   dropped, facts,    &s.responses, &s.picks};
   d.offers = ShownOffers(explain, shown);
-  // 6b. Price: the discount of each shown offer that declares a range.
+  // 9b. Price: the discount of each shown offer that declares a range. Not in
+  // shadow mode: the application's choice is served at its own price, and a
+  // discount nobody saw must not become a trial of its level.
   const PriceInput price{placement,
                          cfg.pricing,
                          *snap->catalog,
@@ -496,7 +498,7 @@ std::variant<Decision, ApiError> Engine::Decide(const DecideRequest& req, Decide
                          facts,
                          d.id,
                          options.record};
-  PriceShown(price, pricer_.get(), &s.prices);
+  if (!shadow) PriceShown(price, pricer_.get(), &s.prices);
   ApplyPrices(s.prices, &d.offers);
   for (const pricing::Choice& c : s.prices) {
     if (c.priced) metrics_->counters.Add("pricing.priced");
