@@ -13,6 +13,7 @@
 
 #include "commands.h"
 #include "common/time.h"
+#include "experiments/shadow_estimate.h"
 #include "progress.h"
 #include "report/fairness.h"
 #include "report/html.h"
@@ -25,7 +26,9 @@ namespace {
 struct ReportArgs {
   std::string store, experiment, by = "auto", control, since, until, html, json, expect;
   std::string protected_attrs = "age_band,gender";
+  std::string mode = "live";
   bool shadow = false, fairness = false;
+  double max_disparity = report::kDefaultMaxDisparity;
 };
 
 int64_t ParseTime(const std::string& flag, const std::string& text) {
@@ -91,6 +94,20 @@ void PrintHeadline(const nlohmann::json& r) {
       s["flagged"].get<bool>() ? "  ** SAMPLE RATIO MISMATCH: the split is broken **" : "  (ok)");
 }
 
+void PrintShadow(const nlohmann::json& estimate) {
+  std::printf("\nshadow mode: served (observed) and Tailor's picks (model, calibrated)\n");
+  std::printf("%-22s %10s %9s %10s %10s %12s %12s %14s %14s\n", "placement", "decisions",
+              "agreement", "served CTR", "model CTR", "Tailor model", "Tailor calib",
+              "top CTR agreed", "top CTR other");
+  for (const auto& [name, p] : estimate["placements"].items())
+    std::printf("%-22s %10lld %9s %10s %10s %12s %12s %14s %14s\n", name.c_str(),
+                p["decisions"].get<long long>(), Percent(p["agreement"]).c_str(),
+                Percent(p["served"]["ctr"]).c_str(), Percent(p["served"]["model_ctr"]).c_str(),
+                Percent(p["tailor"]["ctr"]).c_str(), Percent(p["tailor"]["calibrated_ctr"]).c_str(),
+                Percent(p["top_agreed"]["ctr"]).c_str(),
+                Percent(p["top_disagreed"]["ctr"]).c_str());
+}
+
 void RunReport(const ReportArgs& a) {
   if (!std::filesystem::exists(a.store)) Fail("--store: " + a.store + " does not exist");
   if (a.html.empty() && a.json.empty()) Fail("give --html OUT.html and/or --json OUT.json");
@@ -105,7 +122,8 @@ void RunReport(const ReportArgs& a) {
 
   report::ReportOptions opt;
   opt.window.experiment = a.experiment;
-  opt.window.mode = a.shadow ? "shadow" : "live";
+  const std::string mode = a.shadow ? "shadow" : a.mode;
+  opt.window.mode = mode == "all" ? "" : mode;
   if (!a.since.empty()) opt.window.since_ms = ParseTime("--since", a.since);
   if (!a.until.empty()) opt.window.until_ms = ParseTime("--until", a.until);
   if (opt.window.until_ms <= opt.window.since_ms) Fail("--until must be after --since");
@@ -116,7 +134,9 @@ void RunReport(const ReportArgs& a) {
   if (!a.expect.empty()) opt.expected_shares = ParseShares(a.expect);
   Progress progress("report");
   opt.progress = [&](int64_t done, int64_t total, const char* stage) {
-    progress.Update(done, total, std::string("decisions (") + stage + ")");
+    progress.Update(
+        done, total,
+        stage == std::string("decisions") ? "decisions" : std::string("decisions, ") + stage);
   };
   const int64_t t0 = mono_ns();
   nlohmann::json r = report::BuildReport(*store, opt, &err);
@@ -132,12 +152,19 @@ void RunReport(const ReportArgs& a) {
     std::stringstream ss(a.protected_attrs);
     for (std::string attr; std::getline(ss, attr, ',');)
       if (!attr.empty()) attrs.push_back(attr);
-    r["fairness"] = report::Fairness(*store, opt.window.since_ms, opt.window.until_ms, attrs);
-    extra_html = report::FairnessHtml(r["fairness"]);
+    r["fairness"] =
+        report::Fairness(*store, opt.window.since_ms, opt.window.until_ms, attrs, a.max_disparity);
+    extra_html += report::FairnessHtml(r["fairness"]);
+  }
+  if (mode != "live") {
+    r["shadow_estimate"] =
+        experiments::ShadowSummary(*store, opt.window.since_ms, opt.window.until_ms);
+    extra_html = report::ShadowHtml(r["shadow_estimate"]) + extra_html;
   }
   if (!a.json.empty()) WriteFile(a.json, r.dump(2) + "\n");
   if (!a.html.empty()) WriteFile(a.html, report::RenderHtml(r, extra_html));
   PrintHeadline(r);
+  if (r.contains("shadow_estimate")) PrintShadow(r["shadow_estimate"]);
 }
 
 }  // namespace
@@ -157,11 +184,21 @@ void RegisterReport(CLI::App& app) {
   s->add_option("--until", a->until, "end of the window (ISO 8601, exclusive)");
   s->add_option("--expect", a->expect,
                 "expected traffic shares for the SRM check, ARM=SHARE,... (default: equal)");
-  s->add_flag("--shadow", a->shadow, "report the shadow-mode decisions instead of the live ones");
+  s->add_option("--mode", a->mode,
+                "live: decisions Tailor served; shadow: decisions where the application served "
+                "its own choice, with an estimate of what Tailor's picks would have achieved; "
+                "all: both (an experiment with a `control: app` arm)")
+      ->check(CLI::IsMember({"live", "shadow", "all"}))
+      ->capture_default_str();
+  s->add_flag("--shadow", a->shadow, "the same as --mode shadow");
   s->add_flag("--fairness", a->fairness,
               "add per protected group offer rates, discounts, conversion and disparity ratios");
   s->add_option("--protected", a->protected_attrs,
                 "the protected attributes --fairness compares, comma-separated")
+      ->capture_default_str();
+  s->add_option("--max-disparity", a->max_disparity,
+                "the cap --fairness marks breaches against (the config's pricing.max_disparity)")
+      ->check(CLI::Range(1.0, 100.0))
       ->capture_default_str();
   s->add_option("--html", a->html, "write the report page here");
   s->add_option("--json", a->json, "write the figures here");

@@ -5,6 +5,8 @@
 // and joins the responses to what was served.
 #include <gtest/gtest.h>
 
+#include <cstdlib>
+#include <map>
 #include <set>
 #include <string>
 
@@ -297,6 +299,27 @@ TEST_F(Experiments, AnAppControlArmServesTheAppsChoice) {
     }
   }
   EXPECT_EQ(arms, (std::set<std::string>{"app", "tailor"}));
+  EXPECT_EQ(d->Terminate(), 0) << d->Log();
+  // The report compares the two arms side by side with --mode all (the app
+  // arm's decisions are shadow decisions); the live report has Tailor's only.
+  auto report = [&](const std::string& mode) {
+    const std::string out = dir_.file("r.json"), log = dir_.file("r.log");
+    const int rc = std::system((TailorBin() + " report --store " + store_ +
+                                " --experiment apprentice --mode " + mode + " --json " + out +
+                                " >" + log + " 2>&1")
+                                   .c_str());
+    EXPECT_EQ(rc, 0) << ReadFile(log);
+    return json::parse(ReadFile(out), nullptr, false);
+  };
+  std::map<std::string, int64_t> all, live;
+  const json r_all = report("all"), r_live = report("live");
+  for (const json& a : r_all["arms"]) all[a["arm"]] = a["decisions"];
+  for (const json& a : r_live["arms"]) live[a["arm"]] = a["decisions"];
+  ASSERT_EQ(all.size(), 2u) << ReadFile(dir_.file("r.log"));
+  EXPECT_EQ(all["app"] + all["tailor"], 19);
+  EXPECT_GT(all["app"], 0);
+  EXPECT_EQ(live.size(), 1u);
+  EXPECT_EQ(live["tailor"], all["tailor"]);
 }
 
 }  // namespace

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <fstream>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
 
@@ -285,6 +286,143 @@ Rendered Render(const TempDir& dir, const std::string& html) {
 // Console messages as Chromium logs them: "...:CONSOLE(line)] "text", source: ...".
 bool HasConsoleError(const std::string& log) {
   return log.find(":CONSOLE") != std::string::npos || log.find("Uncaught") != std::string::npos;
+}
+
+std::unique_ptr<Store> OpenForWriting(const std::string& path) {
+  std::string err;
+  Store::Options o;
+  o.path = path;
+  o.synchronous_full = false;
+  auto store = Store::Open(o, &err);
+  EXPECT_TRUE(store) << err;
+  return store;
+}
+
+// 100 shadow decisions: the application served o1 (logged P(click) 0.1);
+// Tailor's top was o1 in the first 40 (P 0.1) and o2 in the other 60 (P 0.3).
+// Observed clicks on the served o1: 10 of the 40, 6 of the 60.
+TEST(Report, ShadowEstimatesWhatTailorsPicksWouldHaveAchieved) {
+  TempDir dir;
+  const std::string path = dir.file("shadow.db");
+  {
+    auto store = OpenForWriting(path);
+    ASSERT_TRUE(store);
+    for (int c = 0; c < 100; ++c) {
+      const bool agree = c < 40;
+      DecisionRecord d;
+      d.id = "s" + std::to_string(c);
+      d.customer_id = "c" + std::to_string(c);
+      d.channel = "web";
+      d.placement = "home";
+      d.ts_ms = kStart + c;
+      d.request_json = d.response_json = "{}";
+      d.trace_json = kTrace;
+      d.mode = "shadow";
+      ShadowPick pick;
+      pick.position = 1;
+      pick.offer_id = agree ? "o1" : "o2";
+      pick.p_click = agree ? 0.1 : 0.3;
+      pick.value = 10;
+      d.shadow_picks = {pick};
+      Impression imp;
+      imp.decision_id = d.id;
+      imp.customer_id = d.customer_id;
+      imp.placement = "home";
+      imp.offer_id = "o1";
+      imp.position = 1;
+      imp.p_click = 0.1;
+      imp.ts_ms = d.ts_ms;
+      store->LogDecision(std::move(d));
+      store->LogImpressions({imp});
+      if (agree ? c < 10 : c < 46)
+        store->LogOutcome({Outcome::Kind::kClick, imp, "click", 0, imp.ts_ms + 1000});
+    }
+    store->Flush();
+  }
+  std::string printed;
+  const json r = RunReport(dir, path, "--shadow", &printed);
+  ASSERT_TRUE(r.is_object());
+  EXPECT_EQ(r["mode"], "shadow");
+  const json& p = r["shadow_estimate"]["placements"]["home"];
+  ASSERT_TRUE(p.is_object()) << r["shadow_estimate"].dump();
+  EXPECT_EQ(p["decisions"], 100);
+  EXPECT_NEAR(p["agreement"].get<double>(), 0.4, 1e-12);
+  EXPECT_NEAR(p["served"]["ctr"].get<double>(), 0.16, 1e-12);
+  EXPECT_NEAR(p["served"]["model_ctr"].get<double>(), 0.1, 1e-12);
+  EXPECT_NEAR(p["served"]["calibration"].get<double>(), 1.6, 1e-9);
+  EXPECT_NEAR(p["tailor"]["ctr"].get<double>(), 0.22, 1e-12);  // (40 x 0.1 + 60 x 0.3) / 100
+  EXPECT_NEAR(p["tailor"]["calibrated_ctr"].get<double>(), 0.352, 1e-9);
+  EXPECT_EQ(p["top_agreed"]["decisions"], 40);
+  EXPECT_NEAR(p["top_agreed"]["ctr"].get<double>(), 0.25, 1e-12);
+  EXPECT_EQ(p["top_disagreed"]["decisions"], 60);
+  EXPECT_NEAR(p["top_disagreed"]["ctr"].get<double>(), 0.1, 1e-12);
+  EXPECT_NE(printed.find("shadow mode"), std::string::npos) << printed;
+  EXPECT_NE(ReadFile(dir.file("r.html")).find("what Tailor would have done"), std::string::npos);
+  // Without --shadow the live report has none of it.
+  const json live = RunReport(dir, path, "");
+  EXPECT_FALSE(live.contains("shadow_estimate"));
+  EXPECT_EQ(live["decisions"], 0);
+}
+
+// Customers by gender: f shown offers at 20 % off, m at 10 %: a disparity of
+// 2 in the average discount, a breach against 1.25 and none against 2.5.
+TEST(Report, FairnessMarksADisparityAboveTheCap) {
+  TempDir dir;
+  const std::string path = dir.file("fair.db");
+  {
+    auto store = OpenForWriting(path);
+    ASSERT_TRUE(store);
+    for (int c = 0; c < 80; ++c) {
+      const bool f = c % 2 == 0;
+      Customer cu;
+      cu.id = "c" + std::to_string(c);
+      cu.attributes_json = std::string("{\"gender\":\"") + (f ? "f" : "m") +
+                           "\",\"age\":" + std::to_string(c < 40 ? 30 : 60) + "}";
+      ASSERT_TRUE(store->UpsertCustomer(cu).ok());
+      DecisionRecord d;
+      d.id = "d" + std::to_string(c);
+      d.customer_id = cu.id;
+      d.channel = "web";
+      d.placement = "deals";
+      d.ts_ms = kStart + c;
+      d.request_json = d.response_json = "{}";
+      d.trace_json = kTrace;
+      Impression imp;
+      imp.decision_id = d.id;
+      imp.customer_id = cu.id;
+      imp.placement = "deals";
+      imp.offer_id = "o1";
+      imp.position = 1;
+      imp.ts_ms = d.ts_ms;
+      imp.discount = f ? 0.2 : 0.1;
+      store->LogDecision(std::move(d));
+      store->LogImpressions({imp});
+    }
+    store->Flush();
+  }
+  auto disparity = [](const json& r, const std::string& attr) {
+    for (const json& a : r["fairness"]["attributes"])
+      if (a["attribute"] == attr) return a["disparity"]["avg_discount"];
+    ADD_FAILURE() << "no " << attr << " in " << r["fairness"].dump();
+    return json();
+  };
+  const json r = RunReport(dir, path, "--fairness --protected gender,age_band");
+  ASSERT_TRUE(r.contains("fairness")) << r.dump();
+  const json g = disparity(r, "gender");
+  EXPECT_NEAR(g["ratio"].get<double>(), 2.0, 1e-9);
+  EXPECT_EQ(g["max_group"], "f");
+  EXPECT_EQ(g["min_group"], "m");
+  EXPECT_TRUE(g["breach"].get<bool>());
+  // Age bands 25-34 and 50+ got the same mix of f and m: no disparity.
+  const json a = disparity(r, "age_band");
+  EXPECT_NEAR(a["ratio"].get<double>(), 1.0, 1e-9);
+  EXPECT_FALSE(a["breach"].get<bool>());
+  EXPECT_NE(ReadFile(dir.file("r.html")).find("Fairness across protected groups"),
+            std::string::npos);
+  // A looser cap: the same ratio is no breach.
+  const json loose = RunReport(dir, path, "--fairness --protected gender --max-disparity 2.5");
+  EXPECT_FALSE(disparity(loose, "gender")["breach"].get<bool>());
+  EXPECT_NEAR(loose["fairness"]["max_disparity"].get<double>(), 2.5, 1e-12);
 }
 
 TEST(Report, HtmlRendersInHeadlessChromiumWithoutConsoleErrors) {

@@ -17,12 +17,18 @@ namespace tailor::experiments {
 //      "decisions",
 //      "agreement": share of decisions whose served top == Tailor's top pick,
 //      "served": {"impressions", "clicks", "conversions", "ctr" (clicks per
-//                 impression), "conversion_rate" (per impression),
+//                 impression), "model_ctr" (mean logged P(click) of the
+//                 served offers), "calibration" (ctr / model_ctr),
+//                 "conversion_rate" (per impression),
 //                 "revenue_per_decision" (conversion values)},
 //      "tailor": {"picks", "ctr" (mean P(click) of its picks),
+//                 "calibrated_ctr" (ctr x the served calibration),
 //                 "conversion_rate" (mean P(click) x P(convert | click)),
 //                 "value_per_decision" (sum of P x value of its picks, per
-//                 decision)}}},
+//                 decision)},
+//      "top_agreed" / "top_disagreed": {"decisions", "clicks", "ctr"}:
+//                 observed clicks at position 1 on the decisions whose
+//                 served top was (was not) Tailor's top pick}},
 //    "decisions": total}
 // Tailor's figures are the direct method: the logged P of its own picks, as
 // good as the response model that produced them (served figures are

@@ -724,4 +724,30 @@ std::string RenderHtml(const json& report, const std::string& extra_sections) {
          "</body></html>\n";
 }
 
+std::string ShadowHtml(const json& estimate) {
+  std::string h =
+      "<section class=\"shadow\">\n<h2>Shadow mode: what Tailor would have done</h2>\n<p>The "
+      "application served its own choice; Tailor logged its picks. <b>served</b> is observed; "
+      "<b>Tailor (model)</b> is the mean P(click) of Tailor's picks, <b>calibrated</b> that "
+      "scaled by how the model's P compared with what the served offers drew. The last two "
+      "columns are observed clicks at position 1 when the application's top was, or was not, "
+      "Tailor's top pick.</p>\n<table>\n<thead><tr><th>placement</th><th>decisions</th>"
+      "<th>agreement</th><th>served CTR</th><th>model CTR of served</th><th>Tailor CTR "
+      "(model)</th><th>Tailor CTR (calibrated)</th><th>top CTR, agreed</th><th>top CTR, "
+      "not agreed</th></tr></thead>\n<tbody>\n";
+  auto it = estimate.find("placements");
+  if (it != estimate.end() && it->is_object())
+    for (const auto& [name, p] : it->items()) {
+      const json& served = p["served"];
+      const json& tailor = p["tailor"];
+      h += "<tr><td>" + HtmlEscape(name) + "</td><td>" + Int(I(p, "decisions")) + "</td><td>" +
+           Pct(D(p, "agreement")) + "</td><td>" + Pct(D(served, "ctr")) + "</td><td>" +
+           Pct(D(served, "model_ctr")) + "</td><td>" + Pct(D(tailor, "ctr")) + "</td><td>" +
+           Pct(D(tailor, "calibrated_ctr")) + "</td><td>" + Pct(D(p["top_agreed"], "ctr")) + " (" +
+           Int(I(p["top_agreed"], "decisions")) + ")</td><td>" + Pct(D(p["top_disagreed"], "ctr")) +
+           " (" + Int(I(p["top_disagreed"], "decisions")) + ")</td></tr>\n";
+    }
+  return h + "</tbody>\n</table>\n</section>\n";
+}
+
 }  // namespace tailor::report

@@ -12,6 +12,9 @@ namespace tailor::report {
 // footer (e.g. the fairness section), trusted as is.
 std::string RenderHtml(const nlohmann::json& report, const std::string& extra_sections = "");
 
+// The shadow-mode section: experiments::ShadowSummary's JSON as a table.
+std::string ShadowHtml(const nlohmann::json& estimate);
+
 // Text with &, <, >, " and ' escaped for HTML text and attribute values.
 std::string HtmlEscape(std::string_view text);
 

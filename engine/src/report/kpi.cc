@@ -498,7 +498,7 @@ json BuildReport(Store& store, const ReportOptions& opt, std::string* err) {
   report["store"] = store.path();
   report["group_by"] = use_arm ? "arm" : "placement";
   report["experiment"] = opt.window.experiment;
-  report["mode"] = opt.window.mode;
+  report["mode"] = opt.window.mode.empty() ? std::string("all") : opt.window.mode;
   report["since"] = format_iso8601_ms(first_day * kDayMs);
   report["until"] = format_iso8601_ms((last_day + 1) * kDayMs);
   report["control"] = control.empty() ? json(nullptr) : json(control);

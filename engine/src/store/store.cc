@@ -927,7 +927,10 @@ int64_t Store::ForEachShadowDecision(int64_t since_ms, int64_t until_ms,
           " (SELECT count(*) FROM outcomes o WHERE o.decision_id = d.id "
           "   AND o.kind = 'conversion' AND o.first_of_kind = 1), "
           " (SELECT coalesce(sum(o.value), 0) FROM outcomes o WHERE o.decision_id = d.id "
-          "   AND o.kind = 'conversion') "
+          "   AND o.kind = 'conversion'), "
+          " (SELECT coalesce(sum(i.p_click), 0) FROM impressions i WHERE i.decision_id = d.id), "
+          " (SELECT count(*) FROM outcomes o WHERE o.decision_id = d.id AND o.kind = 'click' "
+          "   AND o.first_of_kind = 1 AND o.position = 1) "
           "FROM decisions d WHERE d.mode = 'shadow' AND d.ts_ms >= ? AND d.ts_ms < ? "
           "ORDER BY d.ts_ms, d.id");
   st.Int(1, since_ms).Int(2, until_ms > 0 ? until_ms : INT64_MAX);
@@ -949,6 +952,8 @@ int64_t Store::ForEachShadowDecision(int64_t since_ms, int64_t until_ms,
     row.clicks = st.ColInt(10);
     row.conversions = st.ColInt(11);
     row.revenue = st.ColReal(12);
+    row.served_p_click = st.ColReal(13);
+    row.top_clicks = st.ColInt(14);
     if (!fn(row)) return n;
   }
   return rc == SQLITE_DONE ? n : -1;
@@ -1024,8 +1029,9 @@ Status Store::RewindTo(int64_t ts_ms) {
 namespace {
 
 // The window's WHERE clause over decisions d; binds ?1..?4 (see BindWindow).
-#define TAILOR_KPI_WINDOW \
-  " d.ts_ms >= ?1 AND d.ts_ms < ?2 AND d.mode = ?3 AND (?4 = '' OR d.experiment = ?4) "
+#define TAILOR_KPI_WINDOW                                         \
+  " d.ts_ms >= ?1 AND d.ts_ms < ?2 AND (?3 = '' OR d.mode = ?3) " \
+  " AND (?4 = '' OR d.experiment = ?4) "
 
 void BindWindow(Stmt& st, const KpiWindow& w) {
   st.Int(1, w.since_ms).Int(2, w.until_ms).Text(3, w.mode).Text(4, w.experiment);
@@ -1125,8 +1131,7 @@ int64_t Store::ForEachDecisionTrace(const KpiWindow& w,
 
 #undef TAILOR_KPI_WINDOW
 
-std::vector<Store::CustomerExposure> Store::ExposureByCustomer(int64_t since_ms,
-                                                               int64_t until_ms) {
+std::vector<Store::CustomerExposure> Store::ExposureByCustomer(int64_t since_ms, int64_t until_ms) {
   std::vector<CustomerExposure> out;
   Impl::Reader r(impl_.get());
   if (!r.db()) return out;

@@ -56,7 +56,9 @@ struct ShadowDecisionRow {
   double tailor_clicks = 0;             // sum of the picks' p_click
   double tailor_conversions = 0;        // sum of p_click x p_convert
   double tailor_value = 0;              // sum of p_click x p_convert x value
+  double served_p_click = 0;            // sum of the served impressions' logged P(click)
   int64_t clicks = 0, conversions = 0;  // observed on the served choice (first of kind)
+  int64_t top_clicks = 0;               // observed clicks on the served position 1
   double revenue = 0;                   // sum of the conversions' values
 };
 
@@ -71,7 +73,7 @@ struct DecisionRecord {
   std::string trace_json = "{}";  // every candidate: shown or suppressed, and why
   std::string experiment;         // '' outside any experiment
   std::string arm;                // the experiment's arm, or "holdout"
-  std::string mode = "live";      // live | shadow
+  std::string mode = "live";      // "live", "shadow", or "" for both      // live | shadow
   std::vector<ShadowPick>
       shadow_picks;  // shadow mode: Tailor's own choice (written, not read back)
 };
