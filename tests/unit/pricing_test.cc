@@ -97,6 +97,33 @@ TEST(Pricing, BanditLearnsTheMarginMaximisingLevelPerSegment) {
   EXPECT_GT(pricer.Counts("o1", 0.3, "deal_seeker=high").first, 0);
 }
 
+TEST(Pricing, ALevelsLiftIsPooledOverOffers) {
+  // Deal seekers convert far better at 0.3 on offer o1; offer o2 has never
+  // been priced, yet starts from o1's lesson (its prior is centred on its own
+  // rate times the level's pooled lift), while a fresh pricer is indifferent.
+  pricing::Pricer taught, fresh;
+  taught.Configure(Guardrails());
+  fresh.Configure(Guardrails());
+  const Offer o1 = Priced(0.0, 0.3, 0.1, 100);
+  Offer o2 = o1;
+  o2.id = "o2";
+  const std::map<double, double> seekers{{0.0, 0.02}, {0.1, 0.04}, {0.2, 0.08}, {0.3, 0.16}};
+  Play(taught, o1, "deal_seeker=high", seekers, 3000, 5);
+  int deep_taught = 0, deep_fresh = 0;
+  for (int i = 0; i < 400; ++i) {
+    deep_taught += taught.Choose(o2, "deal_seeker=high", "g", "", 77 + i).discount == 0.3;
+    deep_fresh += fresh.Choose(o2, "deal_seeker=high", "g", "", 77 + i).discount == 0.3;
+  }
+  EXPECT_GT(deep_taught, 300);
+  EXPECT_LT(deep_fresh, 250);
+  EXPECT_EQ(taught.Counts("o2", 0.3, "deal_seeker=high").first, 0);
+  // Another segment learns nothing from it.
+  int deep_other = 0;
+  for (int i = 0; i < 400; ++i)
+    deep_other += taught.Choose(o2, "deal_seeker=low", "g", "", 77 + i).discount == 0.3;
+  EXPECT_LT(deep_other, 250);
+}
+
 TEST(Pricing, WhyNamesLevelMarginAndAlternatives) {
   pricing::Pricer pricer;
   pricer.Configure(Guardrails());

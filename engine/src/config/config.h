@@ -102,8 +102,9 @@ struct PricingConfig {
   std::string group_by;
   size_t window = 2000;   // priced offers the disparity check looks back over
   size_t min_group = 30;  // a group enters the ratio with at least this many
-  // Beta prior of P(convert | shown at a level): mean prior_rate, worth
-  // prior_strength impressions.
+  // Beta prior of the pooled rates a cell's prior is centred on (the offer's
+  // rate, the level's rate over all offers): mean prior_rate, worth
+  // prior_strength impressions (pricing.cc PooledMean).
   double prior_rate = 0.05;
   double prior_strength = 2;
 };

@@ -87,14 +87,27 @@ std::string GroupOf(const nlohmann::json& attributes, const std::string& attr) {
 
 std::string PricingSegment(const PricingConfig& config, const nlohmann::json& attributes,
                            const nlohmann::json& facts) {
-  const nlohmann::json* dna = nullptr;
-  if (auto c = facts.find("customer"); c != facts.end() && c->is_object())
+  const nlohmann::json *dna = nullptr, *dna_p = nullptr;
+  if (auto c = facts.find("customer"); c != facts.end() && c->is_object()) {
     if (auto d = c->find("dna"); d != c->end() && d->is_object()) dna = &*d;
+    if (auto d = c->find("dna_p"); d != c->end() && d->is_object()) dna_p = &*d;
+  }
   std::string key;
   for (const std::string& f : config.features) {
     // Never read a protected attribute, whatever the config says.
     if (IsProtected(config.protected_attrs, f)) continue;
     const nlohmann::json* v = nullptr;
+    // A DNA trait's probability in fifths ("p0" .. "p4"): finer than the
+    // high/medium/low buckets, which are set for rules and may put nearly
+    // everyone in one bucket.
+    if (dna_p)
+      if (auto it = dna_p->find(f); it != dna_p->end() && it->is_number()) {
+        if (!key.empty()) key += '|';
+        key += f;
+        key += "=p";
+        key += static_cast<char>('0' + std::clamp(static_cast<int>(it->get<double>() * 5), 0, 4));
+        continue;
+      }
     if (dna)
       if (auto it = dna->find(f); it != dna->end()) v = &*it;
     if (!v && attributes.is_object())
@@ -201,6 +214,53 @@ void Pricer::Remember(const std::string& decision_id, const std::string& offer,
   }
 }
 
+namespace {
+// Marks the pooled dimension in an arm key (offer ids and levels never are).
+const std::string kEveryOffer = "\x1e";
+constexpr double kEveryLevel = -1;
+// Most pseudo-impressions a cell's pooled prior is worth beyond the
+// configured prior: with conversion rates of a few percent about one
+// conversion, so that a cell's own data soon rules.
+constexpr double kPooledStrength = 50;
+}  // namespace
+
+void Pricer::Count(const std::string& offer, double level, const std::string& segment,
+                   double Arm::*field) {
+  arms_[ArmKey(offer, level, segment)].*field += 1;
+  arms_[ArmKey(kEveryOffer, level, segment)].*field += 1;
+  arms_[ArmKey(offer, kEveryLevel, segment)].*field += 1;
+  arms_[ArmKey(kEveryOffer, kEveryLevel, segment)].*field += 1;
+}
+
+Pricer::Prior Pricer::PooledPrior(const std::string& offer, double level,
+                                  const std::string& segment) const {
+  const double a0 = config_.prior_strength * config_.prior_rate;
+  const double n0 = config_.prior_strength;
+  auto counts = [&](const std::string& o, double d) {
+    const auto it = arms_.find(ArmKey(o, d, segment));
+    return it == arms_.end() ? Arm{} : it->second;
+  };
+  auto rate = [&](const Arm& a) {
+    return (std::max(0.0, a.conversions) + a0) / (std::max(0.0, a.trials) + n0);
+  };
+  auto minus = [](Arm a, const Arm& b) {
+    a.trials -= b.trials;
+    a.conversions -= b.conversions;
+    return a;
+  };
+  // The level's lift over the segment's rate, from the other offers only
+  // (the cell's own data counts once, in its posterior).
+  const Arm others_level = minus(counts(kEveryOffer, level), counts(offer, level));
+  const Arm others_all = minus(counts(kEveryOffer, kEveryLevel), counts(offer, kEveryLevel));
+  // Under P(convert | offer, level) = base(offer) x lift(level) the mean is
+  // exact in the limit; it is worth no more than the evidence behind the lift.
+  Prior p;
+  p.mean = std::clamp(rate(counts(offer, kEveryLevel)) * rate(others_level) / rate(others_all),
+                      1e-6, 0.999);
+  p.strength = n0 + std::min(kPooledStrength, std::max(0.0, others_level.trials));
+  return p;
+}
+
 Choice Pricer::Choose(const Offer& offer, const std::string& segment, const std::string& group,
                       const std::string& decision_id, uint64_t seed, bool commit) {
   Choice c;
@@ -210,8 +270,6 @@ Choice Pricer::Choose(const Offer& offer, const std::string& segment, const std:
   std::lock_guard<std::mutex> lock(mu_);
   ++choices_;
   learning::Rng rng(seed);
-  const double a0 = config_.prior_strength * config_.prior_rate;
-  const double b0 = config_.prior_strength * (1 - config_.prior_rate);
   std::vector<double> allowed, mean_p;
   double best = -1e300, best_level = levels.front(), best_p = 0;
   size_t floored = 0;
@@ -222,7 +280,10 @@ Choice Pricer::Choose(const Offer& offer, const std::string& segment, const std:
     }
     const auto it = arms_.find(ArmKey(offer.id, d, segment));
     const Arm arm = it == arms_.end() ? Arm{} : it->second;
-    const double a = a0 + arm.conversions, b = b0 + std::max(0.0, arm.trials - arm.conversions);
+    const Prior prior = PooledPrior(offer.id, d, segment);
+    const double a = prior.strength * prior.mean + arm.conversions;
+    const double b =
+        prior.strength * (1 - prior.mean) + std::max(0.0, arm.trials - arm.conversions);
     const double p = learning::SampleBeta(learning::MakeBetaShape(a, b), rng);
     const double sampled = p * MarginAt(offer, d);
     allowed.push_back(d);
@@ -294,7 +355,7 @@ void Pricer::Observe(const Impression& impression) {
   auto it = pending_.find(impression.decision_id + '\x1f' + impression.offer_id);
   if (it == pending_.end() || it->second.shown) return;
   it->second.shown = true;
-  arms_[ArmKey(impression.offer_id, it->second.level, it->second.segment)].trials += 1;
+  Count(impression.offer_id, it->second.level, it->second.segment, &Arm::trials);
 }
 
 void Pricer::Observe(const Outcome& outcome) {
@@ -304,7 +365,7 @@ void Pricer::Observe(const Outcome& outcome) {
   auto it = pending_.find(imp.decision_id + '\x1f' + imp.offer_id);
   if (it == pending_.end() || !it->second.shown || it->second.converted) return;
   it->second.converted = true;
-  arms_[ArmKey(imp.offer_id, it->second.level, it->second.segment)].conversions += 1;
+  Count(imp.offer_id, it->second.level, it->second.segment, &Arm::conversions);
 }
 
 std::pair<double, double> Pricer::Counts(const std::string& offer, double level,

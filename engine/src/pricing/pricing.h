@@ -156,6 +156,17 @@ class Pricer {
     bool shown = false, converted = false;
   };
   static std::string ArmKey(const std::string& offer, double level, const std::string& segment);
+  // Adds to the cell and to its pooled margins: (every offer, level,
+  // segment), (offer, every level, segment) and (every offer, every level,
+  // segment).
+  void Count(const std::string& offer, double level, const std::string& segment,
+             double Arm::*field);
+  // A cell's Beta prior: centred on the offer's rate in the segment times the
+  // level's lift learned from the other offers in the segment.
+  struct Prior {
+    double mean = 0, strength = 0;
+  };
+  Prior PooledPrior(const std::string& offer, double level, const std::string& segment) const;
   void Remember(const std::string& decision_id, const std::string& offer, const std::string& seg,
                 double level);
 
