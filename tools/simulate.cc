@@ -31,6 +31,7 @@
 #include "common/time.h"
 #include "config/config.h"
 #include "ingest/demo_world.h"
+#include "pricing/pricing.h"
 #include "progress.h"
 #include "runtime.h"
 #include "sim/response_model.h"
@@ -65,11 +66,51 @@ struct SimArgs {
   // config still has every arm's placement (`tailor eval policy` can replay
   // one arm's log through another's placement).
   std::string arms;
+  // learn: the loop's arms (random .. oracle); discount: no-discount,
+  // fixed-discount and tailor's pricing (docs/simulate.md "The discount scenario").
+  std::string scenario = "learn";
 };
 
 // --- Arms ----------------------------------------------------------------------
 
-enum class ArmKind { kRandom, kPopularity, kGreedy, kTailor, kOracle };
+enum class ArmKind {
+  kRandom,
+  kPopularity,
+  kGreedy,
+  kTailor,
+  kOracle,
+  // The discount scenario: the same learning placement; the discount is none,
+  // each offer's mid range, or what tailor's pricing stage chose.
+  kNoDiscount,
+  kFixedDiscount,
+  kPriced
+};
+
+// The discount scenario's tally of one arm's day.
+struct PriceDay {
+  int64_t impressions = 0, conversions = 0;
+  double margin = 0;        // sum over conversions of price x (1 - d) - cost
+  double discount_sum = 0;  // over impressions
+  // The true model's expected margin of what was shown (no draw noise), and
+  // that of the best level of the offer's range for each impression: what a
+  // pricer that knew each customer's true response would earn.
+  double exp_margin = 0, exp_margin_best = 0;
+  // Discounts shown by protected group (age band, gender) and by deal seeking
+  // (true deal_seeker >= 0.5: "deal_seeker", else "other"): {sum, n}.
+  std::map<std::string, std::pair<double, int64_t>> by_group;
+  void Add(const PriceDay& o) {
+    impressions += o.impressions;
+    conversions += o.conversions;
+    margin += o.margin;
+    discount_sum += o.discount_sum;
+    exp_margin += o.exp_margin;
+    exp_margin_best += o.exp_margin_best;
+    for (const auto& [g, v] : o.by_group) {
+      by_group[g].first += v.first;
+      by_group[g].second += v.second;
+    }
+  }
+};
 
 struct DayStats {
   int64_t decisions = 0, impressions = 0, clicks = 0, conversions = 0, dismissals = 0;
@@ -121,6 +162,7 @@ struct Arm {
   bool simulator_picks = false;  // asks for every eligible offer and picks K itself
   bool sends_impressions = false;
   std::vector<DayStats> by_day;
+  std::vector<PriceDay> price_by_day;  // the discount scenario only
 };
 
 // What this engine's config accepts: a key the engine does not know yet is
@@ -216,6 +258,71 @@ std::vector<Arm> SelectArms(std::vector<Arm> arms, const std::string& names) {
   return out;
 }
 
+// The discount scenario's arms on disjoint customers: the same learning
+// placement (the config's home response model and policy) on each; only
+// `tailor` prices, the others show no discount or each offer's mid range.
+std::vector<Arm> MakeDiscountArms(const SimArgs& a, const std::string& config_file,
+                                  const EngineKeys& keys) {
+  YAML::Node response = YAML::Load("{learn: true, segment_traits: [deal_seeker]}");
+  try {
+    YAML::Node root = YAML::LoadFile(config_file);
+    if (root["placements"]["home"] && root["placements"]["home"]["response"])
+      response = YAML::Clone(root["placements"]["home"]["response"]);
+  } catch (const YAML::Exception&) {
+    // LoadConfig already accepted the file; the default response stands.
+  }
+  std::vector<Arm> arms;
+  auto add = [&](const std::string& name, ArmKind kind) {
+    Arm arm;
+    arm.name = name;
+    arm.placement = "sim_" + name;
+    std::replace(arm.placement.begin(), arm.placement.end(), '-', '_');
+    arm.kind = kind;
+    arm.settings = YAML::Node(YAML::NodeType::Map);
+    arm.settings["response"] = YAML::Clone(response);
+    if (keys.policy) arm.settings["policy"] = YAML::Load("{kind: " + a.policy + "}");
+    if (kind == ArmKind::kPriced) arm.settings["pricing"] = true;
+    arm.sends_impressions = !keys.impressions;
+    arms.push_back(std::move(arm));
+  };
+  add("no-discount", ArmKind::kNoDiscount);
+  add("fixed-discount", ArmKind::kFixedDiscount);
+  add("tailor", ArmKind::kPriced);
+  return arms;
+}
+
+// The experiment scenario: every customer on one placement, split by the
+// engine itself with an experiment in the simulation's experiments.yaml
+// (docs/simulate.md "The experiment scenario"); `tailor report --experiment
+// sim_ab` then reads each arm's figures from the store.
+constexpr const char* kSimExperiment = "sim_ab";
+
+std::vector<Arm> MakeExperimentArms(const SimArgs& a, const EngineKeys& keys) {
+  Arm arm;
+  arm.name = "experiment";
+  arm.placement = "sim_experiment";
+  arm.kind = ArmKind::kTailor;
+  arm.settings = YAML::Node(YAML::NodeType::Map);
+  if (keys.policy) arm.settings["policy"] = YAML::Load("{kind: " + a.policy + "}");
+  arm.sends_impressions = !keys.impressions;
+  return {arm};
+}
+
+bool IsDiscountArm(ArmKind k) {
+  return k == ArmKind::kNoDiscount || k == ArmKind::kFixedDiscount || k == ArmKind::kPriced;
+}
+
+// The discount scenario's catalog and guardrails (docs/simulate.md): every
+// offer on the arms' placements is priced (price = its value, cost 40% of
+// it, discount 0-30% in steps of 10%), and tailor.yaml gets the `pricing:`
+// guardrails: min margin 15%, age_band and gender protected, the segment is
+// the DNA deal_seeker bucket, average discounts by age band within 1.25.
+constexpr double kSimDiscountMin = 0, kSimDiscountMax = 0.3, kSimDiscountStep = 0.1;
+constexpr double kSimCostShare = 0.4, kSimMinMargin = 0.15, kSimMaxDisparity = 1.25;
+
+struct SimConfig;
+void PriceSimConfig(SimConfig* sc, const std::vector<Arm>& arms);
+
 // --- The simulation's config --------------------------------------------------
 
 struct SimConfig {
@@ -295,6 +402,65 @@ SimConfig WriteSimConfig(const std::string& config_file, const std::string& work
   return sc;
 }
 
+void PriceSimConfig(SimConfig* sc, const std::vector<Arm>& arms) {
+  for (YAML::Node o : sc->offers_root["offers"]) {
+    bool on_arms = !o["placements"];
+    if (o["placements"])
+      for (const auto& p : o["placements"])
+        for (const Arm& arm : arms) on_arms |= p.Scalar() == arm.placement;
+    if (!on_arms) continue;
+    const double price = o["price"] ? o["price"].as<double>() : o["value"].as<double>(0);
+    o["price"] = price;
+    o["cost"] = kSimCostShare * price;
+    YAML::Node d(YAML::NodeType::Map);
+    d["min"] = kSimDiscountMin;
+    d["max"] = kSimDiscountMax;
+    d["step"] = kSimDiscountStep;
+    o["discount"] = d;
+  }
+  YAML::Node root = YAML::LoadFile(sc->tailor_yaml);
+  YAML::Node pricing(YAML::NodeType::Map);
+  pricing["min_margin"] = kSimMinMargin;
+  pricing["protected"] = YAML::Load("[age_band, gender]");
+  pricing["features"] = YAML::Load("[deal_seeker]");
+  pricing["max_disparity"] = kSimMaxDisparity;
+  pricing["group_by"] = "age_band";
+  root["pricing"] = pricing;
+  YAML::Emitter out;
+  out << root;
+  std::ofstream f(sc->tailor_yaml);
+  f << "# Written by `tailor simulate --scenario discount`\n" << out.c_str() << "\n";
+  if (!f) Fail("simulate: cannot write " + sc->tailor_yaml);
+}
+
+// Two equal arms on the experiment placement: `control` serves the
+// non-personalised popularity order, `tailor` the placement's own learning
+// policy. No holdout, no dates: the experiment runs for the whole simulation.
+void WriteSimExperiment(const SimConfig& sc, const Arm& arm) {
+  const std::string file = (fs::path(sc.dir) / "experiments.yaml").string();
+  {
+    std::ofstream f(file);
+    f << "# Written by `tailor simulate --scenario experiment`\n"
+      << "holdout: {share: 0}\n"
+      << "experiments:\n"
+      << "  - name: " << kSimExperiment << "\n"
+      << "    placements: [" << arm.placement << "]\n"
+      << "    arms:\n"
+      << "      - {name: control, share: 0.5, control: popularity}\n"
+      << "      - {name: tailor, share: 0.5}\n";
+    if (!f) Fail("simulate: cannot write " + file);
+  }
+  // The copied tailor.yaml may name another experiments file.
+  YAML::Node root = YAML::LoadFile(sc.tailor_yaml);
+  if (!root["experiments"]) return;
+  root["experiments"] = file;
+  YAML::Emitter out;
+  out << root;
+  std::ofstream f(sc.tailor_yaml);
+  f << out.c_str() << "\n";
+  if (!f) Fail("simulate: cannot write " + sc.tailor_yaml);
+}
+
 void WriteOffers(const SimConfig& sc) {
   YAML::Emitter out;
   out << sc.offers_root;
@@ -318,6 +484,17 @@ std::map<std::string, sim::TrueOffer> TrueOffers(const std::string& offers_yaml)
     if (o.discount) t.discount = (o.discount->first + o.discount->second) / 2;
     out[o.id] = t;
   }
+  return out;
+}
+
+// Price and cost of one conversion per offer, for the discount scenario's margin.
+std::map<std::string, std::pair<double, double>> OfferPrices(const std::string& offers_yaml) {
+  std::vector<Offer> offers;
+  std::vector<std::string> errors;
+  if (!LoadOffers(offers_yaml, &offers, &errors))
+    Fail("simulate: " + (errors.empty() ? offers_yaml : errors.front()));
+  std::map<std::string, std::pair<double, double>> out;
+  for (const Offer& o : offers) out[o.id] = {pricing::PriceOf(o), o.cost};
   return out;
 }
 
@@ -486,10 +663,17 @@ class Simulation {
     busy_.assign(customers_.size(), 0);
     fatigue_.resize(customers_.size());
     for (Arm& arm : arms_) arm.by_day.assign(static_cast<size_t>(a_.days), DayStats{});
+    if (a_.scenario == "discount") {
+      prices_ = OfferPrices(config_.offers_yaml);
+      for (Arm& arm : arms_) arm.price_by_day.assign(static_cast<size_t>(a_.days), PriceDay{});
+    }
   }
 
   void Run();
   json Report(double seconds) const;
+  // The discount scenario's section of the report (over the last half of
+  // the days); engine_stats: tailord's `stats` reply at the end.
+  json DiscountReport(const json& engine_stats) const;
   void PrintSummary() const;
   const std::vector<Arm>& arms() const { return arms_; }
 
@@ -509,6 +693,11 @@ class Simulation {
   void AddNewOffer(int day);
   void PrintDay(int day) const;
   DayStats Total(const Arm& arm, int from_day, int to_day) const;
+  PriceDay PriceTotal(const Arm& arm, int from_day, int to_day) const;
+  // The discount each arm of the discount scenario shows with offer o.
+  double ArmDiscount(const Arm& arm, const json& offer, const sim::TrueOffer& o) const;
+  void TallyPrice(const sim::TrueCustomer& c, const sim::TrueOffer& o, const sim::Exposure& x,
+                  bool converted, PriceDay* day);
 
   const SimArgs& a_;
   std::vector<sim::TrueCustomer> customers_;
@@ -519,6 +708,7 @@ class Simulation {
   TailordProcess& tailord_;
   std::vector<uint8_t> arm_of_;
   std::map<std::string, sim::TrueOffer> offers_;
+  std::map<std::string, std::pair<double, double>> prices_;  // discount scenario: price, cost
   std::unordered_map<std::string, Pending> pending_;
   std::vector<int> busy_;  // requests in flight per customer
   struct Fatigue {
@@ -663,7 +853,9 @@ void Simulation::OnDecision(const Visit& v, const json& reply, int day) {
   std::vector<sim::TrueOffer> returned;
   for (const json& o : reply.value("offers", json::array())) {
     auto t = offers_.find(o.value("offer", ""));
-    if (t != offers_.end()) returned.push_back(t->second);
+    if (t == offers_.end()) continue;
+    returned.push_back(t->second);
+    if (IsDiscountArm(arm.kind)) returned.back().discount = ArmDiscount(arm, o, t->second);
   }
   auto& fatigue = fatigue_[v.customer];
   auto fatigue_of = [&](const std::string& offer) {
@@ -707,6 +899,9 @@ void Simulation::OnDecision(const Visit& v, const json& reply, int day) {
     stats.exp_conversions += r.p_click * r.p_convert;
     stats.exp_revenue += r.p_click * r.p_convert * o.value;
     const double u_click = rng.Uniform(), u_convert = rng.Uniform(), u_dismiss = rng.Uniform();
+    if (IsDiscountArm(arm.kind))
+      TallyPrice(c, o, x, u_click < r.p_click && u_convert < r.p_convert,
+                 &arm.price_by_day[static_cast<size_t>(day - 1)]);
     if (u_click < r.p_click) {
       ++stats.clicks;
       const int64_t click_ts = t + 2000 + static_cast<int64_t>(rng.Next() % 28'000);
@@ -796,6 +991,16 @@ void Simulation::AddNewOffer(int day) {
 void Simulation::PrintDay(int day) const {
   for (const Arm& arm : arms_) {
     const DayStats& s = arm.by_day[static_cast<size_t>(day - 1)];
+    if (!arm.price_by_day.empty()) {
+      // The discount scenario: margin rather than revenue, and the discount.
+      const PriceDay& p = arm.price_by_day[static_cast<size_t>(day - 1)];
+      std::printf("%-4d %-14s %10lld %7.2f%% %12.3f %10lld  margin/dec %.3f, avg discount %.1f%%\n",
+                  day, arm.name.c_str(), static_cast<long long>(s.decisions), 100 * s.ctr(),
+                  s.revenue_per_decision(), static_cast<long long>(s.errors),
+                  s.decisions ? p.margin / static_cast<double>(s.decisions) : 0.0,
+                  p.impressions ? 100 * p.discount_sum / static_cast<double>(p.impressions) : 0.0);
+      continue;
+    }
     std::printf("%-4d %-14s %10lld %7.2f%% %12.3f %10lld\n", day, arm.name.c_str(),
                 static_cast<long long>(s.decisions), 100 * s.ctr(), s.revenue_per_decision(),
                 static_cast<long long>(s.errors));
@@ -807,6 +1012,182 @@ DayStats Simulation::Total(const Arm& arm, int from_day, int to_day) const {
   DayStats t;
   for (int d = from_day; d <= to_day; ++d) t.Add(arm.by_day[static_cast<size_t>(d - 1)]);
   return t;
+}
+
+// --- The discount scenario ---------------------------------------------------
+
+double Simulation::ArmDiscount(const Arm& arm, const json& offer, const sim::TrueOffer& o) const {
+  switch (arm.kind) {
+    case ArmKind::kNoDiscount:
+      return 0;
+    case ArmKind::kFixedDiscount:
+      return o.discount;  // the middle of the offer's range (TrueOffers)
+    default: {
+      // What the engine chose; an offer it did not price is shown at full price.
+      auto d = offer.find("discount");
+      return d != offer.end() && d->is_number() ? d->get<double>() : 0.0;
+    }
+  }
+}
+
+void Simulation::TallyPrice(const sim::TrueCustomer& c, const sim::TrueOffer& o,
+                            const sim::Exposure& x, bool converted, PriceDay* day) {
+  auto p = prices_.find(o.id);
+  const double price = p == prices_.end() ? o.value : p->second.first;
+  const double cost = p == prices_.end() ? 0 : p->second.second;
+  auto expected = [&](double d) {
+    sim::TrueOffer at = o;
+    at.discount = d;
+    const sim::Response r = sim::TrueResponse(c, at, x);
+    return r.p_click * r.p_convert * (price * (1 - d) - cost);
+  };
+  day->exp_margin += expected(o.discount);
+  double best = 0;
+  for (double d = kSimDiscountMin; d <= kSimDiscountMax + 1e-9; d += kSimDiscountStep)
+    best = std::max(best, expected(d));
+  day->exp_margin_best += best;
+  ++day->impressions;
+  day->discount_sum += o.discount;
+  for (const std::string& g : {"age_band:" + c.age_band, "gender:" + c.gender,
+                               std::string(c.deal_seeker >= 0.5 ? "deal_seeker" : "other")}) {
+    auto& [sum, n] = day->by_group[g];
+    sum += o.discount;
+    ++n;
+  }
+  if (!converted) return;
+  ++day->conversions;
+  day->margin += price * (1 - o.discount) - cost;
+}
+
+PriceDay Simulation::PriceTotal(const Arm& arm, int from_day, int to_day) const {
+  PriceDay t;
+  for (int d = from_day; d <= to_day && d <= static_cast<int>(arm.price_by_day.size()); ++d)
+    t.Add(arm.price_by_day[static_cast<size_t>(d - 1)]);
+  return t;
+}
+
+// max / min of the average discount over the groups with `prefix` and at
+// least min_n impressions ("unknown" left out, as the engine's check does).
+json DisparityOf(const PriceDay& t, const std::string& prefix, int64_t min_n) {
+  double lo = 0, hi = 0;
+  std::string lo_g, hi_g;
+  json groups = json::object();
+  for (const auto& [g, v] : t.by_group) {
+    if (g.compare(0, prefix.size(), prefix) != 0) continue;
+    const std::string name = g.substr(prefix.size());
+    const double mean = v.second ? v.first / static_cast<double>(v.second) : 0;
+    groups[name] = {{"impressions", v.second}, {"avg_discount", mean}};
+    if (v.second < min_n || name == "unknown") continue;
+    if (lo_g.empty() || mean < lo) lo = mean, lo_g = name;
+    if (hi_g.empty() || mean > hi) hi = mean, hi_g = name;
+  }
+  const double ratio = lo_g.empty() || hi_g == lo_g ? 1.0 : lo > 0 ? hi / lo : 1e9;
+  return {{"groups", groups}, {"ratio", ratio}, {"max_group", hi_g}, {"min_group", lo_g}};
+}
+
+json Simulation::DiscountReport(const json& engine_stats) const {
+  const int from = a_.days / 2 + 1;
+  json arms = json::array();
+  double margin_tailor = 0, margin_none = 0, margin_fixed = 0, ratio = 0, ds = 0, other = 0;
+  bool have[3] = {false, false, false};
+  for (const Arm& arm : arms_) {
+    if (!IsDiscountArm(arm.kind)) continue;
+    const DayStats d = Total(arm, from, a_.days);
+    const PriceDay p = PriceTotal(arm, from, a_.days);
+    const double mpd = d.decisions ? p.margin / static_cast<double>(d.decisions) : 0;
+    const json age = DisparityOf(p, "age_band:", 30), gender = DisparityOf(p, "gender:", 30);
+    auto mean_of = [&](const std::string& g) {
+      auto it = p.by_group.find(g);
+      return it == p.by_group.end() || !it->second.second
+                 ? 0.0
+                 : it->second.first / static_cast<double>(it->second.second);
+    };
+    json j = {
+        {"arm", arm.name},
+        {"decisions", d.decisions},
+        {"impressions", p.impressions},
+        {"conversions", p.conversions},
+        {"margin", p.margin},
+        {"margin_per_decision", mpd},
+        {"expected_margin_per_decision", d.per_decision(p.exp_margin)},
+        {"best_level_margin_per_decision", d.per_decision(p.exp_margin_best)},
+        {"avg_discount", p.impressions ? p.discount_sum / static_cast<double>(p.impressions) : 0.0},
+        {"avg_discount_deal_seekers", mean_of("deal_seeker")},
+        {"avg_discount_others", mean_of("other")},
+        {"age_band", age},
+        {"gender", gender}};
+    arms.push_back(j);
+    if (arm.kind == ArmKind::kNoDiscount) margin_none = mpd, have[0] = true;
+    if (arm.kind == ArmKind::kFixedDiscount) margin_fixed = mpd, have[1] = true;
+    if (arm.kind == ArmKind::kPriced) {
+      margin_tailor = mpd, have[2] = true;
+      ratio = age["ratio"].get<double>();
+      ds = mean_of("deal_seeker");
+      other = mean_of("other");
+    }
+  }
+  json targets = json::array();
+  auto target = [&](const std::string& name, double value, double goal, const char* op, bool pass) {
+    targets.push_back(
+        {{"name", name}, {"value", value}, {"target", goal}, {"op", op}, {"pass", pass}});
+  };
+  if (have[2]) {
+    if (have[0])
+      target("tailor / no-discount margin per decision",
+             margin_none > 0 ? margin_tailor / margin_none : 0, 1.0, ">",
+             margin_tailor > margin_none);
+    if (have[1])
+      target("tailor / fixed-discount margin per decision",
+             margin_fixed > 0 ? margin_tailor / margin_fixed : 0, 1.0, ">",
+             margin_tailor > margin_fixed);
+    target("tailor disparity of average discount by age band", ratio, kSimMaxDisparity,
+           "<=", ratio <= kSimMaxDisparity);
+    target("tailor deal seekers' / others' average discount", other > 0 ? ds / other : 0, 1.0, ">",
+           ds > other);
+  }
+  json counters =
+      engine_stats.is_object() ? engine_stats.value("counters", json::object()) : json::object();
+  return {{"from_day", from},
+          {"to_day", a_.days},
+          {"pricing",
+           {{"min_margin", kSimMinMargin},
+            {"max_disparity", kSimMaxDisparity},
+            {"group_by", "age_band"},
+            {"protected", {"age_band", "gender"}},
+            {"features", {"deal_seeker"}},
+            {"discount",
+             {{"min", kSimDiscountMin}, {"max", kSimDiscountMax}, {"step", kSimDiscountStep}}},
+            {"cost_share", kSimCostShare}}},
+          {"engine",
+           {{"priced", counters.value("pricing.priced", 0)},
+            {"guardrail", counters.value("pricing.guardrail", 0)}}},
+          {"arms", arms},
+          {"targets", targets}};
+}
+
+void PrintDiscount(const json& d) {
+  std::printf(
+      "\ndiscount scenario, days %d-%d (margin per decision: drawn, the true model's "
+      "expectation, and the best level per impression)\n",
+      d["from_day"].get<int>(), d["to_day"].get<int>());
+  std::printf("%-15s %9s %11s %9s %8s %8s %8s %9s %11s %9s\n", "arm", "decisions", "conversions",
+              "margin", "mrg/dec", "exp/dec", "best/dec", "avg disc", "deal/other", "age ratio");
+  for (const json& a : d["arms"])
+    std::printf(
+        "%-15s %9lld %11lld %9.0f %8.3f %8.3f %8.3f %8.1f%% %5.1f/%4.1f%% %9.3f\n",
+        a["arm"].get<std::string>().c_str(), a["decisions"].get<long long>(),
+        a["conversions"].get<long long>(), a["margin"].get<double>(),
+        a["margin_per_decision"].get<double>(), a["expected_margin_per_decision"].get<double>(),
+        a["best_level_margin_per_decision"].get<double>(), 100 * a["avg_discount"].get<double>(),
+        100 * a["avg_discount_deal_seekers"].get<double>(),
+        100 * a["avg_discount_others"].get<double>(), a["age_band"]["ratio"].get<double>());
+  std::printf("engine: %lld priced, %lld changed by a guardrail\n",
+              d["engine"]["priced"].get<long long>(), d["engine"]["guardrail"].get<long long>());
+  std::printf("\ntargets\n");
+  for (const json& t : d["targets"])
+    std::printf("  %-4s %-56s %6.3f (target %s %.2f)\n", t["pass"].get<bool>() ? "PASS" : "FAIL",
+                t["name"].get<std::string>().c_str(), t["value"].get<double>(),
+                t["op"].get<std::string>().c_str(), t["target"].get<double>());
 }
 
 const Arm* FindArm(const std::vector<Arm>& arms, ArmKind kind) {
@@ -989,6 +1370,11 @@ std::vector<sim::TrueCustomer> Customers(const SimArgs& a, Store& store, int64_t
     c.night_owl = t.night_owl;
     c.big_spender = t.big_spender;
     c.sessions_per_week = t.sessions_per_week;
+    if (auto row = store.GetCustomer(t.id)) {
+      const json attrs = json::parse(row->attributes_json, nullptr, false);
+      c.age_band = pricing::GroupOf(attrs, "age_band");
+      c.gender = pricing::GroupOf(attrs, "gender");
+    }
     out.push_back(std::move(c));
   }
   return out;
@@ -1053,8 +1439,13 @@ void RunSimulate(const SimArgs& a) {
     std::fprintf(stderr,
                  "simulate: this engine has no placement `impressions` key yet: the simulator "
                  "sends an impression event for every offer it shows\n");
-  std::vector<Arm> arms = MakeArms(a, *base, keys);
+  const bool discount = a.scenario == "discount", experiment = a.scenario == "experiment";
+  std::vector<Arm> arms = discount     ? MakeDiscountArms(a, config_file, keys)
+                          : experiment ? MakeExperimentArms(a, keys)
+                                       : MakeArms(a, *base, keys);
   SimConfig sc = WriteSimConfig(config_file, work, arms);
+  if (discount) PriceSimConfig(&sc, arms);
+  if (experiment) WriteSimExperiment(sc, arms.front());
   arms = SelectArms(std::move(arms), a.arms);
   WriteOffers(sc);
   errors.clear();
@@ -1071,8 +1462,20 @@ void RunSimulate(const SimArgs& a) {
   std::fflush(stdout);
   TailordProcess tailord(a, sc.tailor_yaml, store_path, work);
   Wire wire(tailord.requests());
-  Simulation simulation(a, std::move(customers), std::move(arms), sc, start_ms, wire, tailord);
+  // The discount and experiment scenarios add no offer mid-run: the arms
+  // differ only in price, or in what the experiment's arms override.
+  SimArgs run_args = a;
+  if (discount || experiment) run_args.new_offer_day = 0;
+  Simulation simulation(run_args, std::move(customers), std::move(arms), sc, start_ms, wire,
+                        tailord);
   simulation.Run();
+  json engine_stats;
+  if (discount) {
+    // The pricing counters (how often a guardrail changed a choice).
+    wire.Send({{"v", 1}, {"type", "stats"}, {"id", "stats"}});
+    if (std::optional<json> r = wire.Recv(30'000); r && r->is_object())
+      engine_stats = r->value("stats", json::object());
+  }
   const int rc = tailord.Stop();
   if (rc != 0) std::fprintf(stderr, "simulate: tailord exited with %d\n", rc);
 
@@ -1086,8 +1489,21 @@ void RunSimulate(const SimArgs& a) {
                       {"engine_records_impressions", keys.impressions},
                       {"new_offer_day", a.new_offer_day},
                       {"start", format_iso8601_ms(start_ms)},
-                      {"store", store_path}};
-  PrintTargets(report);
+                      {"store", store_path},
+                      {"scenario", a.scenario}};
+  if (discount) {
+    report["discount"] = simulation.DiscountReport(engine_stats);
+    report["targets"] = report["discount"]["targets"];
+    PrintDiscount(report["discount"]);
+  } else if (experiment) {
+    report["experiment"] = kSimExperiment;
+    std::printf(
+        "\nthe engine split the customers itself; each arm's figures:\n"
+        "  tailor report --store %s --experiment %s --html report.html --json report.json\n",
+        store_path.c_str(), kSimExperiment);
+  } else {
+    PrintTargets(report);
+  }
   std::printf("\n%.1f s in all\n", report["seconds"].get<double>());
   if (!a.json_out.empty()) {
     std::ofstream f(a.json_out);
@@ -1144,6 +1560,12 @@ void RegisterSimulate(CLI::App& app) {
   s->add_option("--arms", a->arms,
                 "the arms that get customers, comma-separated (default: every arm; the config "
                 "keeps every arm's placement)");
+  s->add_option("--scenario", a->scenario,
+                "learn: the loop's arms; discount: no-discount, fixed-discount and tailor's "
+                "pricing with guardrails; experiment: one placement that the engine splits "
+                "into control and tailor arms (docs/simulate.md)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"learn", "discount", "experiment"}));
   s->add_option("--json", a->json_out, "write the report as JSON here");
   s->callback([a] { RunSimulate(*a); });
 }

@@ -5,6 +5,7 @@
 #include <sqlite3.h>
 
 #include <cstdlib>
+#include <map>
 #include <set>
 #include <string>
 
@@ -102,6 +103,74 @@ TEST(Simulate, TinyRunDrivesARealTailordAndStoresWhatItCaused) {
 
 // A store made from another seed is refused: the simulator would otherwise
 // draw responses from the wrong customers' traits.
+std::string TinyScenario(const TempDir& dir, const std::string& scenario, int days) {
+  return TailorBin() + " simulate --scenario " + scenario + " --days " + std::to_string(days) +
+         " --customers 300 --items 120 --history-days 60 --seed 4 --store " + dir.file("sim.db") +
+         " --config " + TAILOR_SOURCE_DIR + "/config --plugin-dir " + TAILOR_PLUGIN_DIR +
+         " --work-dir " + dir.file("work") + " --json " + dir.file("sim.json");
+}
+
+// The discount scenario: three arms priced as documented, the engine pricing
+// only the tailor arm's offers within their ranges, and the disparity cap
+// between age bands holding.
+TEST(Simulate, DiscountScenarioPricesOnlyTheTailorArmWithinTheGuardrails) {
+  TempDir dir;
+  const std::string log = dir.file("sim.log");
+  ASSERT_EQ(Shell(TinyScenario(dir, "discount", 3), log), 0) << ReadFile(log);
+  const json r = json::parse(ReadFile(dir.file("sim.json")), nullptr, false);
+  ASSERT_TRUE(r.is_object()) << ReadFile(log);
+  EXPECT_EQ(r["config"]["scenario"], "discount");
+  const json& d = r["discount"];
+  std::map<std::string, json> arms;
+  for (const json& a : d["arms"]) arms[a["arm"]] = a;
+  ASSERT_EQ(arms.size(), 3u) << d.dump();
+  EXPECT_EQ(arms["no-discount"]["avg_discount"].get<double>(), 0);
+  EXPECT_NEAR(arms["fixed-discount"]["avg_discount"].get<double>(), 0.15, 1e-9);
+  const double tailor = arms["tailor"]["avg_discount"].get<double>();
+  EXPECT_GE(tailor, 0);
+  EXPECT_LE(tailor, 0.3);
+  EXPECT_GT(d["engine"]["priced"].get<int64_t>(), 0);
+  EXPECT_LE(arms["tailor"]["age_band"]["ratio"].get<double>(), 1.25);
+  for (const auto& [name, a] : arms) EXPECT_GT(a["decisions"].get<int64_t>(), 0) << name;
+  // Only the tailor arm's impressions carry a discount, each one of the levels.
+  const std::string db = dir.file("sim.db");
+  EXPECT_GT(Scalar(db, "SELECT count(*) FROM impressions WHERE discount > 0"), 0);
+  EXPECT_EQ(Scalar(db,
+                   "SELECT count(*) FROM impressions WHERE discount > 0 AND placement <> "
+                   "'sim_tailor'"),
+            0);
+  EXPECT_EQ(Scalar(db,
+                   "SELECT count(*) FROM impressions WHERE discount > 0 AND "
+                   "abs(discount * 10 - round(discount * 10)) > 1e-9"),
+            0);
+  EXPECT_EQ(d["targets"].size(), 4u);
+}
+
+// The experiment scenario: the engine splits one placement's customers into
+// the control and tailor arms of experiment sim_ab, and the store records it.
+TEST(Simulate, ExperimentScenarioLetsTheEngineSplitTheCustomers) {
+  TempDir dir;
+  const std::string log = dir.file("sim.log");
+  ASSERT_EQ(Shell(TinyScenario(dir, "experiment", 2), log), 0) << ReadFile(log);
+  const std::string db = dir.file("sim.db");
+  const int64_t all = Scalar(db, "SELECT count(*) FROM decisions");
+  const int64_t control = Scalar(db,
+                                 "SELECT count(*) FROM decisions WHERE experiment = 'sim_ab' "
+                                 "AND arm = 'control'");
+  const int64_t tailor = Scalar(db,
+                                "SELECT count(*) FROM decisions WHERE experiment = 'sim_ab' "
+                                "AND arm = 'tailor'");
+  EXPECT_GT(control, 0);
+  EXPECT_GT(tailor, 0);
+  EXPECT_EQ(control + tailor, all);
+  // A customer stays in one arm.
+  EXPECT_EQ(Scalar(db,
+                   "SELECT count(*) FROM (SELECT customer_id FROM decisions GROUP BY "
+                   "customer_id HAVING count(DISTINCT arm) > 1)"),
+            0);
+  EXPECT_NE(ReadFile(log).find("--experiment sim_ab"), std::string::npos);
+}
+
 TEST(Simulate, RefusesAStoreOfAnotherSeed) {
   TempDir dir;
   const std::string store = dir.file("demo.db"), log = dir.file("sim.log");

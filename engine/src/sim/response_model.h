@@ -24,6 +24,10 @@ struct TrueCustomer {
   double night_owl = 0;    // 0..1
   double big_spender = 0;  // 0..1
   double sessions_per_week = 0;
+  // Protected attributes from the store's customer row (the discount
+  // scenario tallies discounts by them; the response model never reads them).
+  std::string age_band = "unknown";  // pricing::AgeBand of the attribute `age`
+  std::string gender = "unknown";
 };
 
 // What the model needs to know about an offer (config/offers.yaml).
@@ -31,7 +35,9 @@ struct TrueOffer {
   std::string id;
   std::string category;  // empty: promotes content or an item, not a category
   double value = 0;      // business value of one conversion
-  double discount = 0;   // the midpoint of the offer's discount range, 0 if none
+  // The discount shown: the midpoint of the offer's discount range (0 if
+  // none), or in the discount scenario the discount the arm gave.
+  double discount = 0;
 };
 
 // The circumstances of one impression.
