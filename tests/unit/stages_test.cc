@@ -1,5 +1,5 @@
 // The decision stages one by one (decision/stages.h), without a service:
-// candidates, judge, arbitrate, policy, finalize and the explanation.
+// candidates, judge, arbitrate, policy, price, finalize and the explanation.
 // The plugin-facing stages (score, annotate, explain, diversify) are tested
 // with real plugins in tests/plugins/score_stage_test.cc.
 #include <gmock/gmock.h>
@@ -325,6 +325,44 @@ TEST(PolicyStage, UniformExplorationMovesItsPicksFirstWithExactPropensities) {
     ++first[ranked[0].id];
   }
   for (const char* id : {"o_a", "o_b", "o_promo"}) EXPECT_GT(first[id], 150) << id;
+}
+
+TEST(PriceStage, PricesOnlyShownOffersWithARangeOnAPricingPlacement) {
+  PolicyFixture f;
+  // o_a declares levels 0, 0.1, 0.2; o_b and o_promo declare none.
+  f.cat->offers[0].discount = std::make_pair(0.0, 0.2);
+  f.cat->offers[0].discount_step = 0.1;
+  f.home.pricing = true;
+  PricingConfig config;
+  config.configured = true;
+  pricing::Pricer pricer;
+  pricer.Configure(config);
+  const std::vector<Ranked> ranked = f.Ranking();  // o_b, o_promo, o_a
+  const nlohmann::json facts = nlohmann::json::object();
+  const std::string id = "d1";
+  std::vector<pricing::Choice> prices;
+  PriceShown({f.home, config, *f.cat, f.c, ranked, 3, nullptr, facts, id}, &pricer, &prices);
+  ASSERT_EQ(prices.size(), 3u);
+  EXPECT_FALSE(prices[0].priced);
+  EXPECT_FALSE(prices[1].priced);
+  ASSERT_TRUE(prices[2].priced);
+  EXPECT_TRUE(prices[2].discount == 0 || prices[2].discount == 0.1 || prices[2].discount == 0.2);
+  nlohmann::json offers =
+      nlohmann::json::array({{{"offer", "o_b"}, {"why", nlohmann::json::object()}},
+                             {{"offer", "o_promo"}, {"why", nlohmann::json::object()}},
+                             {{"offer", "o_a"}, {"why", nlohmann::json::object()}}});
+  ApplyPrices(prices, &offers);
+  EXPECT_FALSE(offers[0].contains("discount"));
+  EXPECT_FALSE(offers[1].contains("discount"));
+  EXPECT_EQ(offers[2]["discount"], prices[2].discount);
+  EXPECT_EQ(offers[2]["why"]["discount"]["level"], prices[2].discount);
+  // Only the first shown position: o_a is not shown, nothing is priced.
+  PriceShown({f.home, config, *f.cat, f.c, ranked, 1, nullptr, facts, id}, &pricer, &prices);
+  EXPECT_FALSE(prices[0].priced);
+  // A placement without pricing prices nothing.
+  f.home.pricing = false;
+  PriceShown({f.home, config, *f.cat, f.c, ranked, 3, nullptr, facts, id}, &pricer, &prices);
+  for (const pricing::Choice& c : prices) EXPECT_FALSE(c.priced);
 }
 
 TEST(FinalizeStage, KeepsTheBestAndLetsFinalizeHooksTrim) {
