@@ -8,13 +8,13 @@ class App;
 
 namespace tailor::cli {
 
-void RegisterDecide(CLI::App& app);  // tools/decide.cc
-void RegisterImport(CLI::App& app);  // tools/import.cc
-void RegisterDemo(CLI::App& app);    // tools/demo.cc
-void RegisterBench(CLI::App& app);   // tools/bench.cc
-void RegisterTrain(CLI::App& app);   // tools/train.cc
-void RegisterEval(CLI::App& app);    // tools/eval.cc: `tailor eval <what>`
-void RegisterRules(CLI::App& app);   // tools/rules.cc: `tailor rules check|test`
+void RegisterDecide(CLI::App& app);    // tools/decide.cc
+void RegisterImport(CLI::App& app);    // tools/import.cc
+void RegisterDemo(CLI::App& app);      // tools/demo.cc
+void RegisterBench(CLI::App& app);     // tools/bench.cc
+void RegisterTrain(CLI::App& app);     // tools/train.cc
+void RegisterEval(CLI::App& app);      // tools/eval.cc: `tailor eval <what>`
+void RegisterRules(CLI::App& app);     // tools/rules.cc: `tailor rules check|test`
 void RegisterSimulate(CLI::App& app);  // tools/simulate.cc: `tailor simulate`
 void RegisterReport(CLI::App& app);    // tools/report.cc: `tailor report`
 

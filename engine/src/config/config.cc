@@ -230,7 +230,8 @@ void ParsePricing(const YAML::Node& node, const std::string& path, PricingConfig
     f.Error(node["max_disparity"], "max_disparity",
             "a ratio of max group / min group: at least 1 (0 turns the cap off)");
   if (out->max_disparity > 0 && out->group_by.empty())
-    f.Error(node, "group_by", "required with max_disparity (the attribute whose groups it compares)");
+    f.Error(node, "group_by",
+            "required with max_disparity (the attribute whose groups it compares)");
   if (!out->group_by.empty() && !pricing::IsProtected(out->protected_attrs, out->group_by))
     f.Error(node["group_by"], "group_by",
             "'" + out->group_by + "' is not in protected: the cap compares protected groups");

@@ -86,7 +86,7 @@ struct Offer {
   std::optional<double> price;
   double cost = 0;
   std::string discount_where;  // "file:line:col" of discount:, for guardrail errors
-  std::map<std::string, double> channel_weights;      // extra C per channel
+  std::map<std::string, double> channel_weights;  // extra C per channel
   std::string source;  // "file:line" where it was defined, for explanations
 };
 
