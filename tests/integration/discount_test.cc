@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <map>
+#include <memory>
 #include <string>
 
 #include "store/store.h"
@@ -64,6 +65,17 @@ class Discount : public ::testing::Test {
     ASSERT_EQ(ack.value("ok", false), true) << ack.dump();
   }
 
+  // The store tailord wrote, read after it stopped.
+  std::unique_ptr<Store> OpenStore() {
+    Store::Options so;
+    so.path = store_;
+    so.start_writer = false;
+    std::string err;
+    auto store = Store::Open(so, &err);
+    EXPECT_TRUE(store) << err;
+    return store;
+  }
+
   TempDir dir_;
   std::string store_, config_;
 };
@@ -92,12 +104,8 @@ TEST_F(Discount, ReplyWhyAndImpressionCarryTheChosenDiscount) {
     EXPECT_FALSE(plain["offers"][0].contains("discount")) << plain.dump();
     EXPECT_EQ(d.Terminate(), 0) << d.Log();
   }
-  Store::Options so;
-  so.path = store_;
-  so.start_writer = false;
-  std::string err;
-  auto store = Store::Open(so, &err);
-  ASSERT_TRUE(store) << err;
+  auto store = OpenStore();
+  ASSERT_TRUE(store);
   size_t seen = 0;
   store->ForEachImpression(0, [&](const Impression& m) {
     auto it = chosen.find(m.decision_id);
@@ -135,12 +143,8 @@ TEST_F(Discount, AShadowDecisionIsNotPriced) {
     EXPECT_EQ(stats["stats"]["counters"].value("pricing.priced", 0), 0) << stats.dump();
     EXPECT_EQ(d.Terminate(), 0) << d.Log();
   }
-  Store::Options so;
-  so.path = store_;
-  so.start_writer = false;
-  std::string err;
-  auto store = Store::Open(so, &err);
-  ASSERT_TRUE(store) << err;
+  auto store = OpenStore();
+  ASSERT_TRUE(store);
   size_t seen = 0;
   store->ForEachImpression(0, [&](const Impression& m) {
     if (m.decision_id == decision) {

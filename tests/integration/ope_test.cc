@@ -16,11 +16,6 @@ namespace {
 
 using nlohmann::json;
 
-int Shell(const std::string& cmd, const std::string& log) {
-  int rc = std::system((cmd + " >" + log + " 2>&1").c_str());
-  return WIFEXITED(rc) ? WEXITSTATUS(rc) : 128;
-}
-
 // One arm of a simulation: the world and the visits depend only on the seed.
 std::string Simulate(const std::string& arm, const std::string& store, const std::string& work,
                      const std::string& out) {

@@ -14,11 +14,6 @@ namespace {
 
 using nlohmann::json;
 
-int Shell(const std::string& cmd, const std::string& log) {
-  int rc = std::system((cmd + " >" + log + " 2>&1").c_str());
-  return WIFEXITED(rc) ? WEXITSTATUS(rc) : 128;
-}
-
 json DecideWithMessage(Client& c, const std::string& id, const std::string& message) {
   return c.Call({{"v", 1},
                  {"type", "decide"},

@@ -25,11 +25,6 @@ using nlohmann::json;
 constexpr int64_t kDay = 86'400'000;
 const int64_t kStart = *parse_iso8601_ms("2026-03-02T00:00:00Z");
 
-int Shell(const std::string& cmd, const std::string& log) {
-  int rc = std::system((cmd + " >" + log + " 2>&1").c_str());
-  return WIFEXITED(rc) ? WEXITSTATUS(rc) : 128;
-}
-
 // Every decision's trace: o1 shown, o2 eligible with a rule's lever, o3
 // vetoed by a rule, o4 suppressed by a contact policy.
 const char* kTrace = R"({"candidates":4,"suppressed":2,"entries":[

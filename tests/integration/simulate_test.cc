@@ -17,11 +17,6 @@ namespace {
 
 using nlohmann::json;
 
-int Shell(const std::string& cmd, const std::string& log) {
-  int rc = std::system((cmd + " >" + log + " 2>&1").c_str());
-  return WIFEXITED(rc) ? WEXITSTATUS(rc) : 128;
-}
-
 // One integer from the store (-1 when the query fails, e.g. a missing table).
 int64_t Scalar(const std::string& db, const std::string& sql) {
   sqlite3* h = nullptr;

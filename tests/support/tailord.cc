@@ -17,6 +17,11 @@ namespace tailor::testing {
 std::string TailorBin() { return std::string(TAILOR_BIN_DIR) + "/tailor"; }
 std::string TailordBin() { return std::string(TAILOR_BIN_DIR) + "/tailord"; }
 
+int Shell(const std::string& cmd, const std::string& log) {
+  const int rc = std::system((cmd + " >" + log + " 2>&1").c_str());
+  return WIFEXITED(rc) ? WEXITSTATUS(rc) : 128;
+}
+
 std::string ShippedPluginYaml(const std::string& name, const std::string& extra) {
   return "  - name: " + name + "\n    path: " + TAILOR_PLUGIN_DIR + "/tailor_" + name + ".so\n" +
          extra;

@@ -65,6 +65,10 @@ class Subscriber {
 std::string TailorBin();
 std::string TailordBin();
 
+// Runs a shell command with stdout and stderr into log; its exit status
+// (128 when it did not exit normally).
+int Shell(const std::string& cmd, const std::string& log);
+
 // One entry of a tailor.yaml `plugins:` list for a shipped plugin
 // (build/plugins/tailor_<name>.so) or a test fixture (<name>.so); extra holds
 // more keys, each line indented four spaces ("    weight: 3\n").

@@ -189,26 +189,6 @@ void ParsePluginWeights(const YAML::Node& w, const std::vector<PluginSpec>& plug
   wf.Done();
 }
 
-// A placement's `policy:` block, or its kind alone (`policy: epsilon`).
-void ParsePolicy(Fields& placement, const YAML::Node& n, std::vector<std::string>* errors,
-                 learning::PolicyConfig* out) {
-  const auto kind = [&](Fields& f, const YAML::Node& at, const std::string& key,
-                        const std::string& name) {
-    if (!learning::ParsePolicyKind(name, &out->kind))
-      f.Error(at, key, "expected greedy, thompson, linear_ts or epsilon, got '" + name + "'");
-  };
-  if (n.IsScalar()) {
-    kind(placement, n, "policy", n.Scalar());
-    return;
-  }
-  Fields f(n, placement.file(), placement.Path("policy"), errors);
-  std::string name;
-  if (f.Str("kind", &name)) kind(f, n["kind"], "kind", name);
-  f.Num("exploration", &out->exploration, 0, 1);
-  f.Integer("samples", &out->samples, 1, 4096);
-  f.Done();
-}
-
 // tailor.yaml `pricing:`: the guardrails of dynamic discounts. Fails
 // closed: every inconsistency is an error at its key.
 void ParsePricing(const YAML::Node& node, const std::string& path, PricingConfig* out,
@@ -494,7 +474,7 @@ std::optional<EngineConfig> LoadConfig(const std::string& path,
           }
           df.Done();
         }
-        if (YAML::Node pn = f.Get("policy")) ParsePolicy(f, pn, errors, &p.policy);
+        if (YAML::Node pn = f.Get("policy")) config::ParsePolicy(f, pn, errors, &p.policy);
         if (YAML::Node r = f.Get("response")) {
           Fields rf(r, path, f.Path("response"), errors, /*nonempty_strings=*/true);
           rf.Bool("learn", &p.response.learn);
@@ -583,4 +563,26 @@ std::optional<EngineConfig> LoadConfig(const std::string& path,
   return cfg;
 }
 
+namespace config {
+
+void ParsePolicy(Fields& placement, const YAML::Node& n, std::vector<std::string>* errors,
+                 learning::PolicyConfig* out) {
+  const auto kind = [&](Fields& f, const YAML::Node& at, const std::string& key,
+                        const std::string& name) {
+    if (!learning::ParsePolicyKind(name, &out->kind))
+      f.Error(at, key, "expected greedy, thompson, linear_ts or epsilon, got '" + name + "'");
+  };
+  if (n.IsScalar()) {
+    kind(placement, n, "policy", n.Scalar());
+    return;
+  }
+  Fields f(n, placement.file(), placement.Path("policy"), errors);
+  std::string name;
+  if (f.Str("kind", &name)) kind(f, n["kind"], "kind", name);
+  f.Num("exploration", &out->exploration, 0, 1);
+  f.Integer("samples", &out->samples, 1, 4096);
+  f.Done();
+}
+
+}  // namespace config
 }  // namespace tailor

@@ -12,7 +12,16 @@
 #include <string>
 #include <vector>
 
+namespace tailor::learning {
+struct PolicyConfig;
+}
+
 namespace tailor::config {
+
+// A `policy:` (a placement's or an experiment arm's): a block, or its kind
+// alone (`policy: epsilon`); errors under `parent`'s path (config.cc).
+void ParsePolicy(class Fields& parent, const YAML::Node& n, std::vector<std::string>* errors,
+                 learning::PolicyConfig* out);
 
 // "file:line:col" of a node (1-based; "file:1:1" when it has no mark).
 std::string Where(const std::string& file, const YAML::Node& node);

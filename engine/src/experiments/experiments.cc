@@ -57,26 +57,6 @@ std::string Resolve(const std::string& base, const std::string& p) {
   return (std::filesystem::path(base) / p).lexically_normal().string();
 }
 
-// An arm's `policy:`, as a placement's (config.cc): a kind or a block.
-void ParseArmPolicy(Fields& arm, const YAML::Node& n, std::vector<std::string>* errors,
-                    learning::PolicyConfig* out) {
-  const auto kind = [&](Fields& f, const YAML::Node& at, const std::string& key,
-                        const std::string& name) {
-    if (!learning::ParsePolicyKind(name, &out->kind))
-      f.Error(at, key, "expected greedy, thompson, linear_ts or epsilon, got '" + name + "'");
-  };
-  if (n.IsScalar()) {
-    kind(arm, n, "policy", n.Scalar());
-    return;
-  }
-  Fields f(n, arm.file(), arm.Path("policy"), errors);
-  std::string name;
-  if (f.Str("kind", &name)) kind(f, n["kind"], "kind", name);
-  f.Num("exploration", &out->exploration, 0, 1);
-  f.Integer("samples", &out->samples, 1, 4096);
-  f.Done();
-}
-
 void ParsePluginWeights(Fields& arm, const YAML::Node& w, const EngineConfig& cfg,
                         std::vector<std::string>* errors, Arm* out) {
   Fields wf(w, arm.file(), arm.Path("plugin_weights"), errors);
@@ -127,7 +107,7 @@ void ParseArm(const YAML::Node& node, Fields& parent, const std::string& path,
   }
   if (YAML::Node p = f.Get("policy")) {
     learning::PolicyConfig pc;
-    ParseArmPolicy(f, p, errors, &pc);
+    config::ParsePolicy(f, p, errors, &pc);
     arm->policy = pc;
     if (arm->non_personal())
       f.Error(p, "policy", "a control arm (" + control + ") has its own order; drop the policy");

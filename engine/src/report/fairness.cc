@@ -6,6 +6,7 @@
 
 #include "common/time.h"
 #include "pricing/pricing.h"
+#include "report/html.h"
 #include "store/store.h"
 
 namespace tailor::report {
@@ -45,29 +46,6 @@ json Disparity(const json& groups, const std::string& metric, double cap) {
     d["breach"] = hi / lo > cap;
   }
   return d;
-}
-
-std::string Escape(const std::string& s) {
-  std::string out;
-  for (char c : s) {
-    switch (c) {
-      case '<':
-        out += "&lt;";
-        break;
-      case '>':
-        out += "&gt;";
-        break;
-      case '&':
-        out += "&amp;";
-        break;
-      case '"':
-        out += "&quot;";
-        break;
-      default:
-        out += c;
-    }
-  }
-  return out;
 }
 
 std::string Num(double x, const char* fmt = "%.3f") {
@@ -139,19 +117,19 @@ json Fairness(Store& store, int64_t since_ms, int64_t until_ms,
 std::string FairnessHtml(const json& fairness) {
   std::string h = "<section class=\"fairness\">\n<h2>Fairness across protected groups</h2>\n";
   const double cap = fairness.value("max_disparity", kDefaultMaxDisparity);
-  h += "<p>Decisions from " + Escape(fairness.value("since", "")) + " to " +
-       Escape(fairness.value("until", "")) + "; disparity = largest group / smallest group, " +
+  h += "<p>Decisions from " + HtmlEscape(fairness.value("since", "")) + " to " +
+       HtmlEscape(fairness.value("until", "")) + "; disparity = largest group / smallest group, " +
        "a breach above " + Num(cap, "%.2f") + ".</p>\n";
   for (const json& a : fairness.value("attributes", json::array())) {
     const std::string attr = a.value("attribute", "");
-    h += "<h3>" + Escape(attr) +
+    h += "<h3>" + HtmlEscape(attr) +
          "</h3>\n<table>\n<thead><tr><th>group</th><th>customers</th>"
          "<th>decisions</th><th>offer rate</th><th>avg discount</th><th>conversion rate</th>"
          "</tr></thead>\n<tbody>\n";
     double top = 0;
     for (const json& g : a["groups"]) top = std::max(top, g["avg_discount"].get<double>());
     for (const json& g : a["groups"]) {
-      h += "<tr><td>" + Escape(g["group"].get<std::string>()) + "</td><td>" +
+      h += "<tr><td>" + HtmlEscape(g["group"].get<std::string>()) + "</td><td>" +
            std::to_string(g["customers"].get<int64_t>()) + "</td><td>" +
            std::to_string(g["decisions"].get<int64_t>()) + "</td><td>" +
            Num(g["offer_rate"].get<double>()) + "</td><td>" +
@@ -167,7 +145,7 @@ std::string FairnessHtml(const json& fairness) {
     const int row = 22, width = 420, label = 90;
     h += "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" + std::to_string(width + label + 60) +
          "\" height=\"" + std::to_string(static_cast<int>(n) * row + 24) + "\" role=\"img\" " +
-         "aria-label=\"average discount by " + Escape(attr) + "\">\n";
+         "aria-label=\"average discount by " + HtmlEscape(attr) + "\">\n";
     int y = 4;
     for (const json& g : a["groups"]) {
       const double v = g["avg_discount"].get<double>();
@@ -175,7 +153,7 @@ std::string FairnessHtml(const json& fairness) {
       const bool high =
           d["avg_discount"]["breach"].get<bool>() && g["group"] == d["avg_discount"]["max_group"];
       h += "<text x=\"0\" y=\"" + std::to_string(y + 14) + "\" font-size=\"12\">" +
-           Escape(g["group"].get<std::string>()) + "</text><rect x=\"" + std::to_string(label) +
+           HtmlEscape(g["group"].get<std::string>()) + "</text><rect x=\"" + std::to_string(label) +
            "\" y=\"" + std::to_string(y) + "\" width=\"" + std::to_string(w) +
            "\" height=\"16\" fill=\"" + (high ? "#b00020" : "#4a7bd0") + "\"/><text x=\"" +
            std::to_string(label + w + 4) + "\" y=\"" + std::to_string(y + 13) +
