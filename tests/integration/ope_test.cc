@@ -19,7 +19,7 @@ using nlohmann::json;
 // One arm of a simulation: the world and the visits depend only on the seed.
 std::string Simulate(const std::string& arm, const std::string& store, const std::string& work,
                      const std::string& out) {
-  return TailorBin() + " simulate --days 10 --customers 2000 --items 120 --history-days 60" +
+  return TailorBin() + " simulate --days 10 --customers 5000 --items 120 --history-days 60" +
          " --seed 5 --visit-scale 1 --new-offer-day 0 --arms " + arm + " --store " + store +
          " --work-dir " + work + " --config " + TAILOR_SOURCE_DIR + "/config --plugin-dir " +
          TAILOR_PLUGIN_DIR + " --json " + out;
@@ -81,11 +81,25 @@ TEST(OffPolicyEvaluation, DrIntervalContainsTheCandidatesLiveValue) {
     // about decisions / m, far from 0 and far below the decisions.
     EXPECT_GT(e["ess"].get<double>(), 30) << e.dump();
     EXPECT_LT(e["ess"].get<double>(), 0.5 * e["decisions"].get<double>()) << e.dump();
-    const double lo = e["estimates"]["dr"]["ci"][0], hi = e["estimates"]["dr"]["ci"][1];
+    // The live value lies in DR's interval. The runs are not bit-for-bit
+    // repeatable (the policies' seeds come from decision ids, which depend on
+    // the order requests reach the workers), so a correct estimator misses
+    // its 95% interval one run in twenty: the test asks for the 99.9%
+    // interval (value +- 3.29 se) to fail on a broken estimator, not by
+    // chance. A metric with fewer than 10 matched rewards has no usable
+    // interval: the tool must say so.
+    const double dr = e["estimates"]["dr"]["value"], se = e["estimates"]["dr"]["se"];
     const double realised = (*pop)[live_keys[m]];
-    EXPECT_LE(lo, realised) << names[m] << ": live " << realised << " " << e.dump();
-    EXPECT_GE(hi, realised) << names[m] << ": live " << realised << " " << e.dump();
+    if (e["matched_events"].get<int64_t>() < 10) {
+      EXPECT_NE(est["warnings"].dump().find(names[m]), std::string::npos)
+          << names[m] << " has few matched rewards and no warning: " << est["warnings"].dump();
+      continue;
+    }
+    EXPECT_LE(dr - 3.29 * se, realised) << names[m] << ": live " << realised << " " << e.dump();
+    EXPECT_GE(dr + 3.29 * se, realised) << names[m] << ": live " << realised << " " << e.dump();
   }
+  // Clicks are frequent enough at this size for the CTR check to run.
+  EXPECT_GE(est["metrics"][0]["matched_events"].get<int64_t>(), 10) << est["metrics"][0].dump();
   // The estimate is informative: the random policy's own logged CTR differs
   // from the candidate's, and the interval is narrower than the whole range.
   const json& ctr = est["metrics"][0];
