@@ -165,8 +165,6 @@ json ArmJson(const std::string& key, const Arm& a, const Arm* control, bool is_c
   return j;
 }
 
-// Cumulative figures per arm per day, and the cumulative CTR uplift against
-// the control with its interval: what the HTML's time charts draw.
 // A window the user bounded is charted whole (days without decisions are
 // flat), up to kMaxChartDays; an open end stops at the data.
 constexpr int64_t kMaxChartDays = 731;
@@ -178,6 +176,8 @@ void ExtendToWindow(const KpiWindow& w, int64_t* first_day, int64_t* last_day) {
         std::max(*last_day, std::min((w.until_ms - 1) / kDayMs, *first_day + kMaxChartDays));
 }
 
+// Cumulative figures per arm per day, and the cumulative CTR uplift against
+// the control with its interval: what the HTML's time charts draw.
 json Daily(const Arms& arms, const std::string& control, int64_t first_day, int64_t last_day) {
   json out = json::object();
   for (const auto& [key, a] : arms) {
