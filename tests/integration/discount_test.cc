@@ -102,6 +102,12 @@ TEST_F(Discount, ReplyWhyAndImpressionCarryTheChosenDiscount) {
     // The same offer on a placement without pricing: no discount.
     json plain = Decide(c, "c1", "plain");
     EXPECT_FALSE(plain["offers"][0].contains("discount")) << plain.dump();
+    // The pricer's state in stats: five choices, the disparity window by gender.
+    json stats = c.Call({{"v", 1}, {"type", "stats"}, {"id", "s"}});
+    const json& pricing = stats["stats"]["pricing"];
+    EXPECT_EQ(pricing["choices"], 5) << stats.dump();
+    EXPECT_TRUE(pricing.contains("disparity_ratio")) << pricing.dump();
+    EXPECT_TRUE(pricing.contains("shrunk")) << pricing.dump();
     EXPECT_EQ(d.Terminate(), 0) << d.Log();
   }
   auto store = OpenStore();

@@ -833,7 +833,8 @@ json Engine::Stats() const {
       {"snapshot", snap->version},
       {"latency_us", {{"decide", hist(metrics_->decide_us)}, {"event", hist(metrics_->event_us)}}},
       {"store", {{"pending_writes", store_->PendingWrites()}}},
-      {"feedback", feedback_->CountsJson()}};
+      {"feedback", feedback_->CountsJson()},
+      {"pricing", pricer_->StatsJson()}};
 }
 
 }  // namespace tailor
