@@ -69,6 +69,8 @@ struct SimArgs {
   // learn: the loop's arms (random .. oracle); discount: no-discount,
   // fixed-discount and tailor's pricing (docs/simulate.md "The discount scenario").
   std::string scenario = "learn";
+  // The discount scenario's pricing segment (tailor.yaml pricing.features).
+  std::string pricing_features = "deal_seeker";
 };
 
 // --- Arms ----------------------------------------------------------------------
@@ -321,7 +323,7 @@ constexpr double kSimDiscountMin = 0, kSimDiscountMax = 0.3, kSimDiscountStep = 
 constexpr double kSimCostShare = 0.4, kSimMinMargin = 0.15, kSimMaxDisparity = 1.25;
 
 struct SimConfig;
-void PriceSimConfig(SimConfig* sc, const std::vector<Arm>& arms);
+void PriceSimConfig(SimConfig* sc, const std::vector<Arm>& arms, const std::string& features);
 
 // --- The simulation's config --------------------------------------------------
 
@@ -402,7 +404,7 @@ SimConfig WriteSimConfig(const std::string& config_file, const std::string& work
   return sc;
 }
 
-void PriceSimConfig(SimConfig* sc, const std::vector<Arm>& arms) {
+void PriceSimConfig(SimConfig* sc, const std::vector<Arm>& arms, const std::string& features) {
   for (YAML::Node o : sc->offers_root["offers"]) {
     bool on_arms = !o["placements"];
     if (o["placements"])
@@ -422,7 +424,7 @@ void PriceSimConfig(SimConfig* sc, const std::vector<Arm>& arms) {
   YAML::Node pricing(YAML::NodeType::Map);
   pricing["min_margin"] = kSimMinMargin;
   pricing["protected"] = YAML::Load("[age_band, gender]");
-  pricing["features"] = YAML::Load("[deal_seeker]");
+  pricing["features"] = YAML::Load("[" + features + "]");
   pricing["max_disparity"] = kSimMaxDisparity;
   pricing["group_by"] = "age_band";
   root["pricing"] = pricing;
@@ -1154,7 +1156,7 @@ json Simulation::DiscountReport(const json& engine_stats) const {
             {"max_disparity", kSimMaxDisparity},
             {"group_by", "age_band"},
             {"protected", {"age_band", "gender"}},
-            {"features", {"deal_seeker"}},
+            {"features", a_.pricing_features},
             {"discount",
              {{"min", kSimDiscountMin}, {"max", kSimDiscountMax}, {"step", kSimDiscountStep}}},
             {"cost_share", kSimCostShare}}},
@@ -1444,7 +1446,7 @@ void RunSimulate(const SimArgs& a) {
                           : experiment ? MakeExperimentArms(a, keys)
                                        : MakeArms(a, *base, keys);
   SimConfig sc = WriteSimConfig(config_file, work, arms);
-  if (discount) PriceSimConfig(&sc, arms);
+  if (discount) PriceSimConfig(&sc, arms, a.pricing_features);
   if (experiment) WriteSimExperiment(sc, arms.front());
   arms = SelectArms(std::move(arms), a.arms);
   WriteOffers(sc);
@@ -1566,6 +1568,10 @@ void RegisterSimulate(CLI::App& app) {
                 "into control and tailor arms (docs/simulate.md)")
       ->capture_default_str()
       ->check(CLI::IsMember({"learn", "discount", "experiment"}));
+  s->add_option("--pricing-features", a->pricing_features,
+                "the discount scenario's pricing segment: DNA traits or customer attributes, "
+                "comma-separated")
+      ->capture_default_str();
   s->add_option("--json", a->json_out, "write the report as JSON here");
   s->callback([a] { RunSimulate(*a); });
 }

@@ -111,7 +111,9 @@ std::string TinyScenario(const TempDir& dir, const std::string& scenario, int da
 TEST(Simulate, DiscountScenarioPricesOnlyTheTailorArmWithinTheGuardrails) {
   TempDir dir;
   const std::string log = dir.file("sim.log");
-  ASSERT_EQ(Shell(TinyScenario(dir, "discount", 3), log), 0) << ReadFile(log);
+  // The segment from a customer attribute (the default is the DNA trait).
+  ASSERT_EQ(Shell(TinyScenario(dir, "discount", 3) + " --pricing-features segment", log), 0)
+      << ReadFile(log);
   const json r = json::parse(ReadFile(dir.file("sim.json")), nullptr, false);
   ASSERT_TRUE(r.is_object()) << ReadFile(log);
   EXPECT_EQ(r["config"]["scenario"], "discount");
@@ -139,6 +141,9 @@ TEST(Simulate, DiscountScenarioPricesOnlyTheTailorArmWithinTheGuardrails) {
                    "abs(discount * 10 - round(discount * 10)) > 1e-9"),
             0);
   EXPECT_EQ(d["targets"].size(), 4u);
+  EXPECT_EQ(d["pricing"]["features"], "segment");
+  EXPECT_NE(ReadFile(dir.file("work") + "/config/tailor.yaml").find("features: [segment]"),
+            std::string::npos);
 }
 
 // The experiment scenario: the engine splits one placement's customers into
