@@ -94,7 +94,7 @@ int main(int argc, char** argv) {
   std::filesystem::create_directories(data_dir);
   tailor::Metrics metrics;
   tailor::PluginHost host(st.get(), data_dir);
-  host.LoadAll(cfg->plugins);
+  host.LoadAll(cfg->plugins, /*allow_background=*/true);
   tailor::Engine engine(*cfg, st.get(), &host, &metrics);
   if (auto s = engine.LoadCatalog(); !s.ok()) {
     std::cerr << "tailord: " << s.message() << "\n";

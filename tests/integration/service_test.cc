@@ -2,8 +2,10 @@
 // ZeroMQ sockets on OS-picked ports, the real popularity plugin .so.
 #include <gtest/gtest.h>
 #include <sqlite3.h>
+#include <chrono>
 
 #include <atomic>
+#include <chrono>
 #include <cmath>
 #include <filesystem>
 #include <set>
@@ -459,6 +461,48 @@ offers: offers.yaml
   json health = c.Call({{"v", 1}, {"type", "health"}, {"id", "h"}});
   EXPECT_EQ(health["health"]["plugins"]["missing"]["status"], "failed");
   EXPECT_EQ(health["health"]["plugins"]["popularity"]["status"], "ok");
+}
+
+// A plugin with train_in_background: tailord serves while it trains (the
+// gated_train fixture trains until the test creates its gate file), the plugin
+// abstains and health says "warming"; then its trained instance is swapped in.
+TEST_F(Service, BackgroundTrainingNeverBlocksServing) {
+  const std::string config = dir_.file("tailor.yaml"), gate = dir_.file("gate");
+  WriteFile(config, std::string("plugins:\n") + ShippedPluginYaml("popularity") +
+                        FixturePluginYaml("gated_train",
+                                          "    train_in_background: true\n"
+                                          "    config: {gate: \"" +
+                                              gate + "\"}\n") +
+                        "placements:\n  home: {kind: offers}\noffers: offers.yaml\n");
+  WriteFile(dir_.file("offers.yaml"), R"(offers:
+  - {id: o1, promotes: {category: phones}, value: 10}
+  - {id: o2, promotes: {category: laptops}, value: 20}
+)");
+  auto d = Start({}, config);
+  ASSERT_TRUE(d->running()) << d->Log();
+  Client c(d->requests());
+  auto health = [&] { return c.Call({{"v", 1}, {"type", "health"}, {"id", "h"}}); };
+  EXPECT_EQ(health()["health"]["plugins"]["gated_train"]["status"], "warming");
+  EXPECT_EQ(health()["health"]["plugins"]["popularity"]["status"], "ok");
+  json r = c.Call(Decide("r", "c1"));
+  ASSERT_FALSE(r.contains("error")) << r.dump();
+  const json& warm = r["offers"][0]["why"]["plugins"];
+  EXPECT_TRUE(warm["gated_train"].value("abstained", false)) << warm.dump();
+  EXPECT_TRUE(warm.contains("popularity")) << warm.dump();
+  // Open the gate: the trained instance replaces the untrained one.
+  WriteFile(gate, "open\n");
+  std::string status;
+  for (int i = 0; i < 600 && status != "ok"; ++i) {
+    status = health()["health"]["plugins"]["gated_train"]["status"];
+    if (status != "ok") std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_EQ(status, "ok") << d->Log();
+  json after = c.Call(Decide("r2", "c1"));
+  const json& trained = after["offers"][0]["why"]["plugins"]["gated_train"];
+  EXPECT_NEAR(trained.value("score", 0.0), 0.9, 1e-6) << after.dump();
+  EXPECT_EQ(trained.value("reason", ""), "trained") << after.dump();
+  json stats = c.Call({{"v", 1}, {"type", "stats"}, {"id", "s"}});
+  EXPECT_EQ(stats["stats"]["plugins"]["gated_train"]["score_errors"], 0);  // never called untrained
 }
 
 // The `similar` fixture scores item iN as N / 100 and calls items of the

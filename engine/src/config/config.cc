@@ -418,6 +418,7 @@ std::optional<EngineConfig> LoadConfig(const std::string& path,
         f.Str("path", &lib);
         f.Num("weight", &spec.weight, 0, 1000);
         f.Bool("train_on_start", &spec.train_on_start);
+        f.Bool("train_in_background", &spec.train_in_background);
         if (YAML::Node c = f.Get("config")) {
           if (!c.IsMap()) {
             f.Error(c, "config", "expected a mapping");

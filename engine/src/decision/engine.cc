@@ -748,7 +748,7 @@ std::vector<std::string> Engine::TakeDueOutbound(size_t max) {
 json Engine::Health() const {
   json plugins = json::object();
   for (const auto& p : plugins_->plugins())
-    plugins[p->name()] = {{"status", "ok"}, {"version", p->version()}};
+    plugins[p->name()] = {{"status", p->warming() ? "warming" : "ok"}, {"version", p->version()}};
   for (const auto& f : plugins_->failures())
     plugins[f.name] = {{"status", "failed"}, {"error", f.error}};
   auto snap = snapshot_.load();

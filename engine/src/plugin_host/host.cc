@@ -177,6 +177,7 @@ std::unique_ptr<LoadedPlugin> LoadedPlugin::Load(const PluginSpec& spec, Store* 
     return fail("create failed: " + ErrText(ebuf, "no message"));
   }
   p->instance_ = inst;
+  p->config_json_ = spec.config_json.empty() ? "{}" : spec.config_json;
   log::Info("plugins", "loaded " + p->name_ + " " + p->version_ + " (ABI " +
                            std::to_string(api->abi_major) + "." + std::to_string(api->abi_minor) +
                            ") from " + spec.path);
@@ -193,6 +194,11 @@ LoadedPlugin::~LoadedPlugin() {
 
 Status LoadedPlugin::Score(const tailor_request_view& req, const tailor_candidate* candidates,
                            size_t n, float* scores, char* reasons, size_t reason_cap) {
+  if (warming()) {
+    std::fill(scores, scores + n, TAILOR_SCORE_ABSTAIN);
+    if (reasons && reason_cap) std::memset(reasons, 0, n * reason_cap);
+    return Status::Ok();
+  }
   counters_.score_calls.fetch_add(1, std::memory_order_relaxed);
   int64_t t0 = mono_ns();
   Status st = CallScore(req, candidates, n, scores, reasons, reason_cap);
@@ -203,6 +209,10 @@ Status LoadedPlugin::Score(const tailor_request_view& req, const tailor_candidat
 
 Status LoadedPlugin::Explain(const tailor_request_view& req, const tailor_candidate* candidates,
                              size_t n, char* reasons, size_t reason_cap) {
+  if (warming()) {
+    if (reasons && reason_cap) std::memset(reasons, 0, n * reason_cap);
+    return Status::Ok();
+  }
   counters_.explain_calls.fetch_add(1, std::memory_order_relaxed);
   thread_local std::vector<float> discarded;
   discarded.resize(n);
@@ -253,6 +263,32 @@ Status LoadedPlugin::Observe(const tailor_event_view& ev) {
   return Status::Ok();
 }
 
+Status LoadedPlugin::TrainAside() {
+  if (!can_train()) return Status::Error(name_ + " does not implement train");
+  char ebuf[kErrCap] = {0};
+  tailor_plugin* fresh = nullptr;
+  tailor_status st = api_->create(config_json_.c_str(), host_api_.get(), &fresh, ebuf, sizeof ebuf);
+  ebuf[kErrCap - 1] = '\0';
+  if (st != TAILOR_OK || !fresh)
+    return Status::Error("create failed: " + ErrText(ebuf, "no message"));
+  // The fresh instance is ours alone: training needs no lock, and the one
+  // serving is never blocked by it.
+  st = api_->train(fresh, ebuf, sizeof ebuf);
+  ebuf[kErrCap - 1] = '\0';
+  if (st != TAILOR_OK) {
+    api_->destroy(fresh);
+    return Status::Error("train failed: " + ErrText(ebuf, "no message"));
+  }
+  tailor_plugin* old = nullptr;
+  {
+    std::unique_lock lock(mu_);
+    old = instance_;
+    instance_ = fresh;
+  }
+  api_->destroy(old);  // swapped out under the lock: no call can reach it now
+  return Status::Ok();
+}
+
 Status LoadedPlugin::Train() {
   if (!can_train()) return Status::Error(name_ + " does not implement train");
   char ebuf[kErrCap] = {0};
@@ -286,7 +322,7 @@ Status LoadedPlugin::LoadModel(const std::string& path) {
 
 Status LoadedPlugin::Annotate(const tailor_request_view& req, nlohmann::json* facts) {
   *facts = nullptr;
-  if (!can_annotate()) return Status::Ok();
+  if (!can_annotate() || warming()) return Status::Ok();
   counters_.annotate_calls.fetch_add(1, std::memory_order_relaxed);
   // Facts are a few hundred bytes; 8 KiB leaves room without a heap allocation.
   constexpr size_t kFactsCap = 8192;
@@ -319,6 +355,7 @@ Status LoadedPlugin::Annotate(const tailor_request_view& req, nlohmann::json* fa
 
 Status LoadedPlugin::Similarity(const char* const* item_ids, size_t n, float* out) {
   if (!can_similarity()) return Status::Error(name_ + " does not implement similarity");
+  if (warming()) return Status::Error(name_ + " is warming: its model trains in the background");
   counters_.similarity_calls.fetch_add(1, std::memory_order_relaxed);
   std::fill(out, out + n * n, 0.0f);
   char ebuf[kErrCap] = {0};
@@ -345,9 +382,10 @@ Status LoadedPlugin::Similarity(const char* const* item_ids, size_t n, float* ou
 PluginHost::PluginHost(Store* store, std::string data_dir)
     : store_(store), data_dir_(std::move(data_dir)) {}
 
-PluginHost::~PluginHost() = default;
+PluginHost::~PluginHost() { WaitForTraining(); }
 
-void PluginHost::LoadAll(const std::vector<PluginSpec>& specs) {
+void PluginHost::LoadAll(const std::vector<PluginSpec>& specs, bool allow_background) {
+  std::vector<LoadedPlugin*> background;
   std::vector<ModelRecord> models;
   if (store_) models = store_->ActiveModels();
   for (const PluginSpec& spec : specs) {
@@ -373,8 +411,15 @@ void PluginHost::LoadAll(const std::vector<PluginSpec>& specs) {
           log::Warn("plugins", plugin->name() + ": " + s.message() +
                                    (spec.train_on_start ? "; retraining" : ""));
       }
-      if (spec.train_on_start && (!model || !s.ok() || !plugin->can_load()) &&
-          plugin->can_train()) {
+      const bool must_train =
+          spec.train_on_start && (!model || !s.ok() || !plugin->can_load()) && plugin->can_train();
+      if (must_train && allow_background && spec.train_in_background) {
+        plugin->set_warming(true);
+        background.push_back(plugin.get());
+        log::Info("plugins", plugin->name() +
+                                 ": warming: training in the background, serving without its "
+                                 "opinion until then");
+      } else if (must_train) {
         int64_t t0 = mono_ns();
         s = plugin->Train();
         if (s.ok())
@@ -388,6 +433,25 @@ void PluginHost::LoadAll(const std::vector<PluginSpec>& specs) {
     }
     plugins_.push_back(std::move(plugin));
   }
+  if (background.empty()) return;
+  trainer_ = std::thread([background] {
+    for (LoadedPlugin* p : background) {
+      const int64_t t0 = mono_ns();
+      Status s = p->TrainAside();
+      // A failed training leaves the untrained instance serving, as a
+      // blocking start would; say so loudly.
+      if (s.ok())
+        log::Info("plugins", p->name() + ": trained in the background in " +
+                                 std::to_string((mono_ns() - t0) / 1000000) + " ms; serving it");
+      else
+        log::Warn("plugins", p->name() + ": " + s.message());
+      p->set_warming(false);
+    }
+  });
+}
+
+void PluginHost::WaitForTraining() {
+  if (trainer_.joinable()) trainer_.join();
 }
 
 std::vector<std::string> PluginHost::ReloadModels() {

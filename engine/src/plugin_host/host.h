@@ -11,6 +11,7 @@
 #include <nlohmann/json_fwd.hpp>
 #include <shared_mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "common/status.h"
@@ -26,6 +27,9 @@ struct PluginSpec {
   double weight = 1.0;             // weight in the blended propensity P
   std::string config_json = "{}";  // the plugin's config block
   bool train_on_start = true;      // call train() after create when no model could be loaded
+  // Train that model on a second instance in the background while the first
+  // serves without an opinion (tailord only; see PluginHost::LoadAll).
+  bool train_in_background = false;
 };
 
 struct PluginCounters {
@@ -71,6 +75,9 @@ class LoadedPlugin {
                  char* reasons, size_t reason_cap);
   Status Observe(const tailor_event_view& ev);
   Status Train();
+  // Trains a fresh instance while this one keeps serving, then swaps it in
+  // (what a background start does); the old instance is destroyed.
+  Status TrainAside();
   Status Save(const std::string& path);
   Status LoadModel(const std::string& path);
   // ABI 1.1: the plugin's facts about the request, validated to be a JSON
@@ -90,6 +97,11 @@ class LoadedPlugin {
   bool can_similarity() const;
   // The model file the plugin last loaded successfully ("" when none).
   std::string model_path() const;
+  // True while a background start trains its model: score and explain
+  // abstain, annotate has no facts, similarity fails, without calling the
+  // untrained instance.
+  bool warming() const { return warming_.load(std::memory_order_acquire); }
+  void set_warming(bool w) { warming_.store(w, std::memory_order_release); }
 
   const PluginCounters& counters() const { return counters_; }
 
@@ -106,7 +118,9 @@ class LoadedPlugin {
   std::unique_ptr<tailor_host_api> host_api_;
   std::string name_, version_, path_, data_dir_;
   double weight_ = 1.0;
-  std::string model_path_;  // guarded by mu_
+  std::string model_path_;   // guarded by mu_
+  std::string config_json_;  // what create() got, for TrainAside's instance
+  std::atomic<bool> warming_{false};
   mutable std::shared_mutex mu_;
   PluginCounters counters_;
 };
@@ -123,8 +137,13 @@ class PluginHost {
   ~PluginHost();
 
   // Loads each spec, then its active model registered in the store; a plugin
-  // with train_on_start and no (loadable) model trains from the store.
-  void LoadAll(const std::vector<PluginSpec>& specs);
+  // with train_on_start and no (loadable) model trains from the store. With
+  // allow_background, a spec with train_in_background returns at once: the
+  // plugin is warming (health says so) while one thread trains such plugins
+  // in turn, each swapped in when ready, so training never blocks serving.
+  void LoadAll(const std::vector<PluginSpec>& specs, bool allow_background = false);
+  // Waits for the background training LoadAll started (tests, shutdown).
+  void WaitForTraining();
   // Loads each plugin's active registered model when it differs from the one
   // it serves (after `tailor train`); a plugin whose load fails keeps its
   // current model. One line per plugin that changed or failed.
@@ -138,6 +157,7 @@ class PluginHost {
   std::string data_dir_;
   std::vector<std::unique_ptr<LoadedPlugin>> plugins_;
   std::vector<Failure> failures_;
+  std::thread trainer_;
 };
 
 }  // namespace tailor
