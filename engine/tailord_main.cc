@@ -4,9 +4,13 @@
 
 #include <CLI/CLI.hpp>
 #include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <thread>
 
 #include "common/log.h"
 #include "common/paths.h"
@@ -35,6 +39,7 @@ int main(int argc, char** argv) {
   CLI::App app{"tailord: the Tailor real-time decision service"};
   std::string config_path = "config/tailor.yaml";
   std::string store, requests, events, outbound, plugin_dir, ready_file, log_level = "info";
+  bool ready_after_training = false;
   int workers = 0;
   app.add_option("-c,--config", config_path, "engine config (tailor.yaml)")->capture_default_str();
   app.add_option("--store", store, "SQLite store path (overrides store.path)");
@@ -45,6 +50,8 @@ int main(int argc, char** argv) {
   app.add_option("--workers", workers, "decision worker threads")->check(CLI::Range(1, 256));
   app.add_option("--ready-file", ready_file,
                  "write the bound endpoints as JSON here once serving (for tests and scripts)");
+  app.add_flag("--ready-after-training", ready_after_training,
+               "write the ready file only once no plugin is warming (serving starts at once)");
   app.add_option("--log-level", log_level, "debug, info, warn, error, off")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
 
@@ -109,7 +116,12 @@ int main(int argc, char** argv) {
   tailor::log::Info("service", "serving requests on " + ep.requests + ", events on " + ep.events +
                                    ", outbound on " + ep.outbound + " (store " + cfg->store.path +
                                    ")");
-  if (!ready_file.empty()) {
+  // Serving starts at once; the ready file may wait for background training.
+  std::thread ready_writer([&] {
+    if (ready_file.empty()) return;
+    while (ready_after_training && host.warming() && !g_stop.load())
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    if (g_stop.load()) return;
     // Write then rename, so a reader never sees half a file.
     std::string tmp = ready_file + ".tmp";
     {
@@ -118,9 +130,18 @@ int main(int argc, char** argv) {
           << "\",\"outbound\":\"" << ep.outbound << "\",\"pid\":" << getpid() << "}\n";
     }
     std::filesystem::rename(tmp, ready_file);
-  }
+  });
   server.Run(&g_stop, &g_reload);
+  ready_writer.join();
   st->Flush();
   tailor::log::Info("service", "all writes flushed; bye");
+  if (host.warming()) {
+    // A model still training in the background would hold the exit until it
+    // ends (a minute on a big store). Everything acknowledged is stored: leave
+    // without waiting for it (the next start trains again).
+    tailor::log::Info("plugins", "exiting while a model still trains in the background");
+    std::fflush(nullptr);
+    std::_Exit(0);
+  }
   return 0;
 }

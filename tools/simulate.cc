@@ -362,6 +362,11 @@ SimConfig WriteSimConfig(const std::string& config_file, const std::string& work
   }
   // The simulation's store is a report, not a ledger: no fsync per batch.
   root["store"]["synchronous"] = "normal";
+  // Every arm starts with trained models: no plugin trains in the background
+  // (and an older engine never sees the key).
+  if (root["plugins"] && root["plugins"].IsSequence())
+    for (YAML::Node p : root["plugins"])
+      if (p.IsMap() && p["train_in_background"]) p.remove("train_in_background");
   double home_weight = 1.0;
   if (root["placements"]["home"] && root["placements"]["home"]["weight"])
     home_weight = root["placements"]["home"]["weight"].as<double>();

@@ -478,7 +478,8 @@ TEST_F(Service, BackgroundTrainingNeverBlocksServing) {
   - {id: o1, promotes: {category: phones}, value: 10}
   - {id: o2, promotes: {category: laptops}, value: 20}
 )");
-  auto d = Start({}, config);
+  // Ready as soon as it serves, not once trained (the gate is still shut).
+  auto d = std::make_unique<Tailord>(Tailord::Options{config, store_, {}, false});
   ASSERT_TRUE(d->running()) << d->Log();
   Client c(d->requests());
   auto health = [&] { return c.Call({{"v", 1}, {"type", "health"}, {"id", "h"}}); };
@@ -503,6 +504,33 @@ TEST_F(Service, BackgroundTrainingNeverBlocksServing) {
   EXPECT_EQ(trained.value("reason", ""), "trained") << after.dump();
   json stats = c.Call({{"v", 1}, {"type", "stats"}, {"id", "s"}});
   EXPECT_EQ(stats["stats"]["plugins"]["gated_train"]["score_errors"], 0);  // never called untrained
+}
+
+// SIGTERM while a model trains in the background: every acknowledged event
+// is stored and tailord exits 0 without waiting for the training (the gate
+// never opens here).
+TEST_F(Service, ShutdownDoesNotWaitForBackgroundTraining) {
+  const std::string config = dir_.file("tailor.yaml");
+  WriteFile(config, std::string("plugins:\n") + ShippedPluginYaml("popularity") +
+                        FixturePluginYaml("gated_train",
+                                          "    train_in_background: true\n"
+                                          "    config: {gate: \"" +
+                                              dir_.file("never") + "\"}\n") +
+                        "placements:\n  home: {kind: offers}\noffers: offers.yaml\n");
+  WriteFile(dir_.file("offers.yaml"),
+            "offers:\n  - {id: o1, promotes: {category: phones}, value: 10}\n");
+  Tailord d({config, store_, {}, false});
+  ASSERT_TRUE(d.running()) << d.Log();
+  {
+    Client c(d.requests());
+    json ack = c.Call(EventMsg("e", "c7", "click", "i3"));
+    ASSERT_EQ(ack.value("ok", false), true) << ack.dump();
+  }
+  EXPECT_EQ(d.Terminate(), 0) << d.Log();
+  EXPECT_NE(d.Log().find("exiting while a model still trains in the background"), std::string::npos)
+      << d.Log();
+  EXPECT_EQ(
+      CountRows(store_, "SELECT count(*) FROM events WHERE customer_id='c7' AND type='click'"), 1);
 }
 
 // The `similar` fixture scores item iN as N / 100 and calls items of the

@@ -51,6 +51,7 @@ Tailord::Tailord(Options o) {
                                    TAILOR_PLUGIN_DIR,
                                    "--ready-file",
                                    ready};
+  if (o.wait_for_training) args.push_back("--ready-after-training");
   args.insert(args.end(), o.extra_args.begin(), o.extra_args.end());
   pid_ = fork();
   if (pid_ == 0) {
@@ -62,7 +63,8 @@ Tailord::Tailord(Options o) {
     execv(argv[0], argv.data());
     _exit(127);
   }
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  // Ready once every plugin has trained (--ready-after-training).
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
   while (std::chrono::steady_clock::now() < deadline) {
     int status = 0;
     if (waitpid(pid_, &status, WNOHANG) == pid_) {
@@ -82,7 +84,7 @@ Tailord::Tailord(Options o) {
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
-  ADD_FAILURE() << "tailord did not become ready in 30 s:\n" << Log();
+  ADD_FAILURE() << "tailord did not become ready in 120 s:\n" << Log();
 }
 
 Tailord::~Tailord() {

@@ -18,6 +18,9 @@ class Tailord {
     std::string config;  // default: the shipped config/tailor.yaml
     std::string store;   // required
     std::vector<std::string> extra_args;
+    // Ready once plugins training in the background are done (else: as
+    // soon as it serves).
+    bool wait_for_training = true;
   };
   // Starts tailord and waits until it serves; fails the test if it does not.
   explicit Tailord(Options options);

@@ -450,6 +450,12 @@ void PluginHost::LoadAll(const std::vector<PluginSpec>& specs, bool allow_backgr
   });
 }
 
+bool PluginHost::warming() const {
+  for (const auto& p : plugins_)
+    if (p->warming()) return true;
+  return false;
+}
+
 void PluginHost::WaitForTraining() {
   if (trainer_.joinable()) trainer_.join();
 }

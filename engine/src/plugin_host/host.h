@@ -142,8 +142,10 @@ class PluginHost {
   // plugin is warming (health says so) while one thread trains such plugins
   // in turn, each swapped in when ready, so training never blocks serving.
   void LoadAll(const std::vector<PluginSpec>& specs, bool allow_background = false);
-  // Waits for the background training LoadAll started (tests, shutdown).
+  // Waits for the background training LoadAll started (shutdown).
   void WaitForTraining();
+  // True while any plugin is warming (its model still training).
+  bool warming() const;
   // Loads each plugin's active registered model when it differs from the one
   // it serves (after `tailor train`); a plugin whose load fails keeps its
   // current model. One line per plugin that changed or failed.
