@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <limits>
 
 #include "learning/random.h"
 
@@ -142,20 +143,29 @@ void DisparityWindow::Add(const std::string& offer, const std::string& group, do
   }
 }
 
-double DisparityWindow::Ratio() const {
+Disparity MaxOverMin(const std::vector<GroupMean>& groups, int64_t min_n) {
+  Disparity d;
   double lo = 0, hi = 0;
   int counted = 0;
-  for (const auto& [group, s] : groups_) {
-    if (s.n < min_group_ || group == "unknown") continue;
-    const double mean = s.sum / static_cast<double>(s.n);
-    lo = counted ? std::min(lo, mean) : mean;
-    hi = counted ? std::max(hi, mean) : mean;
+  for (const GroupMean& g : groups) {
+    if (g.n < min_n || g.group == "unknown") continue;
+    if (counted == 0 || g.mean < lo) lo = g.mean, d.min_group = std::string(g.group);
+    if (counted == 0 || g.mean > hi) hi = g.mean, d.max_group = std::string(g.group);
     ++counted;
   }
-  if (counted < 2) return 1;
-  // A group with no discount at all beside one with some: unbounded.
-  if (lo <= 1e-12) return hi <= 1e-12 ? 1 : 1e9;
-  return hi / lo;
+  if (counted < 2 || hi <= 1e-12) return d;
+  d.ratio = lo <= 1e-12 ? std::numeric_limits<double>::infinity() : hi / lo;
+  return d;
+}
+
+double DisparityWindow::Ratio() const {
+  thread_local std::vector<GroupMean> means;  // reused: Ratio runs per priced choice
+  means.clear();
+  for (const auto& [group, s] : groups_)
+    means.push_back(
+        {group, s.n ? s.sum / static_cast<double>(s.n) : 0.0, static_cast<int64_t>(s.n)});
+  const double ratio = MaxOverMin(means, static_cast<int64_t>(min_group_)).ratio;
+  return std::isinf(ratio) ? 1e9 : ratio;  // a finite stand-in: it goes into JSON
 }
 
 double DisparityWindow::OfferMean(const std::string& offer, double fallback) const {

@@ -32,6 +32,7 @@
 #include <map>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -72,6 +73,22 @@ std::string PricingSegment(const PricingConfig& config, const nlohmann::json& at
                            const nlohmann::json& facts);
 
 // --- Disparity ------------------------------------------------------------------
+
+// One group's mean of a metric over n observations (the name is not owned).
+struct GroupMean {
+  std::string_view group;
+  double mean = 0;
+  int64_t n = 0;
+};
+// The largest group mean over the smallest, groups named "unknown" or with
+// fewer than min_n observations left out: 1 when fewer than two groups count
+// or the largest is 0; +infinity (unbounded) when the smallest is 0 beside a
+// positive one. The groups are named from the first of equal means.
+struct Disparity {
+  double ratio = 1;
+  std::string max_group, min_group;
+};
+Disparity MaxOverMin(const std::vector<GroupMean>& groups, int64_t min_n);
 
 // The last `window` choices with their group; sums kept incrementally.
 class DisparityWindow {

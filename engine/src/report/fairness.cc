@@ -1,6 +1,7 @@
 #include "report/fairness.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <map>
 
@@ -21,31 +22,24 @@ struct Group {
 
 double Div(double a, double b) { return b > 0 ? a / b : 0; }
 
-// max / min of one metric over the groups (unknown left out); a zero min
-// beside a positive max is an unbounded ratio (null) and a breach.
+// max / min of one metric over the groups with decisions (unknown left out,
+// pricing::MaxOverMin); a zero min beside a positive max is an unbounded
+// ratio (null) and a breach.
 json Disparity(const json& groups, const std::string& metric, double cap) {
-  double lo = 0, hi = 0;
-  std::string lo_g, hi_g;
-  int n = 0;
-  for (const json& g : groups) {
-    if (g["group"] == "unknown" || g["decisions"].get<int64_t>() == 0) continue;
-    const double v = g[metric].get<double>();
-    if (n == 0 || v < lo) lo = v, lo_g = g["group"];
-    if (n == 0 || v > hi) hi = v, hi_g = g["group"];
-    ++n;
-  }
-  json d = {{"max_group", hi_g}, {"min_group", lo_g}};
-  if (n < 2 || hi <= 0) {
-    d["ratio"] = 1.0;
-    d["breach"] = false;
-  } else if (lo <= 0) {
-    d["ratio"] = nullptr;
-    d["breach"] = true;
+  std::vector<pricing::GroupMean> means;
+  for (const json& g : groups)
+    means.push_back({g["group"].get_ref<const std::string&>(), g[metric].get<double>(),
+                     g["decisions"].get<int64_t>()});
+  const pricing::Disparity d = pricing::MaxOverMin(means, 1);
+  json out = {{"max_group", d.max_group}, {"min_group", d.min_group}};
+  if (std::isinf(d.ratio)) {
+    out["ratio"] = nullptr;
+    out["breach"] = true;
   } else {
-    d["ratio"] = hi / lo;
-    d["breach"] = hi / lo > cap;
+    out["ratio"] = d.ratio;
+    out["breach"] = d.ratio > cap;
   }
-  return d;
+  return out;
 }
 
 std::string Num(double x, const char* fmt = "%.3f") {
