@@ -18,6 +18,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -261,18 +262,10 @@ std::vector<Arm> SelectArms(std::vector<Arm> arms, const std::string& names) {
 }
 
 // The discount scenario's arms on disjoint customers: the same learning
-// placement (the config's home response model and policy) on each; only
-// `tailor` prices, the others show no discount or each offer's mid range.
-std::vector<Arm> MakeDiscountArms(const SimArgs& a, const std::string& config_file,
-                                  const EngineKeys& keys) {
-  YAML::Node response = YAML::Load("{learn: true, segment_traits: [deal_seeker]}");
-  try {
-    YAML::Node root = YAML::LoadFile(config_file);
-    if (root["placements"]["home"] && root["placements"]["home"]["response"])
-      response = YAML::Clone(root["placements"]["home"]["response"]);
-  } catch (const YAML::Exception&) {
-    // LoadConfig already accepted the file; the default response stands.
-  }
+// placement (the config's home response model, WriteSimConfig, and policy)
+// on each; only `tailor` prices, the others show no discount or each
+// offer's mid range.
+std::vector<Arm> MakeDiscountArms(const SimArgs& a, const EngineKeys& keys) {
   std::vector<Arm> arms;
   auto add = [&](const std::string& name, ArmKind kind) {
     Arm arm;
@@ -281,7 +274,6 @@ std::vector<Arm> MakeDiscountArms(const SimArgs& a, const std::string& config_fi
     std::replace(arm.placement.begin(), arm.placement.end(), '-', '_');
     arm.kind = kind;
     arm.settings = YAML::Node(YAML::NodeType::Map);
-    arm.settings["response"] = YAML::Clone(response);
     if (keys.policy) arm.settings["policy"] = YAML::Load("{kind: " + a.policy + "}");
     if (kind == ArmKind::kPriced) arm.settings["pricing"] = true;
     arm.sends_impressions = !keys.impressions;
@@ -317,8 +309,9 @@ bool IsDiscountArm(ArmKind k) {
 // The discount scenario's catalog and guardrails (docs/simulate.md): every
 // offer on the arms' placements is priced (price = its value, cost 40% of
 // it, discount 0-30% in steps of 10%), and tailor.yaml gets the `pricing:`
-// guardrails: min margin 15%, age_band and gender protected, the segment is
-// the DNA deal_seeker bucket, average discounts by age band within 1.25.
+// guardrails: min margin 15%, age_band and gender protected, the segment
+// --pricing-features (the DNA deal_seeker trait), average discounts by age
+// band within 1.25.
 constexpr double kSimDiscountMin = 0, kSimDiscountMax = 0.3, kSimDiscountStep = 0.1;
 constexpr double kSimCostShare = 0.4, kSimMinMargin = 0.15, kSimMaxDisparity = 1.25;
 
@@ -377,7 +370,8 @@ SimConfig WriteSimConfig(const std::string& config_file, const std::string& work
     // The tailor arms are the config's `home` learning from its responses:
     // its `response:` block when it has one, else learning with deal seekers'
     // own per-offer corrections.
-    const bool shipped = arm.kind == ArmKind::kGreedy || arm.kind == ArmKind::kTailor;
+    const bool shipped =
+        arm.kind == ArmKind::kGreedy || arm.kind == ArmKind::kTailor || IsDiscountArm(arm.kind);
     if (shipped && root["placements"]["home"] && root["placements"]["home"]["response"])
       p["response"] = YAML::Clone(root["placements"]["home"]["response"]);
     else if (shipped)
@@ -409,6 +403,18 @@ SimConfig WriteSimConfig(const std::string& config_file, const std::string& work
   return sc;
 }
 
+// The simulation's tailor.yaml, changed by edit for a scenario.
+void RewriteTailorYaml(const SimConfig& sc, const std::string& scenario,
+                       const std::function<void(YAML::Node&)>& edit) {
+  YAML::Node root = YAML::LoadFile(sc.tailor_yaml);
+  edit(root);
+  YAML::Emitter out;
+  out << root;
+  std::ofstream f(sc.tailor_yaml);
+  f << "# Written by `tailor simulate --scenario " << scenario << "`\n" << out.c_str() << "\n";
+  if (!f) Fail("simulate: cannot write " + sc.tailor_yaml);
+}
+
 void PriceSimConfig(SimConfig* sc, const std::vector<Arm>& arms, const std::string& features) {
   for (YAML::Node o : sc->offers_root["offers"]) {
     bool on_arms = !o["placements"];
@@ -425,19 +431,15 @@ void PriceSimConfig(SimConfig* sc, const std::vector<Arm>& arms, const std::stri
     d["step"] = kSimDiscountStep;
     o["discount"] = d;
   }
-  YAML::Node root = YAML::LoadFile(sc->tailor_yaml);
-  YAML::Node pricing(YAML::NodeType::Map);
-  pricing["min_margin"] = kSimMinMargin;
-  pricing["protected"] = YAML::Load("[age_band, gender]");
-  pricing["features"] = YAML::Load("[" + features + "]");
-  pricing["max_disparity"] = kSimMaxDisparity;
-  pricing["group_by"] = "age_band";
-  root["pricing"] = pricing;
-  YAML::Emitter out;
-  out << root;
-  std::ofstream f(sc->tailor_yaml);
-  f << "# Written by `tailor simulate --scenario discount`\n" << out.c_str() << "\n";
-  if (!f) Fail("simulate: cannot write " + sc->tailor_yaml);
+  RewriteTailorYaml(*sc, "discount", [&](YAML::Node& root) {
+    YAML::Node pricing(YAML::NodeType::Map);
+    pricing["min_margin"] = kSimMinMargin;
+    pricing["protected"] = YAML::Load("[age_band, gender]");
+    pricing["features"] = YAML::Load("[" + features + "]");
+    pricing["max_disparity"] = kSimMaxDisparity;
+    pricing["group_by"] = "age_band";
+    root["pricing"] = pricing;
+  });
 }
 
 // Two equal arms on the experiment placement: `control` serves the
@@ -458,14 +460,9 @@ void WriteSimExperiment(const SimConfig& sc, const Arm& arm) {
     if (!f) Fail("simulate: cannot write " + file);
   }
   // The copied tailor.yaml may name another experiments file.
-  YAML::Node root = YAML::LoadFile(sc.tailor_yaml);
-  if (!root["experiments"]) return;
-  root["experiments"] = file;
-  YAML::Emitter out;
-  out << root;
-  std::ofstream f(sc.tailor_yaml);
-  f << out.c_str() << "\n";
-  if (!f) Fail("simulate: cannot write " + sc.tailor_yaml);
+  RewriteTailorYaml(sc, "experiment", [&](YAML::Node& root) {
+    if (root["experiments"]) root["experiments"] = file;
+  });
 }
 
 void WriteOffers(const SimConfig& sc) {
@@ -1076,20 +1073,22 @@ PriceDay Simulation::PriceTotal(const Arm& arm, int from_day, int to_day) const 
 // max / min of the average discount over the groups with `prefix` and at
 // least min_n impressions ("unknown" left out, as the engine's check does).
 json DisparityOf(const PriceDay& t, const std::string& prefix, int64_t min_n) {
-  double lo = 0, hi = 0;
-  std::string lo_g, hi_g;
+  std::vector<std::string> names;  // the means name them: no reallocation
+  names.reserve(t.by_group.size());
+  std::vector<pricing::GroupMean> means;
   json groups = json::object();
   for (const auto& [g, v] : t.by_group) {
     if (g.compare(0, prefix.size(), prefix) != 0) continue;
-    const std::string name = g.substr(prefix.size());
+    names.push_back(g.substr(prefix.size()));
     const double mean = v.second ? v.first / static_cast<double>(v.second) : 0;
-    groups[name] = {{"impressions", v.second}, {"avg_discount", mean}};
-    if (v.second < min_n || name == "unknown") continue;
-    if (lo_g.empty() || mean < lo) lo = mean, lo_g = name;
-    if (hi_g.empty() || mean > hi) hi = mean, hi_g = name;
+    groups[names.back()] = {{"impressions", v.second}, {"avg_discount", mean}};
+    means.push_back({names.back(), mean, v.second});
   }
-  const double ratio = lo_g.empty() || hi_g == lo_g ? 1.0 : lo > 0 ? hi / lo : 1e9;
-  return {{"groups", groups}, {"ratio", ratio}, {"max_group", hi_g}, {"min_group", lo_g}};
+  const pricing::Disparity d = pricing::MaxOverMin(means, min_n);
+  return {{"groups", groups},
+          {"ratio", std::isinf(d.ratio) ? 1e9 : d.ratio},
+          {"max_group", d.max_group},
+          {"min_group", d.min_group}};
 }
 
 json Simulation::DiscountReport(const json& engine_stats) const {
@@ -1447,7 +1446,7 @@ void RunSimulate(const SimArgs& a) {
                  "simulate: this engine has no placement `impressions` key yet: the simulator "
                  "sends an impression event for every offer it shows\n");
   const bool discount = a.scenario == "discount", experiment = a.scenario == "experiment";
-  std::vector<Arm> arms = discount     ? MakeDiscountArms(a, config_file, keys)
+  std::vector<Arm> arms = discount     ? MakeDiscountArms(a, keys)
                           : experiment ? MakeExperimentArms(a, keys)
                                        : MakeArms(a, *base, keys);
   SimConfig sc = WriteSimConfig(config_file, work, arms);
