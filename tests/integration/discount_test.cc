@@ -66,15 +66,7 @@ class Discount : public ::testing::Test {
   }
 
   // The store tailord wrote, read after it stopped.
-  std::unique_ptr<Store> OpenStore() {
-    Store::Options so;
-    so.path = store_;
-    so.start_writer = false;
-    std::string err;
-    auto store = Store::Open(so, &err);
-    EXPECT_TRUE(store) << err;
-    return store;
-  }
+  std::unique_ptr<Store> OpenStore() { return ReadStore(store_); }
 
   TempDir dir_;
   std::string store_, config_;

@@ -60,15 +60,7 @@ class Experiments : public ::testing::Test {
     if (!shadow.is_null()) req["shadow"] = shadow;
     return c.Call(req);
   }
-  std::unique_ptr<Store> ReadStore() {
-    Store::Options o;
-    o.path = store_;
-    o.read_only = true;
-    std::string err;
-    auto s = Store::Open(o, &err);
-    EXPECT_TRUE(s) << err;
-    return s;
-  }
+  std::unique_ptr<Store> ReadStore() { return testing::ReadStore(store_); }
   json Explain(Client& c, const std::string& decision) {
     json ex = c.Call({{"v", 1}, {"type", "explain"}, {"id", "x"}, {"decision", decision}});
     EXPECT_TRUE(ex.contains("explain")) << ex.dump();

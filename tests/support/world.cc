@@ -83,4 +83,14 @@ void MakeSmallWorld(const std::string& path) {
   ASSERT_TRUE(bulk->Commit().ok());
 }
 
+std::unique_ptr<Store> ReadStore(const std::string& path) {
+  Store::Options o;
+  o.path = path;
+  o.read_only = true;
+  std::string err;
+  auto store = Store::Open(o, &err);
+  EXPECT_TRUE(store) << err;
+  return store;
+}
+
 }  // namespace tailor::testing

@@ -2,11 +2,18 @@
 // customers, and events where item i1 is by far the most bought.
 #pragma once
 
+#include <memory>
 #include <string>
+
+#include "store/store.h"
 
 namespace tailor::testing {
 
 // Creates (or overwrites) a store at path with that world.
 void MakeSmallWorld(const std::string& path);
+
+// The store at path opened read-only (e.g. what tailord wrote); fails the
+// test and returns null when it cannot be opened.
+std::unique_ptr<Store> ReadStore(const std::string& path);
 
 }  // namespace tailor::testing
