@@ -216,6 +216,33 @@ TEST_F(Service, EventsPersistAcrossRestart) {
   EXPECT_EQ(p["profile"]["counts"]["purchase"], 5);  // from the world
 }
 
+TEST_F(Service, EventBatchIsAcknowledgedOnceStoredAndSurvivesRestart) {
+  int before = 0;
+  {
+    auto d = Start();
+    Client c(d->requests());
+    json p0 = c.Call({{"v", 1}, {"type", "profile.get"}, {"id", "p"}, {"customer", "c8"}});
+    before = p0["profile"]["counts"].value("view", 0);
+    json events = json::array();
+    for (int i = 0; i < 300; ++i)
+      events.push_back({{"customer", "c8"}, {"event", "view"}, {"item", "i" + std::to_string(i)}});
+    json ack = c.Call({{"v", 1}, {"type", "events"}, {"id", "b1"}, {"events", events}});
+    EXPECT_EQ(ack["ok"], true) << ack.dump();
+    EXPECT_EQ(ack["stored"], 300);
+    // One bad event refuses the whole batch, naming it.
+    events[7]["event"] = "teleport";
+    json bad = c.Call({{"v", 1}, {"type", "events"}, {"id", "b2"}, {"events", events}});
+    ASSERT_TRUE(bad.contains("error")) << bad.dump();
+    EXPECT_EQ(bad["error"]["field"], "events[7].event");
+    EXPECT_EQ(bad["id"], "b2");
+    EXPECT_EQ(d->Terminate(), 0);
+  }
+  auto d = Start();
+  Client c(d->requests());
+  json p = c.Call({{"v", 1}, {"type", "profile.get"}, {"id", "p"}, {"customer", "c8"}});
+  EXPECT_EQ(p["profile"]["counts"]["view"].get<int>(), before + 300) << p["profile"]["counts"];
+}
+
 struct BadCase {
   std::string name;
   std::string body;

@@ -57,6 +57,32 @@ TEST(Protocol, NamesTheOffendingField) {
   EXPECT_EQ(ExpectError(R"({"v":1,"type":"health","id":5})").field, "id");
 }
 
+TEST(Protocol, EventBatchIsAllOrNothingAndNamesTheEvent) {
+  std::string id;
+  auto r = ParseRequest(
+      R"({"v":1,"type":"events","id":"b","events":[{"customer":"c1","event":"view","item":"i1"},{"customer":"c2","event":"purchase","item":"i2","value":9}]})",
+      4096, &id);
+  ASSERT_TRUE(std::holds_alternative<Request>(r));
+  const Request& q = std::get<Request>(r);
+  EXPECT_EQ(q.type, Request::Type::kEvents);
+  ASSERT_EQ(q.events.size(), 2u);
+  EXPECT_EQ(q.events[1].customer_id, "c2");
+  EXPECT_EQ(q.events[1].value, 9);
+  EXPECT_EQ(
+      ExpectError(
+          R"({"v":1,"type":"events","events":[{"customer":"c1","event":"view"},{"customer":"","event":"view"}]})")
+          .field,
+      "events[1].customer");
+  EXPECT_EQ(ExpectError(R"({"v":1,"type":"events","events":[7]})").field, "events[0]");
+  EXPECT_EQ(ExpectError(R"({"v":1,"type":"events","events":[]})").field, "events");
+  EXPECT_EQ(ExpectError(R"({"v":1,"type":"events","events":{}})").field, "events");
+  EXPECT_EQ(ExpectError(R"({"v":1,"type":"events"})").field, "events");
+  EXPECT_EQ(ExpectError(R"({"v":1,"type":"events","events":[],"extra":1})").field, "extra");
+  std::string many = R"({"v":1,"type":"events","events":[)";
+  for (size_t i = 0; i <= kMaxBatchEvents; ++i) many += std::string(i ? "," : "") + "{}";
+  EXPECT_EQ(ExpectError(many + "]}", 1 << 20).field, "events");
+}
+
 TEST(Protocol, DecideFilters) {
   std::string id;
   auto r = ParseRequest(

@@ -11,6 +11,7 @@
 /* Request types on the ROUTER socket. */
 #define TAILOR_MSG_DECIDE "decide"
 #define TAILOR_MSG_EVENT "event"
+#define TAILOR_MSG_EVENTS "events" /* a batch, acknowledged once all are stored */
 #define TAILOR_MSG_PROFILE_GET "profile.get"
 #define TAILOR_MSG_HEALTH "health"
 #define TAILOR_MSG_STATS "stats"

@@ -277,6 +277,37 @@ std::optional<ApiError> ParseEvent(const json& msg, Event* out) {
   return std::nullopt;
 }
 
+namespace {
+
+// {"events":[{event}, ...]}: all or nothing, so a client retries the whole
+// batch; an error names the event's index, e.g. events[3].customer.
+std::optional<ApiError> ParseEventBatch(const json& msg, std::vector<Event>* out) {
+  for (const auto& [key, value] : msg.items())
+    if (key != "v" && key != "type" && key != "id" && key != "events")
+      return Bad(key, "unknown field '" + key + "' (an events message has v, type, id, events)");
+  auto it = msg.find("events");
+  if (it == msg.end()) return Bad("events", "missing required field 'events' (an array of events)");
+  if (!it->is_array())
+    return Bad("events", std::string("events must be an array, got ") + TypeName(*it));
+  if (it->empty()) return Bad("events", "events must not be empty");
+  if (it->size() > kMaxBatchEvents)
+    return Bad("events", "events holds " + std::to_string(it->size()) + " events; the limit is " +
+                             std::to_string(kMaxBatchEvents));
+  out->resize(it->size());
+  for (size_t i = 0; i < it->size(); ++i) {
+    const std::string at = "events[" + std::to_string(i) + "]";
+    const json& e = (*it)[i];
+    if (!e.is_object()) return Bad(at, at + " must be an object, got " + std::string(TypeName(e)));
+    if (auto err = ParseEvent(e, &(*out)[i])) {
+      err->field = err->field.empty() ? at : at + "." + err->field;
+      return err;
+    }
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
 std::variant<Request, ApiError> ParseRequest(std::string_view body, size_t max_bytes,
                                              std::string* id) {
   if (body.size() > max_bytes)
@@ -341,6 +372,9 @@ std::variant<Request, ApiError> ParseRequest(std::string_view body, size_t max_b
     body_fields.erase("type");
     body_fields.erase("id");
     if (auto e = ParseEvent(body_fields, &req.event)) return *e;
+  } else if (type == TAILOR_MSG_EVENTS) {
+    req.type = Request::Type::kEvents;
+    if (auto e = ParseEventBatch(msg, &req.events)) return *e;
   } else if (type == TAILOR_MSG_PROFILE_GET) {
     req.type = Request::Type::kProfileGet;
     f.Id("customer", &req.customer, true);
@@ -359,7 +393,8 @@ std::variant<Request, ApiError> ParseRequest(std::string_view body, size_t max_b
     return ApiError{
         TAILOR_ERR_UNKNOWN_TYPE, "type",
         "unknown message type '" + type +
-            "' (known: decide, event, profile.get, explain, rules.reload, health, stats)"};
+            "' (known: decide, event, events, profile.get, explain, rules.reload, health, "
+            "stats)"};
   }
   if (f.error()) return *f.error();
   return req;

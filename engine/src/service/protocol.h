@@ -17,14 +17,18 @@
 namespace tailor {
 
 struct Request {
-  enum class Type { kDecide, kEvent, kProfileGet, kHealth, kStats, kExplain, kReload };
+  enum class Type { kDecide, kEvent, kEvents, kProfileGet, kHealth, kStats, kExplain, kReload };
   Type type = Type::kHealth;
   std::string id;
-  DecideRequest decide;  // kDecide
-  Event event;           // kEvent
-  std::string customer;  // kProfileGet
-  std::string decision;  // kExplain
+  DecideRequest decide;       // kDecide
+  Event event;                // kEvent
+  std::vector<Event> events;  // kEvents
+  std::string customer;       // kProfileGet
+  std::string decision;       // kExplain
 };
+
+// The most events one `events` message may carry.
+constexpr size_t kMaxBatchEvents = 1000;
 
 // Event types the engine accepts; anything else is rejected naming the list.
 const std::vector<std::string>& KnownEventTypes();

@@ -36,6 +36,8 @@ const char* TypeName(Request::Type t) {
       return "decide";
     case Request::Type::kEvent:
       return "event";
+    case Request::Type::kEvents:
+      return "events";
     case Request::Type::kProfileGet:
       return "profile.get";
     case Request::Type::kHealth:
@@ -104,6 +106,30 @@ struct Server::Impl {
                  {"models", models}});
   }
 
+  // A batch is acknowledged once every event in it is stored (one group
+  // commit). On a store failure the error names the first event not stored
+  // and how many failed; the client resends the batch.
+  std::string EventsReply(const std::string& id, std::vector<Event> events, int64_t t0) {
+    Metrics& m = engine->metrics();
+    const size_t n = events.size();
+    std::vector<Status> st = engine->IngestEvents(std::move(events));
+    m.event_us.Record((mono_ns() - t0) / 1000);
+    size_t failed = 0, first = n;
+    for (size_t i = 0; i < st.size(); ++i)
+      if (!st[i].ok()) {
+        ++failed;
+        first = std::min(first, i);
+      }
+    if (failed) {
+      m.counters.Add(std::string("errors.") + TAILOR_ERR_INTERNAL);
+      const std::string at = "events[" + std::to_string(first) + "]";
+      return ErrorReply(id, {TAILOR_ERR_INTERNAL, at,
+                             std::to_string(failed) + " of " + std::to_string(n) +
+                                 " events not stored; first " + at + ": " + st[first].message()});
+    }
+    return Dump({{"v", TAILOR_SCHEMA_VERSION}, {"id", id}, {"ok", true}, {"stored", n}});
+  }
+
   // Handles one request body; never throws. With only_quick, a reload
   // (which may load models for seconds) is declined: nullopt, for a worker.
   std::optional<std::string> Handle(std::string_view body, bool only_quick = false) {
@@ -141,6 +167,8 @@ struct Server::Impl {
           }
           return Dump({{"v", TAILOR_SCHEMA_VERSION}, {"id", id}, {"ok", true}});
         }
+        case Request::Type::kEvents:
+          return EventsReply(id, std::move(req.events), t0);
         case Request::Type::kProfileGet:
           return Dump({{"v", TAILOR_SCHEMA_VERSION},
                        {"id", id},
