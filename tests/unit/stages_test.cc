@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "decision/stages.h"
+#include "decision/trace.h"
 
 namespace tailor {
 namespace {
@@ -401,7 +402,7 @@ TEST(ExplainStage, WhyCarriesEveryFactorAndTheTraceEveryCandidate) {
   j.notes[1] = {"r: no"};
   j.eligible = {0, 2};
   std::vector<Ranked> ranked = Arbitrate(f.c, &j, 2);
-  PluginList plugins;  // no loaded plugin: why.plugins is empty
+  PluginList plugins;  // why.plugins names the scores' plugins
   const nlohmann::json dropped = {{"cf", "not loaded: missing"}};
   const nlohmann::json facts = {{"customer", {{"dna", {{"x", "high"}}}}}};
   std::vector<Diversified> diversified = {{2, 0, 0.1, 0.7}};
@@ -432,6 +433,53 @@ TEST(ExplainStage, WhyCarriesEveryFactorAndTheTraceEveryCandidate) {
   EXPECT_EQ(trace["entries"][1]["status"], "shown");
   EXPECT_EQ(trace["entries"][2]["status"], "not chosen");
   EXPECT_EQ(trace["finalize"][0], "note");
+  // Rendered from the compact copy, off the request path: the same text.
+  EXPECT_EQ(CaptureTrace(in, 1, 7, {"note"}, nullptr)(),
+            trace.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+}
+
+TEST(ExplainStage, TheCapturedTraceKeepsTheDecisionsTotalsWithoutCopyingEveryCandidate) {
+  // 400 candidates: 300 vetoed (the trace keeps 200), 100 eligible of which
+  // 60 are ranked; one diversity note.
+  const size_t n = 400;
+  std::vector<std::string> ids;
+  for (size_t i = 0; i < n; ++i) ids.push_back("o" + std::to_string(i));
+  Candidates c;
+  Judgement j;
+  std::vector<float> raw;
+  for (size_t i = 0; i < n; ++i) {
+    c.list.push_back({ids[i].c_str(), nullptr, "cat"});
+    c.context.push_back(1.0);
+    c.values.push_back(10.0 + static_cast<double>(i));
+    raw.push_back(static_cast<float>(i % 7) / 7.0f);
+    const bool vetoed = i % 4 != 3;
+    j.propensity.push_back(0.5);
+    j.levers.push_back(1.0);
+    j.priority.push_back(vetoed ? 0.0 : static_cast<double>(i));
+    j.vetoed.push_back(vetoed);
+    j.evaluate.push_back(1);
+    j.notes.push_back(vetoed ? std::vector<std::string>{"r: no " + ids[i]}
+                             : std::vector<std::string>{});
+    if (!vetoed) j.eligible.push_back(i);
+  }
+  j.max_value = 10.0 + n;
+  c.excluded_total = 2;
+  PluginScores scores = OnePlugin(raw);
+  for (size_t i = 0; i < n; ++i)
+    std::snprintf(scores.reasons.data() + i * kReasonCap, kReasonCap, "reason %zu", i);
+  std::vector<Ranked> ranked = Arbitrate(c, &j, 60);
+  ASSERT_EQ(ranked.size(), 60u);
+  std::vector<Diversified> diversified = {{ranked[2].candidate, ranked[0].candidate, 0.2, 0.9}};
+  PlacementConfig placement;
+  PluginList plugins;
+  const nlohmann::json dropped = nlohmann::json::object(), facts = nlohmann::json::object();
+  ExplainInput in{placement, c, scores, j, ranked, diversified, plugins, dropped, facts};
+  const nlohmann::json trace = DecisionTrace(in, 3, 9, {});
+  EXPECT_EQ(trace["candidates"], n);
+  EXPECT_EQ(trace["suppressed"], 302);
+  EXPECT_EQ(trace["entries"].size(), 260u);
+  EXPECT_EQ(CaptureTrace(in, 3, 9, {}, nullptr)(),
+            trace.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
 }
 
 }  // namespace

@@ -11,6 +11,7 @@
 #include "common/time.h"
 #include "decision/shadow.h"
 #include "decision/stages.h"
+#include "decision/trace.h"
 #include "tailor/messages.h"
 
 namespace tailor {
@@ -504,7 +505,12 @@ std::variant<Decision, ApiError> Engine::Decide(const DecideRequest& req, Decide
     if (c.priced) metrics_->counters.Add("pricing.priced");
     if (!c.guardrail.empty()) metrics_->counters.Add("pricing.guardrail");
   }
-  json trace = DecisionTrace(explain, shown, snap->version, d.finalize);
+  // The stored trace is rendered by the store's writer from a compact copy;
+  // only `tailor rules test` (trace_in_reply) builds it here.
+  json trace;
+  if (options.trace_in_reply) trace = DecisionTrace(explain, shown, snap->version, d.finalize);
+  std::function<std::string()> stored_trace;
+  if (options.record) stored_trace = CaptureTrace(explain, shown, snap->version, d.finalize, snap);
   // Only a personalised decision records impressions: an unknown customer
   // must not become known by being shown something, and one who refused
   // personalisation leaves no behavioural trail.
@@ -534,7 +540,7 @@ std::variant<Decision, ApiError> Engine::Decide(const DecideRequest& req, Decide
     for (size_t k = 0; k < shown && k < s.prices.size(); ++k)
       if (s.prices[k].priced && ranked[k].id == m.offer_id) m.discount = s.prices[k].discount;
   if (options.record) {
-    Record(req, now, d, trace, std::move(shadow_picks));
+    Record(req, now, d, std::move(stored_trace), std::move(shadow_picks));
     RecordImpressions(placement, d);
     // Shown and not clicked within the window: a negative for the click model.
     // Decision time, not the clock: replays and simulations bring their own.
@@ -545,8 +551,8 @@ std::variant<Decision, ApiError> Engine::Decide(const DecideRequest& req, Decide
   return d;
 }
 
-void Engine::Record(const DecideRequest& req, int64_t now, const Decision& d, const json& trace,
-                    std::vector<ShadowPick> shadow_picks) {
+void Engine::Record(const DecideRequest& req, int64_t now, const Decision& d,
+                    std::function<std::string()> trace, std::vector<ShadowPick> shadow_picks) {
   DecisionRecord rec;
   rec.id = d.id;
   rec.experiment = d.experiment;
@@ -571,7 +577,7 @@ void Engine::Record(const DecideRequest& req, int64_t now, const Decision& d, co
   json response = {{"offers", d.offers}};
   if (!d.finalize.empty()) response["finalize"] = d.finalize;
   rec.response_json = response.dump(-1, ' ', false, json::error_handler_t::replace);
-  rec.trace_json = trace.dump(-1, ' ', false, json::error_handler_t::replace);
+  rec.render_trace = std::move(trace);
   store_->LogDecision(std::move(rec));
 }
 

@@ -15,10 +15,10 @@ void NameCandidate(json& o, const tailor_candidate& c) {
 
 json PluginFactors(const ExplainInput& in, size_t i) {
   json pj = json::object();
-  for (size_t k = 0; k < in.plugins.size(); ++k) {
+  for (size_t k = 0; k < in.scores.names.size(); ++k) {
     if (!in.scores.ok[k]) continue;
     const float sc = in.scores.score(k, i);
-    json& e = pj[in.plugins[k]->name()] = json::object();
+    json& e = pj[in.scores.names[k]] = json::object();
     if (sc == TAILOR_SCORE_ABSTAIN)
       e["abstained"] = true;
     else
@@ -97,7 +97,7 @@ json ShownOffers(const ExplainInput& in, size_t shown) {
 }
 
 json DecisionTrace(const ExplainInput& in, size_t shown, uint64_t snapshot_version,
-                   const std::vector<std::string>& finalize_notes) {
+                   const std::vector<std::string>& finalize_notes, const TraceTotals* totals) {
   const size_t n = in.candidates.size();
   json entries = json::array();
   std::vector<char> is_shown(n, 0);
@@ -121,6 +121,7 @@ json DecisionTrace(const ExplainInput& in, size_t shown, uint64_t snapshot_versi
     entries.push_back(std::move(t));
   }
   suppressed += in.candidates.excluded_total;
+  if (totals) suppressed += totals->suppressed_not_kept;
   for (size_t r = 0; r < in.ranked.size(); ++r) {
     const size_t i = in.ranked[r].candidate;
     json t = json::object();
@@ -133,8 +134,12 @@ json DecisionTrace(const ExplainInput& in, size_t shown, uint64_t snapshot_versi
     NameCandidate(t, in.candidates.list[i]);
     entries.push_back(std::move(t));
   }
-  return {{"snapshot", snapshot_version}, {"candidates", n},   {"suppressed", suppressed},
-          {"finalize", finalize_notes},   {"facts", in.facts}, {"entries", std::move(entries)}};
+  return {{"snapshot", snapshot_version},
+          {"candidates", totals ? totals->candidates : n},
+          {"suppressed", suppressed},
+          {"finalize", finalize_notes},
+          {"facts", in.facts},
+          {"entries", std::move(entries)}};
 }
 
 }  // namespace tailor

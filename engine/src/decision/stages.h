@@ -316,9 +316,17 @@ nlohmann::json WhyOf(const ExplainInput& in, size_t candidate);
 // The shown offers (rank, score, why, ids), best first.
 nlohmann::json ShownOffers(const ExplainInput& in, size_t shown);
 
+// A trace rendered from a compact copy (decision/trace.h) names the
+// decision's own totals rather than the copy's.
+struct TraceTotals {
+  size_t candidates = 0;           // of the decision
+  size_t suppressed_not_kept = 0;  // vetoed past kTraceSuppressed, not in the copy
+};
+
 // The stored trace: everything shown, the suppressed (bounded) and the best
 // of what did not make the cut.
 nlohmann::json DecisionTrace(const ExplainInput& in, size_t shown, uint64_t snapshot_version,
-                             const std::vector<std::string>& finalize_notes);
+                             const std::vector<std::string>& finalize_notes,
+                             const TraceTotals* totals = nullptr);
 
 }  // namespace tailor

@@ -337,6 +337,7 @@ struct Store::Impl {
           WriteFeedback(op, insert_impression, mark_shown, insert_outcome);
         } else if (op.kind == WriteOp::Kind::kDecision) {
           const DecisionRecord& d = op.decision;
+          const std::string trace = d.render_trace ? d.render_trace() : d.trace_json;
           insert_decision.Text(1, d.id)
               .TextOrNull(2, d.customer_id)
               .Text(3, d.channel)
@@ -344,7 +345,7 @@ struct Store::Impl {
               .Int(5, d.ts_ms)
               .Text(6, d.request_json)
               .Text(7, d.response_json)
-              .Text(8, d.trace_json.empty() ? std::string("{}") : d.trace_json)
+              .Text(8, trace.empty() ? std::string("{}") : trace)
               .Text(9, d.experiment)
               .Text(10, d.arm)
               .Text(11, d.mode.empty() ? std::string("live") : d.mode);

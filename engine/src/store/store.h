@@ -76,6 +76,9 @@ struct DecisionRecord {
   std::string mode = "live";      // "live", "shadow", or "" for both      // live | shadow
   std::vector<ShadowPick>
       shadow_picks;  // shadow mode: Tailor's own choice (written, not read back)
+  // When set, the writer stores what it returns as trace_json: the trace is
+  // rendered off the request path (decision/trace.h).
+  std::function<std::string()> render_trace;
 };
 
 struct ModelRecord {
