@@ -15,13 +15,14 @@
 #include <zmq.hpp>
 #include <zmq_addon.hpp>
 
+#include "bench_suite.h"
 #include "client.h"
 #include "commands.h"
 #include "common/time.h"
+#include "model/event_history.h"
 #include "rules/rules.h"
 #include "runtime.h"
 #include "service/server.h"
-#include "model/event_history.h"
 #include "store/store.h"
 
 namespace tailor::cli {
@@ -357,8 +358,27 @@ void RunBenchProfiles(const BenchArgs& a) {
 
 void RegisterBench(CLI::App& app) {
   auto a = std::make_shared<BenchArgs>();
-  CLI::App* b = app.add_subcommand("bench", "Benchmarks that print figures and write JSON");
-  b->require_subcommand(1);
+  auto suite = std::make_shared<BenchSuiteArgs>();
+  CLI::App* b = app.add_subcommand(
+      "bench", "Benchmarks that print figures and write JSON; with no subcommand, every scenario");
+  b->require_subcommand(0, 1);
+  b->add_option("--json", suite->json_out, "write every figure as JSON here");
+  b->add_flag("--quick", suite->quick, "smaller worlds and fewer requests (a few minutes)");
+  b->add_option("-c,--config", suite->config, "engine config the worlds start from")
+      ->capture_default_str();
+  b->add_option("--customers", suite->customers, "customers in the main world (10000; quick 2000)");
+  b->add_option("--items", suite->items, "items in the main world (10000)");
+  b->add_option("--cold-customers", suite->cold_customers,
+                "customers added for the first-touch run (1000000; quick 100000)");
+  b->add_option("-n,--requests", suite->requests,
+                "measured requests per scenario (5000; quick 1000)");
+  b->add_option("--plot", suite->plot, "write the scaling curve as an SVG chart here");
+  b->add_option("--work-dir", suite->work_dir, "build the worlds here and keep them");
+  b->add_option("--plugin-dir", suite->plugin_dir, "plugin directory for tailord");
+  b->add_option("--tailord", suite->tailord, "tailord binary (default: beside this tailor)");
+  b->callback([b, suite] {
+    if (b->get_subcommands().empty()) RunBenchSuite(*suite);
+  });
   CLI::App* d = b->add_subcommand("decide", "Decide latency vs a bare ZeroMQ round trip");
   d->add_option("-c,--config", a->config, "engine config")->capture_default_str();
   d->add_option("--store", a->store, "store path (overrides the config)");

@@ -37,6 +37,7 @@
 #include "runtime.h"
 #include "sim/response_model.h"
 #include "store/store.h"
+#include "tailord_process.h"
 
 namespace tailor::cli {
 namespace {
@@ -503,136 +504,6 @@ std::map<std::string, std::pair<double, double>> OfferPrices(const std::string& 
 }
 
 // --- tailord ------------------------------------------------------------------
-
-std::string SelfDir() {
-  std::error_code ec;
-  fs::path exe = fs::read_symlink("/proc/self/exe", ec);
-  return ec ? std::string(".") : exe.parent_path().string();
-}
-
-class TailordProcess {
- public:
-  TailordProcess(const SimArgs& a, const std::string& config, const std::string& store,
-                 const std::string& work) {
-    const std::string bin = a.tailord.empty() ? SelfDir() + "/tailord" : a.tailord;
-    const std::string ready = work + "/tailord.ready.json";
-    log_ = work + "/tailord.log";
-    std::vector<std::string> args = {bin,
-                                     "--config",
-                                     config,
-                                     "--store",
-                                     store,
-                                     "--requests",
-                                     "tcp://127.0.0.1:*",
-                                     "--events",
-                                     "tcp://127.0.0.1:*",
-                                     "--outbound",
-                                     "tcp://127.0.0.1:*",
-                                     "--ready-file",
-                                     ready,
-                                     "--log-level",
-                                     "warn"};
-    if (!a.plugin_dir.empty()) {
-      args.push_back("--plugin-dir");
-      args.push_back(a.plugin_dir);
-    }
-    pid_ = fork();
-    if (pid_ == 0) {
-      FILE* f = freopen(log_.c_str(), "w", stderr);
-      (void)f;
-      std::vector<char*> argv;
-      for (auto& s : args) argv.push_back(s.data());
-      argv.push_back(nullptr);
-      execv(argv[0], argv.data());
-      _exit(127);
-    }
-    // Plugins train at start-up: give them time.
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::minutes(5);
-    while (std::chrono::steady_clock::now() < deadline) {
-      if (!Alive()) Fail("simulate: tailord (" + bin + ") exited during start-up:\n" + LogTail());
-      std::ifstream in(ready);
-      if (in.good()) {
-        json j = json::parse(in, nullptr, false);
-        if (j.is_object() && j.contains("requests")) {
-          requests_ = j.value("requests", "");
-          return;
-        }
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
-    Fail("simulate: tailord did not become ready in 5 minutes:\n" + LogTail());
-  }
-  ~TailordProcess() {
-    if (pid_ <= 0) return;
-    kill(pid_, SIGTERM);
-    for (int i = 0; i < 300; ++i) {
-      if (waitpid(pid_, nullptr, WNOHANG) == pid_) return;
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    }
-    kill(pid_, SIGKILL);
-    waitpid(pid_, nullptr, 0);
-  }
-  TailordProcess(const TailordProcess&) = delete;
-  TailordProcess& operator=(const TailordProcess&) = delete;
-
-  bool Alive() {
-    if (pid_ <= 0) return false;
-    if (waitpid(pid_, nullptr, WNOHANG) == pid_) {
-      pid_ = -1;
-      return false;
-    }
-    return true;
-  }
-  // Stops tailord (SIGTERM: it drains queued events and decisions first).
-  int Stop() {
-    if (pid_ <= 0) return -1;
-    kill(pid_, SIGTERM);
-    int status = 0;
-    waitpid(pid_, &status, 0);
-    pid_ = -1;
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  }
-  std::string LogTail() const {
-    std::ifstream in(log_);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    std::string s = ss.str();
-    return s.size() > 4000 ? "..." + s.substr(s.size() - 4000) : s;
-  }
-  const std::string& requests() const { return requests_; }
-
- private:
-  pid_t pid_ = -1;
-  std::string log_, requests_;
-};
-
-// A DEALER socket: many requests in flight, replies matched by their id.
-class Wire {
- public:
-  explicit Wire(const std::string& endpoint) : sock_(ctx_, zmq::socket_type::dealer) {
-    sock_.set(zmq::sockopt::linger, 0);
-    sock_.connect(endpoint);
-  }
-  void Send(const json& msg) {
-    const std::string body = msg.dump();
-    // An empty delimiter frame first, as a REQ socket sends it.
-    sock_.send(zmq::message_t(), zmq::send_flags::sndmore);
-    sock_.send(zmq::buffer(body), zmq::send_flags::none);
-  }
-  std::optional<json> Recv(int timeout_ms) {
-    zmq::pollitem_t items[] = {{sock_.handle(), 0, ZMQ_POLLIN, 0}};
-    zmq::poll(items, 1, std::chrono::milliseconds(timeout_ms));
-    if (!(items[0].revents & ZMQ_POLLIN)) return std::nullopt;
-    std::vector<zmq::message_t> frames;
-    if (!zmq::recv_multipart(sock_, std::back_inserter(frames)) || frames.empty())
-      return std::nullopt;
-    return json::parse(frames.back().to_string(), nullptr, false);
-  }
-
- private:
-  zmq::context_t ctx_{1};
-  zmq::socket_t sock_;
-};
 
 // --- The simulation -----------------------------------------------------------
 
@@ -1466,7 +1337,15 @@ void RunSimulate(const SimArgs& a) {
       customers.size() / arms.size(), a.show, static_cast<unsigned long long>(a.seed),
       store_path.c_str());
   std::fflush(stdout);
-  TailordProcess tailord(a, sc.tailor_yaml, store_path, work);
+  TailordOptions topt;
+  topt.who = "simulate";
+  topt.bin = a.tailord;
+  topt.plugin_dir = a.plugin_dir;
+  topt.config = sc.tailor_yaml;
+  topt.store = store_path;
+  topt.work_dir = work;
+  topt.ready_after_training = false;  // the config trains before serving
+  TailordProcess tailord(topt);
   Wire wire(tailord.requests());
   // The discount and experiment scenarios add no offer mid-run: the arms
   // differ only in price, or in what the experiment's arms override.

@@ -1,0 +1,20 @@
+// `tailor bench` with no subcommand: every scenario in one run (bench_suite.cc).
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <string>
+
+namespace tailor::cli {
+
+struct BenchSuiteArgs {
+  std::string json_out, plot, config = "config/tailor.yaml", work_dir, plugin_dir, tailord;
+  bool quick = false;
+  int customers = 0, items = 0, cold_customers = 0, requests = 0;  // 0: the mode's default
+};
+
+void RunBenchSuite(const BenchSuiteArgs& a);
+
+// The scaling curve as an SVG chart: p50 by candidates, and by customers.
+void WriteScalingPlot(const nlohmann::json& results, const std::string& path);
+
+}  // namespace tailor::cli
