@@ -433,12 +433,17 @@ TEST(ExplainStage, WhyCarriesEveryFactorAndTheTraceEveryCandidate) {
   EXPECT_EQ(trace["entries"][1]["status"], "shown");
   EXPECT_EQ(trace["entries"][2]["status"], "not chosen");
   EXPECT_EQ(trace["finalize"][0], "note");
-  // Rendered from the compact copy, off the request path: the same text.
-  EXPECT_EQ(CaptureTrace(in, 1, 7, {"note"}, nullptr)(),
+  // Stored as a compact record and rendered when read: the same text.
+  const std::string record = EncodeTrace(in, 1, 7, {"note"});
+  EXPECT_TRUE(IsEncodedTrace(record));
+  EXPECT_EQ(RenderTrace(record),
             trace.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+  // A damaged record is refused, never read past its end; JSON passes as is.
+  EXPECT_FALSE(RenderTrace(record.substr(0, record.size() / 2)).has_value());
+  EXPECT_EQ(RenderTrace(R"({"entries":[]})"), R"({"entries":[]})");
 }
 
-TEST(ExplainStage, TheCapturedTraceKeepsTheDecisionsTotalsWithoutCopyingEveryCandidate) {
+TEST(ExplainStage, TheTraceRecordKeepsTheDecisionsTotalsWithoutEveryCandidate) {
   // 400 candidates: 300 vetoed (the trace keeps 200), 100 eligible of which
   // 60 are ranked; one diversity note.
   const size_t n = 400;
@@ -478,8 +483,11 @@ TEST(ExplainStage, TheCapturedTraceKeepsTheDecisionsTotalsWithoutCopyingEveryCan
   EXPECT_EQ(trace["candidates"], n);
   EXPECT_EQ(trace["suppressed"], 302);
   EXPECT_EQ(trace["entries"].size(), 260u);
-  EXPECT_EQ(CaptureTrace(in, 3, 9, {}, nullptr)(),
+  const std::string record = EncodeTrace(in, 3, 9, {});
+  EXPECT_EQ(RenderTrace(record),
             trace.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+  // The record holds the 260 named candidates, not all 400, and no JSON.
+  EXPECT_LT(record.size(), trace.dump().size() / 2);
 }
 
 }  // namespace

@@ -505,12 +505,13 @@ std::variant<Decision, ApiError> Engine::Decide(const DecideRequest& req, Decide
     if (c.priced) metrics_->counters.Add("pricing.priced");
     if (!c.guardrail.empty()) metrics_->counters.Add("pricing.guardrail");
   }
-  // The stored trace is rendered by the store's writer from a compact copy;
-  // only `tailor rules test` (trace_in_reply) builds it here.
+  // The stored trace is a compact record rendered to JSON when read
+  // (decision/trace.h); only `tailor rules test` (trace_in_reply) builds the
+  // JSON here.
   json trace;
   if (options.trace_in_reply) trace = DecisionTrace(explain, shown, snap->version, d.finalize);
-  std::function<std::string()> stored_trace;
-  if (options.record) stored_trace = CaptureTrace(explain, shown, snap->version, d.finalize, snap);
+  std::string stored_trace;
+  if (options.record) stored_trace = EncodeTrace(explain, shown, snap->version, d.finalize);
   // Only a personalised decision records impressions: an unknown customer
   // must not become known by being shown something, and one who refused
   // personalisation leaves no behavioural trail.
@@ -551,8 +552,8 @@ std::variant<Decision, ApiError> Engine::Decide(const DecideRequest& req, Decide
   return d;
 }
 
-void Engine::Record(const DecideRequest& req, int64_t now, const Decision& d,
-                    std::function<std::string()> trace, std::vector<ShadowPick> shadow_picks) {
+void Engine::Record(const DecideRequest& req, int64_t now, const Decision& d, std::string trace,
+                    std::vector<ShadowPick> shadow_picks) {
   DecisionRecord rec;
   rec.id = d.id;
   rec.experiment = d.experiment;
@@ -577,7 +578,7 @@ void Engine::Record(const DecideRequest& req, int64_t now, const Decision& d,
   json response = {{"offers", d.offers}};
   if (!d.finalize.empty()) response["finalize"] = d.finalize;
   rec.response_json = response.dump(-1, ' ', false, json::error_handler_t::replace);
-  rec.render_trace = std::move(trace);
+  rec.trace_json = std::move(trace);
   store_->LogDecision(std::move(rec));
 }
 
@@ -619,7 +620,7 @@ std::variant<json, ApiError> Engine::Explain(const std::string& decision_id) {
       {"ts", format_iso8601_ms(rec->ts_ms)},
       {"request", ParseObject(rec->request_json)},
       {"offers", response.value("offers", json::array())},
-      {"trace", ParseObject(rec->trace_json)},
+      {"trace", ParseObject(RenderTrace(rec->trace_json).value_or("{}"))},
       {"outcomes", feedback_->OutcomesJson(rec->id)},
       {"mode", rec->mode.empty() ? std::string("live") : rec->mode},
       {"experiment", rec->experiment.empty() ? json(nullptr)

@@ -8,7 +8,6 @@
 #pragma once
 
 #include <atomic>
-#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -120,10 +119,10 @@ class Engine {
   // arm's rule set of it (null: no rules or broken).
   RuleRuntime* RulesFor(const Snapshot& snap, const std::shared_ptr<const RuleSet>& set);
   std::string NextDecisionId(int64_t now_ms);
-  // The decision log: request, shown offers, and the trace, which the
-  // store's writer renders (decision/trace.h).
-  void Record(const DecideRequest& req, int64_t now_ms, const Decision& d,
-              std::function<std::string()> trace, std::vector<ShadowPick> shadow_picks = {});
+  // The decision log: request, shown offers, and the trace as a compact
+  // record (decision/trace.h).
+  void Record(const DecideRequest& req, int64_t now_ms, const Decision& d, std::string trace,
+              std::vector<ShadowPick> shadow_picks = {});
   // cached: the profile cache has the event already (impressions on_decide).
   void AfterDurable(const Event& e, bool cached = false);
   // The record stage's impressions to the feedback loop; on_decide also

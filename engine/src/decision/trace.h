@@ -1,24 +1,29 @@
-// A decision's stored trace, off the request path: the request thread copies
-// only what the trace names (the ranked head and the first suppressed, a few
-// dozen of possibly thousands of candidates) and the store's writer renders
-// and dumps the JSON. Explain reads the same JSON as before.
+// A decision's stored trace as a compact binary record, rendered to JSON only
+// when someone reads it (explain, tailor report). The request thread writes
+// only what the trace names (the ranked head and the first suppressed: a few
+// dozen of possibly thousands of candidates) with no JSON built; the store
+// keeps the bytes; RenderTrace gives back exactly the JSON DecisionTrace
+// would have given at decision time.
 #pragma once
 
-#include <functional>
-#include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "decision/stages.h"
 
 namespace tailor {
 
-// Returns a function that renders DecisionTrace(in, shown, ...) as JSON text,
-// byte for byte, on any thread. keep_alive holds what the candidates' ids
-// and in.placement point into (the decision's snapshot).
-std::function<std::string()> CaptureTrace(const ExplainInput& in, size_t shown,
-                                          uint64_t snapshot_version,
-                                          const std::vector<std::string>& finalize_notes,
-                                          std::shared_ptr<const void> keep_alive);
+// The record of DecisionTrace(in, shown, snapshot_version, finalize_notes).
+std::string EncodeTrace(const ExplainInput& in, size_t shown, uint64_t snapshot_version,
+                        const std::vector<std::string>& finalize_notes);
+
+// True when stored is such a record (older stores hold the JSON itself).
+bool IsEncodedTrace(std::string_view stored);
+
+// The trace's JSON text: a record rendered, JSON returned as it is; nullopt
+// for a damaged record.
+std::optional<std::string> RenderTrace(std::string_view stored);
 
 }  // namespace tailor

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "common/time.h"
+#include "decision/trace.h"
 #include "report/stats.h"
 
 namespace tailor::report {
@@ -313,7 +314,8 @@ bool ReadTraces(Store& store, const ReportOptions& opt, int64_t total, TraceTota
                 std::string* err) {
   int64_t done = 0;
   const int64_t n = store.ForEachDecisionTrace(opt.window, [&](const DecisionTraceRow& row) {
-    json trace = json::parse(row.trace_json, nullptr, false);
+    const std::optional<std::string> text = RenderTrace(row.trace_json);
+    json trace = text ? json::parse(*text, nullptr, false) : json(json::value_t::discarded);
     if (trace.is_discarded() || !trace.is_object()) {
       ++t->unreadable;
     } else if (auto e = trace.find("entries"); e != trace.end() && e->is_array()) {

@@ -337,7 +337,6 @@ struct Store::Impl {
           WriteFeedback(op, insert_impression, mark_shown, insert_outcome);
         } else if (op.kind == WriteOp::Kind::kDecision) {
           const DecisionRecord& d = op.decision;
-          const std::string trace = d.render_trace ? d.render_trace() : d.trace_json;
           insert_decision.Text(1, d.id)
               .TextOrNull(2, d.customer_id)
               .Text(3, d.channel)
@@ -345,10 +344,14 @@ struct Store::Impl {
               .Int(5, d.ts_ms)
               .Text(6, d.request_json)
               .Text(7, d.response_json)
-              .Text(8, trace.empty() ? std::string("{}") : trace)
               .Text(9, d.experiment)
               .Text(10, d.arm)
               .Text(11, d.mode.empty() ? std::string("live") : d.mode);
+          // JSON as text; the engine's binary record (decision/trace.h) as a blob.
+          if (d.trace_json.empty() || d.trace_json[0] == '{')
+            insert_decision.Text(8, d.trace_json.empty() ? std::string("{}") : d.trace_json);
+          else
+            insert_decision.Blob(8, d.trace_json.data(), d.trace_json.size());
           if (Status s = insert_decision.Run(); !s.ok())
             log::Error("store", "decision " + d.id + " not logged: " + s.message());
           for (const ShadowPick& p : d.shadow_picks) {

@@ -69,16 +69,16 @@ struct DecisionRecord {
   std::string placement;
   int64_t ts_ms = 0;
   std::string request_json;
-  std::string response_json;      // offers with their `why`
-  std::string trace_json = "{}";  // every candidate: shown or suppressed, and why
-  std::string experiment;         // '' outside any experiment
-  std::string arm;                // the experiment's arm, or "holdout"
-  std::string mode = "live";      // "live", "shadow", or "" for both      // live | shadow
+  std::string response_json;  // offers with their `why`
+  // Every candidate: shown or suppressed, and why. The engine stores a
+  // compact binary record (decision/trace.h RenderTrace makes it JSON);
+  // stores written before hold the JSON itself.
+  std::string trace_json = "{}";
+  std::string experiment;     // '' outside any experiment
+  std::string arm;            // the experiment's arm, or "holdout"
+  std::string mode = "live";  // "live", "shadow", or "" for both      // live | shadow
   std::vector<ShadowPick>
       shadow_picks;  // shadow mode: Tailor's own choice (written, not read back)
-  // When set, the writer stores what it returns as trace_json: the trace is
-  // rendered off the request path (decision/trace.h).
-  std::function<std::string()> render_trace;
 };
 
 struct ModelRecord {
