@@ -376,6 +376,10 @@ void RegisterBench(CLI::App& app) {
   b->add_option("--work-dir", suite->work_dir, "build the worlds here and keep them");
   b->add_option("--plugin-dir", suite->plugin_dir, "plugin directory for tailord");
   b->add_option("--tailord", suite->tailord, "tailord binary (default: beside this tailor)");
+  b->add_option("--baseline-tailord", suite->baseline_tailord,
+                "an earlier tailord measured on the same world in the same run (before/after)");
+  b->add_option("--baseline-plugin-dir", suite->baseline_plugin_dir,
+                "the baseline tailord's plugin directory");
   b->callback([b, suite] {
     if (b->get_subcommands().empty()) RunBenchSuite(*suite);
   });

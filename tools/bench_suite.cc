@@ -366,11 +366,11 @@ class Suite {
   json Run();
 
  private:
-  TailordOptions Tailord(const BenchWorld& w, bool after_training) const {
+  TailordOptions Tailord(const BenchWorld& w, bool after_training, bool baseline = false) const {
     TailordOptions o;
     o.who = "bench";
-    o.bin = a_.tailord;
-    o.plugin_dir = a_.plugin_dir;
+    o.bin = baseline ? a_.baseline_tailord : a_.tailord;
+    o.plugin_dir = baseline ? a_.baseline_plugin_dir : a_.plugin_dir;
     o.config = w.config;
     o.store = w.store;
     o.work_dir = w.dir;
@@ -385,6 +385,7 @@ class Suite {
   json Events(TailordProcess& t, int customers, double idle_p99);
   json Cold(const BenchWorld& w, json* scaling);
   json Scaling(const BenchWorld& w, TailordProcess& t, const std::string& prefix);
+  json Baseline(const BenchWorld& w);
   double FirstDecideSeconds(TailordProcess& t, const BenchWorld& w, int64_t start_ns);
 
   const BenchSuiteArgs& a_;
@@ -695,6 +696,21 @@ json Suite::Cold(const BenchWorld& w, json* scaling) {
           {"failures", failures}};
 }
 
+// The single-client scenarios and clients-8 against the baseline tailord, on
+// the same world (its registered models) right after the current one.
+json Suite::Baseline(const BenchWorld& w) {
+  std::fprintf(stderr, "bench: baseline %s\n", a_.baseline_tailord.c_str());
+  TailordProcess t(Tailord(w, true, true));
+  json out = json::array();
+  out.push_back(Latency("offers-100", t, kOffersPlacement, kBenchOffers, 3, "c", w.customers));
+  out.push_back(
+      Latency("items-1000", t, "bench_items_1000", std::min(1000, w.items), 10, "c", w.customers));
+  out.push_back(Latency("items-10000", t, "bench_items_10000", std::min(10000, w.items), 10, "c",
+                        w.customers));
+  out.push_back(Clients(t, w.customers));
+  return out;
+}
+
 json Suite::Run() {
   char tmpl[] = "/tmp/tailor-bench-XXXXXX";
   root_ = a_.work_dir.empty() ? std::string(mkdtemp(tmpl) ? tmpl : "") : a_.work_dir;
@@ -728,6 +744,7 @@ json Suite::Run() {
     out["events"] = Events(t, customers_, sc[0]["p99_us"].get<double>());
     for (const json& r : Scaling(main, t, "c")) out["scaling"].push_back(r);
   }
+  if (!a_.baseline_tailord.empty()) out["baseline"] = Baseline(main);
   {
     // A small world: the same placements over 1/10 of the customers and items.
     BenchWorld small = MakeWorld(root_, "small", std::max(100, customers_ / 10),
@@ -756,6 +773,17 @@ void PrintTable(const json& r) {
                 Num(s, "p999_us"), Num(s, "throughput_rps"), Num(s, "echo_p50_us"),
                 Num(s, "echo_p99_us"), Num(s, "echo_throughput_rps"), Num(s, "cpu_us_per_decision"),
                 Num(s, "rss_mb"));
+  if (r.contains("baseline")) {
+    std::printf("\n%-12s %14s %14s %14s %14s\n", "before/after", "p50 us before", "p50 us after",
+                "p99 us before", "p99 us after");
+    for (const json& b : r["baseline"])
+      for (const json& s : r["scenarios"])
+        if (s["name"] == b["name"])
+          std::printf("%-12s %14.0f %14.0f %14.0f %14.0f   (%.0f -> %.0f per s)\n",
+                      s["name"].get<std::string>().c_str(), Num(b, "p50_us"), Num(s, "p50_us"),
+                      Num(b, "p99_us"), Num(s, "p99_us"), Num(b, "throughput_rps"),
+                      Num(s, "throughput_rps"));
+  }
   const json& e = r["events"];
   std::printf(
       "\nevents: %.0f/s acknowledged durable (batches of %d), %.0f/s fire-and-forget; decide p99 "

@@ -8,6 +8,9 @@ namespace tailor::cli {
 
 struct BenchSuiteArgs {
   std::string json_out, plot, config = "config/tailor.yaml", work_dir, plugin_dir, tailord;
+  // An earlier tailord (and its plugins) measured on the same world in the
+  // same run, for a before/after table; empty: none.
+  std::string baseline_tailord, baseline_plugin_dir;
   bool quick = false;
   int customers = 0, items = 0, cold_customers = 0, requests = 0;  // 0: the mode's default
 };
