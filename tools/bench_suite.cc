@@ -40,6 +40,7 @@ using nlohmann::json;
 
 constexpr const char* kOffersPlacement = "bench_offers";
 constexpr int kBenchOffers = 100;
+constexpr int kWarmCustomers = 1024;
 
 // --- Figures ------------------------------------------------------------------
 
@@ -411,6 +412,22 @@ double Suite::FirstDecideSeconds(TailordProcess& t, const BenchWorld& w, int64_t
   Fail("bench: tailord answered no decide:\n" + t.LogTail());
 }
 
+// Seconds from start_ns until health names no plugin warming.
+double SecondsUntilWarm(TailordProcess& t, int64_t start_ns) {
+  Wire wire(t.requests());
+  for (;;) {
+    wire.Send({{"v", 1}, {"type", "health"}, {"id", "h"}});
+    auto h = wire.Recv(10000);
+    bool warming = false;
+    if (h && h->contains("health"))
+      for (const auto& [name, p] : (*h)["health"]["plugins"].items())
+        warming |= p.value("status", "") == "warming";
+    if (!warming) return static_cast<double>(mono_ns() - start_ns) / 1e9;
+    if (!t.Alive()) Fail("bench: tailord exited while warming:\n" + t.LogTail());
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+}
+
 // Start-up without registered models (the plugins train in the background
 // while tailord serves), then registers models with `tailor train` and starts
 // again with them.
@@ -420,18 +437,7 @@ json Suite::Start(const BenchWorld& w) {
     const int64_t t0 = mono_ns();
     TailordProcess t(Tailord(w, false));
     out["without_models_s"] = FirstDecideSeconds(t, w, t0);
-    Wire wire(t.requests());
-    for (;;) {  // until the background training is done
-      wire.Send({{"v", 1}, {"type", "health"}, {"id", "h"}});
-      auto h = wire.Recv(10000);
-      bool warming = false;
-      if (h && h->contains("health"))
-        for (const auto& [name, p] : (*h)["health"]["plugins"].items())
-          warming |= p.value("status", "") == "warming";
-      if (!warming) break;
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    }
-    out["background_training_s"] = static_cast<double>(mono_ns() - t0) / 1e9;
+    out["background_training_s"] = SecondsUntilWarm(t, t0);
   }
   YAML::Node cfg = YAML::LoadFile(w.config);
   const int64_t t_train = mono_ns();
@@ -452,9 +458,12 @@ json Suite::Start(const BenchWorld& w) {
 
 json Suite::Latency(const std::string& name, TailordProcess& t, const std::string& placement,
                     int candidates, int limit, const std::string& prefix, int customers) {
-  const auto bodies = Dump(DecideRequests(prefix, customers, placement, limit, 4096, 7));
+  // The same 1,024 customers in every warm scenario, each asked once before
+  // measuring: profile and journey state are cached (first touches are the
+  // cold scenario's).
+  const auto bodies = Dump(DecideRequests(prefix, customers, placement, limit, kWarmCustomers, 7));
   int failures = 0;
-  Sequential(t.requests(), bodies, std::max(100, n_ / 5), name + " warm-up", &failures);
+  Sequential(t.requests(), bodies, static_cast<int>(bodies.size()), name + " warm-up", &failures);
   Client c(t.requests(), 10000);
   auto sample = c.Call(bodies.front());
   echo_.set_reply_bytes(sample ? sample->size() : 0);
@@ -482,7 +491,7 @@ json Suite::Latency(const std::string& name, TailordProcess& t, const std::strin
 }
 
 json Suite::Clients(TailordProcess& t, int customers) {
-  const auto reqs = DecideRequests("c", customers, kOffersPlacement, 3, 4096, 9);
+  const auto reqs = DecideRequests("c", customers, kOffersPlacement, 3, kWarmCustomers, 7);
   const int n = n_ * 4;
   Latencies echo = Pipelined(echo_.endpoint(), reqs, 8, 4, n, "clients-8 echo");
   const double cpu0 = CpuSeconds(t.pid());
@@ -537,7 +546,8 @@ json Suite::Events(TailordProcess& t, int customers, double idle_p99) {
   std::atomic<bool> ingesting{true};
   Latencies during;
   std::thread decider([&] {
-    const auto bodies = Dump(DecideRequests("c", customers, kOffersPlacement, 3, 4096, 13));
+    const auto bodies =
+        Dump(DecideRequests("c", customers, kOffersPlacement, 3, kWarmCustomers, 7));
     Client c(t.requests(), 10000);
     for (size_t i = 0; ingesting.load(); ++i) {
       const int64_t t0 = mono_ns();
@@ -731,9 +741,11 @@ json Suite::Run() {
   BenchWorld main = MakeWorld(root_, "main", customers_, items_, days_, config);
   out["start"] = Start(main);
   {
+    // With registered models: serving at once, the models loading aside.
     const int64_t t0 = mono_ns();
-    TailordProcess t(Tailord(main, true));
+    TailordProcess t(Tailord(main, false));
     out["start"]["with_models_s"] = FirstDecideSeconds(t, main, t0);
+    out["start"]["models_loaded_s"] = SecondsUntilWarm(t, t0);
     auto& sc = out["scenarios"];
     sc.push_back(Latency("offers-100", t, kOffersPlacement, kBenchOffers, 3, "c", customers_));
     sc.push_back(

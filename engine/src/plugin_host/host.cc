@@ -263,27 +263,31 @@ Status LoadedPlugin::Observe(const tailor_event_view& ev) {
   return Status::Ok();
 }
 
-Status LoadedPlugin::TrainAside() {
-  if (!can_train()) return Status::Error(name_ + " does not implement train");
+Status LoadedPlugin::PrepareAside(const std::string& model_path) {
+  if (model_path.empty() ? !can_train() : !can_load())
+    return Status::Error(name_ + " does not implement " + (model_path.empty() ? "train" : "load"));
   char ebuf[kErrCap] = {0};
   tailor_plugin* fresh = nullptr;
   tailor_status st = api_->create(config_json_.c_str(), host_api_.get(), &fresh, ebuf, sizeof ebuf);
   ebuf[kErrCap - 1] = '\0';
   if (st != TAILOR_OK || !fresh)
     return Status::Error("create failed: " + ErrText(ebuf, "no message"));
-  // The fresh instance is ours alone: training needs no lock, and the one
-  // serving is never blocked by it.
-  st = api_->train(fresh, ebuf, sizeof ebuf);
+  // The fresh instance is ours alone: loading or training needs no lock, and
+  // the one serving is never blocked by it.
+  st = model_path.empty() ? api_->train(fresh, ebuf, sizeof ebuf)
+                          : api_->load(fresh, model_path.c_str(), ebuf, sizeof ebuf);
   ebuf[kErrCap - 1] = '\0';
   if (st != TAILOR_OK) {
     api_->destroy(fresh);
-    return Status::Error("train failed: " + ErrText(ebuf, "no message"));
+    return Status::Error((model_path.empty() ? "train failed: " : "load failed: ") +
+                         ErrText(ebuf, "no message"));
   }
   tailor_plugin* old = nullptr;
   {
     std::unique_lock lock(mu_);
     old = instance_;
     instance_ = fresh;
+    if (!model_path.empty()) model_path_ = model_path;
   }
   api_->destroy(old);  // swapped out under the lock: no call can reach it now
   return Status::Ok();
@@ -384,8 +388,45 @@ PluginHost::PluginHost(Store* store, std::string data_dir)
 
 PluginHost::~PluginHost() { WaitForTraining(); }
 
+namespace {
+
+// What a warming plugin does in the background: load its registered model
+// (model non-empty), falling back to training when that fails and it may.
+struct Warming {
+  LoadedPlugin* plugin;
+  std::string model;
+  bool may_train;
+};
+
+void Warm(const Warming& w) {
+  LoadedPlugin* p = w.plugin;
+  const int64_t t0 = mono_ns();
+  const auto ms = [&] { return std::to_string((mono_ns() - t0) / 1000000) + " ms"; };
+  Status s = Status::Error("");
+  if (!w.model.empty()) {
+    s = p->PrepareAside(w.model);
+    if (s.ok())
+      log::Info("plugins", p->name() + ": loaded model " + w.model + " in the background in " +
+                               ms() + "; serving it");
+    else
+      log::Warn("plugins", p->name() + ": " + s.message() + (w.may_train ? "; retraining" : ""));
+  }
+  if (!s.ok() && w.may_train) {
+    s = p->PrepareAside("");
+    // A failed training leaves the untrained instance serving, as a blocking
+    // start would; say so loudly.
+    if (s.ok())
+      log::Info("plugins", p->name() + ": trained in the background in " + ms() + "; serving it");
+    else
+      log::Warn("plugins", p->name() + ": " + s.message());
+  }
+  p->set_warming(false);
+}
+
+}  // namespace
+
 void PluginHost::LoadAll(const std::vector<PluginSpec>& specs, bool allow_background) {
-  std::vector<LoadedPlugin*> background;
+  std::vector<Warming> background;
   std::vector<ModelRecord> models;
   if (store_) models = store_->ActiveModels();
   for (const PluginSpec& spec : specs) {
@@ -396,57 +437,47 @@ void PluginHost::LoadAll(const std::vector<PluginSpec>& specs, bool allow_backgr
       failures_.push_back({spec.name, err});
       continue;
     }
-    {
-      // The active registered model when there is one; else, with
-      // train_on_start, a model trained from the store now.
-      const ModelRecord* model = nullptr;
-      for (const ModelRecord& m : models)
-        if (m.plugin == plugin->name()) model = &m;
-      Status s = Status::Ok();
-      if (model && plugin->can_load()) {
-        s = plugin->LoadModel(model->path);
-        if (s.ok())
-          log::Info("plugins", plugin->name() + ": loaded model " + model->path);
-        else
-          log::Warn("plugins", plugin->name() + ": " + s.message() +
-                                   (spec.train_on_start ? "; retraining" : ""));
-      }
-      const bool must_train =
-          spec.train_on_start && (!model || !s.ok() || !plugin->can_load()) && plugin->can_train();
-      if (must_train && allow_background && spec.train_in_background) {
-        plugin->set_warming(true);
-        background.push_back(plugin.get());
-        log::Info("plugins", plugin->name() +
-                                 ": warming: training in the background, serving without its "
-                                 "opinion until then");
-      } else if (must_train) {
-        int64_t t0 = mono_ns();
-        s = plugin->Train();
-        if (s.ok())
-          log::Info("plugins", plugin->name() + ": trained from the store in " +
-                                   std::to_string((mono_ns() - t0) / 1000000) + " ms");
-      }
-      if (!s.ok()) {
-        // Serving an untrained model is still better than none; say so loudly.
-        log::Warn("plugins", plugin->name() + ": " + s.message());
-      }
+    // The active registered model when there is one; else, with
+    // train_on_start, a model trained from the store now.
+    const ModelRecord* model = nullptr;
+    for (const ModelRecord& m : models)
+      if (m.plugin == plugin->name()) model = &m;
+    const bool may_train = spec.train_on_start && plugin->can_train();
+    const bool loadable = model && plugin->can_load();
+    if (allow_background && spec.train_in_background && (loadable || may_train)) {
+      // Loading a model may cost as much as training (a plugin may score
+      // every customer at load): both happen aside while tailord serves.
+      plugin->set_warming(true);
+      background.push_back({plugin.get(), loadable ? model->path : std::string(), may_train});
+      log::Info("plugins", plugin->name() +
+                               ": warming: " + (loadable ? "loading its model" : "training") +
+                               " in the background, serving without its opinion until then");
+      plugins_.push_back(std::move(plugin));
+      continue;
     }
+    Status s = Status::Ok();
+    if (loadable) {
+      s = plugin->LoadModel(model->path);
+      if (s.ok())
+        log::Info("plugins", plugin->name() + ": loaded model " + model->path);
+      else
+        log::Warn("plugins", plugin->name() + ": " + s.message() +
+                                 (spec.train_on_start ? "; retraining" : ""));
+    }
+    if (may_train && (!loadable || !s.ok())) {
+      int64_t t0 = mono_ns();
+      s = plugin->Train();
+      if (s.ok())
+        log::Info("plugins", plugin->name() + ": trained from the store in " +
+                                 std::to_string((mono_ns() - t0) / 1000000) + " ms");
+    }
+    // Serving an untrained model is still better than none; say so loudly.
+    if (!s.ok()) log::Warn("plugins", plugin->name() + ": " + s.message());
     plugins_.push_back(std::move(plugin));
   }
   if (background.empty()) return;
   trainer_ = std::thread([background] {
-    for (LoadedPlugin* p : background) {
-      const int64_t t0 = mono_ns();
-      Status s = p->TrainAside();
-      // A failed training leaves the untrained instance serving, as a
-      // blocking start would; say so loudly.
-      if (s.ok())
-        log::Info("plugins", p->name() + ": trained in the background in " +
-                                 std::to_string((mono_ns() - t0) / 1000000) + " ms; serving it");
-      else
-        log::Warn("plugins", p->name() + ": " + s.message());
-      p->set_warming(false);
-    }
+    for (const Warming& w : background) Warm(w);
   });
 }
 

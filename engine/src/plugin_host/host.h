@@ -75,9 +75,10 @@ class LoadedPlugin {
                  char* reasons, size_t reason_cap);
   Status Observe(const tailor_event_view& ev);
   Status Train();
-  // Trains a fresh instance while this one keeps serving, then swaps it in
-  // (what a background start does); the old instance is destroyed.
-  Status TrainAside();
+  // Loads model_path into a fresh instance (or, when empty, trains it) while
+  // this one keeps serving, then swaps it in (what a background start does);
+  // the old instance is destroyed.
+  Status PrepareAside(const std::string& model_path);
   Status Save(const std::string& path);
   Status LoadModel(const std::string& path);
   // ABI 1.1: the plugin's facts about the request, validated to be a JSON
@@ -119,7 +120,7 @@ class LoadedPlugin {
   std::string name_, version_, path_, data_dir_;
   double weight_ = 1.0;
   std::string model_path_;   // guarded by mu_
-  std::string config_json_;  // what create() got, for TrainAside's instance
+  std::string config_json_;  // what create() got, for PrepareAside's instance
   std::atomic<bool> warming_{false};
   mutable std::shared_mutex mu_;
   PluginCounters counters_;
@@ -139,8 +140,9 @@ class PluginHost {
   // Loads each spec, then its active model registered in the store; a plugin
   // with train_on_start and no (loadable) model trains from the store. With
   // allow_background, a spec with train_in_background returns at once: the
-  // plugin is warming (health says so) while one thread trains such plugins
-  // in turn, each swapped in when ready, so training never blocks serving.
+  // plugin is warming (health says so) while one thread loads its model (a
+  // plugin may precompute per customer at load) or trains it, such plugins in
+  // turn, each swapped in when ready: neither blocks serving.
   void LoadAll(const std::vector<PluginSpec>& specs, bool allow_background = false);
   // Waits for the background training LoadAll started (shutdown).
   void WaitForTraining();
