@@ -81,6 +81,24 @@ double RssMb(pid_t pid) {
   return 0;
 }
 
+// A scenario's row: the decide figures beside the echo's of the same run.
+json ScenarioJson(const std::string& name, int candidates, int clients, const Latencies& dec,
+                  const Latencies& echo, double cpu_us_per_decision, pid_t pid) {
+  return {{"name", name},
+          {"candidates", candidates},
+          {"clients", clients},
+          {"p50_us", dec.Quantile(0.5)},
+          {"p90_us", dec.Quantile(0.9)},
+          {"p99_us", dec.Quantile(0.99)},
+          {"p999_us", dec.Quantile(0.999)},
+          {"throughput_rps", dec.Rate()},
+          {"echo_p50_us", echo.Quantile(0.5)},
+          {"echo_p99_us", echo.Quantile(0.99)},
+          {"echo_throughput_rps", echo.Rate()},
+          {"cpu_us_per_decision", cpu_us_per_decision},
+          {"rss_mb", RssMb(pid)}};
+}
+
 // --- The bare ZeroMQ echo -----------------------------------------------------
 
 // A ROUTER that answers each request with the request padded to reply_bytes:
@@ -473,21 +491,10 @@ json Suite::Latency(const std::string& name, TailordProcess& t, const std::strin
   const double cpu = CpuSeconds(t.pid()) - cpu0;
   if (failures)
     std::fprintf(stderr, "bench: %s: %d decide requests failed\n", name.c_str(), failures);
-  return {{"name", name},
-          {"candidates", candidates},
-          {"clients", 1},
-          {"p50_us", dec.Quantile(0.5)},
-          {"p90_us", dec.Quantile(0.9)},
-          {"p99_us", dec.Quantile(0.99)},
-          {"p999_us", dec.Quantile(0.999)},
-          {"throughput_rps", dec.Rate()},
-          {"echo_p50_us", echo.Quantile(0.5)},
-          {"echo_p99_us", echo.Quantile(0.99)},
-          {"echo_throughput_rps", echo.Rate()},
-          {"cpu_us_per_decision", cpu * 1e6 / std::max(1, n_)},
-          {"rss_mb", RssMb(t.pid())},
-          {"reply_bytes", sample ? sample->size() : 0},
-          {"failures", failures}};
+  json out = ScenarioJson(name, candidates, 1, dec, echo, cpu * 1e6 / std::max(1, n_), t.pid());
+  out["reply_bytes"] = sample ? sample->size() : 0;
+  out["failures"] = failures;
+  return out;
 }
 
 json Suite::Clients(TailordProcess& t, int customers) {
@@ -497,20 +504,10 @@ json Suite::Clients(TailordProcess& t, int customers) {
   const double cpu0 = CpuSeconds(t.pid());
   Latencies dec = Pipelined(t.requests(), reqs, 8, 4, n, "clients-8 decide");
   const double cpu = CpuSeconds(t.pid()) - cpu0;
-  return {{"name", "clients-8"},
-          {"candidates", kBenchOffers},
-          {"clients", 8},
-          {"p50_us", dec.Quantile(0.5)},
-          {"p90_us", dec.Quantile(0.9)},
-          {"p99_us", dec.Quantile(0.99)},
-          {"p999_us", dec.Quantile(0.999)},
-          {"throughput_rps", dec.Rate()},
-          {"echo_p50_us", echo.Quantile(0.5)},
-          {"echo_p99_us", echo.Quantile(0.99)},
-          {"echo_throughput_rps", echo.Rate()},
-          {"cpu_us_per_decision", cpu * 1e6 / std::max<size_t>(1, dec.us.size())},
-          {"rss_mb", RssMb(t.pid())},
-          {"failures", n - static_cast<int>(dec.us.size())}};
+  json out = ScenarioJson("clients-8", kBenchOffers, 8, dec, echo,
+                          cpu * 1e6 / std::max<size_t>(1, dec.us.size()), t.pid());
+  out["failures"] = n - static_cast<int>(dec.us.size());
+  return out;
 }
 
 json EventJson(std::mt19937_64& rng, int customers, int items, int64_t now) {

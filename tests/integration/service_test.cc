@@ -56,6 +56,34 @@ class Service : public ::testing::Test {
   std::unique_ptr<Tailord> Start(std::vector<std::string> extra = {}, std::string config = "") {
     return std::make_unique<Tailord>(Tailord::Options{config, store_, extra});
   }
+  // A config with popularity and the gated_train fixture in the background
+  // (its train and load wait for the file `gate`) on a home placement with
+  // two offers; returns the config's path.
+  std::string GatedTrainConfig(const std::string& gate) {
+    const std::string config = dir_.file("tailor.yaml");
+    WriteFile(config, std::string("plugins:\n") + ShippedPluginYaml("popularity") +
+                          FixturePluginYaml("gated_train",
+                                            "    train_in_background: true\n"
+                                            "    config: {gate: \"" +
+                                                gate + "\"}\n") +
+                          "placements:\n  home: {kind: offers}\noffers: offers.yaml\n");
+    WriteFile(dir_.file("offers.yaml"), R"(offers:
+  - {id: o1, promotes: {category: phones}, value: 10}
+  - {id: o2, promotes: {category: laptops}, value: 20}
+)");
+    return config;
+  }
+  // Waits until health says plugin is ok; returns its last status.
+  static std::string AwaitPluginOk(Client& c, const std::string& plugin) {
+    std::string status;
+    for (int i = 0; i < 600 && status != "ok"; ++i) {
+      status =
+          c.Call({{"v", 1}, {"type", "health"}, {"id", "h"}})["health"]["plugins"][plugin].value(
+              "status", "");
+      if (status != "ok") std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    return status;
+  }
   TempDir dir_;
   std::string store_;
 };
@@ -494,17 +522,7 @@ offers: offers.yaml
 // gated_train fixture trains until the test creates its gate file), the plugin
 // abstains and health says "warming"; then its trained instance is swapped in.
 TEST_F(Service, BackgroundTrainingNeverBlocksServing) {
-  const std::string config = dir_.file("tailor.yaml"), gate = dir_.file("gate");
-  WriteFile(config, std::string("plugins:\n") + ShippedPluginYaml("popularity") +
-                        FixturePluginYaml("gated_train",
-                                          "    train_in_background: true\n"
-                                          "    config: {gate: \"" +
-                                              gate + "\"}\n") +
-                        "placements:\n  home: {kind: offers}\noffers: offers.yaml\n");
-  WriteFile(dir_.file("offers.yaml"), R"(offers:
-  - {id: o1, promotes: {category: phones}, value: 10}
-  - {id: o2, promotes: {category: laptops}, value: 20}
-)");
+  const std::string gate = dir_.file("gate"), config = GatedTrainConfig(gate);
   // Ready as soon as it serves, not once trained (the gate is still shut).
   auto d = std::make_unique<Tailord>(Tailord::Options{config, store_, {}, false});
   ASSERT_TRUE(d->running()) << d->Log();
@@ -519,18 +537,47 @@ TEST_F(Service, BackgroundTrainingNeverBlocksServing) {
   EXPECT_TRUE(warm.contains("popularity")) << warm.dump();
   // Open the gate: the trained instance replaces the untrained one.
   WriteFile(gate, "open\n");
-  std::string status;
-  for (int i = 0; i < 600 && status != "ok"; ++i) {
-    status = health()["health"]["plugins"]["gated_train"]["status"];
-    if (status != "ok") std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  ASSERT_EQ(status, "ok") << d->Log();
+  ASSERT_EQ(AwaitPluginOk(c, "gated_train"), "ok") << d->Log();
   json after = c.Call(Decide("r2", "c1"));
   const json& trained = after["offers"][0]["why"]["plugins"]["gated_train"];
   EXPECT_NEAR(trained.value("score", 0.0), 0.9, 1e-6) << after.dump();
   EXPECT_EQ(trained.value("reason", ""), "trained") << after.dump();
   json stats = c.Call({{"v", 1}, {"type", "stats"}, {"id", "s"}});
   EXPECT_EQ(stats["stats"]["plugins"]["gated_train"]["score_errors"], 0);  // never called untrained
+}
+
+// A registered model may take long to load (a plugin may score every
+// customer at load): with train_in_background it loads aside while tailord
+// serves, as a training would.
+TEST_F(Service, RegisteredModelLoadsInTheBackground) {
+  const std::string gate = dir_.file("gate"), config = GatedTrainConfig(gate);
+  const std::string model = dir_.file("gated.model");
+  WriteFile(model, "gated\n");
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(store_.c_str(), &db), SQLITE_OK);
+  const std::string sql =
+      "INSERT INTO models(plugin, path, created_ms, active) VALUES('gated_train', '" + model +
+      "', 1, 1)";
+  ASSERT_EQ(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr), SQLITE_OK);
+  sqlite3_close(db);
+  // Serving while the load waits for the gate.
+  auto d = std::make_unique<Tailord>(Tailord::Options{config, store_, {}, false});
+  ASSERT_TRUE(d->running()) << d->Log();
+  Client c(d->requests());
+  EXPECT_EQ(c.Call({{"v", 1},
+                    {"type", "health"},
+                    {"id", "h"}})["health"]["plugins"]["gated_train"]["status"],
+            "warming");
+  json r = c.Call(Decide("r", "c1"));
+  ASSERT_FALSE(r.contains("error")) << r.dump();
+  EXPECT_TRUE(r["offers"][0]["why"]["plugins"]["gated_train"].value("abstained", false))
+      << r.dump();
+  WriteFile(gate, "open\n");
+  ASSERT_EQ(AwaitPluginOk(c, "gated_train"), "ok") << d->Log();
+  json after = c.Call(Decide("r2", "c1"));
+  const json& loaded = after["offers"][0]["why"]["plugins"]["gated_train"];
+  EXPECT_EQ(loaded.value("reason", ""), "loaded") << after.dump();  // the model, not a training
+  EXPECT_NEAR(loaded.value("score", 0.0), 0.8, 1e-6) << after.dump();
 }
 
 // SIGTERM while a model trains in the background: every acknowledged event
