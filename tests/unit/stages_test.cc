@@ -402,11 +402,10 @@ TEST(ExplainStage, WhyCarriesEveryFactorAndTheTraceEveryCandidate) {
   j.notes[1] = {"r: no"};
   j.eligible = {0, 2};
   std::vector<Ranked> ranked = Arbitrate(f.c, &j, 2);
-  PluginList plugins;  // why.plugins names the scores' plugins
   const nlohmann::json dropped = {{"cf", "not loaded: missing"}};
   const nlohmann::json facts = {{"customer", {{"dna", {{"x", "high"}}}}}};
   std::vector<Diversified> diversified = {{2, 0, 0.1, 0.7}};
-  ExplainInput in{f.home, f.c, scores, j, ranked, diversified, plugins, dropped, facts};
+  ExplainInput in{f.home, f.c, scores, j, ranked, diversified, dropped, facts};
 
   nlohmann::json why = WhyOf(in, 0);
   EXPECT_DOUBLE_EQ(why["priority"].get<double>(), j.priority[0]);
@@ -476,9 +475,8 @@ TEST(ExplainStage, TheTraceRecordKeepsTheDecisionsTotalsWithoutEveryCandidate) {
   ASSERT_EQ(ranked.size(), 60u);
   std::vector<Diversified> diversified = {{ranked[2].candidate, ranked[0].candidate, 0.2, 0.9}};
   PlacementConfig placement;
-  PluginList plugins;
   const nlohmann::json dropped = nlohmann::json::object(), facts = nlohmann::json::object();
-  ExplainInput in{placement, c, scores, j, ranked, diversified, plugins, dropped, facts};
+  ExplainInput in{placement, c, scores, j, ranked, diversified, dropped, facts};
   const nlohmann::json trace = DecisionTrace(in, 3, 9, {});
   EXPECT_EQ(trace["candidates"], n);
   EXPECT_EQ(trace["suppressed"], 302);

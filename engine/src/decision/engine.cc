@@ -483,8 +483,8 @@ std::variant<Decision, ApiError> Engine::Decide(const DecideRequest& req, Decide
   d.request_id = req.id;
   d.personalised = personalised;
   d.candidates = n;
-  const ExplainInput explain{placement, cands,   s.scores, s.judgement,  ranked,  diversified,
-                             plugins,   dropped, facts,    &s.responses, &s.picks};
+  const ExplainInput explain{placement,   cands,   s.scores, s.judgement,  ranked,
+                             diversified, dropped, facts,    &s.responses, &s.picks};
   d.offers = ShownOffers(explain, shown);
   // 9b. Price: the discount of each shown offer that declares a range. Not in
   // shadow mode: the application's choice is served at its own price, and a

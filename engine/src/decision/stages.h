@@ -302,7 +302,6 @@ struct ExplainInput {
   const Judgement& judgement;
   const std::vector<Ranked>& ranked;
   const std::vector<Diversified>& diversified;
-  const PluginList& plugins;
   const nlohmann::json& dropped;
   const nlohmann::json& facts;
   const Responses* responses = nullptr;  // why.response when active

@@ -72,10 +72,12 @@ class Reader {
 
 // The candidates a trace names, in candidate order: the first
 // kTraceSuppressed vetoed, every ranked one, and those a diversity note
-// names.
-std::vector<size_t> Traced(const ExplainInput& in, size_t* vetoed_total) {
+// names. *index maps a named candidate to its place in the record.
+std::vector<size_t> Traced(const ExplainInput& in, size_t* vetoed_total,
+                           std::vector<uint64_t>* index) {
   const size_t n = in.candidates.size();
-  std::vector<char> keep(n, 0);
+  std::vector<uint64_t>& keep = *index;  // 1 = named, until it becomes the place
+  keep.assign(n, 0);
   size_t vetoed = 0;
   for (size_t i = 0; i < n; ++i)
     if (in.judgement.vetoed[i] && vetoed++ < kTraceSuppressed) keep[i] = 1;
@@ -84,7 +86,10 @@ std::vector<size_t> Traced(const ExplainInput& in, size_t* vetoed_total) {
   *vetoed_total = vetoed;
   std::vector<size_t> out;
   for (size_t i = 0; i < n; ++i)
-    if (keep[i]) out.push_back(i);
+    if (keep[i]) {
+      keep[i] = out.size();
+      out.push_back(i);
+    }
   return out;
 }
 
@@ -306,9 +311,8 @@ std::optional<Decoded> Decode(std::string_view stored) {
 std::string EncodeTrace(const ExplainInput& in, size_t shown, uint64_t snapshot_version,
                         const std::vector<std::string>& finalize_notes) {
   size_t vetoed = 0;
-  const std::vector<size_t> at = Traced(in, &vetoed);
-  std::vector<uint64_t> index(in.candidates.size(), 0);  // candidate -> place in the record
-  for (size_t j = 0; j < at.size(); ++j) index[at[j]] = j;
+  std::vector<uint64_t> index;  // candidate -> place in the record
+  const std::vector<size_t> at = Traced(in, &vetoed, &index);
   Writer w;
   w.Put(snapshot_version);
   w.Put(static_cast<uint64_t>(shown));
@@ -361,18 +365,9 @@ std::optional<std::string> RenderTrace(std::string_view stored) {
   if (!IsEncodedTrace(stored)) return std::string(stored);
   std::optional<Decoded> d = Decode(stored);
   if (!d) return std::nullopt;
-  static const PluginList kNoPlugins;
-  const ExplainInput in{d->placement,
-                        d->candidates,
-                        d->scores,
-                        d->judgement,
-                        d->ranked,
-                        d->diversified,
-                        kNoPlugins,
-                        d->dropped,
-                        d->facts,
-                        &d->responses,
-                        d->has_picks ? &d->picks : nullptr};
+  const ExplainInput in{
+      d->placement,   d->candidates, d->scores, d->judgement,  d->ranked,
+      d->diversified, d->dropped,    d->facts,  &d->responses, d->has_picks ? &d->picks : nullptr};
   return DecisionTrace(in, d->shown, d->version, d->finalize, &d->totals)
       .dump(-1, ' ', false, json::error_handler_t::replace);
 }
