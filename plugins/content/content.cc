@@ -390,14 +390,28 @@ struct Model {
 };
 
 // Keeps the cap strongest entries (ties: the lower feature), sorted by f.
+// Runs on every event of a customer whose taste is full: the cut-off weight
+// comes from a selection over a copy of the weights, and one ordered pass
+// keeps the entries above it, so the kept ones need no sort.
 void Prune(std::vector<TasteEntry>& e, size_t cap) {
   if (e.size() <= cap) return;
-  auto stronger = [](const TasteEntry& a, const TasteEntry& b) {
-    return a.w > b.w || (a.w == b.w && a.f < b.f);
-  };
-  std::nth_element(e.begin(), e.begin() + static_cast<ptrdiff_t>(cap), e.end(), stronger);
-  e.resize(cap);
-  std::sort(e.begin(), e.end(), [](const TasteEntry& a, const TasteEntry& b) { return a.f < b.f; });
+  if (cap == 0) {
+    e.clear();
+    return;
+  }
+  thread_local std::vector<float> w;
+  w.resize(e.size());
+  for (size_t i = 0; i < e.size(); ++i) w[i] = e[i].w;
+  std::nth_element(w.begin(), w.begin() + static_cast<ptrdiff_t>(cap - 1), w.end(),
+                   std::greater<float>());
+  const float cut = w[cap - 1];
+  size_t above = 0;
+  for (const TasteEntry& x : e) above += x.w > cut;
+  size_t ties = cap - above;  // entries at the cut, lowest features first
+  size_t out = 0;
+  for (const TasteEntry& x : e)
+    if (x.w > cut || (x.w == cut && ties > 0 && ties--)) e[out++] = x;
+  e.resize(out);
 }
 
 // ---------------------------------------------------------------------------

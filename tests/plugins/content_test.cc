@@ -232,6 +232,25 @@ TEST_F(ContentTest, RecentEventsMatchTheObservedOnes) {
   EXPECT_EQ(Ranking(via_recent), Ranking(via_observe));
 }
 
+TEST_F(ContentTest, AFullTasteKeepsItsStrongestFeatures) {
+  // "fan" bought the iPhone (weight 8); a view of the running shoe adds
+  // features eight times weaker. A taste of 3 features keeps the phone's.
+  const Event runner = MakeEvent("fan", "view", "runner", kNowMs - 5);
+  auto wide = Trained(R"({"min_df":1,"max_df":0.5,"half_life_days":0})");
+  auto narrow = Trained(R"({"min_df":1,"max_df":0.5,"half_life_days":0,"max_taste_features":3})");
+  ASSERT_NE(wide, nullptr);
+  ASSERT_NE(narrow, nullptr);
+  for (int i = 0; i < 3; ++i) {  // again and again: a full taste stays full
+    ASSERT_TRUE(wide->Observe(testing::ViewOf(runner)).ok());
+    ASSERT_TRUE(narrow->Observe(testing::ViewOf(runner)).ok());
+  }
+  auto w = ScoreFor(*wide, "fan", {});
+  auto n = ScoreFor(*narrow, "fan", {});
+  EXPECT_GT(w.scores[IndexOf("trail")], 0.0f);
+  EXPECT_EQ(n.scores[IndexOf("trail")], 0.0f);
+  EXPECT_GT(n.scores[IndexOf("iphone_se")], 0.0f);
+}
+
 TEST_F(ContentTest, NewerEventsOutweighOlderOnes) {
   // An old purchase of a phone, a fresh view of a running shoe.
   const std::vector<Event> evs = {MakeEvent("x", "purchase", "iphone", kNowMs - 400 * kDayMs),
