@@ -228,10 +228,18 @@ TEST_F(Service, EventsPersistAcrossRestart) {
       std::string body = EventMsg("", "c7", "add_to_cart", "i4").dump();
       push.send(zmq::buffer(body), zmq::send_flags::none);
     }
+    // An events batch is accepted on the PULL socket too.
+    json batch = {{"v", 1}, {"type", "events"}, {"events", json::array()}};
+    for (int i = 0; i < 3; ++i) {
+      json e = EventMsg("", "c7", "add_to_cart", "i4");
+      for (const char* k : {"v", "type", "id"}) e.erase(k);
+      batch["events"].push_back(e);
+    }
+    push.send(zmq::buffer(batch.dump()), zmq::send_flags::none);
     // Wait until the pushed events are visible, then stop cleanly.
     for (int tries = 0; tries < 200; ++tries) {
       json p = c.Call({{"v", 1}, {"type", "profile.get"}, {"id", "p"}, {"customer", "c7"}});
-      if (p["profile"]["counts"].value("add_to_cart", 0) == 7) break;
+      if (p["profile"]["counts"].value("add_to_cart", 0) == 10) break;
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
     EXPECT_EQ(d->Terminate(), 0);
@@ -240,8 +248,43 @@ TEST_F(Service, EventsPersistAcrossRestart) {
   Client c(d->requests());
   json p = c.Call({{"v", 1}, {"type", "profile.get"}, {"id", "p"}, {"customer", "c7"}});
   EXPECT_EQ(p["profile"]["counts"]["view"], 5);
-  EXPECT_EQ(p["profile"]["counts"]["add_to_cart"], 7);
+  EXPECT_EQ(p["profile"]["counts"]["add_to_cart"], 10);
   EXPECT_EQ(p["profile"]["counts"]["purchase"], 5);  // from the world
+}
+
+TEST_F(Service, DecisionsDoNotWaitForEventsBeingStored) {
+  // One worker, and a plugin whose observe() holds every event until the
+  // file `observe_gate` exists: the acknowledged event below stays in the
+  // ingest lane while decisions keep being answered.
+  const std::string gate = dir_.file("observe_gate"), config = dir_.file("tailor.yaml");
+  WriteFile(config,
+            std::string("plugins:\n") + ShippedPluginYaml("popularity") +
+                FixturePluginYaml("gated_train", "    config: {observe_gate: \"" + gate + "\"}\n") +
+                "placements:\n  home: {kind: offers}\noffers: offers.yaml\n");
+  WriteFile(dir_.file("offers.yaml"), "offers:\n  - {id: o1, promotes: {category: phones}}\n");
+  auto d = Start({"--workers", "1"}, config);
+  zmq::context_t ctx(1);
+  zmq::socket_t events(ctx, zmq::socket_type::dealer);
+  events.set(zmq::sockopt::rcvtimeo, 10000);
+  events.connect(d->requests());
+  std::string body = EventMsg("held", "c1", "view", "i3").dump();
+  events.send(zmq::buffer(body), zmq::send_flags::none);
+  Client c(d->requests());
+  for (int i = 0; i < 3; ++i) {
+    json r = c.Call(Decide("d" + std::to_string(i), "c2"));
+    EXPECT_FALSE(r.contains("error")) << r.dump();
+  }
+  // The event is not acknowledged yet: it is stored, not yet applied.
+  zmq::pollitem_t items[] = {{events.handle(), 0, ZMQ_POLLIN, 0}};
+  zmq::poll(items, 1, std::chrono::milliseconds(0));
+  EXPECT_EQ(items[0].revents & ZMQ_POLLIN, 0);
+  WriteFile(gate, "open\n");
+  zmq::message_t reply;
+  ASSERT_TRUE(events.recv(reply));
+  json ack = json::parse(reply.to_string());
+  EXPECT_EQ(ack["id"], "held");
+  EXPECT_EQ(ack["ok"], true) << ack.dump();
+  EXPECT_EQ(d->Terminate(), 0);
 }
 
 TEST_F(Service, EventBatchIsAcknowledgedOnceStoredAndSurvivesRestart) {

@@ -686,22 +686,32 @@ Status Engine::IngestEvent(Event event) {
 }
 
 std::vector<Status> Engine::IngestEvents(std::vector<Event> events) {
-  std::vector<std::future<Status>> futures;
-  futures.reserve(events.size());
-  std::vector<int64_t> seqs(events.size(), 0);  // outcomes name the event they come from
-  for (size_t i = 0; i < events.size(); ++i)
-    futures.push_back(store_->AppendEvent(events[i], &seqs[i]));
+  return ApplyEvents(QueueEvents(std::move(events)));
+}
+
+std::unique_ptr<Engine::QueuedEvents> Engine::QueueEvents(std::vector<Event> events) {
+  auto q = std::make_unique<QueuedEvents>();
+  q->events = std::move(events);
+  q->seqs.assign(q->events.size(), 0);  // outcomes name the event they come from
+  q->stored.reserve(q->events.size());
+  for (size_t i = 0; i < q->events.size(); ++i)
+    q->stored.push_back(store_->AppendEvent(q->events[i], &q->seqs[i]));
+  return q;
+}
+
+std::vector<Status> Engine::ApplyEvents(std::unique_ptr<QueuedEvents> q) {
   std::vector<Status> out;
-  out.reserve(events.size());
-  for (size_t i = 0; i < events.size(); ++i) {
-    Status st = futures[i].get();
+  out.reserve(q->events.size());
+  for (size_t i = 0; i < q->events.size(); ++i) {
+    Event& e = q->events[i];
+    Status st = q->stored[i].get();
     if (st.ok()) {
-      events[i].seq = seqs[i];
-      AfterDurable(events[i]);
-      feedback_->Observe(events[i]);
+      e.seq = q->seqs[i];
+      AfterDurable(e);
+      feedback_->Observe(e);
     } else {
       metrics_->counters.Add("events.failed");
-      log::Error("events", "event for " + events[i].customer_id + " not stored: " + st.message());
+      log::Error("events", "event for " + e.customer_id + " not stored: " + st.message());
     }
     out.push_back(std::move(st));
   }

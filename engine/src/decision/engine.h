@@ -93,6 +93,17 @@ class Engine {
   Status IngestEvent(Event event);
   // Same as IngestEvent for many events: one wait for the whole batch.
   std::vector<Status> IngestEvents(std::vector<Event> events);
+  // IngestEvents in two halves, for a caller that overlaps the writer's
+  // commit of one batch with applying the one before: QueueEvents hands the
+  // events to the store's writer; ApplyEvents waits until they are durable
+  // and applies them (profile cache, journeys, plugins, feedback) in order.
+  struct QueuedEvents {
+    std::vector<Event> events;
+    std::vector<int64_t> seqs;  // written by the store's writer
+    std::vector<std::future<Status>> stored;
+  };
+  std::unique_ptr<QueuedEvents> QueueEvents(std::vector<Event> events);
+  std::vector<Status> ApplyEvents(std::unique_ptr<QueuedEvents> queued);
   // Receives every response joined to a decision (feedback/loop.h), on the
   // event path once the event is durable. Set before serving.
   // The engine's own learning (learning/learner.h) sees every outcome first.

@@ -10,8 +10,10 @@
 #include "common/log.h"
 #include "common/time.h"
 #include "decision/engine.h"
+#include "service/ingest.h"
 #include "service/protocol.h"
 #include "service/reply.h"
+#include "service/zmq_poll.h"
 #include "tailor/messages.h"
 
 namespace tailor {
@@ -52,15 +54,7 @@ const char* TypeName(Request::Type t) {
   return "unknown";
 }
 
-// zmq::poll that treats a signal's interruption as "nothing ready".
-void Poll(zmq::pollitem_t* items, size_t n) {
-  try {
-    zmq::poll(items, n, kPoll);
-  } catch (const zmq::error_t& e) {
-    if (e.num() != EINTR) throw;
-    for (size_t i = 0; i < n; ++i) items[i].revents = 0;
-  }
-}
+void Poll(zmq::pollitem_t* items, size_t n) { PollQuietly(items, n, kPoll); }
 
 }  // namespace
 
@@ -72,8 +66,9 @@ struct Server::Impl {
   zmq::socket_t backend{ctx, zmq::socket_type::dealer};
   zmq::socket_t events{ctx, zmq::socket_type::pull};
   zmq::socket_t outbound{ctx, zmq::socket_type::pub};
+  zmq::socket_t ingest_replies{ctx, zmq::socket_type::pull};
+  std::unique_ptr<IngestLane> lane;
   std::atomic<bool> workers_stop{false};
-  std::atomic<bool> events_drain{false};
 
   Impl(Engine* e, ServiceConfig c) : engine(e), config(std::move(c)) {}
 
@@ -106,33 +101,34 @@ struct Server::Impl {
                  {"models", models}});
   }
 
-  // A batch is acknowledged once every event in it is stored (one group
-  // commit). On a store failure the error names the first event not stored
-  // and how many failed; the client resends the batch.
-  std::string EventsReply(const std::string& id, std::vector<Event> events, int64_t t0) {
-    Metrics& m = engine->metrics();
-    const size_t n = events.size();
-    std::vector<Status> st = engine->IngestEvents(std::move(events));
-    m.event_us.Record((mono_ns() - t0) / 1000);
-    size_t failed = 0, first = n;
-    for (size_t i = 0; i < st.size(); ++i)
-      if (!st[i].ok()) {
-        ++failed;
-        first = std::min(first, i);
-      }
-    if (failed) {
-      m.counters.Add(std::string("errors.") + TAILOR_ERR_INTERNAL);
-      const std::string at = "events[" + std::to_string(first) + "]";
-      return ErrorReply(id, {TAILOR_ERR_INTERNAL, at,
-                             std::to_string(failed) + " of " + std::to_string(n) +
-                                 " events not stored; first " + at + ": " + st[first].message()});
+  // Where a request came from, for its events: the ROUTER frames to answer on
+  // and this thread's way into the ingest lane. Without them (Server::Handle)
+  // events are stored on the calling thread.
+  struct Origin {
+    std::vector<zmq::message_t>* frames = nullptr;
+    IngestLane::Submitter* lane = nullptr;
+    bool queued = false;  // out: handed to the lane, which answers it
+  };
+
+  // Events go to the ingest lane, which answers once they are stored; a full
+  // lane is answered here, at once.
+  std::optional<std::string> Queue(std::unique_ptr<IngestLane::Job> job, Origin* from) {
+    for (size_t i = 0; i + 1 < from->frames->size(); ++i)
+      job->envelope.emplace_back().copy((*from->frames)[i]);
+    std::string id = job->id;
+    if (from->lane->Submit(std::move(job))) {
+      from->queued = true;
+      return std::nullopt;
     }
-    return Dump({{"v", TAILOR_SCHEMA_VERSION}, {"id", id}, {"ok", true}, {"stored", n}});
+    engine->metrics().counters.Add(std::string("errors.") + TAILOR_ERR_UNAVAILABLE);
+    return ErrorReply(id, {TAILOR_ERR_UNAVAILABLE, "", "the event queue is full; retry shortly"});
   }
 
-  // Handles one request body; never throws. With only_quick, a reload
-  // (which may load models for seconds) is declined: nullopt, for a worker.
-  std::optional<std::string> Handle(std::string_view body, bool only_quick = false) {
+  // Handles one request body; never throws. nullopt: with only_quick, a
+  // reload (which may load models for seconds) is declined, for a worker;
+  // or its events went to the ingest lane (from->queued).
+  std::optional<std::string> Handle(std::string_view body, bool only_quick = false,
+                                    Origin* from = nullptr) {
     Metrics& m = engine->metrics();
     int64_t t0 = mono_ns();
     std::string id;
@@ -158,17 +154,19 @@ struct Server::Impl {
           m.decide_us.Record((mono_ns() - t0) / 1000);
           return text;
         }
-        case Request::Type::kEvent: {
-          Status st = engine->IngestEvent(std::move(req.event));
-          m.event_us.Record((mono_ns() - t0) / 1000);
-          if (!st.ok()) {
-            m.counters.Add(std::string("errors.") + TAILOR_ERR_INTERNAL);
-            return ErrorReply(id, {TAILOR_ERR_INTERNAL, "", "event not stored: " + st.message()});
-          }
-          return Dump({{"v", TAILOR_SCHEMA_VERSION}, {"id", id}, {"ok", true}});
+        case Request::Type::kEvent:
+        case Request::Type::kEvents: {
+          auto job = std::make_unique<IngestLane::Job>();
+          job->id = id;
+          job->batch = req.type == Request::Type::kEvents;
+          job->t0_ns = t0;
+          if (job->batch)
+            job->events = std::move(req.events);
+          else
+            job->events.push_back(std::move(req.event));
+          if (!from || !from->lane) return IngestLane::StoreNow(engine, std::move(*job));
+          return Queue(std::move(job), from);
         }
-        case Request::Type::kEvents:
-          return EventsReply(id, std::move(req.events), t0);
         case Request::Type::kProfileGet:
           return Dump({{"v", TAILOR_SCHEMA_VERSION},
                        {"id", id},
@@ -200,6 +198,7 @@ struct Server::Impl {
     zmq::socket_t sock(ctx, zmq::socket_type::dealer);
     sock.set(zmq::sockopt::linger, 0);
     sock.connect(kBackend);
+    IngestLane::Submitter lane_in(lane.get());
     std::vector<zmq::message_t> frames;
     zmq::pollitem_t items[] = {{sock.handle(), 0, ZMQ_POLLIN, 0}};
     while (!workers_stop.load()) {
@@ -210,54 +209,12 @@ struct Server::Impl {
       if (frames.size() < 2) continue;  // no routing envelope: nowhere to reply
       // Envelope = every frame but the last (identity, and "" from REQ clients).
       zmq::message_t& body = frames.back();
-      std::string reply =
-          *Handle(std::string_view(static_cast<const char*>(body.data()), body.size()));
-      frames.back() = zmq::message_t(reply.data(), reply.size());
+      Origin from{&frames, &lane_in};
+      std::optional<std::string> reply = Handle(
+          std::string_view(static_cast<const char*>(body.data()), body.size()), false, &from);
+      // An empty body tells the I/O thread the lane answers this one.
+      frames.back() = reply ? zmq::message_t(reply->data(), reply->size()) : zmq::message_t();
       zmq::send_multipart(sock, frames);
-    }
-  }
-
-  void EventLoop() {
-    zmq::pollitem_t items[] = {{events.handle(), 0, ZMQ_POLLIN, 0}};
-    int64_t last_msg = now_ms();
-    int64_t drain_started = 0;
-    std::vector<Event> batch;
-    for (;;) {
-      Poll(items, 1);
-      batch.clear();
-      // Take what is queued (bounded) and store it as one batch.
-      while (batch.size() < 512) {
-        zmq::message_t msg;
-        if (!events.recv(msg, zmq::recv_flags::dontwait)) break;
-        last_msg = now_ms();
-        Metrics& m = engine->metrics();
-        m.counters.Add("requests.event_push");
-        std::string_view body(static_cast<const char*>(msg.data()), msg.size());
-        std::string id;
-        ApiError err;
-        bool ok = false;
-        auto parsed = ParseRequest(body, config.max_message_bytes, &id);
-        if (auto* e = std::get_if<ApiError>(&parsed)) {
-          err = *e;
-        } else if (std::get<Request>(parsed).type != Request::Type::kEvent) {
-          err = {TAILOR_ERR_BAD_REQUEST, "type", "only event messages are accepted on this socket"};
-        } else {
-          batch.push_back(std::move(std::get<Request>(parsed).event));
-          ok = true;
-        }
-        if (!ok) {
-          // No return path on PUSH/PULL: count and log, the client sees stats.
-          m.counters.Add("errors." + err.code);
-          log::Warn("events", "rejected event" + (id.empty() ? "" : " '" + id + "'") + ": " +
-                                  err.field + ": " + err.message);
-        }
-      }
-      if (!batch.empty()) engine->IngestEvents(std::move(batch));
-      if (events_drain.load()) {
-        int64_t now = now_ms();
-        if (!drain_started) drain_started = now;
-        if (now - last_msg >= kQuietMs || now - drain_started >= kDrainCapMs) return;
-      }
     }
   }
 };
@@ -286,6 +243,9 @@ Status Server::Bind() {
     s.outbound.bind(s.config.outbound);
     endpoints_.outbound = s.outbound.get(zmq::sockopt::last_endpoint);
     s.backend.bind(kBackend);
+    s.ingest_replies.set(zmq::sockopt::linger, 0);
+    s.ingest_replies.bind(IngestLane::kReplies);
+    s.lane = std::make_unique<IngestLane>(s.engine, &s.ctx, &s.events, s.config.max_message_bytes);
   } catch (const zmq::error_t& e) {
     return Status::Error(std::string("cannot bind: ") + e.what());
   }
@@ -298,17 +258,21 @@ void Server::Run(const std::atomic<bool>* stop, std::atomic<bool>* reload) {
   Impl& s = *impl_;
   std::vector<std::thread> workers;
   for (int i = 0; i < s.config.workers; ++i) workers.emplace_back([&s] { s.WorkerLoop(); });
-  std::thread event_thread([&s] { s.EventLoop(); });
+  s.lane->Start();
+  IngestLane::Submitter lane_in(s.lane.get());
 
   zmq::pollitem_t items[] = {{s.frontend.handle(), 0, ZMQ_POLLIN, 0},
-                             {s.backend.handle(), 0, ZMQ_POLLIN, 0}};
+                             {s.backend.handle(), 0, ZMQ_POLLIN, 0},
+                             {s.ingest_replies.handle(), 0, ZMQ_POLLIN, 0}};
   std::vector<zmq::message_t> frames, next;
-  int64_t in_flight = 0;
+  // Requests at the workers, and acknowledged events at the ingest lane
+  // (those do not keep a decision from being answered inline).
+  int64_t in_flight = 0, at_lane = 0;
   int64_t last_request = now_ms();
   int64_t drain_started = 0;
   int64_t last_outbound = 0;
   for (;;) {
-    Poll(items, 2);
+    Poll(items, 3);
     if (items[0].revents & ZMQ_POLLIN) {
       // Forward everything queued, without blocking on any one socket. A lone
       // request while no worker is busy is answered here instead: that saves
@@ -326,11 +290,14 @@ void Server::Run(const std::atomic<bool>* stop, std::atomic<bool>* reload) {
       if (recv(&frames)) {
         last_request = now_ms();
         std::optional<std::string> reply;
+        Impl::Origin from{&frames, &lane_in};
         if (!recv(&next) && s.config.inline_when_idle && in_flight == 0 && frames.size() >= 2)
           reply = s.Handle(std::string_view(static_cast<const char*>(frames.back().data()),
                                             frames.back().size()),
-                           /*only_quick=*/true);
-        if (reply) {
+                           /*only_quick=*/true, &from);
+        if (from.queued) {
+          ++at_lane;
+        } else if (reply) {
           frames.back() = zmq::message_t(reply->data(), reply->size());
           zmq::send_multipart(s.frontend, frames, zmq::send_flags::dontwait);
           s.engine->metrics().counters.Add("service.inline");
@@ -349,6 +316,19 @@ void Server::Run(const std::atomic<bool>* stop, std::atomic<bool>* reload) {
         if (!zmq::recv_multipart(s.backend, std::back_inserter(frames), zmq::recv_flags::dontwait))
           break;
         --in_flight;
+        if (frames.back().size() == 0)
+          ++at_lane;  // a worker handed events to the lane
+        else
+          zmq::send_multipart(s.frontend, frames, zmq::send_flags::dontwait);
+      }
+    }
+    if (items[2].revents & ZMQ_POLLIN) {
+      for (int k = 0; k < 256; ++k) {
+        frames.clear();
+        if (!zmq::recv_multipart(s.ingest_replies, std::back_inserter(frames),
+                                 zmq::recv_flags::dontwait))
+          break;
+        --at_lane;
         zmq::send_multipart(s.frontend, frames, zmq::send_flags::dontwait);
       }
     }
@@ -375,16 +355,15 @@ void Server::Run(const std::atomic<bool>* stop, std::atomic<bool>* reload) {
       if (!drain_started) {
         drain_started = now;
         log::Info("service", "shutting down: answering requests in flight");
-        s.events_drain = true;
       }
-      bool quiet = now - last_request >= kQuietMs && in_flight == 0;
+      bool quiet = now - last_request >= kQuietMs && in_flight == 0 && at_lane == 0;
       if (quiet || now - drain_started >= kDrainCapMs) break;
     }
   }
-  event_thread.join();
+  s.lane->DrainAndJoin();  // stores what the PULL socket still has
   s.workers_stop = true;
   for (auto& t : workers) t.join();
-  log::Info("service", "stopped; " + std::to_string(in_flight) + " requests unanswered");
+  log::Info("service", "stopped; " + std::to_string(in_flight + at_lane) + " requests unanswered");
 }
 
 }  // namespace tailor

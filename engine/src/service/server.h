@@ -1,9 +1,11 @@
 // The ZeroMQ front of tailord:
-//   requests  ROUTER  decide, event (acked), profile.get, health, stats
-//   events    PULL    fire-and-forget events
+//   requests  ROUTER  decide, event/events (acked), profile.get, health, stats
+//   events    PULL    fire-and-forget event/events
 //   outbound  PUB     offers emitted by journeys
 // Requests are handed to worker threads over an inproc DEALER, so REQ and
-// DEALER clients, concurrent and pipelined, are all served.
+// DEALER clients, concurrent and pipelined, are all served. Events, from
+// either socket, are stored by the ingest lane (service/ingest.h), which
+// answers acknowledged ones once durable: no worker waits on the disk.
 #pragma once
 
 #include <atomic>
