@@ -380,6 +380,12 @@ void RegisterBench(CLI::App& app) {
                 "an earlier tailord measured on the same world in the same run (before/after)");
   b->add_option("--baseline-plugin-dir", suite->baseline_plugin_dir,
                 "the baseline tailord's plugin directory");
+  b->add_option("--only", suite->only,
+                "run only these scenarios (comma-separated): offers-100, items-1000, "
+                "items-10000, clients-8, events, scaling, cold, start, baseline")
+      ->delimiter(',')
+      ->check(CLI::IsMember({"offers-100", "items-1000", "items-10000", "clients-8", "events",
+                             "scaling", "cold", "start", "baseline"}));
   b->callback([b, suite] {
     if (b->get_subcommands().empty()) RunBenchSuite(*suite);
   });

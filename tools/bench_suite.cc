@@ -397,6 +397,9 @@ class Suite {
     o.start_timeout_s = 1800;
     return o;
   }
+  bool Want(const std::string& scenario) const {
+    return a_.only.empty() || std::find(a_.only.begin(), a_.only.end(), scenario) != a_.only.end();
+  }
   json Start(const BenchWorld& w);
   json Latency(const std::string& name, TailordProcess& t, const std::string& placement,
                int candidates, int limit, const std::string& prefix, int customers);
@@ -450,8 +453,8 @@ double SecondsUntilWarm(TailordProcess& t, int64_t start_ns) {
 // while tailord serves), then registers models with `tailor train` and starts
 // again with them.
 json Suite::Start(const BenchWorld& w) {
-  json out;
-  {
+  json out = json::object();
+  if (Want("start")) {
     const int64_t t0 = mono_ns();
     TailordProcess t(Tailord(w, false));
     out["without_models_s"] = FirstDecideSeconds(t, w, t0);
@@ -524,22 +527,56 @@ int64_t StoredViews(Wire& wire) {
   return (*r)["stats"]["events"].value("view", int64_t{0});
 }
 
-// Acknowledged batches on the request socket, with a decide client measuring
-// its p99 meanwhile; then fire-and-forget events on the PULL socket, timed
-// until tailord reports them all stored.
+// Sends every batch on one DEALER, kInFlight unanswered at a time, and
+// returns the seconds until the last is acknowledged.
+double SendAcked(TailordProcess& t, const std::vector<std::string>& batches, int batch_size,
+                 const std::string& label, size_t* failed) {
+  constexpr size_t kInFlight = 4;
+  Wire wire(t.requests());
+  Progress bar(label);
+  const int64_t t0 = mono_ns();
+  size_t next = 0, acked = 0;
+  while (next < std::min(kInFlight, batches.size())) wire.SendRaw(batches[next++]);
+  while (acked < batches.size()) {
+    auto r = wire.RecvRaw(30000);
+    if (!r) Fail("bench: tailord did not acknowledge an events batch:\n" + t.LogTail());
+    if (r->find("\"stored\"") == std::string::npos) ++*failed;
+    ++acked;
+    if (acked % 50 == 0)
+      bar.Update(static_cast<int64_t>(acked) * batch_size,
+                 static_cast<int64_t>(batches.size()) * batch_size, "events");
+    if (next < batches.size()) wire.SendRaw(batches[next++]);
+  }
+  bar.Done("");
+  return static_cast<double>(mono_ns() - t0) / 1e9;
+}
+
+// Acknowledged batches on the request socket, alone (how many per second
+// tailord stores durably) and again with a decide client measuring its p99
+// meanwhile; then fire-and-forget events on the PULL socket, timed until
+// tailord reports them all stored.
 json Suite::Events(TailordProcess& t, int customers, double idle_p99) {
   const int total = quick_ ? 50000 : 200000;
   constexpr int kBatch = 200;
   std::mt19937_64 rng(5);
   const int64_t now = now_ms();
-  std::vector<std::string> batches;
-  for (int b = 0; b < total / kBatch; ++b) {
-    json events = json::array();
-    for (int i = 0; i < kBatch; ++i) events.push_back(EventJson(rng, customers, items_, now));
-    batches.push_back(
-        json({{"v", 1}, {"type", "events"}, {"id", "~b0-" + std::to_string(b)}, {"events", events}})
-            .dump());
-  }
+  auto make_batches = [&](const std::string& tag) {
+    std::vector<std::string> batches;
+    for (int b = 0; b < total / kBatch; ++b) {
+      json events = json::array();
+      for (int i = 0; i < kBatch; ++i) events.push_back(EventJson(rng, customers, items_, now));
+      batches.push_back(json({{"v", 1},
+                              {"type", "events"},
+                              {"id", "~" + tag + std::to_string(b)},
+                              {"events", events}})
+                            .dump());
+    }
+    return batches;
+  };
+  size_t failed = 0;
+  const double acked_s = SendAcked(t, make_batches("a"), kBatch, "events acked", &failed);
+
+  const auto mixed = make_batches("b");
   std::atomic<bool> ingesting{true};
   Latencies during;
   std::thread decider([&] {
@@ -552,23 +589,9 @@ json Suite::Events(TailordProcess& t, int customers, double idle_p99) {
       during.us.push_back(static_cast<double>(mono_ns() - t0) / 1000.0);
     }
   });
-  Wire wire(t.requests());
-  Progress bar("events acked");
-  const int64_t t0 = mono_ns();
-  size_t next = 0, acked = 0, failed = 0;
-  while (next < std::min<size_t>(4, batches.size())) wire.SendRaw(batches[next++]);
-  while (acked < batches.size()) {
-    auto r = wire.RecvRaw(30000);
-    if (!r) Fail("bench: tailord did not acknowledge an events batch:\n" + t.LogTail());
-    if (r->find("\"stored\"") == std::string::npos) ++failed;
-    ++acked;
-    if (acked % 50 == 0) bar.Update(static_cast<int64_t>(acked) * kBatch, total, "events");
-    if (next < batches.size()) wire.SendRaw(batches[next++]);
-  }
-  const double acked_s = static_cast<double>(mono_ns() - t0) / 1e9;
+  const double mixed_s = SendAcked(t, mixed, kBatch, "events acked + decide", &failed);
   ingesting = false;
   decider.join();
-  bar.Done("");
   if (failed) std::fprintf(stderr, "bench: %zu events batches failed\n", failed);
 
   // Fire and forget: PUSH to tailord's PULL socket.
@@ -600,6 +623,7 @@ json Suite::Events(TailordProcess& t, int customers, double idle_p99) {
   return {{"events", total},
           {"batch", kBatch},
           {"acked_per_s", total / acked_s},
+          {"acked_per_s_while_deciding", total / mixed_s},
           {"acked_failed_batches", failed},
           {"pull_per_s", static_cast<double>(stored) / pull_s},
           {"pull_stored", stored},
@@ -741,20 +765,29 @@ json Suite::Run() {
     // With registered models: serving at once, the models loading aside.
     const int64_t t0 = mono_ns();
     TailordProcess t(Tailord(main, false));
-    out["start"]["with_models_s"] = FirstDecideSeconds(t, main, t0);
-    out["start"]["models_loaded_s"] = SecondsUntilWarm(t, t0);
+    const double first_s = FirstDecideSeconds(t, main, t0);
+    const double loaded_s = SecondsUntilWarm(t, t0);
+    if (Want("start")) {
+      out["start"]["with_models_s"] = first_s;
+      out["start"]["models_loaded_s"] = loaded_s;
+    }
     auto& sc = out["scenarios"];
-    sc.push_back(Latency("offers-100", t, kOffersPlacement, kBenchOffers, 3, "c", customers_));
-    sc.push_back(
-        Latency("items-1000", t, "bench_items_1000", std::min(1000, items_), 10, "c", customers_));
-    sc.push_back(Latency("items-10000", t, "bench_items_10000", std::min(10000, items_), 10, "c",
-                         customers_));
-    sc.push_back(Clients(t, customers_));
-    out["events"] = Events(t, customers_, sc[0]["p99_us"].get<double>());
-    for (const json& r : Scaling(main, t, "c")) out["scaling"].push_back(r);
+    // events compares its decide p99 with offers-100's.
+    if (Want("offers-100") || Want("events"))
+      sc.push_back(Latency("offers-100", t, kOffersPlacement, kBenchOffers, 3, "c", customers_));
+    if (Want("items-1000"))
+      sc.push_back(Latency("items-1000", t, "bench_items_1000", std::min(1000, items_), 10, "c",
+                           customers_));
+    if (Want("items-10000"))
+      sc.push_back(Latency("items-10000", t, "bench_items_10000", std::min(10000, items_), 10, "c",
+                           customers_));
+    if (Want("clients-8")) sc.push_back(Clients(t, customers_));
+    if (Want("events")) out["events"] = Events(t, customers_, sc[0]["p99_us"].get<double>());
+    if (Want("scaling"))
+      for (const json& r : Scaling(main, t, "c")) out["scaling"].push_back(r);
   }
-  if (!a_.baseline_tailord.empty()) out["baseline"] = Baseline(main);
-  {
+  if (!a_.baseline_tailord.empty() && Want("baseline")) out["baseline"] = Baseline(main);
+  if (Want("scaling")) {
     // A small world: the same placements over 1/10 of the customers and items.
     BenchWorld small = MakeWorld(root_, "small", std::max(100, customers_ / 10),
                                  std::max(100, items_ / 10), days_, config);
@@ -762,7 +795,7 @@ json Suite::Run() {
     json rows = Scaling(small, t, "c");
     out["scaling"].insert(out["scaling"].begin(), rows.begin(), rows.end());
   }
-  out["scenarios"].push_back(Cold(main, &out["scaling"]));
+  if (Want("cold")) out["scenarios"].push_back(Cold(main, &out["scaling"]));
   if (a_.work_dir.empty()) fs::remove_all(root_);
   return out;
 }
@@ -793,17 +826,22 @@ void PrintTable(const json& r) {
                       Num(b, "p99_us"), Num(s, "p99_us"), Num(b, "throughput_rps"),
                       Num(s, "throughput_rps"));
   }
-  const json& e = r["events"];
-  std::printf(
-      "\nevents: %.0f/s acknowledged durable (batches of %d), %.0f/s fire-and-forget; decide p99 "
-      "%.0f us while ingesting vs %.0f us idle\n",
-      Num(e, "acked_per_s"), e["batch"].get<int>(), Num(e, "pull_per_s"),
-      Num(e, "decide_p99_while_ingesting_us"), Num(e, "decide_p99_idle_us"));
+  if (r.contains("events")) {
+    const json& e = r["events"];
+    std::printf(
+        "\nevents: %.0f/s acknowledged durable (batches of %d, 4 in flight), %.0f/s "
+        "fire-and-forget; with a decide client meanwhile %.0f/s acknowledged and decide p99 %.0f "
+        "us vs %.0f us idle\n",
+        Num(e, "acked_per_s"), e["batch"].get<int>(), Num(e, "pull_per_s"),
+        Num(e, "acked_per_s_while_deciding"), Num(e, "decide_p99_while_ingesting_us"),
+        Num(e, "decide_p99_idle_us"));
+  }
   const json& s = r["start"];
-  std::printf(
-      "start: serving %.2f s after start with registered models, %.2f s without (%.0f s "
-      "of background training)\n",
-      Num(s, "with_models_s"), Num(s, "without_models_s"), Num(s, "background_training_s"));
+  if (s.contains("with_models_s"))
+    std::printf(
+        "start: serving %.2f s after start with registered models, %.2f s without (%.0f s "
+        "of background training)\n",
+        Num(s, "with_models_s"), Num(s, "without_models_s"), Num(s, "background_training_s"));
   std::printf("\n%-10s %-8s %-18s %6s %9s %9s\n", "customers", "items", "placement", "cands",
               "p50 us", "p99 us");
   for (const json& x : r["scaling"])
@@ -821,7 +859,10 @@ json Targets(const json& r) {
     static const json kEmpty = json::object();
     return kEmpty;
   };
-  auto add = [&](const std::string& what, double value, double target, bool at_most) {
+  // A target whose scenario did not run (--only) is left out.
+  auto add = [&](const json& from, const std::string& what, double value, double target,
+                 bool at_most) {
+    if (from.empty()) return;
     t.push_back({{"target", what},
                  {"value", value},
                  {"limit", target},
@@ -832,24 +873,25 @@ json Targets(const json& r) {
   const json& i10 = find("items-10000");
   const json& c8 = find("clients-8");
   const json& cold = find("cold");
+  const json& ev = r.contains("events") ? r["events"] : json::object();
+  const json& st = r.contains("start") ? r["start"] : json::object();
   auto ratio = [](double a, double b) { return b > 0 ? a / b : 0; };
-  add("offers-100 p50 / echo p50", ratio(Num(o, "p50_us"), Num(o, "echo_p50_us")), 1.5, true);
-  add("offers-100 p99 / echo p99", ratio(Num(o, "p99_us"), Num(o, "echo_p99_us")), 2.5, true);
-  add("items-1000 p50 / echo p50", ratio(Num(i1, "p50_us"), Num(i1, "echo_p50_us")), 3, true);
-  add("items-1000 p99 / echo p99", ratio(Num(i1, "p99_us"), Num(i1, "echo_p99_us")), 5, true);
-  add("items-10000 p50 (us)", Num(i10, "p50_us"), 2000, true);
-  add("clients-8 throughput / echo",
+  add(o, "offers-100 p50 / echo p50", ratio(Num(o, "p50_us"), Num(o, "echo_p50_us")), 1.5, true);
+  add(o, "offers-100 p99 / echo p99", ratio(Num(o, "p99_us"), Num(o, "echo_p99_us")), 2.5, true);
+  add(i1, "items-1000 p50 / echo p50", ratio(Num(i1, "p50_us"), Num(i1, "echo_p50_us")), 3, true);
+  add(i1, "items-1000 p99 / echo p99", ratio(Num(i1, "p99_us"), Num(i1, "echo_p99_us")), 5, true);
+  add(i10, "items-10000 p50 (us)", Num(i10, "p50_us"), 2000, true);
+  add(c8, "clients-8 throughput / echo",
       ratio(Num(c8, "throughput_rps"), Num(c8, "echo_throughput_rps")), 0.4, false);
-  add("clients-8 decisions/s", Num(c8, "throughput_rps"), 15000, false);
-  add("events acked durable /s", Num(r["events"], "acked_per_s"), 100000, false);
-  add("decide p99 ingesting / idle",
-      ratio(Num(r["events"], "decide_p99_while_ingesting_us"),
-            Num(r["events"], "decide_p99_idle_us")),
-      2, true);
-  add("cold p99 / warm p99", ratio(Num(cold, "p99_us"), Num(cold, "warm_p99_us")), 3, true);
-  add("KB RSS per cached profile", Num(cold, "kb_per_cached_profile"), 1, true);
-  add("start with models (s)", Num(r["start"], "with_models_s"), 5, true);
-  add("start without models (s)", Num(r["start"], "without_models_s"), 5, true);
+  add(c8, "clients-8 decisions/s", Num(c8, "throughput_rps"), 15000, false);
+  add(ev, "events acked durable /s", Num(ev, "acked_per_s"), 100000, false);
+  add(ev, "decide p99 ingesting / idle",
+      ratio(Num(ev, "decide_p99_while_ingesting_us"), Num(ev, "decide_p99_idle_us")), 2, true);
+  add(cold, "cold p99 / warm p99", ratio(Num(cold, "p99_us"), Num(cold, "warm_p99_us")), 3, true);
+  add(cold, "KB RSS per cached profile", Num(cold, "kb_per_cached_profile"), 1, true);
+  const json& sw = st.contains("with_models_s") ? st : json::object();
+  add(sw, "start with models (s)", Num(st, "with_models_s"), 5, true);
+  add(sw, "start without models (s)", Num(st, "without_models_s"), 5, true);
   std::printf("\n%-34s %12s %10s %5s\n", "target", "value", "limit", "met");
   for (const json& x : t)
     std::printf("%-34s %12.2f %10.2f %5s\n", x["target"].get<std::string>().c_str(),

@@ -3,6 +3,7 @@
 
 #include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
 
 namespace tailor::cli {
 
@@ -11,6 +12,9 @@ struct BenchSuiteArgs {
   // An earlier tailord (and its plugins) measured on the same world in the
   // same run, for a before/after table; empty: none.
   std::string baseline_tailord, baseline_plugin_dir;
+  // Scenario names to run (offers-100, items-1000, items-10000, clients-8,
+  // events, scaling, cold, start, baseline); empty: all of them.
+  std::vector<std::string> only;
   bool quick = false;
   int customers = 0, items = 0, cold_customers = 0, requests = 0;  // 0: the mode's default
 };
