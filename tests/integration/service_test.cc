@@ -253,16 +253,13 @@ TEST_F(Service, EventsPersistAcrossRestart) {
 }
 
 TEST_F(Service, DecisionsDoNotWaitForEventsBeingStored) {
-  // One worker, and a plugin whose observe() holds every event until the
-  // file `observe_gate` exists: the acknowledged event below stays in the
-  // ingest lane while decisions keep being answered.
-  const std::string gate = dir_.file("observe_gate"), config = dir_.file("tailor.yaml");
-  WriteFile(config,
-            std::string("plugins:\n") + ShippedPluginYaml("popularity") +
-                FixturePluginYaml("gated_train", "    config: {observe_gate: \"" + gate + "\"}\n") +
-                "placements:\n  home: {kind: offers}\noffers: offers.yaml\n");
-  WriteFile(dir_.file("offers.yaml"), "offers:\n  - {id: o1, promotes: {category: phones}}\n");
-  auto d = Start({"--workers", "1"}, config);
+  // One worker, and the store's write lock held by this test: the
+  // acknowledged event below cannot be committed, yet decisions keep being
+  // answered; once the lock is released, the event is acknowledged.
+  auto d = Start({"--workers", "1"});
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(store_.c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr), SQLITE_OK);
   zmq::context_t ctx(1);
   zmq::socket_t events(ctx, zmq::socket_type::dealer);
   events.set(zmq::sockopt::rcvtimeo, 10000);
@@ -274,11 +271,12 @@ TEST_F(Service, DecisionsDoNotWaitForEventsBeingStored) {
     json r = c.Call(Decide("d" + std::to_string(i), "c2"));
     EXPECT_FALSE(r.contains("error")) << r.dump();
   }
-  // The event is not acknowledged yet: it is stored, not yet applied.
+  // Not acknowledged while it cannot be stored.
   zmq::pollitem_t items[] = {{events.handle(), 0, ZMQ_POLLIN, 0}};
   zmq::poll(items, 1, std::chrono::milliseconds(0));
   EXPECT_EQ(items[0].revents & ZMQ_POLLIN, 0);
-  WriteFile(gate, "open\n");
+  ASSERT_EQ(sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr), SQLITE_OK);
+  sqlite3_close(db);
   zmq::message_t reply;
   ASSERT_TRUE(events.recv(reply));
   json ack = json::parse(reply.to_string());

@@ -69,7 +69,7 @@ std::vector<Event> FeedbackLoop::Decided(const PlacementConfig& placement,
       waited_.fetch_add(1, std::memory_order_relaxed);
       space_cv_.wait(lock, [&] { return pending_.size() < options_.max_pending || stopping_; });
     }
-    pending_.push_back(Pending{store_->AppendEvent(e), e});
+    pending_.push_back(Pending{store_->AppendEvent(e, nullptr, /*urgent=*/false), e});
   }
   events_made_.fetch_add(events.size(), std::memory_order_relaxed);
   lock.unlock();

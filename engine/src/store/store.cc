@@ -3,6 +3,7 @@
 #include <sqlite3.h>
 
 #include <algorithm>
+#include <chrono>
 #include <condition_variable>
 #include <cstring>
 #include <deque>
@@ -220,10 +221,14 @@ struct WriteOp {
   std::vector<Impression> impressions;  // kImpressions; kShown: the one marked
   Outcome outcome;
   int64_t* seq_out = nullptr;  // kEvent: where the caller wants the seq
+  bool urgent = true;          // kEvent: a client waits on it (Store::AppendEvent)
   std::promise<Status> done;   // set for kEvent and kFlush
 };
 
 }  // namespace
+
+// How long the writer holds logs nobody waits on, for company.
+constexpr auto kLogLinger = std::chrono::milliseconds(2);
 
 struct Store::Impl {
   Options options;
@@ -234,7 +239,8 @@ struct Store::Impl {
   std::mutex queue_mu;
   std::condition_variable queue_cv;
   std::deque<WriteOp> queue;
-  size_t in_batch = 0;  // ops taken off the queue but not yet committed
+  size_t in_batch = 0;   // ops taken off the queue but not yet committed
+  size_t waited_on = 0;  // queued urgent events and flushes: a caller waits on each
   bool stopping = false;
   std::thread writer;
 
@@ -315,8 +321,15 @@ struct Store::Impl {
         std::unique_lock lock(queue_mu);
         queue_cv.wait(lock, [&] { return stopping || !queue.empty(); });
         if (queue.empty() && stopping) return;
+        // Logs nobody waits on (decisions, impressions, outcomes) wait a
+        // moment for company: one commit, and one fsync, for many
+        // decisions. An event or a flush ends the wait at once.
+        queue_cv.wait_for(lock, kLogLinger, [&] {
+          return stopping || waited_on > 0 || queue.size() >= options.max_batch;
+        });
         size_t n = std::min(queue.size(), options.max_batch);
         for (size_t i = 0; i < n; ++i) {
+          waited_on -= IsWaitedOn(queue.front());
           batch.push_back(std::move(queue.front()));
           queue.pop_front();
         }
@@ -430,12 +443,22 @@ struct Store::Impl {
     if (!s.ok()) log::Error("store", what + " not logged: " + s.message());
   }
 
+  static bool IsWaitedOn(const WriteOp& op) {
+    return (op.kind == WriteOp::Kind::kEvent && op.urgent) || op.kind == WriteOp::Kind::kFlush;
+  }
+
   void Enqueue(WriteOp op) {
+    bool wake;
     {
       std::lock_guard lock(queue_mu);
+      const bool waited = IsWaitedOn(op);
+      waited_on += waited;
+      // Wake the writer only when it has something to do now: a log while
+      // it lingers joins the batch without a context switch.
+      wake = waited || queue.empty() || queue.size() + 1 >= options.max_batch;
       queue.push_back(std::move(op));
     }
-    queue_cv.notify_one();
+    if (wake) queue_cv.notify_one();
   }
 };
 
@@ -492,9 +515,10 @@ std::unique_ptr<Store> Store::Open(const Options& options, std::string* err) {
 const std::string& Store::path() const { return impl_->options.path; }
 int Store::schema_version() const { return impl_->schema_version; }
 
-std::future<Status> Store::AppendEvent(Event event, int64_t* seq_out) {
+std::future<Status> Store::AppendEvent(Event event, int64_t* seq_out, bool urgent) {
   WriteOp op;
   op.kind = WriteOp::Kind::kEvent;
+  op.urgent = urgent;
   op.event = std::move(event);
   op.seq_out = seq_out;
   std::future<Status> f = op.done.get_future();

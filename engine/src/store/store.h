@@ -165,7 +165,10 @@ class Store {
   // Durable once the future is ready and ok(). Also creates the customer row
   // when the customer is new. When seq_out is given, the event's seq is
   // written there before the future becomes ready (it must outlive it).
-  std::future<Status> AppendEvent(Event event, int64_t* seq_out = nullptr);
+  // A client waits on an event (`urgent`): it is committed at once. The
+  // engine's own impression events may wait a moment for company, as the
+  // decision logs do (one commit and fsync for many).
+  std::future<Status> AppendEvent(Event event, int64_t* seq_out = nullptr, bool urgent = true);
   // Fire and forget: the audit log is written in the next batch.
   void LogDecision(DecisionRecord decision);
   // Fire and forget, like the decision log: a decision's candidates at their
