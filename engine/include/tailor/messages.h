@@ -24,8 +24,8 @@
 #define TAILOR_ERR_UNKNOWN_TYPE "unknown_type"               /* "type" names no message */
 #define TAILOR_ERR_UNSUPPORTED_VERSION "unsupported_version" /* "v" is not 1 */
 #define TAILOR_ERR_INTERNAL "internal"                       /* our fault; retry later */
-#define TAILOR_ERR_UNAVAILABLE "unavailable"                 /* shutting down */
-#define TAILOR_ERR_NOT_FOUND "not_found"                     /* e.g. unknown decision id */
-#define TAILOR_ERR_RELOAD_FAILED "reload_failed"             /* old set keeps serving */
+#define TAILOR_ERR_UNAVAILABLE "unavailable"     /* shutting down, or events queue full; retry */
+#define TAILOR_ERR_NOT_FOUND "not_found"         /* e.g. unknown decision id */
+#define TAILOR_ERR_RELOAD_FAILED "reload_failed" /* old set keeps serving */
 
 #endif /* TAILOR_MESSAGES_H */
