@@ -155,6 +155,24 @@ TEST(Store, DecisionsAreLoggedAndReadBack) {
   EXPECT_FALSE(s->GetDecision("nope").has_value());
 }
 
+TEST(Store, QueuedLogsAreBoundedAndAllLand) {
+  TempDir dir;
+  std::string err;
+  Store::Options o;
+  o.path = dir.file("t.db");
+  o.max_queued_logs = 8;
+  auto s = Store::Open(o, &err);
+  ASSERT_NE(s, nullptr) << err;
+  // Logging is far faster than committing: without the bound the queue
+  // would hold nearly all of them.
+  constexpr int kDecisions = 1000;
+  for (int i = 0; i < kDecisions; ++i)
+    s->LogDecision({"d-" + std::to_string(i), "c1", "web", "home", i, "{}", "{\"offers\":[]}"});
+  s->Flush();
+  EXPECT_LE(s->MaxQueuedWrites(), 8u + 1);  // and the flush, which never waits behind logs
+  EXPECT_EQ(s->Count("decisions"), kDecisions);
+}
+
 TEST(Store, ProfileRecentIsNewestLastAndBounded) {
   TempDir dir;
   auto s = OpenStore(dir.file("t.db"));

@@ -239,8 +239,10 @@ struct Store::Impl {
   std::mutex queue_mu;
   std::condition_variable queue_cv;
   std::deque<WriteOp> queue;
-  size_t in_batch = 0;   // ops taken off the queue but not yet committed
-  size_t waited_on = 0;  // queued urgent events and flushes: a caller waits on each
+  size_t in_batch = 0;               // ops taken off the queue but not yet committed
+  size_t waited_on = 0;              // queued urgent events and flushes: a caller waits on each
+  size_t max_queued = 0;             // high-water mark of queue.size()
+  std::condition_variable space_cv;  // logs wait here while the queue is full
   bool stopping = false;
   std::thread writer;
 
@@ -333,6 +335,7 @@ struct Store::Impl {
           batch.push_back(std::move(queue.front()));
           queue.pop_front();
         }
+        space_cv.notify_all();
         in_batch = batch.size();
       }
       results.assign(batch.size(), Status::Ok());
@@ -450,13 +453,20 @@ struct Store::Impl {
   void Enqueue(WriteOp op) {
     bool wake;
     {
-      std::lock_guard lock(queue_mu);
+      std::unique_lock lock(queue_mu);
       const bool waited = IsWaitedOn(op);
+      // Events are bounded by their callers (the ingest lane's queue) and
+      // a waiter must never wait behind logs; logs wait for room.
+      if (!waited && queue.size() >= options.max_queued_logs) {
+        queue_cv.notify_one();
+        space_cv.wait(lock, [&] { return queue.size() < options.max_queued_logs || stopping; });
+      }
       waited_on += waited;
       // Wake the writer only when it has something to do now: a log while
       // it lingers joins the batch without a context switch.
       wake = waited || queue.empty() || queue.size() + 1 >= options.max_batch;
       queue.push_back(std::move(op));
+      max_queued = std::max(max_queued, queue.size());
     }
     if (wake) queue_cv.notify_one();
   }
@@ -471,6 +481,7 @@ Store::~Store() {
       impl_->stopping = true;
     }
     impl_->queue_cv.notify_all();
+    impl_->space_cv.notify_all();
     impl_->writer.join();
   }
 }
@@ -575,6 +586,11 @@ void Store::Flush() {
 }
 
 bool Store::writable() const { return impl_->writer.joinable(); }
+
+size_t Store::MaxQueuedWrites() const {
+  std::lock_guard lock(impl_->queue_mu);
+  return impl_->max_queued;
+}
 
 size_t Store::PendingWrites() const {
   std::lock_guard lock(impl_->queue_mu);

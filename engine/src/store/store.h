@@ -144,7 +144,11 @@ class Store {
     // FULL fsyncs every commit (acknowledged = survives power loss); NORMAL only
     // survives a process crash. Batching keeps FULL cheap under load.
     bool synchronous_full = true;
-    size_t max_batch = 512;    // writes per transaction at most
+    size_t max_batch = 512;  // writes per transaction at most
+    // Logs (decisions, impressions, outcomes) queued for the writer at most;
+    // past it, logging waits for the writer: decisions slow down to the
+    // disk's pace instead of memory growing.
+    size_t max_queued_logs = 65536;
     bool start_writer = true;  // tools that only bulk-load can skip the thread
     bool read_only = false;    // open without migrating or writing
   };
@@ -183,6 +187,8 @@ class Store {
   void Flush();
   // Number of queued writes not yet committed.
   size_t PendingWrites() const;
+  // The most writes ever queued at once (for tests of the bound).
+  size_t MaxQueuedWrites() const;
   // Whether the writer thread runs (false: opened read-only or for bulk load;
   // appends fail and fire-and-forget writes are dropped).
   bool writable() const;
