@@ -201,7 +201,9 @@ void IngestLane::Loop() {
     Group next;
     next.jobs = TakeJobs(&events, kMaxGroup);
     TakePull(&events, kMaxGroup);
-    if (!events.empty()) next.queued = engine_->QueueEvents(std::move(events));
+    // (A job always holds events; should one not, it is still answered.)
+    if (!events.empty() || !next.jobs.empty())
+      next.queued = engine_->QueueEvents(std::move(events));
     if (applying.queued)
       Answer(std::move(applying.jobs), engine_->ApplyEvents(std::move(applying.queued)));
     applying = std::move(next);
