@@ -401,6 +401,7 @@ class Suite {
     return a_.only.empty() || std::find(a_.only.begin(), a_.only.end(), scenario) != a_.only.end();
   }
   json Start(const BenchWorld& w);
+  json baseline_events_;  // the events scenario against the baseline tailord
   json Latency(const std::string& name, TailordProcess& t, const std::string& placement,
                int candidates, int limit, const std::string& prefix, int customers);
   json Clients(TailordProcess& t, int customers);
@@ -739,6 +740,8 @@ json Suite::Baseline(const BenchWorld& w) {
   out.push_back(Latency("items-10000", t, "bench_items_10000", std::min(10000, w.items), 10, "c",
                         w.customers));
   out.push_back(Clients(t, w.customers));
+  if (Want("events"))
+    baseline_events_ = Events(t, w.customers, out[0]["p99_us"].get<double>());
   return out;
 }
 
@@ -786,7 +789,10 @@ json Suite::Run() {
     if (Want("scaling"))
       for (const json& r : Scaling(main, t, "c")) out["scaling"].push_back(r);
   }
-  if (!a_.baseline_tailord.empty() && Want("baseline")) out["baseline"] = Baseline(main);
+  if (!a_.baseline_tailord.empty() && Want("baseline")) {
+    out["baseline"] = Baseline(main);
+    if (!baseline_events_.is_null()) out["baseline_events"] = baseline_events_;
+  }
   if (Want("scaling")) {
     // A small world: the same placements over 1/10 of the customers and items.
     BenchWorld small = MakeWorld(root_, "small", std::max(100, customers_ / 10),
@@ -835,6 +841,15 @@ void PrintTable(const json& r) {
         Num(e, "acked_per_s"), e["batch"].get<int>(), Num(e, "pull_per_s"),
         Num(e, "acked_per_s_while_deciding"), Num(e, "decide_p99_while_ingesting_us"),
         Num(e, "decide_p99_idle_us"));
+  }
+  if (r.contains("baseline_events") && r.contains("events")) {
+    const json& b = r["baseline_events"];
+    const json& e = r["events"];
+    std::printf(
+        "events before/after: acknowledged %.0f -> %.0f/s, fire-and-forget %.0f -> %.0f/s, decide "
+        "p99 while ingesting %.0f -> %.0f us\n",
+        Num(b, "acked_per_s"), Num(e, "acked_per_s"), Num(b, "pull_per_s"), Num(e, "pull_per_s"),
+        Num(b, "decide_p99_while_ingesting_us"), Num(e, "decide_p99_while_ingesting_us"));
   }
   const json& s = r["start"];
   if (s.contains("with_models_s"))
