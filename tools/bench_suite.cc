@@ -740,8 +740,7 @@ json Suite::Baseline(const BenchWorld& w) {
   out.push_back(Latency("items-10000", t, "bench_items_10000", std::min(10000, w.items), 10, "c",
                         w.customers));
   out.push_back(Clients(t, w.customers));
-  if (Want("events"))
-    baseline_events_ = Events(t, w.customers, out[0]["p99_us"].get<double>());
+  if (Want("events")) baseline_events_ = Events(t, w.customers, out[0]["p99_us"].get<double>());
   return out;
 }
 
