@@ -285,6 +285,56 @@ TEST_F(Service, DecisionsDoNotWaitForEventsBeingStored) {
   EXPECT_EQ(d->Terminate(), 0);
 }
 
+TEST_F(Service, AFullIngestLaneAnswersUnavailableAndLosesNothingAcknowledged) {
+  // The store's write lock held by this test: nothing can be committed, the
+  // ingest lane fills, and events beyond its bound are refused at once with
+  // `unavailable`. Released, every acknowledged event is stored.
+  auto d = Start({"--workers", "1"});
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(store_.c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr), SQLITE_OK);
+  zmq::context_t ctx(1);
+  zmq::socket_t events(ctx, zmq::socket_type::dealer);
+  events.set(zmq::sockopt::rcvtimeo, 10000);
+  events.set(zmq::sockopt::sndhwm, 0);
+  events.set(zmq::sockopt::rcvhwm, 0);
+  events.connect(d->requests());
+  constexpr int kSent = 400;
+  for (int i = 0; i < kSent; ++i) {
+    std::string body = EventMsg("e" + std::to_string(i), "lane", "view", "i3").dump();
+    events.send(zmq::buffer(body), zmq::send_flags::none);
+  }
+  // The refusals come back while the lock is still held.
+  int unavailable = 0;
+  zmq::message_t reply;
+  for (;;) {
+    zmq::pollitem_t items[] = {{events.handle(), 0, ZMQ_POLLIN, 0}};
+    zmq::poll(items, 1, std::chrono::milliseconds(unavailable == 0 ? 5000 : 500));
+    if (!(items[0].revents & ZMQ_POLLIN)) break;
+    ASSERT_TRUE(events.recv(reply));
+    json r = json::parse(reply.to_string());
+    ASSERT_TRUE(r.contains("error")) << r.dump();  // nothing is stored yet
+    EXPECT_EQ(r["error"]["code"], "unavailable");
+    ++unavailable;
+  }
+  EXPECT_GT(unavailable, 0);
+  EXPECT_LT(unavailable, kSent);
+  ASSERT_EQ(sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr), SQLITE_OK);
+  sqlite3_close(db);
+  int ok = 0;
+  for (int i = unavailable; i < kSent; ++i) {
+    ASSERT_TRUE(events.recv(reply)) << "reply " << i << " missing";
+    json r = json::parse(reply.to_string());
+    EXPECT_EQ(r.value("ok", false), true) << r.dump();
+    ok += r.value("ok", false);
+  }
+  EXPECT_EQ(d->Terminate(), 0);
+  EXPECT_EQ(CountRows(store_,
+                      "SELECT COUNT(*) FROM events WHERE customer_id='lane' AND "
+                      "type='view'"),
+            ok);
+}
+
 TEST_F(Service, EventBatchIsAcknowledgedOnceStoredAndSurvivesRestart) {
   int before = 0;
   {
