@@ -252,6 +252,31 @@ TEST_F(Service, EventsPersistAcrossRestart) {
   EXPECT_EQ(p["profile"]["counts"]["purchase"], 5);  // from the world
 }
 
+TEST_F(Service, StatsTimeEveryStageOfEveryDecision) {
+  auto d = Start();
+  Client c(d->requests());
+  constexpr int kDecides = 5;
+  for (int i = 0; i < kDecides; ++i) {
+    json r = c.Call(Decide("r" + std::to_string(i), "c1"));
+    ASSERT_FALSE(r.contains("error")) << r.dump();
+  }
+  json lat = c.Call({{"v", 1}, {"type", "stats"}, {"id", "s"}})["stats"]["latency_us"];
+  const json& stages = lat["stages"];
+  const std::vector<std::string> names = {"profile", "candidates", "score",  "respond",
+                                          "judge",   "arbitrate",  "finish", "record"};
+  ASSERT_EQ(stages.size(), names.size()) << stages.dump();
+  double sum_of_means = 0;
+  for (const std::string& n : names) {
+    ASSERT_TRUE(stages.contains(n)) << n;
+    EXPECT_EQ(stages[n]["count"], kDecides) << n;
+    sum_of_means += stages[n]["mean"].get<double>();
+  }
+  // The stages are parts of a decision: together no longer than the whole.
+  EXPECT_EQ(lat["decide"]["count"], kDecides);
+  EXPECT_LE(sum_of_means, lat["decide"]["mean"].get<double>() + 1.0);
+  EXPECT_GT(stages["score"]["mean"].get<double>() + stages["judge"]["mean"].get<double>(), 0);
+}
+
 TEST_F(Service, DecisionsDoNotWaitForEventsBeingStored) {
   // One worker, and the store's write lock held by this test: the
   // acknowledged event below cannot be committed, yet decisions keep being

@@ -332,6 +332,7 @@ std::variant<Decision, ApiError> Engine::Decide(const DecideRequest& req, Decide
   const PlacementConfig& base_placement = *std::get<const PlacementConfig*>(found);
   const int64_t now = req.now_ms ? *req.now_ms : now_ms();
   static thread_local DecisionScratch s;
+  StageClock clock(metrics_);
 
   // Experiment arm or holdout: a hash per experiment; the arm's overrides
   // come as a prepared copy of the placement.
@@ -369,10 +370,12 @@ std::variant<Decision, ApiError> Engine::Decide(const DecideRequest& req, Decide
   s.recent.clear();
   if (personalised)
     for (const Event& e : profile->recent) s.recent.push_back(ViewOf(e));
+  clock.Done(DecideStage::kProfile);
 
   // 1. Candidates.
   CollectCandidates(*snap->catalog, placement, req, now, &s.candidates);
   if (assigned.arm) KeepArmOffers(*assigned.arm, &s.candidates);
+  clock.Done(DecideStage::kCandidates);
   const Candidates& cands = s.candidates;
   const size_t n = cands.size();
 
@@ -395,6 +398,7 @@ std::variant<Decision, ApiError> Engine::Decide(const DecideRequest& req, Decide
   const PluginCall call{plugins, view, metrics_, &dropped};
   ScoreCandidates(call, cands, ExplainAfter(n, req.limit), placement.plugin_weights, &s.scores);
   const json facts = AnnotateFacts(call, req.context);
+  clock.Done(DecideStage::kScore);
 
   // 3b. Respond: P as the calibrated probability of response.
   learning::Learner::Placement* learned = learner_->For(req.placement);
@@ -407,6 +411,7 @@ std::variant<Decision, ApiError> Engine::Decide(const DecideRequest& req, Decide
                        facts,
                        now};
   Respond(respond, cands, s.scores, &s.responses);
+  clock.Done(DecideStage::kRespond);
 
   // 4. Judge: the sensitive gate, journeys, rules (eligibility, then levers).
   RuleRuntime* rules =
@@ -453,6 +458,7 @@ std::variant<Decision, ApiError> Engine::Decide(const DecideRequest& req, Decide
         metrics_->counters.Add(snap->suppression->counter(k), suppression->vetoes()[k]);
   if (cands.excluded_total > 0)
     metrics_->counters.Add("request_filters.excluded", cands.excluded_total);
+  clock.Done(DecideStage::kJudge);
 
   // 5. Arbitrate: finalize hooks see the best few times the limit; diversity
   // picks from a pool that may be longer.
@@ -463,6 +469,7 @@ std::variant<Decision, ApiError> Engine::Decide(const DecideRequest& req, Decide
   const size_t keep =
       std::max(finalized, std::min(eligible, diversify ? placement.diversity_pool : 0));
   std::vector<Ranked> ranked = Arbitrate(cands, &s.judgement, keep);
+  clock.Done(DecideStage::kArbitrate);
 
   // 6-8. Diversity and finalize hooks, then the policy.
   const std::vector<Diversified> diversified =
@@ -505,6 +512,7 @@ std::variant<Decision, ApiError> Engine::Decide(const DecideRequest& req, Decide
     if (c.priced) metrics_->counters.Add("pricing.priced");
     if (!c.guardrail.empty()) metrics_->counters.Add("pricing.guardrail");
   }
+  clock.Done(DecideStage::kFinish);
   // The stored trace is a compact record rendered to JSON when read
   // (decision/trace.h); only `tailor rules test` (trace_in_reply) builds the
   // JSON here.
@@ -548,6 +556,7 @@ std::variant<Decision, ApiError> Engine::Decide(const DecideRequest& req, Decide
     if ((flush_count_.fetch_add(1, std::memory_order_relaxed) & 63) == 0) learner_->Flush(now);
   }
   if (options.trace_in_reply) d.trace = std::move(trace);
+  clock.Done(DecideStage::kRecord);
   metrics_->counters.Add("decisions");
   return d;
 }
@@ -838,20 +847,25 @@ json Engine::Stats() const {
                 {"p50", h.Percentile(0.5)},  {"p90", h.Percentile(0.9)},
                 {"p99", h.Percentile(0.99)}, {"p999", h.Percentile(0.999)}};
   };
-  return {
-      {"requests", requests},
-      {"errors", errors},
-      {"plugin_errors", plugin_errors},
-      {"events", events},
-      {"counters", counters},
-      {"plugins", plugins},
-      {"rules", rules},
-      {"sensitive", sensitive},
-      {"snapshot", snap->version},
-      {"latency_us", {{"decide", hist(metrics_->decide_us)}, {"event", hist(metrics_->event_us)}}},
-      {"store", {{"pending_writes", store_->PendingWrites()}}},
-      {"feedback", feedback_->CountsJson()},
-      {"pricing", pricer_->StatsJson()}};
+  json stages = json::object();
+  for (size_t k = 0; k < metrics_->stage_us.size(); ++k)
+    stages[DecideStageName(static_cast<DecideStage>(k))] = hist(metrics_->stage_us[k]);
+  return {{"requests", requests},
+          {"errors", errors},
+          {"plugin_errors", plugin_errors},
+          {"events", events},
+          {"counters", counters},
+          {"plugins", plugins},
+          {"rules", rules},
+          {"sensitive", sensitive},
+          {"snapshot", snap->version},
+          {"latency_us",
+           {{"decide", hist(metrics_->decide_us)},
+            {"event", hist(metrics_->event_us)},
+            {"stages", std::move(stages)}}},
+          {"store", {{"pending_writes", store_->PendingWrites()}}},
+          {"feedback", feedback_->CountsJson()},
+          {"pricing", pricer_->StatsJson()}};
 }
 
 }  // namespace tailor

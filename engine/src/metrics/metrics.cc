@@ -4,6 +4,8 @@
 #include <cmath>
 #include <memory>
 
+#include "common/time.h"
+
 namespace tailor {
 
 int LatencyHistogram::Bucket(uint64_t us) {
@@ -65,6 +67,38 @@ std::map<std::string, uint64_t> Counters::Snapshot() const {
   std::map<std::string, uint64_t> out;
   for (const auto& [k, v] : counters_) out[k] = v->load(std::memory_order_relaxed);
   return out;
+}
+
+const char* DecideStageName(DecideStage stage) {
+  switch (stage) {
+    case DecideStage::kProfile:
+      return "profile";
+    case DecideStage::kCandidates:
+      return "candidates";
+    case DecideStage::kScore:
+      return "score";
+    case DecideStage::kRespond:
+      return "respond";
+    case DecideStage::kJudge:
+      return "judge";
+    case DecideStage::kArbitrate:
+      return "arbitrate";
+    case DecideStage::kFinish:
+      return "finish";
+    case DecideStage::kRecord:
+      return "record";
+    case DecideStage::kCount:
+      break;
+  }
+  return "unknown";
+}
+
+StageClock::StageClock(Metrics* m) : m_(m), t_(mono_ns()) {}
+
+void StageClock::Done(DecideStage stage) {
+  const int64_t now = mono_ns();
+  m_->stage_us[static_cast<size_t>(stage)].Record((now - t_) / 1000);
+  t_ = now;
 }
 
 }  // namespace tailor

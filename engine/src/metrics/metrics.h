@@ -45,10 +45,37 @@ class Counters {
   std::map<std::string, std::unique_ptr<std::atomic<uint64_t>>> counters_;
 };
 
+// The stages of a decision (decision/stages.h), each timed on every decide:
+// stats.latency_us.stages names where a decision's time goes.
+enum class DecideStage {
+  kProfile,     // experiment assignment, profile and consent
+  kCandidates,  // collect candidates
+  kScore,       // plugin scores and facts
+  kRespond,     // P, the learned probability of response
+  kJudge,       // sensitive gate, suppression, journeys, rules
+  kArbitrate,   // priority and ranking
+  kFinish,      // diversity, finalize hooks, the policy, explain, price
+  kRecord,      // trace record, impressions, the decision log (queued)
+  kCount
+};
+const char* DecideStageName(DecideStage stage);
+
 struct Metrics {
   Counters counters;
   LatencyHistogram decide_us;  // server-side time from receipt to reply
   LatencyHistogram event_us;   // event receipt to durable
+  std::array<LatencyHistogram, static_cast<size_t>(DecideStage::kCount)> stage_us;
+};
+
+// Marks the end of each stage of one decision, recording its time.
+class StageClock {
+ public:
+  explicit StageClock(Metrics* m);
+  void Done(DecideStage stage);
+
+ private:
+  Metrics* m_;
+  int64_t t_;
 };
 
 }  // namespace tailor
