@@ -47,6 +47,40 @@ int64_t CountRows(const std::string& db_path, const std::string& sql) {
   return n;
 }
 
+// Holds the store's SQLite write lock (BEGIN IMMEDIATE on a connection of
+// the test's own) until Release or destruction: tailord can commit nothing.
+class StoreWriteLock {
+ public:
+  explicit StoreWriteLock(const std::string& path) {
+    if (sqlite3_open(path.c_str(), &db_) == SQLITE_OK)
+      held_ = sqlite3_exec(db_, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) == SQLITE_OK;
+  }
+  ~StoreWriteLock() { Release(); }
+  bool held() const { return held_; }
+  bool Release() {
+    bool ok = !held_ || sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr) == SQLITE_OK;
+    held_ = false;
+    sqlite3_close(db_);
+    db_ = nullptr;
+    return ok;
+  }
+
+ private:
+  sqlite3* db_ = nullptr;
+  bool held_ = false;
+};
+
+// A DEALER on the request socket for pipelined events: no send or receive
+// limit (ZeroMQ would drop replies past one), a 10 s receive timeout.
+zmq::socket_t EventDealer(zmq::context_t& ctx, const std::string& endpoint) {
+  zmq::socket_t s(ctx, zmq::socket_type::dealer);
+  s.set(zmq::sockopt::rcvtimeo, 10000);
+  s.set(zmq::sockopt::sndhwm, 0);
+  s.set(zmq::sockopt::rcvhwm, 0);
+  s.connect(endpoint);
+  return s;
+}
+
 class Service : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -282,13 +316,10 @@ TEST_F(Service, DecisionsDoNotWaitForEventsBeingStored) {
   // acknowledged event below cannot be committed, yet decisions keep being
   // answered; once the lock is released, the event is acknowledged.
   auto d = Start({"--workers", "1"});
-  sqlite3* db = nullptr;
-  ASSERT_EQ(sqlite3_open(store_.c_str(), &db), SQLITE_OK);
-  ASSERT_EQ(sqlite3_exec(db, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr), SQLITE_OK);
+  StoreWriteLock lock(store_);
+  ASSERT_TRUE(lock.held());
   zmq::context_t ctx(1);
-  zmq::socket_t events(ctx, zmq::socket_type::dealer);
-  events.set(zmq::sockopt::rcvtimeo, 10000);
-  events.connect(d->requests());
+  zmq::socket_t events = EventDealer(ctx, d->requests());
   std::string body = EventMsg("held", "c1", "view", "i3").dump();
   events.send(zmq::buffer(body), zmq::send_flags::none);
   Client c(d->requests());
@@ -300,8 +331,7 @@ TEST_F(Service, DecisionsDoNotWaitForEventsBeingStored) {
   zmq::pollitem_t items[] = {{events.handle(), 0, ZMQ_POLLIN, 0}};
   zmq::poll(items, 1, std::chrono::milliseconds(0));
   EXPECT_EQ(items[0].revents & ZMQ_POLLIN, 0);
-  ASSERT_EQ(sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr), SQLITE_OK);
-  sqlite3_close(db);
+  ASSERT_TRUE(lock.Release());
   zmq::message_t reply;
   ASSERT_TRUE(events.recv(reply));
   json ack = json::parse(reply.to_string());
@@ -315,15 +345,10 @@ TEST_F(Service, AFullIngestLaneAnswersUnavailableAndLosesNothingAcknowledged) {
   // ingest lane fills, and events beyond its bound are refused at once with
   // `unavailable`. Released, every acknowledged event is stored.
   auto d = Start({"--workers", "1"});
-  sqlite3* db = nullptr;
-  ASSERT_EQ(sqlite3_open(store_.c_str(), &db), SQLITE_OK);
-  ASSERT_EQ(sqlite3_exec(db, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr), SQLITE_OK);
+  StoreWriteLock lock(store_);
+  ASSERT_TRUE(lock.held());
   zmq::context_t ctx(1);
-  zmq::socket_t events(ctx, zmq::socket_type::dealer);
-  events.set(zmq::sockopt::rcvtimeo, 10000);
-  events.set(zmq::sockopt::sndhwm, 0);
-  events.set(zmq::sockopt::rcvhwm, 0);
-  events.connect(d->requests());
+  zmq::socket_t events = EventDealer(ctx, d->requests());
   constexpr int kSent = 400;
   for (int i = 0; i < kSent; ++i) {
     std::string body = EventMsg("e" + std::to_string(i), "lane", "view", "i3").dump();
@@ -344,8 +369,7 @@ TEST_F(Service, AFullIngestLaneAnswersUnavailableAndLosesNothingAcknowledged) {
   }
   EXPECT_GT(unavailable, 0);
   EXPECT_LT(unavailable, kSent);
-  ASSERT_EQ(sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr), SQLITE_OK);
-  sqlite3_close(db);
+  ASSERT_TRUE(lock.Release());
   int ok = 0;
   for (int i = unavailable; i < kSent; ++i) {
     ASSERT_TRUE(events.recv(reply)) << "reply " << i << " missing";
