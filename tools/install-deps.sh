@@ -4,7 +4,7 @@
 set -euo pipefail
 packages=(
   build-essential cmake pkg-config ccache
-  liblua5.4-dev libyaml-cpp-dev libeigen3-dev libzmq3-dev cppzmq-dev libsqlite3-dev
+  liblua5.4-dev libyaml-cpp-dev libeigen3-dev libzmq3-dev libsodium-dev cppzmq-dev libsqlite3-dev
   libgtest-dev libgmock-dev nlohmann-json3-dev libcli11-dev libspdlog-dev libxgboost-dev
   sqlite3 python3 python3-zmq
   chromium  # tests/integration/report_test.cc renders `tailor report`'s HTML headless

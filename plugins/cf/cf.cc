@@ -471,6 +471,13 @@ class Cf {
     Trim(h);
   }
 
+  // Erasure: the customer's remembered history goes; the model's item-item
+  // weights are aggregates over everyone and name no customer.
+  void Forget(std::string_view customer_id) {
+    if (const std::shared_ptr<State> state = state_.load())
+      state->histories.erase(std::string(customer_id));
+  }
+
   void Train() {
     const int64_t t0 = NowNs();
     auto m = std::make_shared<Model>();

@@ -632,6 +632,11 @@ class Content {
 
   // Rebuilds item features from the catalog and tastes from the stored
   // events into a fresh model; the old one keeps serving on failure.
+  // Erasure: the customer's taste goes.
+  void Forget(std::string_view customer_id) {
+    if (model_) model_->tastes.erase(std::string(customer_id));
+  }
+
   void Train() {
     auto m = std::make_unique<Model>();
     BuildItems(*m);

@@ -503,6 +503,9 @@ class Dna {
         .dump();
   }
 
+  // Erasure: the customer's precomputed trait scores go.
+  void Forget(std::string_view customer_id) { customers_.erase(std::string(customer_id)); }
+
   void Train() {
     std::vector<std::string> ids;
     dna::Matrix x = Features(&ids);

@@ -366,6 +366,9 @@ class Intent {
   }
 
   // Trains from config "data" (CSV text,label; `tailor train intent --data`).
+  // Erasure: the customer's newest chat intent goes.
+  void Forget(std::string_view customer_id) { last_.erase(std::string(customer_id)); }
+
   void Train() {
     if (cfg_.data.empty()) {
       host_.Log(TAILOR_LOG_WARN,

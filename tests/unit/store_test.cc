@@ -155,6 +155,27 @@ TEST(Store, DecisionsAreLoggedAndReadBack) {
   EXPECT_FALSE(s->GetDecision("nope").has_value());
 }
 
+TEST(Store, DecisionLogIsAppendOnly) {
+  TempDir dir;
+  auto s = OpenStore(dir.file("t.db"));
+  s->LogDecision({"d-1", "c1", "web", "home", 77, "{}", "{\"offers\":[1]}"});
+  s->LogDecision({"d-1", "c2", "web", "home", 78, "{}", "{\"offers\":[2]}"});  // same id
+  s->Flush();
+  auto got = s->GetDecision("d-1");
+  ASSERT_TRUE(got.has_value());
+  EXPECT_EQ(got->customer_id, "c1") << "a repeated id overwrote the audit record";
+  EXPECT_EQ(got->response_json, "{\"offers\":[1]}");
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(dir.file("t.db").c_str(), &db), SQLITE_OK);
+  char* msg = nullptr;
+  EXPECT_NE(sqlite3_exec(db, "UPDATE decisions SET response='{}'", nullptr, nullptr, &msg),
+            SQLITE_OK);
+  ASSERT_NE(msg, nullptr);
+  EXPECT_NE(std::string(msg).find("append-only"), std::string::npos);
+  sqlite3_free(msg);
+  sqlite3_close(db);
+}
+
 TEST(Store, QueuedLogsAreBoundedAndAllLand) {
   TempDir dir;
   std::string err;

@@ -33,7 +33,7 @@ extern "C" {
 #endif
 
 #define TAILOR_PLUGIN_ABI_MAJOR 1
-#define TAILOR_PLUGIN_ABI_MINOR 2
+#define TAILOR_PLUGIN_ABI_MINOR 3
 
 /* ABI 1.1: a score meaning "no opinion about this candidate". Hosts treat it
  * so only for plugins built against minor >= 1 (older ones get it clamped). */
@@ -195,6 +195,15 @@ typedef struct tailor_plugin_api {
    * candidate that is not about an item). */
   tailor_status (*similarity)(tailor_plugin* self, const char* const* item_ids, size_t n,
                               float* out, char* err, size_t err_cap);
+
+  /* --- ABI 1.3 --- */
+
+  /* Optional, and required of any plugin that keeps per-customer state
+   * (histories, tastes, scores by customer id). Erasure (`profile.delete`):
+   * drop everything held about customer_id, so that neither score, annotate
+   * nor a later save reveals it. Exclusive, like observe. The host then saves
+   * the plugin's registered model again, so the file on disk forgets too. */
+  tailor_status (*forget)(tailor_plugin* self, const char* customer_id, char* err, size_t err_cap);
 } tailor_plugin_api;
 
 /* Smallest struct_size the host accepts for ABI 1.x: up to and including score. */

@@ -19,6 +19,8 @@
 //     // ABI 1.2: item-item similarity in [0, 1] for diversification;
 //     // out[i * n + j] for the n = items.size() ids.
 //     void Similarity(std::span<const char* const> items, std::span<float> out) const;
+//     // ABI 1.3: erasure; drop everything held about this customer.
+//     void Forget(std::string_view customer_id);
 //   };
 //   TAILOR_PLUGIN(Pop, "popularity", "1.0.0");
 //
@@ -308,6 +310,10 @@ concept HasAnnotate = requires(const T& t, const Request& r) {
 };
 
 template <typename T>
+concept HasForget = requires(T& t, std::string_view customer_id) {
+  t.Forget(customer_id);
+};
+template <typename T>
 concept HasSimilarity = requires(const T& t, std::span<const char* const> items,
                                  std::span<float> out) {
   t.Similarity(items, out);
@@ -416,6 +422,15 @@ struct Trampolines {
     });
   }
 
+  static tailor_status Forget(tailor_plugin* self, const char* customer_id, char* err,
+                              size_t err_cap) noexcept {
+    if (self == nullptr || customer_id == nullptr) {
+      WriteErr(err, err_cap, "forget: NULL argument");
+      return TAILOR_INVALID;
+    }
+    return Guard(err, err_cap, [&] { Self<T>(self).Forget(std::string_view(customer_id)); });
+  }
+
   static tailor_status Similarity(tailor_plugin* self, const char* const* item_ids, size_t n,
                                   float* out, char* err, size_t err_cap) noexcept {
     if (self == nullptr || (n > 0 && (item_ids == nullptr || out == nullptr))) {
@@ -454,6 +469,7 @@ constexpr tailor_plugin_api MakeApi(const char* name, const char* version) {
   if constexpr (HasLoad<T>) api.load = &Tr::Load;
   if constexpr (HasAnnotate<T>) api.annotate = &Tr::Annotate;
   if constexpr (HasSimilarity<T>) api.similarity = &Tr::Similarity;
+  if constexpr (HasForget<T>) api.forget = &Tr::Forget;
   return api;
 }
 

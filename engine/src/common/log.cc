@@ -1,7 +1,11 @@
 #include "common/log.h"
 
+#include <sodium.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
+
+#include <atomic>
+#include <mutex>
 
 namespace tailor::log {
 namespace {
@@ -32,7 +36,52 @@ spdlog::level::level_enum ToSpd(Level level) {
   return spdlog::level::info;
 }
 
+struct Pseudonyms {
+  std::mutex mu;
+  unsigned char key[crypto_generichash_KEYBYTES];
+  bool keyed = false;
+  std::atomic<bool> plain{false};
+};
+
+Pseudonyms& Ids() {
+  static Pseudonyms p;
+  return p;
+}
+
 }  // namespace
+
+void SetPseudonymKey(std::string_view key) {
+  Pseudonyms& p = Ids();
+  std::lock_guard lock(p.mu);
+  crypto_generichash(p.key, sizeof p.key, reinterpret_cast<const unsigned char*>(key.data()),
+                     key.size(), nullptr, 0);
+  p.keyed = true;
+}
+
+void SetPlainCustomerIds(bool plain) { Ids().plain = plain; }
+
+std::string Customer(std::string_view customer_id) {
+  Pseudonyms& p = Ids();
+  if (p.plain) return std::string(customer_id);
+  unsigned char out[8];
+  {
+    std::lock_guard lock(p.mu);
+    if (!p.keyed) {
+      if (sodium_init() < 0) return "cust:?";
+      randombytes_buf(p.key, sizeof p.key);
+      p.keyed = true;
+    }
+    crypto_generichash(out, sizeof out, reinterpret_cast<const unsigned char*>(customer_id.data()),
+                       customer_id.size(), p.key, sizeof p.key);
+  }
+  static const char kHex[] = "0123456789abcdef";
+  std::string s = "cust:";
+  for (unsigned char b : out) {
+    s += kHex[b >> 4];
+    s += kHex[b & 15];
+  }
+  return s;
+}
 
 void Write(Level level, std::string_view component, std::string_view message) {
   Logger().log(ToSpd(level), "[{}] {}", component, message);

@@ -2,6 +2,7 @@
 // speaks. A thin front over spdlog so that only log.cc pays for its headers.
 #pragma once
 
+#include <string>
 #include <string_view>
 
 namespace tailor::log {
@@ -13,6 +14,14 @@ void Write(Level level, std::string_view component, std::string_view message);
 void SetLevel(Level level);
 // "debug", "info", "warn", "error", "off"; false for anything else.
 bool SetLevel(std::string_view name);
+
+// Customer ids in logs: a keyed hash ("cust:1f3a9c0b7e2d4a65") unless plain
+// ids were asked for (security.log_customer_ids: plain). The key is random
+// per process unless SetPseudonymKey gave one (security.log_key_file), so
+// that lines can be matched across restarts by whoever holds the key.
+std::string Customer(std::string_view customer_id);
+void SetPseudonymKey(std::string_view key);
+void SetPlainCustomerIds(bool plain);
 
 inline void Debug(std::string_view c, std::string_view m) { Write(Level::kDebug, c, m); }
 inline void Info(std::string_view c, std::string_view m) { Write(Level::kInfo, c, m); }

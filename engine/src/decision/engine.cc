@@ -720,7 +720,8 @@ std::vector<Status> Engine::ApplyEvents(std::unique_ptr<QueuedEvents> q) {
       feedback_->Observe(e);
     } else {
       metrics_->counters.Add("events.failed");
-      log::Error("events", "event for " + e.customer_id + " not stored: " + st.message());
+      log::Error("events",
+                 "event for " + log::Customer(e.customer_id) + " not stored: " + st.message());
     }
     out.push_back(std::move(st));
   }
@@ -751,6 +752,38 @@ json Engine::ProfileJson(const std::string& customer_id) {
   return j;
 }
 
+std::variant<json, ApiError> Engine::ForgetCustomer(const std::string& customer_id) {
+  // Journeys first: their writer's queued rows for the customer land before
+  // the store deletes every row.
+  if (journey_rt_) {
+    if (Status s = journey_rt_->Forget(customer_id); !s.ok())
+      return ApiError{TAILOR_ERR_INTERNAL, "", "erasure failed in journeys: " + s.message()};
+  }
+  ErasedRows rows;
+  if (Status s = store_->EraseCustomer(customer_id, &rows).get(); !s.ok())
+    return ApiError{TAILOR_ERR_INTERNAL, "", "erasure failed in the store: " + s.message()};
+  cache_.Erase(customer_id);
+  feedback_->attribution().Forget(customer_id);
+  json forgot = json::array();
+  for (const auto& p : plugins_->plugins())
+    if (p->can_forget()) forgot.push_back(p->name());
+  std::vector<std::string> errors = plugins_->Forget(customer_id);
+  metrics_->counters.Add("privacy.erasures");
+  json out = {{"customer", customer_id},
+              {"deleted",
+               {{"events", rows.events},
+                {"decisions", rows.decisions},
+                {"impressions", rows.impressions},
+                {"outcomes", rows.outcomes},
+                {"journey_rows", rows.journey_rows},
+                {"customer", rows.customer > 0}}},
+              {"plugins", std::move(forgot)}};
+  if (!errors.empty())
+    return ApiError{TAILOR_ERR_INTERNAL, "",
+                    "the store forgot the customer, but a plugin did not: " + errors.front()};
+  return out;
+}
+
 std::vector<std::string> Engine::TakeDueOutbound(size_t max) {
   if (!journey_rt_) return {};
   auto snap = snapshot_.load();
@@ -763,8 +796,8 @@ std::vector<std::string> Engine::TakeDueOutbound(size_t max) {
     if (!why.empty()) {
       metrics_->counters.Add("sensitive.outbound_cancelled");
       log::Warn("sensitive", "outbound step with offer '" + offer + "' not sent" +
-                                 (customer ? " to '" + customer->id + "'" : std::string()) + ": " +
-                                 why);
+                                 (customer ? " to " + log::Customer(customer->id) : std::string()) +
+                                 ": " + why);
     }
     return why;
   };
@@ -821,6 +854,8 @@ json Engine::Stats() const {
                           {"annotate_errors", c.annotate_errors.load()},
                           {"similarity_calls", c.similarity_calls.load()},
                           {"similarity_errors", c.similarity_errors.load()},
+                          {"forget_calls", c.forget_calls.load()},
+                          {"forget_errors", c.forget_errors.load()},
                           {"explain_calls", c.explain_calls.load()},
                           {"explain_errors", c.explain_errors.load()},
                           {"mean_score_us", calls ? static_cast<double>(c.score_ns.load()) /

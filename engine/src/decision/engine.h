@@ -112,6 +112,10 @@ class Engine {
   }
 
   nlohmann::json ProfileJson(const std::string& customer_id);
+  // Erasure (`profile.delete`): the customer leaves every table, every cache
+  // and every plugin; the reply says what went. Events for them that arrive
+  // later start a new profile.
+  std::variant<nlohmann::json, ApiError> ForgetCustomer(const std::string& customer_id);
   nlohmann::json Health() const;
   // Outbound journey messages now due, for the PUB socket (marked sent).
   std::vector<std::string> TakeDueOutbound(size_t max);

@@ -336,6 +336,16 @@ Attribution::Counts Attribution::counts() const {
   return c;
 }
 
+void Attribution::Forget(const std::string& customer_id) {
+  Shard& s = ShardFor(customer_id);
+  std::lock_guard lock(s.mu);
+  auto it = s.customers.find(customer_id);
+  if (it == s.customers.end()) return;
+  s.impressions -= it->second.entries.size();
+  s.lru.erase(it->second.pos);
+  s.customers.erase(it);
+}
+
 size_t Attribution::size() const {
   size_t n = 0;
   for (const auto& s : shards_) {

@@ -90,6 +90,9 @@ class Attribution {
   // recorded as the outcome's event_seq.
   std::optional<Outcome> Join(const Event& e);
 
+  // Erasure: drops the customer's impressions from memory.
+  void Forget(const std::string& customer_id);
+
   // Rebuilds memory from the store's impressions and outcomes of the longest
   // window before now_ms. Returns the impressions read, -1 on error.
   int64_t Rebuild(int64_t now_ms);

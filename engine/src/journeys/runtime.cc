@@ -35,7 +35,10 @@ sqlite3* OpenDb(const std::string& path, bool read_only, int busy_ms, std::strin
   // NORMAL: in WAL mode a commit is not fsynced on its own, so journey writes
   // never wait for the disk while the store's writer (synchronous FULL)
   // fsyncs the same WAL at its next commit; a process crash loses nothing.
-  if (db && !read_only) Exec(db, "PRAGMA synchronous=NORMAL");
+  if (db && !read_only) {
+    Exec(db, "PRAGMA synchronous=NORMAL");
+    Exec(db, "PRAGMA secure_delete=ON");  // erasure leaves no trace in freed pages
+  }
   return db;
 }
 
@@ -139,7 +142,8 @@ struct Shard {
 
 // One row change; executed in order inside a group-committed transaction.
 struct Op {
-  enum Kind { kUpsertState, kInsertStep, kFinishStep, kMoveStep } kind;
+  // kBarrier writes nothing: waiting on it waits for every op queued before.
+  enum Kind { kUpsertState, kInsertStep, kFinishStep, kMoveStep, kBarrier } kind;
   std::string customer, journey, name;  // name: stage or step
   int64_t time = 0;                     // entered_ms, due_ms or sent_ms
   std::string json;                     // data or payload
@@ -306,7 +310,8 @@ struct JourneyRuntime::Impl {
     if (auto it = shard.customers.find(customer); it != shard.customers.end()) return it->second;
     auto st = std::make_shared<CustomerState>();
     if (Status s = Load(customer, now, st.get()); !s.ok()) {
-      *err = Status::Error("journeys: cannot load customer '" + customer + "': " + s.message());
+      *err = Status::Error("journeys: cannot load customer " + log::Customer(customer) + ": " +
+                           s.message());
       return nullptr;
     }
     // Bounded memory: drop one clean customer when the shard is full.
@@ -388,6 +393,8 @@ struct JourneyRuntime::Impl {
             st = &move;
             move.Int(1, op.time).Int(2, op.id);
             break;
+          case Op::kBarrier:
+            continue;
         }
         s = st->Run();  // resets the statement for its next use
         if (!s.ok()) break;
@@ -470,6 +477,19 @@ std::unique_ptr<JourneyRuntime> JourneyRuntime::Open(const std::string& store_pa
     }
   }
   return std::unique_ptr<JourneyRuntime>(new JourneyRuntime(std::move(impl)));
+}
+
+Status JourneyRuntime::Forget(const std::string& customer_id) {
+  Pending pending;
+  {
+    Shard& shard = impl_->ShardOf(customer_id);
+    std::unique_lock lk(shard.mu);
+    shard.customers.erase(customer_id);
+    // Behind every write of its state: once it is done, none is pending.
+    pending.ops.push_back(Op{Op::kBarrier, customer_id, {}, {}, 0, {}, 0});
+    impl_->Enqueue(&pending);
+  }
+  return impl_->Wait(&pending);
 }
 
 Status JourneyRuntime::OnEvent(const Journeys& journeys, const Event& e,

@@ -67,6 +67,11 @@ class JourneyRuntime {
   Status OnEvent(const Journeys& journeys, const Event& event, const std::string& category = {},
                  const std::string& intent = {});
 
+  // Erasure, before the store deletes the customer's rows: drops their
+  // state from memory and waits until every write of theirs already queued
+  // has landed (so none lands after the delete).
+  Status Forget(const std::string& customer_id);
+
   struct Verdict {
     bool allowed = true;
     std::string reason;  // why not, when !allowed

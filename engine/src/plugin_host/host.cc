@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <mutex>
@@ -106,6 +107,7 @@ struct LoadedPlugin::HostContext : tailor_host {};
    (api)->field != nullptr)
 
 bool LoadedPlugin::can_observe() const { return TAILOR_HAS_FIELD(api_, observe); }
+bool LoadedPlugin::can_forget() const { return TAILOR_HAS_FIELD(api_, forget); }
 bool LoadedPlugin::can_train() const { return TAILOR_HAS_FIELD(api_, train); }
 bool LoadedPlugin::can_save() const { return TAILOR_HAS_FIELD(api_, save); }
 bool LoadedPlugin::can_load() const { return TAILOR_HAS_FIELD(api_, load); }
@@ -272,17 +274,31 @@ Status LoadedPlugin::PrepareAside(const std::string& model_path) {
   ebuf[kErrCap - 1] = '\0';
   if (st != TAILOR_OK || !fresh)
     return Status::Error("create failed: " + ErrText(ebuf, "no message"));
+  {
+    std::unique_lock lock(mu_);
+    ++preparing_;
+  }
   // The fresh instance is ours alone: loading or training needs no lock, and
   // the one serving is never blocked by it.
   st = model_path.empty() ? api_->train(fresh, ebuf, sizeof ebuf)
                           : api_->load(fresh, model_path.c_str(), ebuf, sizeof ebuf);
   ebuf[kErrCap - 1] = '\0';
+  tailor_plugin* old = nullptr;
+  {
+    std::unique_lock lock(mu_);
+    // It may have read a customer erased while it trained or loaded.
+    if (st == TAILOR_OK && can_forget())
+      for (const std::string& id : forgotten_meanwhile_) {
+        char fbuf[kErrCap] = {0};
+        if (api_->forget(fresh, id.c_str(), fbuf, sizeof fbuf) != TAILOR_OK) st = TAILOR_ERROR;
+      }
+    if (--preparing_ == 0) forgotten_meanwhile_.clear();
+  }
   if (st != TAILOR_OK) {
     api_->destroy(fresh);
     return Status::Error((model_path.empty() ? "train failed: " : "load failed: ") +
                          ErrText(ebuf, "no message"));
   }
-  tailor_plugin* old = nullptr;
   {
     std::unique_lock lock(mu_);
     old = instance_;
@@ -290,6 +306,38 @@ Status LoadedPlugin::PrepareAside(const std::string& model_path) {
     if (!model_path.empty()) model_path_ = model_path;
   }
   api_->destroy(old);  // swapped out under the lock: no call can reach it now
+  return Status::Ok();
+}
+
+Status LoadedPlugin::Forget(const std::string& customer_id) {
+  if (!can_forget()) return Status::Ok();
+  counters_.forget_calls.fetch_add(1, std::memory_order_relaxed);
+  char ebuf[kErrCap] = {0};
+  tailor_status st;
+  std::string model;
+  {
+    std::unique_lock lock(mu_);
+    st = api_->forget(instance_, customer_id.c_str(), ebuf, sizeof ebuf);
+    if (preparing_ > 0) forgotten_meanwhile_.push_back(customer_id);
+    model = model_path_;
+  }
+  ebuf[kErrCap - 1] = '\0';
+  if (st != TAILOR_OK) {
+    counters_.forget_errors.fetch_add(1, std::memory_order_relaxed);
+    return Status::Error("forget failed: " + ErrText(ebuf, "no message"));
+  }
+  if (model.empty() || !can_save()) return Status::Ok();
+  // The served model file still holds the customer: replace it, atomically.
+  const std::string tmp = model + ".forget.tmp";
+  if (Status s = Save(tmp); !s.ok()) {
+    std::remove(tmp.c_str());
+    counters_.forget_errors.fetch_add(1, std::memory_order_relaxed);
+    return s;
+  }
+  if (std::rename(tmp.c_str(), model.c_str()) != 0) {
+    counters_.forget_errors.fetch_add(1, std::memory_order_relaxed);
+    return Status::Error("forget: cannot replace " + model);
+  }
   return Status::Ok();
 }
 
@@ -489,6 +537,14 @@ bool PluginHost::warming() const {
 
 void PluginHost::WaitForTraining() {
   if (trainer_.joinable()) trainer_.join();
+}
+
+std::vector<std::string> PluginHost::Forget(const std::string& customer_id) {
+  std::vector<std::string> errors;
+  for (auto& p : plugins_)
+    if (Status s = p->Forget(customer_id); !s.ok())
+      errors.push_back(p->name() + ": " + s.message());
+  return errors;
 }
 
 std::vector<std::string> PluginHost::ReloadModels() {

@@ -42,6 +42,8 @@ struct PluginCounters {
   std::atomic<uint64_t> annotate_errors{0};
   std::atomic<uint64_t> similarity_calls{0};
   std::atomic<uint64_t> similarity_errors{0};
+  std::atomic<uint64_t> forget_calls{0};
+  std::atomic<uint64_t> forget_errors{0};
   std::atomic<uint64_t> explain_calls{0};
   std::atomic<uint64_t> explain_errors{0};
 };
@@ -88,6 +90,11 @@ class LoadedPlugin {
   // ABI 1.2: n x n item similarities into out (row-major), each finite and
   // clamped to [0, 1]. Concurrent like Score.
   Status Similarity(const char* const* item_ids, size_t n, float* out);
+  // ABI 1.3, erasure: the instance drops the customer (so does one being
+  // prepared aside, once swapped in), and the model file it serves from is
+  // saved again without them. A plugin without forget keeps no per-customer
+  // state by its contract: nothing to do.
+  Status Forget(const std::string& customer_id);
 
   // Optional functions: present when struct_size covers them and non-null.
   bool can_observe() const;
@@ -96,6 +103,7 @@ class LoadedPlugin {
   bool can_load() const;
   bool can_annotate() const;
   bool can_similarity() const;
+  bool can_forget() const;
   // The model file the plugin last loaded successfully ("" when none).
   std::string model_path() const;
   // True while a background start trains its model: score and explain
@@ -123,6 +131,10 @@ class LoadedPlugin {
   std::string config_json_;  // what create() got, for PrepareAside's instance
   std::atomic<bool> warming_{false};
   mutable std::shared_mutex mu_;
+  // Guarded by mu_: instances being prepared aside, and the customers
+  // forgotten meanwhile (applied to the fresh instance before it serves).
+  int preparing_ = 0;
+  std::vector<std::string> forgotten_meanwhile_;
   PluginCounters counters_;
 };
 
@@ -152,6 +164,8 @@ class PluginHost {
   // it serves (after `tailor train`); a plugin whose load fails keeps its
   // current model. One line per plugin that changed or failed.
   std::vector<std::string> ReloadModels();
+  // Erasure: every plugin forgets the customer; the errors, one per plugin.
+  std::vector<std::string> Forget(const std::string& customer_id);
 
   const std::vector<std::unique_ptr<LoadedPlugin>>& plugins() const { return plugins_; }
   const std::vector<Failure>& failures() const { return failures_; }

@@ -185,6 +185,13 @@ CREATE TABLE shadow_picks (
 ) WITHOUT ROWID;
 CREATE INDEX decisions_by_mode ON decisions(mode, ts_ms);
 )sql"},
+      {8, "append-only decision log", R"sql(
+-- The decision log is an audit record: a repeated id is refused, never
+-- overwritten, and a stored decision is never changed (erasure and retention
+-- delete whole rows).
+CREATE TRIGGER decisions_append_only BEFORE UPDATE ON decisions
+BEGIN SELECT RAISE(ABORT, 'decisions are append-only'); END;
+)sql"},
   };
   return kMigrations;
 }

@@ -29,6 +29,8 @@ sqlite3* OpenConnection(const std::string& path, bool read_only, bool sync_full,
   if (!db) return nullptr;
   std::string pragmas = "PRAGMA foreign_keys=ON;";
   if (!read_only) {
+    // Deleted rows (erasure, retention) are overwritten, not just unlinked.
+    pragmas += "PRAGMA secure_delete=ON;";
     pragmas += "PRAGMA journal_mode=WAL;";
     pragmas += sync_full ? "PRAGMA synchronous=FULL;" : "PRAGMA synchronous=NORMAL;";
   }
@@ -58,7 +60,7 @@ const char* const kUpsertOffer =
     "INSERT INTO offers(id, definition) VALUES (?, ?) "
     "ON CONFLICT(id) DO UPDATE SET definition=excluded.definition";
 const char* const kInsertDecision =
-    "INSERT OR REPLACE INTO decisions(id, customer_id, channel, placement, ts_ms, request, "
+    "INSERT INTO decisions(id, customer_id, channel, placement, ts_ms, request, "
     "response, trace, experiment, arm, mode) VALUES (?,?,?,?,?,?,?,?,?,?,?)";
 const char* const kInsertShadowPick =
     "INSERT OR REPLACE INTO shadow_picks(decision_id, position, offer_id, item_id, propensity, "
@@ -214,15 +216,16 @@ Outcome ReadOutcome(const Stmt& st) {
 }
 
 struct WriteOp {
-  enum class Kind { kEvent, kDecision, kImpressions, kShown, kOutcome, kFlush };
+  enum class Kind { kEvent, kDecision, kImpressions, kShown, kOutcome, kFlush, kErase };
   Kind kind = Kind::kFlush;
   Event event;
   DecisionRecord decision;
   std::vector<Impression> impressions;  // kImpressions; kShown: the one marked
   Outcome outcome;
-  int64_t* seq_out = nullptr;  // kEvent: where the caller wants the seq
-  bool urgent = true;          // kEvent: a client waits on it (Store::AppendEvent)
-  std::promise<Status> done;   // set for kEvent and kFlush
+  int64_t* seq_out = nullptr;    // kEvent: where the caller wants the seq
+  bool urgent = true;            // kEvent: a client waits on it (Store::AppendEvent)
+  std::promise<Status> done;     // set for kEvent, kFlush and kErase
+  ErasedRows* erased = nullptr;  // kErase: the counts (the caller keeps it)
 };
 
 }  // namespace
@@ -339,6 +342,7 @@ struct Store::Impl {
         in_batch = batch.size();
       }
       results.assign(batch.size(), Status::Ok());
+      bool checkpoint = false;
       Status tx = Exec(writer_db, "BEGIN IMMEDIATE");
       for (size_t i = 0; tx.ok() && i < batch.size(); ++i) {
         WriteOp& op = batch[i];
@@ -355,6 +359,9 @@ struct Store::Impl {
         } else if (op.kind == WriteOp::Kind::kImpressions || op.kind == WriteOp::Kind::kShown ||
                    op.kind == WriteOp::Kind::kOutcome) {
           WriteFeedback(op, insert_impression, mark_shown, insert_outcome);
+        } else if (op.kind == WriteOp::Kind::kErase) {
+          results[i] = EraseRows(op.event.customer_id, op.erased);
+          checkpoint = true;
         } else if (op.kind == WriteOp::Kind::kDecision) {
           const DecisionRecord& d = op.decision;
           insert_decision.Text(1, d.id)
@@ -395,9 +402,14 @@ struct Store::Impl {
         Exec(writer_db, "ROLLBACK");
         log::Error("store", "write batch failed: " + tx.message());
       }
+      // Erasure: the WAL still holds the rows as first written; copy the
+      // zeroed pages into the database and empty it.
+      if (tx.ok() && checkpoint) tx = Exec(writer_db, "PRAGMA wal_checkpoint(TRUNCATE)");
       for (size_t i = 0; i < batch.size(); ++i) {
         WriteOp& op = batch[i];
-        if (op.kind != WriteOp::Kind::kEvent && op.kind != WriteOp::Kind::kFlush) continue;
+        if (op.kind == WriteOp::Kind::kDecision || op.kind == WriteOp::Kind::kImpressions ||
+            op.kind == WriteOp::Kind::kShown || op.kind == WriteOp::Kind::kOutcome)
+          continue;
         op.done.set_value(tx.ok() ? results[i] : tx);
       }
       batch.clear();
@@ -406,6 +418,43 @@ struct Store::Impl {
         in_batch = 0;
       }
     }
+  }
+
+  // Every row about the customer, in every table (inside the batch's
+  // transaction).
+  Status EraseRows(const std::string& customer, ErasedRows* counts) {
+    struct Table {
+      const char* sql;
+      int64_t ErasedRows::*count;
+    };
+    static const Table kTables[] = {
+        {"DELETE FROM shadow_picks WHERE decision_id IN "
+         "(SELECT id FROM decisions WHERE customer_id=?1)",
+         nullptr},  // counted with their decisions
+        {"DELETE FROM outcomes WHERE customer_id=?1", &ErasedRows::outcomes},
+        {"DELETE FROM impressions WHERE customer_id=?1", &ErasedRows::impressions},
+        {"DELETE FROM decisions WHERE customer_id=?1", &ErasedRows::decisions},
+        {"DELETE FROM events WHERE customer_id=?1", &ErasedRows::events},
+        {"DELETE FROM journey_steps WHERE customer_id=?1", &ErasedRows::journey_rows},
+        {"DELETE FROM journey_state WHERE customer_id=?1", &ErasedRows::journey_rows},
+        {"DELETE FROM demo_truth WHERE customer_id=?1", &ErasedRows::customer},
+        {"DELETE FROM customers WHERE id=?1", &ErasedRows::customer},
+    };
+    ErasedRows n;
+    // All or nothing, without failing the rest of the batch.
+    if (Status s = Exec(writer_db, "SAVEPOINT erase"); !s.ok()) return s;
+    for (const Table& t : kTables) {
+      Stmt st(writer_db, t.sql);
+      st.Text(1, customer);
+      if (Status s = st.Run(); !s.ok()) {
+        Exec(writer_db, "ROLLBACK TO erase");
+        Exec(writer_db, "RELEASE erase");
+        return s;
+      }
+      if (t.count) n.*t.count += sqlite3_changes(writer_db);
+    }
+    if (counts) *counts = n;
+    return Exec(writer_db, "RELEASE erase");
   }
 
   // The fire-and-forget feedback writes: a failure is logged, never returned.
@@ -447,7 +496,8 @@ struct Store::Impl {
   }
 
   static bool IsWaitedOn(const WriteOp& op) {
-    return (op.kind == WriteOp::Kind::kEvent && op.urgent) || op.kind == WriteOp::Kind::kFlush;
+    return (op.kind == WriteOp::Kind::kEvent && op.urgent) || op.kind == WriteOp::Kind::kFlush ||
+           op.kind == WriteOp::Kind::kErase;
   }
 
   void Enqueue(WriteOp op) {
@@ -574,6 +624,20 @@ void Store::LogOutcome(Outcome outcome) {
   op.kind = WriteOp::Kind::kOutcome;
   op.outcome = std::move(outcome);
   impl_->Enqueue(std::move(op));
+}
+
+std::future<Status> Store::EraseCustomer(const std::string& customer_id, ErasedRows* erased) {
+  WriteOp op;
+  op.kind = WriteOp::Kind::kErase;
+  op.event.customer_id = customer_id;
+  op.erased = erased;
+  std::future<Status> f = op.done.get_future();
+  if (!impl_->writer.joinable()) {
+    op.done.set_value(Status::Error("the store is read-only"));
+    return f;
+  }
+  impl_->Enqueue(std::move(op));
+  return f;
 }
 
 void Store::Flush() {

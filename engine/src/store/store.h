@@ -81,6 +81,12 @@ struct DecisionRecord {
       shadow_picks;  // shadow mode: Tailor's own choice (written, not read back)
 };
 
+// What erasing one customer removed (Store::EraseCustomer).
+struct ErasedRows {
+  int64_t events = 0, decisions = 0, impressions = 0, outcomes = 0, journey_rows = 0;
+  int64_t customer = 0;  // the customer row (and demo ground truth)
+};
+
 struct ModelRecord {
   int64_t id = 0;
   std::string plugin;
@@ -183,6 +189,11 @@ class Store {
   void MarkShown(const std::string& decision_id, int position, int64_t ts_ms);
   // Fire and forget: a response joined to its impression.
   void LogOutcome(Outcome outcome);
+  // Erasure: removes every row about the customer from every table, after
+  // everything queued before it, then checkpoints and empties the WAL, so
+  // that with secure_delete on no byte of them stays in the files. *erased
+  // (kept alive by the caller until the future is ready) gets the counts.
+  std::future<Status> EraseCustomer(const std::string& customer_id, ErasedRows* erased);
   // Blocks until everything queued so far is committed.
   void Flush();
   // Number of queued writes not yet committed.
