@@ -33,6 +33,21 @@ void OnSignal(int sig) {
     g_stop.store(true);
 }
 
+// Customer ids in logs: hashed with the configured key (or a random one).
+tailor::Status ApplyLogPrivacy(const tailor::SecurityConfig& sec) {
+  tailor::log::SetPlainCustomerIds(sec.log_plain_customer_ids);
+  if (sec.log_key_file.empty()) return tailor::Status::Ok();
+  std::ifstream in(sec.log_key_file, std::ios::binary);
+  std::string key((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (!in.good() && !in.eof())
+    return tailor::Status::Error("security.log_key_file: cannot read " + sec.log_key_file);
+  if (key.size() < 16)
+    return tailor::Status::Error("security.log_key_file: " + sec.log_key_file +
+                                 " holds fewer than 16 bytes");
+  tailor::log::SetPseudonymKey(key);
+  return tailor::Status::Ok();
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -78,6 +93,10 @@ int main(int argc, char** argv) {
     cfg->plugin_dir = plugin_dir;
   }
   if (workers > 0) cfg->service.workers = workers;
+  if (tailor::Status s = ApplyLogPrivacy(cfg->service.security); !s.ok()) {
+    std::cerr << "tailord: " << s.message() << "\n";
+    return 2;
+  }
 
   // Signals only set a flag; the serving loop notices within one poll tick.
   struct sigaction sa {};
@@ -116,6 +135,7 @@ int main(int argc, char** argv) {
   tailor::log::Info("service", "serving requests on " + ep.requests + ", events on " + ep.events +
                                    ", outbound on " + ep.outbound + " (store " + cfg->store.path +
                                    ")");
+  tailor::log::Info("security", server.SecuritySummary());
   // Serving starts at once; the ready file may wait for background training.
   std::thread ready_writer([&] {
     if (ready_file.empty()) return;

@@ -17,6 +17,7 @@ void RegisterEval(CLI::App& app);      // tools/eval.cc: `tailor eval <what>`
 void RegisterRules(CLI::App& app);     // tools/rules.cc: `tailor rules check|test`
 void RegisterSimulate(CLI::App& app);  // tools/simulate.cc: `tailor simulate`
 void RegisterReport(CLI::App& app);    // tools/report.cc: `tailor report`
+void RegisterKeygen(CLI::App& app);    // tools/keygen.cc: `tailor keygen`
 
 // `tailor eval` subcommands, each in its own file, added to the `eval` app.
 void RegisterEvalRecs(CLI::App& eval);        // tools/eval_recs.cc

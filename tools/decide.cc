@@ -20,6 +20,7 @@ struct DecideArgs {
   int limit = 3;
   int timeout_ms = 5000;
   bool json_out = false;
+  ClientKeys keys;
 };
 
 void Print(const json& reply) {
@@ -74,7 +75,7 @@ void RunDecide(const DecideArgs& a) {
   if (!a.customer.empty()) req["customer"] = a.customer;
   json reply;
   if (!a.endpoint.empty()) {
-    Client client(a.endpoint, a.timeout_ms);
+    Client client(a.endpoint, a.timeout_ms, a.keys);
     auto r = client.Call(req.dump());
     if (!r) Fail("no reply from " + a.endpoint + " within " + std::to_string(a.timeout_ms) + " ms");
     reply = json::parse(*r, nullptr, false);
@@ -120,17 +121,20 @@ void RegisterDecide(CLI::App& app) {
   d->add_option("--context", args->context, "context JSON object")->capture_default_str();
   d->add_option("--timeout-ms", args->timeout_ms, "reply timeout")->capture_default_str();
   d->add_flag("--json", args->json_out, "print the raw reply");
+  AddKeyOptions(d, &args->keys);
   d->callback([args] { RunDecide(*args); });
 
   auto send_endpoint = std::make_shared<std::string>("tcp://127.0.0.1:5555");
   auto body = std::make_shared<std::string>();
+  auto keys = std::make_shared<ClientKeys>();
   CLI::App* s = app.add_subcommand(
       "send", "Send one JSON message to tailord's request socket and print the reply");
   s->add_option("message", *body, "the JSON message, e.g. '{\"v\":1,\"type\":\"health\"}'")
       ->required();
   s->add_option("--endpoint", *send_endpoint, "request endpoint")->capture_default_str();
-  s->callback([send_endpoint, body] {
-    Client client(*send_endpoint, 5000);
+  AddKeyOptions(s, keys.get());
+  s->callback([send_endpoint, body, keys] {
+    Client client(*send_endpoint, 5000, *keys);
     auto r = client.Call(*body);
     if (!r) Fail("no reply from " + *send_endpoint);
     json j = json::parse(*r, nullptr, false);

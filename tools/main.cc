@@ -15,6 +15,7 @@ int main(int argc, char** argv) {
   tailor::cli::RegisterRules(app);
   tailor::cli::RegisterSimulate(app);
   tailor::cli::RegisterReport(app);
+  tailor::cli::RegisterKeygen(app);
   CLI11_PARSE(app, argc, argv);
   return 0;
 }

@@ -13,6 +13,7 @@
 #define TAILOR_MSG_EVENT "event"
 #define TAILOR_MSG_EVENTS "events" /* a batch, acknowledged once all are stored */
 #define TAILOR_MSG_PROFILE_GET "profile.get"
+#define TAILOR_MSG_PROFILE_DELETE "profile.delete" /* erasure: admin only */
 #define TAILOR_MSG_HEALTH "health"
 #define TAILOR_MSG_STATS "stats"
 #define TAILOR_MSG_EXPLAIN "explain"
@@ -27,5 +28,6 @@
 #define TAILOR_ERR_UNAVAILABLE "unavailable"     /* shutting down, or events queue full; retry */
 #define TAILOR_ERR_NOT_FOUND "not_found"         /* e.g. unknown decision id */
 #define TAILOR_ERR_RELOAD_FAILED "reload_failed" /* old set keeps serving */
+#define TAILOR_ERR_FORBIDDEN "forbidden"         /* the client key's roles do not allow it */
 
 #endif /* TAILOR_MESSAGES_H */

@@ -387,6 +387,32 @@ std::optional<EngineConfig> LoadConfig(const std::string& path,
     f.Bool("inline_when_idle", &cfg.service.inline_when_idle);
     f.Done();
   }
+  if (YAML::Node s = top.Get("security")) {
+    Fields f(s, path, "security", errors);
+    SecurityConfig& sec = cfg.service.security;
+    if (YAML::Node c = f.Get("curve")) {
+      Fields cf(c, path, "security.curve", errors);
+      if (cf.Str("server_key", &sec.server_key, true))
+        sec.server_key = Resolve(base, sec.server_key);
+      if (cf.Str("clients", &sec.clients, true)) sec.clients = Resolve(base, sec.clients);
+      cf.Done();
+    }
+    f.Bool("insecure", &sec.insecure);
+    f.Integer("max_event_age_s", &sec.max_event_age_s, 0, int64_t{100} * 365 * 86400);
+    f.Integer("max_event_ahead_s", &sec.max_event_ahead_s, 0, int64_t{365} * 86400);
+    f.Bool("allow_replay", &sec.allow_replay);
+    std::string ids;
+    if (f.Str("log_customer_ids", &ids)) {
+      if (ids == "hashed" || ids == "plain")
+        sec.log_plain_customer_ids = ids == "plain";
+      else
+        f.Error(s["log_customer_ids"], "log_customer_ids",
+                "expected hashed or plain, got '" + ids + "'");
+    }
+    if (f.Str("log_key_file", &sec.log_key_file))
+      sec.log_key_file = Resolve(base, sec.log_key_file);
+    f.Done();
+  }
   if (YAML::Node s = top.Get("store")) {
     Fields f(s, path, "store", errors);
     f.Str("path", &cfg.store.path);

@@ -19,6 +19,25 @@
 
 namespace tailor {
 
+// tailor.yaml `security:` (README § Security).
+struct SecurityConfig {
+  // CURVE: both empty = off, and then every endpoint must be loopback (or
+  // ipc/inproc) unless `insecure` says otherwise.
+  std::string server_key;  // NAME.key from `tailor keygen` (resolved path)
+  std::string clients;     // client keys and roles (security/access.h); re-read on reload
+  bool insecure = false;   // allow non-loopback binds without CURVE
+  // Client events whose ts lies further from now are refused (replays),
+  // unless the sender holds the admin role or allow_replay is set.
+  int64_t max_event_age_s = 7 * 86400;
+  int64_t max_event_ahead_s = 300;
+  bool allow_replay = false;
+  // Customer ids in logs: a keyed hash unless plain (common/log.h); the key
+  // from this file, else random per start.
+  bool log_plain_customer_ids = false;
+  std::string log_key_file;
+  bool curve() const { return !server_key.empty(); }
+};
+
 struct ServiceConfig {
   std::string requests = "tcp://127.0.0.1:5555";  // ROUTER
   std::string events = "tcp://127.0.0.1:5556";    // PULL
@@ -28,6 +47,7 @@ struct ServiceConfig {
   // A lone request while every worker is idle is answered on the I/O thread:
   // two thread hand-offs fewer. Under load requests go to the workers.
   bool inline_when_idle = true;
+  SecurityConfig security;
 };
 
 struct StoreConfig {

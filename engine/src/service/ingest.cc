@@ -9,6 +9,7 @@
 #include "common/thread_priority.h"
 #include "common/time.h"
 #include "decision/engine.h"
+#include "service/gate.h"
 #include "service/protocol.h"
 #include "service/zmq_poll.h"
 #include "tailor/messages.h"
@@ -74,10 +75,11 @@ bool IngestLane::Submitter::Submit(std::unique_ptr<Job> job) {
 }
 
 IngestLane::IngestLane(Engine* engine, zmq::context_t* ctx, zmq::socket_t* pull,
-                       size_t max_message_bytes)
+                       const Gatekeeper* gate, size_t max_message_bytes)
     : engine_(engine),
       ctx_(ctx),
       pull_(pull),
+      gate_(gate),
       max_message_bytes_(max_message_bytes),
       jobs_(*ctx, zmq::socket_type::pull),
       replies_(*ctx, zmq::socket_type::push) {
@@ -132,6 +134,8 @@ void IngestLane::TakePull(std::vector<Event>* into, size_t max) {
     auto parsed = ParseRequest(body, max_message_bytes_, &id);
     if (auto* e = std::get_if<ApiError>(&parsed)) {
       err = *e;
+    } else if (auto refused = gate_->Admit(std::get<Request>(parsed), gate_->RolesOf(msg))) {
+      err = *refused;
     } else if (Request& req = std::get<Request>(parsed); req.type == Request::Type::kEvent) {
       into->push_back(std::move(req.event));
       continue;

@@ -23,6 +23,7 @@
 namespace tailor {
 
 class Engine;
+class Gatekeeper;
 
 class IngestLane {
  public:
@@ -53,8 +54,9 @@ class IngestLane {
   };
 
   // `pull` is the bound fire-and-forget socket; the lane's thread owns it
-  // from Start on.
-  IngestLane(Engine* engine, zmq::context_t* ctx, zmq::socket_t* pull, size_t max_message_bytes);
+  // from Start on. `gate` admits (or not) each message it receives.
+  IngestLane(Engine* engine, zmq::context_t* ctx, zmq::socket_t* pull, const Gatekeeper* gate,
+             size_t max_message_bytes);
   ~IngestLane();
 
   // Stores one job's events on the calling thread and returns its reply
@@ -75,6 +77,7 @@ class IngestLane {
   Engine* engine_;
   zmq::context_t* ctx_;
   zmq::socket_t* pull_;
+  const Gatekeeper* gate_;
   size_t max_message_bytes_;
   zmq::socket_t jobs_;     // PULL, bound inproc: the lane's thread reads it
   zmq::socket_t replies_;  // PUSH to kReplies

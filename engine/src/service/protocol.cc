@@ -379,6 +379,10 @@ std::variant<Request, ApiError> ParseRequest(std::string_view body, size_t max_b
     req.type = Request::Type::kProfileGet;
     f.Id("customer", &req.customer, true);
     f.NoOthers();
+  } else if (type == TAILOR_MSG_PROFILE_DELETE) {
+    req.type = Request::Type::kProfileDelete;
+    f.Id("customer", &req.customer, true);
+    f.NoOthers();
   } else if (type == TAILOR_MSG_EXPLAIN) {
     req.type = Request::Type::kExplain;
     f.Id("decision", &req.decision, true);
@@ -390,14 +394,37 @@ std::variant<Request, ApiError> ParseRequest(std::string_view body, size_t max_b
     req.type = type == TAILOR_MSG_HEALTH ? Request::Type::kHealth : Request::Type::kStats;
     f.NoOthers();
   } else {
-    return ApiError{
-        TAILOR_ERR_UNKNOWN_TYPE, "type",
-        "unknown message type '" + type +
-            "' (known: decide, event, events, profile.get, explain, rules.reload, health, "
-            "stats)"};
+    return ApiError{TAILOR_ERR_UNKNOWN_TYPE, "type",
+                    "unknown message type '" + type +
+                        "' (known: decide, event, events, profile.get, profile.delete, explain, "
+                        "rules.reload, health, stats)"};
   }
   if (f.error()) return *f.error();
   return req;
+}
+
+const char* RequestTypeName(Request::Type t) {
+  switch (t) {
+    case Request::Type::kDecide:
+      return TAILOR_MSG_DECIDE;
+    case Request::Type::kEvent:
+      return TAILOR_MSG_EVENT;
+    case Request::Type::kEvents:
+      return TAILOR_MSG_EVENTS;
+    case Request::Type::kProfileGet:
+      return TAILOR_MSG_PROFILE_GET;
+    case Request::Type::kProfileDelete:
+      return TAILOR_MSG_PROFILE_DELETE;
+    case Request::Type::kHealth:
+      return TAILOR_MSG_HEALTH;
+    case Request::Type::kStats:
+      return TAILOR_MSG_STATS;
+    case Request::Type::kExplain:
+      return TAILOR_MSG_EXPLAIN;
+    case Request::Type::kReload:
+      return TAILOR_MSG_RULES_RELOAD;
+  }
+  return "unknown";
 }
 
 std::string ErrorReply(const std::string& id, const ApiError& e) {

@@ -17,13 +17,23 @@
 namespace tailor {
 
 struct Request {
-  enum class Type { kDecide, kEvent, kEvents, kProfileGet, kHealth, kStats, kExplain, kReload };
+  enum class Type {
+    kDecide,
+    kEvent,
+    kEvents,
+    kProfileGet,
+    kProfileDelete,
+    kHealth,
+    kStats,
+    kExplain,
+    kReload
+  };
   Type type = Type::kHealth;
   std::string id;
   DecideRequest decide;       // kDecide
   Event event;                // kEvent
   std::vector<Event> events;  // kEvents
-  std::string customer;       // kProfileGet
+  std::string customer;       // kProfileGet, kProfileDelete
   std::string decision;       // kExplain
 };
 
@@ -40,6 +50,9 @@ std::variant<Request, ApiError> ParseRequest(std::string_view body, size_t max_b
 
 // Validates an event object (the body of an event message, from either socket).
 std::optional<ApiError> ParseEvent(const nlohmann::json& msg, Event* out);
+
+// The wire name of a request type ("profile.get").
+const char* RequestTypeName(Request::Type t);
 
 // {"v":1,"id":...,"error":{...}}
 std::string ErrorReply(const std::string& id, const ApiError& e);

@@ -10,6 +10,7 @@
 #include "common/log.h"
 #include "common/time.h"
 #include "decision/engine.h"
+#include "service/gate.h"
 #include "service/ingest.h"
 #include "service/protocol.h"
 #include "service/reply.h"
@@ -26,32 +27,13 @@ constexpr auto kPoll = std::chrono::milliseconds(50);
 // Shutdown: stop once nothing arrived for this long, or after the cap.
 constexpr int64_t kQuietMs = 200;
 constexpr int64_t kDrainCapMs = 5000;
+// A request is the ROUTER's identity frame, REQ's empty delimiter and the
+// body; anything longer is dropped unread.
+constexpr size_t kMaxFrames = 3;
 
 std::string Dump(const json& j) {
   // Plugin reasons are foreign bytes: replace invalid UTF-8 rather than throw.
   return j.dump(-1, ' ', false, json::error_handler_t::replace);
-}
-
-const char* TypeName(Request::Type t) {
-  switch (t) {
-    case Request::Type::kDecide:
-      return "decide";
-    case Request::Type::kEvent:
-      return "event";
-    case Request::Type::kEvents:
-      return "events";
-    case Request::Type::kProfileGet:
-      return "profile.get";
-    case Request::Type::kHealth:
-      return "health";
-    case Request::Type::kStats:
-      return "stats";
-    case Request::Type::kExplain:
-      return "explain";
-    case Request::Type::kReload:
-      return "rules.reload";
-  }
-  return "unknown";
 }
 
 void Poll(zmq::pollitem_t* items, size_t n) { PollQuietly(items, n, kPoll); }
@@ -62,6 +44,7 @@ struct Server::Impl {
   Engine* engine;
   ServiceConfig config;
   zmq::context_t ctx{1};
+  Gatekeeper gate;  // after ctx: its ZAP socket closes before ctx terminates
   zmq::socket_t frontend{ctx, zmq::socket_type::router};
   zmq::socket_t backend{ctx, zmq::socket_type::dealer};
   zmq::socket_t events{ctx, zmq::socket_type::pull};
@@ -70,12 +53,22 @@ struct Server::Impl {
   std::unique_ptr<IngestLane> lane;
   std::atomic<bool> workers_stop{false};
 
-  Impl(Engine* e, ServiceConfig c) : engine(e), config(std::move(c)) {}
+  Impl(Engine* e, ServiceConfig c) : engine(e), config(std::move(c)), gate(config.security) {}
+
+  // Offers, rules, journeys and the client keys; then models. Every error is
+  // returned, and on any error the old set keeps serving.
+  std::vector<std::string> ReloadAll(std::vector<std::string>* models) {
+    std::vector<std::string> errors = engine->Reload();
+    for (std::string& e : gate.Reload()) errors.push_back(std::move(e));
+    if (errors.empty()) *models = engine->ReloadModels();
+    return errors;
+  }
 
   // Reload offers, rules and journeys; the reply lists every error, and on
   // any error the old set keeps serving.
   std::string ReloadReply(const std::string& id) {
-    std::vector<std::string> errors = engine->Reload();
+    std::vector<std::string> models;
+    std::vector<std::string> errors = ReloadAll(&models);
     if (!errors.empty()) {
       engine->metrics().counters.Add(std::string("errors.") + TAILOR_ERR_RELOAD_FAILED);
       for (const auto& e : errors) log::Warn("reload", e);
@@ -85,12 +78,11 @@ struct Server::Impl {
                  {{"code", TAILOR_ERR_RELOAD_FAILED},
                   {"field", ""},
                   {"message", std::to_string(errors.size()) +
-                                  " error(s); the previous offers, rules and journeys keep "
-                                  "serving"},
+                                  " error(s); the previous offers, rules, journeys and client "
+                                  "keys keep serving"},
                   {"errors", errors}}}};
       return Dump(j);
     }
-    std::vector<std::string> models = engine->ReloadModels();
     auto snap = engine->snapshot();
     return Dump({{"v", TAILOR_SCHEMA_VERSION},
                  {"id", id},
@@ -107,7 +99,8 @@ struct Server::Impl {
   struct Origin {
     std::vector<zmq::message_t>* frames = nullptr;
     IngestLane::Submitter* lane = nullptr;
-    bool queued = false;  // out: handed to the lane, which answers it
+    uint8_t roles = kAllRoles;  // of the client key it came from (service/gate.h)
+    bool queued = false;        // out: handed to the lane, which answers it
   };
 
   // Events go to the ingest lane, which answers once they are stored; a full
@@ -139,8 +132,15 @@ struct Server::Impl {
       return ErrorReply(id, *err);
     }
     Request& req = std::get<Request>(parsed);
-    if (only_quick && req.type == Request::Type::kReload) return std::nullopt;
-    m.counters.Add(std::string("requests.") + TypeName(req.type));
+    if (auto refused = gate.Admit(req, from ? from->roles : kAllRoles)) {
+      m.counters.Add("errors." + refused->code);
+      return ErrorReply(id, *refused);
+    }
+    // Slow ones (models load, erasure checkpoints the store) go to a worker.
+    if (only_quick &&
+        (req.type == Request::Type::kReload || req.type == Request::Type::kProfileDelete))
+      return std::nullopt;
+    m.counters.Add(std::string("requests.") + RequestTypeName(req.type));
     try {
       switch (req.type) {
         case Request::Type::kDecide: {
@@ -171,6 +171,14 @@ struct Server::Impl {
           return Dump({{"v", TAILOR_SCHEMA_VERSION},
                        {"id", id},
                        {"profile", engine->ProfileJson(req.customer)}});
+        case Request::Type::kProfileDelete: {
+          auto out = engine->ForgetCustomer(req.customer);
+          if (auto* err = std::get_if<ApiError>(&out)) {
+            m.counters.Add("errors." + err->code);
+            return ErrorReply(id, *err);
+          }
+          return Dump({{"v", TAILOR_SCHEMA_VERSION}, {"id", id}, {"erased", std::get<json>(out)}});
+        }
         case Request::Type::kHealth:
           return Dump({{"v", TAILOR_SCHEMA_VERSION}, {"id", id}, {"health", engine->Health()}});
         case Request::Type::kStats:
@@ -206,10 +214,13 @@ struct Server::Impl {
       if (!(items[0].revents & ZMQ_POLLIN)) continue;
       frames.clear();
       if (!zmq::recv_multipart(sock, std::back_inserter(frames))) continue;
-      if (frames.size() < 2) continue;  // no routing envelope: nowhere to reply
-      // Envelope = every frame but the last (identity, and "" from REQ clients).
+      if (frames.size() < 3) continue;  // roles, envelope, body
+      // The I/O thread put the sender's roles first; the envelope is every
+      // other frame but the last (identity, and "" from REQ clients).
+      const uint8_t roles = *static_cast<const uint8_t*>(frames.front().data());
+      frames.erase(frames.begin());
       zmq::message_t& body = frames.back();
-      Origin from{&frames, &lane_in};
+      Origin from{&frames, &lane_in, roles};
       std::optional<std::string> reply = Handle(
           std::string_view(static_cast<const char*>(body.data()), body.size()), false, &from);
       // An empty body tells the I/O thread the lane answers this one.
@@ -229,7 +240,13 @@ Status Server::Bind() {
   // Protects memory from a huge frame; frames between the soft limit and this
   // cap are received and answered with too_large.
   const int64_t hard_cap = static_cast<int64_t>(s.config.max_message_bytes) * 16;
+  if (Status st = s.gate.Start(&s.ctx, {s.config.requests, s.config.events, s.config.outbound});
+      !st.ok())
+    return st;
   try {
+    s.gate.Secure(&s.frontend, "requests");
+    s.gate.Secure(&s.events, "events");
+    s.gate.Secure(&s.outbound, "outbound");
     s.frontend.set(zmq::sockopt::maxmsgsize, hard_cap);
     s.frontend.set(zmq::sockopt::linger, 2000);
     s.frontend.set(zmq::sockopt::router_mandatory, 0);
@@ -245,12 +262,15 @@ Status Server::Bind() {
     s.backend.bind(kBackend);
     s.ingest_replies.set(zmq::sockopt::linger, 0);
     s.ingest_replies.bind(IngestLane::kReplies);
-    s.lane = std::make_unique<IngestLane>(s.engine, &s.ctx, &s.events, s.config.max_message_bytes);
+    s.lane = std::make_unique<IngestLane>(s.engine, &s.ctx, &s.events, &s.gate,
+                                          s.config.max_message_bytes);
   } catch (const zmq::error_t& e) {
     return Status::Error(std::string("cannot bind: ") + e.what());
   }
   return Status::Ok();
 }
+
+std::string Server::SecuritySummary() const { return impl_->gate.Describe(); }
 
 std::string Server::Handle(std::string_view body) { return *impl_->Handle(body); }
 
@@ -278,19 +298,27 @@ void Server::Run(const std::atomic<bool>* stop, std::atomic<bool>* reload) {
       // request while no worker is busy is answered here instead: that saves
       // the two inproc wake-ups that dominate a light request's round trip.
       auto recv = [&](std::vector<zmq::message_t>* into) {
-        into->clear();
-        return zmq::recv_multipart(s.frontend, std::back_inserter(*into), zmq::recv_flags::dontwait)
-            .has_value();
+        for (;;) {
+          into->clear();
+          if (!zmq::recv_multipart(s.frontend, std::back_inserter(*into),
+                                   zmq::recv_flags::dontwait))
+            return false;
+          if (into->size() <= kMaxFrames) return true;
+          // No client of ours sends this; there is no sure way to answer it.
+          s.engine->metrics().counters.Add("requests.too_many_frames");
+        }
       };
       auto forward = [&](std::vector<zmq::message_t>* msg) {
         ++in_flight;
+        const uint8_t roles = s.gate.RolesOf(msg->back());
+        msg->insert(msg->begin(), zmq::message_t(&roles, 1));
         s.engine->metrics().counters.Add("service.to_workers");
         zmq::send_multipart(s.backend, *msg);
       };
       if (recv(&frames)) {
         last_request = now_ms();
         std::optional<std::string> reply;
-        Impl::Origin from{&frames, &lane_in};
+        Impl::Origin from{&frames, &lane_in, s.gate.RolesOf(frames.back())};
         if (!recv(&next) && s.config.inline_when_idle && in_flight == 0 && frames.size() >= 2)
           reply = s.Handle(std::string_view(static_cast<const char*>(frames.back().data()),
                                             frames.back().size()),
@@ -342,13 +370,12 @@ void Server::Run(const std::atomic<bool>* stop, std::atomic<bool>* reload) {
     }
     if (reload && reload->exchange(false)) {
       // SIGHUP: same path as the rules.reload message, answered in the log.
-      std::vector<std::string> errors = s.engine->Reload();
+      std::vector<std::string> models;  // ReloadModels logs what it loaded
+      std::vector<std::string> errors = s.ReloadAll(&models);
       for (const auto& e : errors) log::Warn("reload", e);
       if (!errors.empty())
         log::Error("reload",
                    std::to_string(errors.size()) + " error(s); the previous set keeps serving");
-      else
-        s.engine->ReloadModels();  // logs what it loaded
     }
     if (stop->load()) {
       int64_t now = now_ms();

@@ -32,6 +32,8 @@ class Server {
   // Binds all sockets; "tcp://127.0.0.1:*" picks a free port.
   Status Bind();
   const Endpoints& endpoints() const { return endpoints_; }
+  // Who may connect, for the start-up log (service/gate.h).
+  std::string SecuritySummary() const;
 
   // Serves until *stop becomes true, then drains: answers every request
   // already received or still arriving within a short quiet period, stores
