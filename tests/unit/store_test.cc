@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <set>
 #include <thread>
 
 #include "store/migrations.h"
@@ -174,6 +175,30 @@ TEST(Store, DecisionLogIsAppendOnly) {
   EXPECT_NE(std::string(msg).find("append-only"), std::string::npos);
   sqlite3_free(msg);
   sqlite3_close(db);
+}
+
+TEST(Store, ModelsTrainOnlyOnCustomersWhoAllowIt) {
+  TempDir dir;
+  auto s = OpenStore(dir.file("t.db"));
+  for (const auto& [id, consent] : std::vector<std::pair<std::string, std::string>>{
+           {"yes", "{}"},
+           {"noperso", R"({"personalization":false})"},
+           {"noprof", R"({"profiling":false,"email":true})"},
+           {"garbled", "not json"},
+           {"stated", R"({"personalization":true,"profiling":true})"}}) {
+    Customer c;
+    c.id = id;
+    c.consent_json = consent;
+    ASSERT_TRUE(s->UpsertCustomer(c).ok());
+    ASSERT_TRUE(s->AppendEvent(MakeEvent(id, "view", "i1", 5)).get().ok());
+  }
+  ASSERT_TRUE(s->AppendEvent(MakeEvent("new", "view", "i1", 6)).get().ok());
+  std::set<std::string> all, learnable;
+  s->ForEachEvent(0, [&](const Event& e) { return all.insert(e.customer_id), true; });
+  s->ForEachEvent(
+      0, [&](const Event& e) { return learnable.insert(e.customer_id), true; }, true);
+  EXPECT_EQ(all.size(), 6u);
+  EXPECT_EQ(learnable, (std::set<std::string>{"yes", "garbled", "stated", "new"}));
 }
 
 TEST(Store, QueuedLogsAreBoundedAndAllLand) {

@@ -12,6 +12,7 @@
 #include "decision/shadow.h"
 #include "decision/stages.h"
 #include "decision/trace.h"
+#include "model/consent.h"
 #include "tailor/messages.h"
 
 namespace tailor {
@@ -361,7 +362,9 @@ std::variant<Decision, ApiError> Engine::Decide(const DecideRequest& req, Decide
   bool personalised = false;
   if (!req.customer.empty()) {
     profile = GetProfile(req.customer);
-    personalised = profile->known && AllowsPersonalisation(profile->customer);
+    // Consent to personalisation, and to this channel (README § Consent).
+    const Consent consent = ParseConsent(profile->customer.consent_json);
+    personalised = profile->known && consent.personalization && consent.channel(req.channel);
   }
   // The holdout and the popularity and random controls get what an anonymous
   // visitor gets; their impressions are still recorded (they consented).
@@ -660,8 +663,20 @@ std::string Engine::ChatIntent(const Event& e) {
   return {};
 }
 
-void Engine::AfterDurable(const Event& e, bool cached) {
+bool Engine::LearnsFrom(const std::string& customer_id) {
+  if (auto p = cache_.Get(customer_id)) return ParseConsent(p->customer.consent_json).learning();
+  if (auto c = store_->GetCustomer(customer_id)) return ParseConsent(c->consent_json).learning();
+  return true;  // new: no consent stated yet
+}
+
+void Engine::AfterDurable(const Event& e, bool cached, bool learn) {
   if (!cached) cache_.ApplyEvent(e, config_.store.recent_events);
+  metrics_->counters.Add("events." + e.type);
+  // Stored as the business's record, and used for nothing else.
+  if (!learn) {
+    metrics_->counters.Add("consent.events_not_learned");
+    return;
+  }
   if (journey_rt_) {
     auto snap = snapshot_.load();
     if (snap->journeys && !snap->journeys->empty()) {
@@ -685,7 +700,6 @@ void Engine::AfterDurable(const Event& e, bool cached) {
       log::Warn("plugin:" + p->name(), st.message());
     }
   }
-  metrics_->counters.Add("events." + e.type);
 }
 
 Status Engine::IngestEvent(Event event) {
@@ -716,8 +730,9 @@ std::vector<Status> Engine::ApplyEvents(std::unique_ptr<QueuedEvents> q) {
     Status st = q->stored[i].get();
     if (st.ok()) {
       e.seq = q->seqs[i];
-      AfterDurable(e);
-      feedback_->Observe(e);
+      const bool learn = LearnsFrom(e.customer_id);
+      AfterDurable(e, /*cached=*/false, learn);
+      if (learn) feedback_->Observe(e);
     } else {
       metrics_->counters.Add("events.failed");
       log::Error("events",

@@ -139,7 +139,11 @@ class Engine {
   void Record(const DecideRequest& req, int64_t now_ms, const Decision& d, std::string trace,
               std::vector<ShadowPick> shadow_picks = {});
   // cached: the profile cache has the event already (impressions on_decide).
-  void AfterDurable(const Event& e, bool cached = false);
+  // learn: the customer's consent lets their events feed plugins, journeys
+  // and response models (LearnsFrom); otherwise the event only updates the
+  // cached profile and the counters.
+  void AfterDurable(const Event& e, bool cached = false, bool learn = true);
+  bool LearnsFrom(const std::string& customer_id);
   // The record stage's impressions to the feedback loop; on_decide also
   // applies their impression events to the profile cache.
   void RecordImpressions(const PlacementConfig& placement, const Decision& d);

@@ -5,6 +5,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "model/consent.h"
+
 namespace tailor {
 namespace {
 
@@ -58,10 +60,7 @@ std::optional<double> AgeOf(const json& attrs) {
 }  // namespace
 
 bool AllowsPersonalisation(const Customer& customer) {
-  json consent = json::parse(customer.consent_json, nullptr, false);
-  if (!consent.is_object()) return true;
-  auto it = consent.find("personalization");
-  return it == consent.end() || !it->is_boolean() || it->get<bool>();
+  return ParseConsent(customer.consent_json).personalization;
 }
 
 SensitiveGate::SensitiveGate(SensitiveConfig config, const std::vector<Offer>& offers,

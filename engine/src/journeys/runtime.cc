@@ -13,6 +13,7 @@
 
 #include "common/log.h"
 #include "common/time.h"
+#include "model/consent.h"
 #include "store/sqlite.h"
 
 namespace tailor {
@@ -655,7 +656,7 @@ std::vector<std::string> JourneyRuntime::TakeDue(const Journeys& journeys, int64
     std::string customer, journey, step;
     int64_t due;
     nlohmann::json payload;
-    std::optional<bool> consent;     // the customer's consent for the channel, if stated
+    std::string no_consent;          // why the customer's consent refuses this step, if it does
     std::optional<Customer> stored;  // the customer's row, for the gate; none when unknown
   };
   std::vector<Row> rows;
@@ -673,7 +674,7 @@ std::vector<std::string> JourneyRuntime::TakeDue(const Journeys& journeys, int64
       q.Int(1, now).Int(2, static_cast<int64_t>(max));
       while (q.Step() == SQLITE_ROW) {
         rows.push_back(Row{q.ColInt(0), q.Col(1), q.Col(2), q.Col(3), q.ColInt(4),
-                           nlohmann::json::parse(q.Col(5), nullptr, false), std::nullopt,
+                           nlohmann::json::parse(q.Col(5), nullptr, false), std::string(),
                            std::nullopt});
       }
     }
@@ -685,11 +686,16 @@ std::vector<std::string> JourneyRuntime::TakeDue(const Journeys& journeys, int64
       q.Text(1, r.customer);
       if (q.Step() != SQLITE_ROW) continue;
       r.stored = Customer{r.customer, q.Col(1), q.Col(0), 0, 0};
-      auto consent = nlohmann::json::parse(q.Col(0), nullptr, false);
-      std::string channel = r.payload.value("channel", "");
-      if (consent.is_object())
-        if (auto it = consent.find(channel); it != consent.end() && it->is_boolean())
-          r.consent = it->get<bool>();
+      // A journey step is contact driven by behaviour: it needs consent to
+      // personalisation, to profiling and to the step's channel.
+      const Consent consent = ParseConsent(q.Col(0));
+      const std::string channel = r.payload.value("channel", "");
+      if (!consent.personalization)
+        r.no_consent = "no consent for personalization";
+      else if (!consent.profiling)
+        r.no_consent = "no consent for profiling";
+      else if (!consent.channel(channel))
+        r.no_consent = "no consent for " + channel;
     }
     impl_->ReleaseReader(db);
   }
@@ -766,8 +772,8 @@ std::vector<std::string> JourneyRuntime::TakeDue(const Journeys& journeys, int64
         finish("customer left the journey");
       } else if (r.payload.value("requires_stage", false) && !same_visit) {
         finish("customer left stage " + stage);
-      } else if (r.consent == false) {
-        finish("no consent for " + channel);
+      } else if (!r.no_consent.empty()) {
+        finish(r.no_consent);
       } else if (std::string refused =
                      gate ? gate(r.stored ? &*r.stored : nullptr, offer) : std::string();
                  !refused.empty()) {

@@ -64,11 +64,15 @@ int64_t HostForEachEvent(tailor_host* host, int64_t since_ms, tailor_event_cb cb
                          void* user) noexcept try {
   if (!host || !cb) return -1;
   if (!host->store) return 0;
-  return host->store->ForEachEvent(since_ms, [&](const Event& e) {
-    tailor_event_view v = ViewOf(e);
-    cb(user, &v);
-    return true;
-  });
+  // Models train only on customers who allow it (README § Consent).
+  return host->store->ForEachEvent(
+      since_ms,
+      [&](const Event& e) {
+        tailor_event_view v = ViewOf(e);
+        cb(user, &v);
+        return true;
+      },
+      /*learnable_only=*/true);
 } catch (...) {
   return -1;
 }

@@ -916,11 +916,19 @@ std::map<std::string, double> Store::Truth(const std::string& customer_id) {
   return out;
 }
 
-int64_t Store::ForEachEvent(int64_t since_ms, const std::function<bool(const Event&)>& fn) {
+int64_t Store::ForEachEvent(int64_t since_ms, const std::function<bool(const Event&)>& fn,
+                            bool learnable_only) {
   Impl::Reader r(impl_.get());
   if (!r.db()) return -1;
+  // Learnable: the customer has not said personalization or profiling false
+  // (model/consent.h; unreadable consent counts as not said).
   std::string sql =
-      std::string("SELECT ") + kEventColumns + " FROM events WHERE ts_ms >= ? ORDER BY seq";
+      std::string("SELECT ") + kEventColumns + " FROM events WHERE ts_ms >= ? " +
+      (learnable_only ? "AND customer_id NOT IN (SELECT id FROM customers WHERE "
+                        "json_valid(consent) AND (json_extract(consent, '$.personalization') "
+                        "IS 0 OR json_extract(consent, '$.profiling') IS 0)) "
+                      : "") +
+      "ORDER BY seq";
   Stmt st(r.db(), sql.c_str());
   if (!st.ok()) return -1;
   st.Int(1, since_ms);

@@ -245,7 +245,10 @@ class Store {
   std::map<std::string, double> Truth(const std::string& customer_id);
   // Visits events with ts_ms >= since_ms in insertion order; fn returns false to
   // stop. Returns how many were visited, or -1 on error.
-  int64_t ForEachEvent(int64_t since_ms, const std::function<bool(const Event&)>& fn);
+  // learnable_only: only events of customers whose consent allows learning
+  // from them (what plugins train on).
+  int64_t ForEachEvent(int64_t since_ms, const std::function<bool(const Event&)>& fn,
+                       bool learnable_only = false);
   // --- Feedback reads (feedback/attribution.h) ------------------------------
   // A decision's impressions (shown or waiting for the app), by position.
   std::vector<Impression> ImpressionsOf(const std::string& decision_id);
