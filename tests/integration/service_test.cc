@@ -563,6 +563,25 @@ TEST_F(Service, LoneRequestsAreAnsweredInlineAndBurstsByTheWorkers) {
   EXPECT_GE(st["stats"]["counters"].value("service.to_workers", 0), 1) << st.dump();
 }
 
+TEST_F(Service, HealthIsDegradedWhileAPluginHasFailed) {
+  std::string config = dir_.file("tailor.yaml");
+  WriteFile(config, std::string("plugins:\n") + ShippedPluginYaml("popularity") +
+                        FixturePluginYaml("create_fails") +
+                        "placements:\n  home: {kind: offers}\noffers: offers.yaml\n");
+  WriteFile(dir_.file("offers.yaml"), "offers:\n  - {id: o1, promotes: {category: phones}}\n");
+  auto d = Start({}, config);
+  ASSERT_TRUE(d->running());
+  Client c(d->requests());
+  json h = c.Call({{"v", 1}, {"type", "health"}, {"id", "h"}})["health"];
+  EXPECT_EQ(h["status"], "degraded") << h.dump();
+  ASSERT_EQ(h["problems"].size(), 1u) << h.dump();
+  EXPECT_NE(h["problems"][0].get<std::string>().find("plugin create_fails failed"),
+            std::string::npos)
+      << h.dump();
+  // Still serving, with the plugins that loaded.
+  EXPECT_FALSE(c.Call(Decide("r", "c1")).contains("error"));
+}
+
 TEST_F(Service, InlineHandlingCanBeTurnedOff) {
   std::string config = dir_.file("tailor.yaml");
   WriteFile(config, std::string(R"(

@@ -201,6 +201,26 @@ TEST(Store, ModelsTrainOnlyOnCustomersWhoAllowIt) {
   EXPECT_EQ(learnable, (std::set<std::string>{"yes", "garbled", "stated", "new"}));
 }
 
+TEST(Store, WriterReportsFailuresUntilAWriteSucceeds) {
+  TempDir dir;
+  auto s = OpenStore(dir.file("t.db"));
+  EXPECT_FALSE(s->Writer().failing);
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(dir.file("t.db").c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db,
+                         "CREATE TRIGGER refuse BEFORE INSERT ON events WHEN "
+                         "NEW.customer_id='bad' BEGIN SELECT RAISE(ABORT, 'refused'); END",
+                         nullptr, nullptr, nullptr),
+            SQLITE_OK);
+  sqlite3_close(db);
+  EXPECT_FALSE(s->AppendEvent(MakeEvent("bad", "view", "i1", 5)).get().ok());
+  Store::WriterState w = s->Writer();
+  EXPECT_TRUE(w.failing);
+  EXPECT_NE(w.last_error.find("refused"), std::string::npos) << w.last_error;
+  ASSERT_TRUE(s->AppendEvent(MakeEvent("good", "view", "i1", 6)).get().ok());
+  EXPECT_FALSE(s->Writer().failing) << "a later good batch clears it";
+}
+
 TEST(Store, QueuedLogsAreBoundedAndAllLand) {
   TempDir dir;
   std::string err;

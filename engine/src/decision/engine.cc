@@ -827,7 +827,18 @@ json Engine::Health() const {
     plugins[f.name] = {{"status", "failed"}, {"error", f.error}};
   auto snap = snapshot_.load();
   const Catalog* cat = snap->catalog.get();
-  return {{"status", "ok"},
+  // Degraded, with every reason: a plugin that failed to load, a store that
+  // cannot write, a writer far behind.
+  json problems = json::array();
+  for (const auto& f : plugins_->failures())
+    problems.push_back("plugin " + f.name + " failed: " + f.error);
+  const Store::WriterState w = store_->Writer();
+  if (!store_->writable()) problems.push_back("store opened read-only");
+  if (w.failing) problems.push_back("store writes failing: " + w.last_error);
+  if (w.capacity && w.pending > w.capacity / 2)
+    problems.push_back("store writer behind: " + std::to_string(w.pending) + " writes queued");
+  return {{"status", problems.empty() ? "ok" : "degraded"},
+          {"problems", std::move(problems)},
           {"snapshot", snap->version},
           {"rules", snap->rules ? snap->rules->rules().size() : 0},
           {"uptime_s", (now_ms() - started_ms_) / 1000},

@@ -242,9 +242,12 @@ struct Store::Impl {
   std::mutex queue_mu;
   std::condition_variable queue_cv;
   std::deque<WriteOp> queue;
-  size_t in_batch = 0;               // ops taken off the queue but not yet committed
-  size_t waited_on = 0;              // queued urgent events and flushes: a caller waits on each
-  size_t max_queued = 0;             // high-water mark of queue.size()
+  size_t in_batch = 0;     // ops taken off the queue but not yet committed
+  size_t waited_on = 0;    // queued urgent events and flushes: a caller waits on each
+  size_t max_queued = 0;   // high-water mark of queue.size()
+  std::string last_error;  // guarded by queue_mu, like the two below
+  int64_t last_error_ms = 0;
+  bool failing = false;              // the last batch did not write everything
   std::condition_variable space_cv;  // logs wait here while the queue is full
   bool stopping = false;
   std::thread writer;
@@ -405,6 +408,18 @@ struct Store::Impl {
       // Erasure: the WAL still holds the rows as first written; copy the
       // zeroed pages into the database and empty it.
       if (tx.ok() && checkpoint) tx = Exec(writer_db, "PRAGMA wal_checkpoint(TRUNCATE)");
+      Status first_failure = tx;
+      for (const Status& r : results)
+        if (first_failure.ok() && !r.ok()) first_failure = r;
+      {
+        // Before any caller hears back, so `health` agrees with what it heard.
+        std::lock_guard lock(queue_mu);
+        failing = !first_failure.ok();
+        if (failing) {
+          last_error = first_failure.message();
+          last_error_ms = now_ms();
+        }
+      }
       for (size_t i = 0; i < batch.size(); ++i) {
         WriteOp& op = batch[i];
         if (op.kind == WriteOp::Kind::kDecision || op.kind == WriteOp::Kind::kImpressions ||
@@ -654,6 +669,17 @@ bool Store::writable() const { return impl_->writer.joinable(); }
 size_t Store::MaxQueuedWrites() const {
   std::lock_guard lock(impl_->queue_mu);
   return impl_->max_queued;
+}
+
+Store::WriterState Store::Writer() const {
+  std::lock_guard lock(impl_->queue_mu);
+  WriterState w;
+  w.pending = impl_->queue.size() + impl_->in_batch;
+  w.capacity = impl_->options.max_queued_logs;
+  w.last_error = impl_->last_error;
+  w.last_error_ms = impl_->last_error_ms;
+  w.failing = impl_->failing;
+  return w;
 }
 
 size_t Store::PendingWrites() const {

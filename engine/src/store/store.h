@@ -198,6 +198,16 @@ class Store {
   void Flush();
   // Number of queued writes not yet committed.
   size_t PendingWrites() const;
+  // How the writer fares, for `health`: whether its last batch failed (the
+  // transaction, or a write in it), and the last failure.
+  struct WriterState {
+    size_t pending = 0;
+    size_t capacity = 0;  // Options::max_queued_logs
+    bool failing = false;
+    std::string last_error;
+    int64_t last_error_ms = 0;
+  };
+  WriterState Writer() const;
   // The most writes ever queued at once (for tests of the bound).
   size_t MaxQueuedWrites() const;
   // Whether the writer thread runs (false: opened read-only or for bulk load;
