@@ -111,6 +111,7 @@ int main(int argc, char** argv) {
   tailor::Store::Options so;
   so.path = cfg->store.path;
   so.synchronous_full = cfg->store.synchronous_full;
+  so.retention = cfg->store.retention;
   auto st = tailor::Store::Open(so, &err);
   if (!st) {
     std::cerr << "tailord: " << err << "\n";

@@ -10,6 +10,7 @@
 #include <sstream>
 #include <thread>
 
+#include "common/time.h"
 #include "store/store.h"
 #include "support/tailord.h"
 #include "support/temp_dir.h"
@@ -124,6 +125,48 @@ TEST(Privacy, ProfileDeleteLeavesNoTraceInTheStoreFilesOrTheLog) {
   EXPECT_EQ(log.find(kId), std::string::npos) << log;
   EXPECT_EQ(log.find(kChat), std::string::npos) << log;
   EXPECT_EQ(StoreBytes(store).find(kId), std::string::npos) << "back after shutdown";
+}
+
+TEST(Privacy, RetentionRunsInTheBackground) {
+  TempDir dir;
+  const std::string store = dir.file("tailor.db");
+  MakeSmallWorld(store);
+  {
+    std::string err;
+    Store::Options o;
+    o.path = store;
+    o.start_writer = false;
+    auto s = Store::Open(o, &err);
+    ASSERT_NE(s, nullptr) << err;
+    auto bulk = s->BeginBulk(&err);
+    ASSERT_NE(bulk, nullptr) << err;
+    for (int i = 0; i < 3; ++i) {
+      Event e;
+      e.customer_id = "c1";
+      e.type = "view";
+      e.item_id = "i2";
+      e.ts_ms = now_ms() - int64_t{100} * 86'400'000 - i;
+      ASSERT_TRUE(bulk->Event(e).ok());
+    }
+    ASSERT_TRUE(bulk->Commit().ok());
+  }
+  WriteFile(dir.file("offers.yaml"), "offers:\n  - {id: o1, promotes: {category: phones}}\n");
+  WriteFile(dir.file("tailor.yaml"),
+            "store:\n  retention: {events: 30, chat_text: 7}\nplugins:\n" +
+                ShippedPluginYaml("popularity") +
+                "placements:\n  home: {kind: offers}\noffers: offers.yaml\n");
+  Tailord d({dir.file("tailor.yaml"), store, {}});
+  ASSERT_TRUE(d.running()) << d.Log();
+  Client c(d.requests());
+  json retention;
+  for (int i = 0; i < 500; ++i) {  // the writer runs a pass as soon as it starts
+    retention = c.Call(Msg("stats", json::object()))["stats"]["store"]["retention"];
+    if (!retention["last_run"].is_null()) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_EQ(retention["removed"]["events"], 3) << retention.dump();
+  EXPECT_EQ(retention["days"]["events"], 30) << retention.dump();
+  EXPECT_EQ(EventsOf(store, "c1"), 5) << "the small world's own events are hours old";
 }
 
 }  // namespace

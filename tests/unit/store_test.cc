@@ -8,6 +8,7 @@
 #include <set>
 #include <thread>
 
+#include "common/time.h"
 #include "store/migrations.h"
 #include "support/temp_dir.h"
 
@@ -219,6 +220,58 @@ TEST(Store, WriterReportsFailuresUntilAWriteSucceeds) {
   EXPECT_NE(w.last_error.find("refused"), std::string::npos) << w.last_error;
   ASSERT_TRUE(s->AppendEvent(MakeEvent("good", "view", "i1", 6)).get().ok());
   EXPECT_FALSE(s->Writer().failing) << "a later good batch clears it";
+}
+
+TEST(Store, RetentionRemovesWhatIsOlderThanEachPeriod) {
+  TempDir dir;
+  std::string err;
+  Store::Options o;
+  o.path = dir.file("t.db");
+  o.retention = {/*events*/ 30, /*decisions*/ 10, /*traces*/ 5, /*chat_text*/ 2};
+  auto s = Store::Open(o, &err);
+  ASSERT_NE(s, nullptr) << err;
+  const int64_t day = 86'400'000, now = now_ms();
+  ASSERT_TRUE(s->AppendEvent(MakeEvent("c1", "view", "i1", now - 40 * day)).get().ok());
+  ASSERT_TRUE(s->AppendEvent(MakeEvent("c1", "view", "i2", now - 20 * day)).get().ok());
+  for (int64_t age : {3, 1}) {
+    Event chat = MakeEvent("c1", "chat", "", now - age * day);
+    chat.text = "chat " + std::to_string(age);
+    ASSERT_TRUE(s->AppendEvent(chat).get().ok());
+  }
+  for (int64_t age : {15, 7, 1}) {
+    DecisionRecord d{"d" + std::to_string(age), "c1", "web", "home", now - age * day, "{}", "{}"};
+    d.trace_json = "{\"kept\":true}";
+    s->LogDecision(d);
+    Impression m;
+    m.decision_id = d.id;
+    m.customer_id = "c1";
+    m.position = 1;
+    m.ts_ms = d.ts_ms;
+    s->LogImpressions({m});
+  }
+  s->Flush();
+  ASSERT_TRUE(s->EnforceRetention().get().ok());
+
+  std::vector<Event> left;
+  s->ForEachEvent(0, [&](const Event& e) { return left.push_back(e), true; });
+  ASSERT_EQ(left.size(), 3u) << "the 40-day-old event stays";
+  EXPECT_EQ(left[0].item_id, "i2");
+  EXPECT_EQ(left[1].type, "chat");
+  EXPECT_EQ(left[1].text, "") << "a 3-day-old chat lost its text";
+  EXPECT_EQ(left[2].text, "chat 1");
+  EXPECT_FALSE(s->GetDecision("d15").has_value());
+  EXPECT_TRUE(s->ImpressionsOf("d15").empty());
+  ASSERT_TRUE(s->GetDecision("d7").has_value());
+  EXPECT_EQ(s->GetDecision("d7")->trace_json, "{}");
+  EXPECT_EQ(s->GetDecision("d1")->trace_json, "{\"kept\":true}");
+  EXPECT_EQ(s->ImpressionsOf("d7").size(), 1u);
+  RetentionCounts n = s->Retained();
+  EXPECT_EQ(n.events, 1);
+  EXPECT_EQ(n.decisions, 1);
+  EXPECT_EQ(n.impressions, 1);
+  EXPECT_EQ(n.traces, 1);
+  EXPECT_EQ(n.chat_texts, 1);
+  EXPECT_GT(n.last_run_ms, 0);
 }
 
 TEST(Store, QueuedLogsAreBoundedAndAllLand) {

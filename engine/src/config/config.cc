@@ -426,6 +426,15 @@ std::optional<EngineConfig> LoadConfig(const std::string& path,
     f.Integer("profile_cache", &cfg.store.profile_cache, 0, 100000000);
     f.Integer("recent_events", &cfg.store.recent_events, 0, 10000);
     f.Integer("history_days", &cfg.store.history_days, 1, 36500);
+    if (YAML::Node r = f.Get("retention")) {
+      Fields rf(r, path, "store.retention", errors);
+      Retention& ret = cfg.store.retention;
+      rf.Integer("events", &ret.events_days, 0, 36500);
+      rf.Integer("decisions", &ret.decisions_days, 0, 36500);
+      rf.Integer("traces", &ret.traces_days, 0, 36500);
+      rf.Integer("chat_text", &ret.chat_text_days, 0, 36500);
+      rf.Done();
+    }
     f.Done();
   }
   std::string plugin_dir;

@@ -16,6 +16,7 @@
 #include "model/types.h"
 #include "plugin_host/host.h"
 #include "rules/rules.h"
+#include "store/retention.h"
 
 namespace tailor {
 
@@ -59,6 +60,7 @@ struct StoreConfig {
   // type x offer/item id), counted back from the earlier of now and the
   // customer's newest event. Windows reaching further see only these.
   size_t history_days = 400;
+  Retention retention;  // store.retention; nothing expires by default
 };
 
 // The engine's gate for sensitive offers and items (decision/sensitive_gate.h):

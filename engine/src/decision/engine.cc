@@ -850,6 +850,24 @@ json Engine::Health() const {
           {"plugins", std::move(plugins)}};
 }
 
+json Engine::RetentionJson() const {
+  const RetentionCounts r = store_->Retained();
+  const Retention& days = config_.store.retention;
+  return {{"days",
+           {{"events", days.events_days},
+            {"decisions", days.decisions_days},
+            {"traces", days.traces_days},
+            {"chat_text", days.chat_text_days}}},
+          {"removed",
+           {{"events", r.events},
+            {"decisions", r.decisions},
+            {"impressions", r.impressions},
+            {"outcomes", r.outcomes},
+            {"traces", r.traces},
+            {"chat_texts", r.chat_texts}}},
+          {"last_run", r.last_run_ms ? json(format_iso8601_ms(r.last_run_ms)) : json(nullptr)}};
+}
+
 json Engine::Stats() const {
   json counters = json::object();
   json requests = json::object(), errors = json::object(), plugin_errors = json::object(),
@@ -924,7 +942,7 @@ json Engine::Stats() const {
            {{"decide", hist(metrics_->decide_us)},
             {"event", hist(metrics_->event_us)},
             {"stages", std::move(stages)}}},
-          {"store", {{"pending_writes", store_->PendingWrites()}}},
+          {"store", {{"pending_writes", store_->PendingWrites()}, {"retention", RetentionJson()}}},
           {"feedback", feedback_->CountsJson()},
           {"pricing", pricer_->StatsJson()}};
 }

@@ -144,6 +144,7 @@ class Engine {
   // cached profile and the counters.
   void AfterDurable(const Event& e, bool cached = false, bool learn = true);
   bool LearnsFrom(const std::string& customer_id);
+  nlohmann::json RetentionJson() const;  // stats.store.retention
   // The record stage's impressions to the feedback loop; on_decide also
   // applies their impression events to the profile cache.
   void RecordImpressions(const PlacementConfig& placement, const Decision& d);

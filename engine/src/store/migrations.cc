@@ -185,12 +185,22 @@ CREATE TABLE shadow_picks (
 ) WITHOUT ROWID;
 CREATE INDEX decisions_by_mode ON decisions(mode, ts_ms);
 )sql"},
-      {8, "append-only decision log", R"sql(
+      {8, "append-only decision log; retention may drop traces and chat text", R"sql(
 -- The decision log is an audit record: a repeated id is refused, never
--- overwritten, and a stored decision is never changed (erasure and retention
--- delete whole rows).
-CREATE TRIGGER decisions_append_only BEFORE UPDATE ON decisions
+-- overwritten, and a stored decision is never changed, but for retention
+-- dropping its trace (erasure and retention delete whole rows). Likewise an
+-- event is never changed but for retention dropping a chat line's text.
+CREATE TRIGGER decisions_append_only BEFORE UPDATE OF id, customer_id, channel, placement,
+  ts_ms, request, response, experiment, arm, mode ON decisions
 BEGIN SELECT RAISE(ABORT, 'decisions are append-only'); END;
+DROP TRIGGER events_append_only;
+CREATE TRIGGER events_append_only BEFORE UPDATE OF seq, customer_id, type, item_id, offer_id,
+  decision_id, channel, ts_ms, value, quantity, properties ON events
+BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;
+-- What retention still has to redact, and only that: the indexes shrink as
+-- it works, so a pass never rescans what it already did.
+CREATE INDEX events_chat_text ON events(ts_ms) WHERE type = 'chat' AND text IS NOT NULL;
+CREATE INDEX decisions_with_trace ON decisions(ts_ms) WHERE trace != '{}';
 )sql"},
   };
   return kMigrations;

@@ -216,7 +216,7 @@ Outcome ReadOutcome(const Stmt& st) {
 }
 
 struct WriteOp {
-  enum class Kind { kEvent, kDecision, kImpressions, kShown, kOutcome, kFlush, kErase };
+  enum class Kind { kEvent, kDecision, kImpressions, kShown, kOutcome, kFlush, kErase, kRetention };
   Kind kind = Kind::kFlush;
   Event event;
   DecisionRecord decision;
@@ -224,7 +224,7 @@ struct WriteOp {
   Outcome outcome;
   int64_t* seq_out = nullptr;    // kEvent: where the caller wants the seq
   bool urgent = true;            // kEvent: a client waits on it (Store::AppendEvent)
-  std::promise<Status> done;     // set for kEvent, kFlush and kErase
+  std::promise<Status> done;     // set for kEvent, kFlush, kErase and kRetention
   ErasedRows* erased = nullptr;  // kErase: the counts (the caller keeps it)
 };
 
@@ -248,6 +248,7 @@ struct Store::Impl {
   std::string last_error;  // guarded by queue_mu, like the two below
   int64_t last_error_ms = 0;
   bool failing = false;              // the last batch did not write everything
+  RetentionCounts retained;          // guarded by queue_mu
   std::condition_variable space_cv;  // logs wait here while the queue is full
   bool stopping = false;
   std::thread writer;
@@ -324,10 +325,24 @@ struct Store::Impl {
     Stmt insert_outcome(writer_db, kInsertOutcome);
     std::vector<WriteOp> batch;
     std::vector<Status> results;
+    auto next_retention = std::chrono::steady_clock::now();
     for (;;) {
       {
         std::unique_lock lock(queue_mu);
-        queue_cv.wait(lock, [&] { return stopping || !queue.empty(); });
+        if (options.retention.any()) {
+          // Retention runs when the writer has nothing else to do.
+          if (!queue_cv.wait_until(lock, next_retention,
+                                   [&] { return stopping || !queue.empty(); })) {
+            lock.unlock();
+            const bool more = RetentionPass(/*whole=*/false);
+            next_retention = std::chrono::steady_clock::now() +
+                             (more ? std::chrono::seconds(1)
+                                   : std::chrono::milliseconds(options.retention.every_ms));
+            continue;
+          }
+        } else {
+          queue_cv.wait(lock, [&] { return stopping || !queue.empty(); });
+        }
         if (queue.empty() && stopping) return;
         // Logs nobody waits on (decisions, impressions, outcomes) wait a
         // moment for company: one commit, and one fsync, for many
@@ -345,7 +360,7 @@ struct Store::Impl {
         in_batch = batch.size();
       }
       results.assign(batch.size(), Status::Ok());
-      bool checkpoint = false;
+      bool checkpoint = false, retention_now = false;
       Status tx = Exec(writer_db, "BEGIN IMMEDIATE");
       for (size_t i = 0; tx.ok() && i < batch.size(); ++i) {
         WriteOp& op = batch[i];
@@ -362,6 +377,8 @@ struct Store::Impl {
         } else if (op.kind == WriteOp::Kind::kImpressions || op.kind == WriteOp::Kind::kShown ||
                    op.kind == WriteOp::Kind::kOutcome) {
           WriteFeedback(op, insert_impression, mark_shown, insert_outcome);
+        } else if (op.kind == WriteOp::Kind::kRetention) {
+          retention_now = true;  // after this batch's commit: it runs its own
         } else if (op.kind == WriteOp::Kind::kErase) {
           results[i] = EraseRows(op.event.customer_id, op.erased);
           checkpoint = true;
@@ -408,6 +425,7 @@ struct Store::Impl {
       // Erasure: the WAL still holds the rows as first written; copy the
       // zeroed pages into the database and empty it.
       if (tx.ok() && checkpoint) tx = Exec(writer_db, "PRAGMA wal_checkpoint(TRUNCATE)");
+      if (retention_now) RetentionPass(/*whole=*/true);
       Status first_failure = tx;
       for (const Status& r : results)
         if (first_failure.ok() && !r.ok()) first_failure = r;
@@ -433,6 +451,81 @@ struct Store::Impl {
         in_batch = 0;
       }
     }
+  }
+
+  // One retention step per rule (each in its own short transaction, at most
+  // kRetentionChunk rows), or with whole, one more step each until none is
+  // left. Returns whether some rule had more to do.
+  static constexpr int64_t kRetentionChunk = 5000;
+  bool RetentionPass(bool whole) {
+    const Retention& r = options.retention;
+    const int64_t now = now_ms(), day = 86'400'000;
+    RetentionCounts n;
+    bool more = false;
+    // Runs sql with ?1 = cutoff until it changes fewer rows than a chunk (or
+    // once, unless whole); adds the changes to *count.
+    auto run = [&](const char* sql, int64_t cutoff, int64_t* count) {
+      for (;;) {
+        if (!Exec(writer_db, "BEGIN IMMEDIATE").ok()) return false;
+        Stmt st(writer_db, sql);
+        st.Int(1, cutoff);
+        Status s = st.Run();
+        const int64_t changed = s.ok() ? sqlite3_changes(writer_db) : 0;
+        if (s.ok()) s = Exec(writer_db, "COMMIT");
+        if (!s.ok()) {
+          Exec(writer_db, "ROLLBACK");
+          log::Error("store", std::string("retention failed: ") + s.message());
+          return false;
+        }
+        *count += changed;
+        if (changed < kRetentionChunk) return true;  // done with this rule
+        if (!whole) {
+          more = true;
+          return false;
+        }
+      }
+    };
+    if (r.decisions_days) {
+      const int64_t cut = now - r.decisions_days * day;
+      int64_t picks = 0;
+      run("DELETE FROM shadow_picks WHERE decision_id IN (SELECT id FROM decisions WHERE "
+          "ts_ms < ?1 LIMIT 5000)",
+          cut, &picks);
+      run("DELETE FROM decisions WHERE id IN (SELECT id FROM decisions WHERE ts_ms < ?1 "
+          "LIMIT 5000)",
+          cut, &n.decisions);
+      run("DELETE FROM impressions WHERE (decision_id, position) IN (SELECT decision_id, "
+          "position FROM impressions WHERE ts_ms < ?1 LIMIT 5000)",
+          cut, &n.impressions);
+      run("DELETE FROM outcomes WHERE seq IN (SELECT seq FROM outcomes WHERE ts_ms < ?1 "
+          "LIMIT 5000)",
+          cut, &n.outcomes);
+    }
+    if (r.traces_days) {
+      const int64_t cut = now - r.traces_days * day;
+      // Through the partial index of decisions still holding a trace.
+      run("UPDATE decisions SET trace='{}' WHERE id IN (SELECT id FROM decisions WHERE "
+          "trace != '{}' AND ts_ms < ?1 LIMIT 5000)",
+          cut, &n.traces);
+    }
+    if (r.events_days) {
+      const int64_t cut = now - r.events_days * day;
+      run("DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE ts_ms < ?1 LIMIT 5000)",
+          cut, &n.events);
+    }
+    if (r.chat_text_days) {
+      const int64_t cut = now - r.chat_text_days * day;
+      // Through the partial index of chat lines still holding their text.
+      run("UPDATE events SET text=NULL WHERE seq IN (SELECT seq FROM events WHERE "
+          "type='chat' AND text IS NOT NULL AND ts_ms < ?1 LIMIT 5000)",
+          cut, &n.chat_texts);
+    }
+    std::lock_guard lock(queue_mu);
+    RetentionCounts& t = retained;
+    t.events += n.events, t.decisions += n.decisions, t.impressions += n.impressions;
+    t.outcomes += n.outcomes, t.traces += n.traces, t.chat_texts += n.chat_texts;
+    t.last_run_ms = now;
+    return more;
   }
 
   // Every row about the customer, in every table (inside the batch's
@@ -512,7 +605,7 @@ struct Store::Impl {
 
   static bool IsWaitedOn(const WriteOp& op) {
     return (op.kind == WriteOp::Kind::kEvent && op.urgent) || op.kind == WriteOp::Kind::kFlush ||
-           op.kind == WriteOp::Kind::kErase;
+           op.kind == WriteOp::Kind::kErase || op.kind == WriteOp::Kind::kRetention;
   }
 
   void Enqueue(WriteOp op) {
@@ -653,6 +746,23 @@ std::future<Status> Store::EraseCustomer(const std::string& customer_id, ErasedR
   }
   impl_->Enqueue(std::move(op));
   return f;
+}
+
+std::future<Status> Store::EnforceRetention() {
+  WriteOp op;
+  op.kind = WriteOp::Kind::kRetention;
+  std::future<Status> f = op.done.get_future();
+  if (!impl_->writer.joinable()) {
+    op.done.set_value(Status::Error("the store is read-only"));
+    return f;
+  }
+  impl_->Enqueue(std::move(op));
+  return f;
+}
+
+RetentionCounts Store::Retained() const {
+  std::lock_guard lock(impl_->queue_mu);
+  return impl_->retained;
 }
 
 void Store::Flush() {

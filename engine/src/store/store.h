@@ -24,6 +24,7 @@
 #include "common/status.h"
 #include "model/feedback.h"
 #include "model/types.h"
+#include "store/retention.h"
 
 struct sqlite3;
 
@@ -143,6 +144,12 @@ struct DecisionTraceRow {
   std::string_view trace_json;
 };
 
+// What retention removed since the store opened.
+struct RetentionCounts {
+  int64_t events = 0, decisions = 0, impressions = 0, outcomes = 0, traces = 0, chat_texts = 0;
+  int64_t last_run_ms = 0;  // 0: not yet
+};
+
 class Store {
  public:
   struct Options {
@@ -156,6 +163,7 @@ class Store {
     // disk's pace instead of memory growing.
     size_t max_queued_logs = 65536;
     bool start_writer = true;  // tools that only bulk-load can skip the thread
+    Retention retention;       // enforced by the writer in the background
     bool read_only = false;    // open without migrating or writing
   };
 
@@ -194,6 +202,10 @@ class Store {
   // that with secure_delete on no byte of them stays in the files. *erased
   // (kept alive by the caller until the future is ready) gets the counts.
   std::future<Status> EraseCustomer(const std::string& customer_id, ErasedRows* erased);
+  // Runs a whole retention pass through the writer now (the writer also
+  // runs one at start and every Retention::every_ms, a chunk at a time).
+  std::future<Status> EnforceRetention();
+  RetentionCounts Retained() const;
   // Blocks until everything queued so far is committed.
   void Flush();
   // Number of queued writes not yet committed.
