@@ -13,21 +13,47 @@
    offer promoted counts as that offer's conversion.
 3. `explain` of the decision lists the outcomes joined to it.
 
+With security.curve on the server (README § Security), pass this client's
+key pair and the server's public key, as `tailor keygen` writes them; the
+key needs the roles app and reader (decide, event; explain, profile.get).
+
 Needs pyzmq (Debian: python3-zmq).
-Usage: python3 tools/client_example.py [ENDPOINT] [CUSTOMER] [PLACEMENT]"""
+Usage: python3 tools/client_example.py [ENDPOINT] [CUSTOMER] [PLACEMENT]
+                                       [--key NAME.key --server-key SERVER.pub]"""
+import argparse
 import json
+import re
 import sys
 
 import zmq
+
+
+def read_key_file(path):
+    """{'public': ..., 'secret': ...} from a NAME.key or NAME.pub file."""
+    keys = {}
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            m = re.match(r'\s*(public|secret):\s*"([^"]{40})"', line)
+            if m:
+                keys[m.group(1)] = m.group(2)
+    if "public" not in keys:
+        raise ValueError(f"{path}: no public key")
+    return keys
 
 
 class Client:
     """A REQ client that survives a timeout: a REQ socket that sent and got
     no reply can send nothing more, so it is closed and made afresh."""
 
-    def __init__(self, endpoint, timeout_ms=5000):
+    def __init__(self, endpoint, timeout_ms=5000, key_file=None, server_key_file=None):
         self.endpoint = endpoint
         self.timeout_ms = timeout_ms
+        self.curve = None
+        if key_file or server_key_file:
+            mine = read_key_file(key_file)
+            if "secret" not in mine:
+                raise ValueError(f"{key_file}: no secret key (use NAME.key, not NAME.pub)")
+            self.curve = (mine, read_key_file(server_key_file)["public"])
         self.ctx = zmq.Context.instance()
         self.sock = None
         self.next_id = 0
@@ -40,6 +66,11 @@ class Client:
         self.sock.setsockopt(zmq.RCVTIMEO, self.timeout_ms)
         self.sock.setsockopt(zmq.SNDTIMEO, self.timeout_ms)
         self.sock.setsockopt(zmq.LINGER, 0)
+        if self.curve:
+            mine, server = self.curve
+            self.sock.curve_serverkey = server.encode()
+            self.sock.curve_publickey = mine["public"].encode()
+            self.sock.curve_secretkey = mine["secret"].encode()
         self.sock.connect(self.endpoint)
 
     def call(self, msg):
@@ -77,10 +108,17 @@ def print_offers(reply):
 
 
 def main():
-    endpoint = sys.argv[1] if len(sys.argv) > 1 else "tcp://127.0.0.1:5555"
-    customer = sys.argv[2] if len(sys.argv) > 2 else "c42"
-    placement = sys.argv[3] if len(sys.argv) > 3 else "home"
-    client = Client(endpoint)
+    ap = argparse.ArgumentParser(description="Decide, respond, explain: the feedback contract.")
+    ap.add_argument("endpoint", nargs="?", default="tcp://127.0.0.1:5555")
+    ap.add_argument("customer", nargs="?", default="c42")
+    ap.add_argument("placement", nargs="?", default="home")
+    ap.add_argument("--key", help="this client's CURVE key pair (NAME.key)")
+    ap.add_argument("--server-key", help="the server's public key (NAME.pub)")
+    args = ap.parse_args()
+    if bool(args.key) != bool(args.server_key):
+        sys.exit("error: --key and --server-key go together")
+    endpoint, customer, placement = args.endpoint, args.customer, args.placement
+    client = Client(endpoint, key_file=args.key, server_key_file=args.server_key)
     try:
         reply = client.call({"type": "decide", "customer": customer, "channel": "web",
                              "placement": placement, "limit": 3})

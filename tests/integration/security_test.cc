@@ -232,6 +232,25 @@ TEST_F(Security, ReplaysNeedAnAdminKey) {
   EXPECT_EQ(ErrorCode(r), "") << r.dump();
 }
 
+TEST_F(Security, PythonClientConnectsWithKeyFiles) {
+  WriteClients({{"shop", app_, "[app, reader]"}});
+  Tailord d({config_, store_, {}});
+  ASSERT_TRUE(d.running());
+  const std::string out = dir_.file("client.out");
+  const std::string client = "/usr/bin/python3 " TAILOR_SOURCE_DIR "/tools/client_example.py " +
+                             d.requests() + " c3";
+  EXPECT_EQ(Shell(client + " --key " + dir_.file("app.key") + " --server-key " +
+                      dir_.file("server.pub"),
+                  out),
+            0)
+      << ReadFile(out);
+  EXPECT_NE(ReadFile(out).find("outcomes joined to the decision"), std::string::npos)
+      << ReadFile(out);
+  // Without the keys the handshake fails and the client says so.
+  EXPECT_NE(Shell(client, out), 0) << ReadFile(out);
+  EXPECT_NE(ReadFile(out).find("no reply"), std::string::npos) << ReadFile(out);
+}
+
 TEST(SecurityBind, WithoutCurveANonLoopbackBindIsRefused) {
   TempDir dir;
   const std::string store = dir.file("tailor.db");
