@@ -582,6 +582,36 @@ TEST_F(Service, HealthIsDegradedWhileAPluginHasFailed) {
   EXPECT_FALSE(c.Call(Decide("r", "c1")).contains("error"));
 }
 
+TEST_F(Service, APluginOverItsTimeBudgetIsDroppedThenDisabledUntilReload) {
+  std::string config = dir_.file("tailor.yaml");
+  WriteFile(config, std::string("plugins:\n") + ShippedPluginYaml("popularity") +
+                        FixturePluginYaml("slow", "    budget_us: 2000\n    max_overruns: 3\n") +
+                        "placements:\n  home: {kind: offers}\noffers: offers.yaml\n");
+  WriteFile(dir_.file("offers.yaml"), "offers:\n  - {id: o1, promotes: {category: phones}}\n");
+  auto d = Start({}, config);
+  ASSERT_TRUE(d->running());
+  Client c(d->requests());
+  auto dropped = [&] {
+    json r = c.Call(Decide("r", "c1"));
+    EXPECT_FALSE(r.contains("error")) << r.dump();
+    EXPECT_FALSE(r["offers"].empty()) << "the other plugins still decide";
+    return r["offers"][0]["why"]["dropped"].value("slow", std::string());
+  };
+  for (int i = 0; i < 3; ++i)
+    EXPECT_NE(dropped().find("over its time budget"), std::string::npos) << i;
+  // Three in a row: disabled, so no decision waits for it any more.
+  EXPECT_NE(dropped().find("disabled after 3"), std::string::npos);
+  json h = c.Call({{"v", 1}, {"type", "health"}, {"id", "h"}})["health"];
+  EXPECT_EQ(h["status"], "degraded") << h.dump();
+  EXPECT_EQ(h["plugins"]["slow"]["status"], "disabled") << h.dump();
+  json st = c.Call({{"v", 1}, {"type", "stats"}, {"id", "s"}})["stats"];
+  EXPECT_EQ(st["plugins"]["slow"]["score_overruns"], 3) << st.dump();
+  EXPECT_EQ(st["plugins"]["slow"]["score_skipped"], 1) << st.dump();
+  // A reload gives it another chance.
+  ASSERT_FALSE(c.Call({{"v", 1}, {"type", "rules.reload"}, {"id", "r"}}).contains("error"));
+  EXPECT_NE(dropped().find("over its time budget"), std::string::npos);
+}
+
 TEST_F(Service, InlineHandlingCanBeTurnedOff) {
   std::string config = dir_.file("tailor.yaml");
   WriteFile(config, std::string(R"(

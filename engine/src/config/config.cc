@@ -454,6 +454,8 @@ std::optional<EngineConfig> LoadConfig(const std::string& path,
         f.Num("weight", &spec.weight, 0, 1000);
         f.Bool("train_on_start", &spec.train_on_start);
         f.Bool("train_in_background", &spec.train_in_background);
+        f.Integer("budget_us", &spec.budget_us, 0, 60'000'000);
+        f.Integer("max_overruns", &spec.max_overruns, 1, 1'000'000);
         if (YAML::Node c = f.Get("config")) {
           if (!c.IsMap()) {
             f.Error(c, "config", "expected a mapping");

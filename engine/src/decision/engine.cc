@@ -822,7 +822,10 @@ std::vector<std::string> Engine::TakeDueOutbound(size_t max) {
 json Engine::Health() const {
   json plugins = json::object();
   for (const auto& p : plugins_->plugins())
-    plugins[p->name()] = {{"status", p->warming() ? "warming" : "ok"}, {"version", p->version()}};
+    plugins[p->name()] = {{"status", p->disabled()  ? "disabled"
+                                     : p->warming() ? "warming"
+                                                    : "ok"},
+                          {"version", p->version()}};
   for (const auto& f : plugins_->failures())
     plugins[f.name] = {{"status", "failed"}, {"error", f.error}};
   auto snap = snapshot_.load();
@@ -832,6 +835,10 @@ json Engine::Health() const {
   json problems = json::array();
   for (const auto& f : plugins_->failures())
     problems.push_back("plugin " + f.name + " failed: " + f.error);
+  for (const auto& p : plugins_->plugins())
+    if (p->disabled())
+      problems.push_back("plugin " + p->name() +
+                         " disabled: too many score calls over its time budget (reload to retry)");
   const Store::WriterState w = store_->Writer();
   if (!store_->writable()) problems.push_back("store opened read-only");
   if (w.failing) problems.push_back("store writes failing: " + w.last_error);
@@ -899,6 +906,8 @@ json Engine::Stats() const {
                           {"similarity_calls", c.similarity_calls.load()},
                           {"similarity_errors", c.similarity_errors.load()},
                           {"forget_calls", c.forget_calls.load()},
+                          {"score_overruns", c.score_overruns.load()},
+                          {"score_skipped", c.score_skipped.load()},
                           {"forget_errors", c.forget_errors.load()},
                           {"explain_calls", c.explain_calls.load()},
                           {"explain_errors", c.explain_errors.load()},

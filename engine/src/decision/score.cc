@@ -57,7 +57,13 @@ void ScoreCandidates(const PluginCall& call, const Candidates& candidates, bool 
                         explain_after ? nullptr : out->reasons.data() + k * n * kReasonCap,
                         explain_after ? 0 : kReasonCap);
     if (!st.ok()) {
-      Dropped(call, p.name(), "", st);
+      if (p.disabled() && st.message().rfind("disabled", 0) == 0) {
+        // Named in `why` and counted, not logged: it was logged once.
+        call.metrics->counters.Add("plugin_skipped." + p.name());
+        (*call.dropped)[p.name()] = st.message();
+      } else {
+        Dropped(call, p.name(), "", st);
+      }
       continue;
     }
     out->ok[k] = true;

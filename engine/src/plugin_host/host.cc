@@ -132,6 +132,8 @@ std::unique_ptr<LoadedPlugin> LoadedPlugin::Load(const PluginSpec& spec, Store* 
   std::unique_ptr<LoadedPlugin> p(new LoadedPlugin());
   p->path_ = spec.path;
   p->weight_ = spec.weight;
+  p->budget_ns_ = spec.budget_us * 1000;
+  p->max_overruns_ = std::max(1, spec.max_overruns);
   // RTLD_NOW: a missing symbol fails here, at load, not in a request.
   p->handle_ = dlopen(spec.path.c_str(), RTLD_NOW | RTLD_LOCAL);
   if (!p->handle_) {
@@ -205,12 +207,39 @@ Status LoadedPlugin::Score(const tailor_request_view& req, const tailor_candidat
     if (reasons && reason_cap) std::memset(reasons, 0, n * reason_cap);
     return Status::Ok();
   }
+  if (disabled()) {
+    counters_.score_skipped.fetch_add(1, std::memory_order_relaxed);
+    return Status::Error("disabled after " + std::to_string(max_overruns_) +
+                         " score calls in a row over its time budget; reload to retry");
+  }
   counters_.score_calls.fetch_add(1, std::memory_order_relaxed);
   int64_t t0 = mono_ns();
   Status st = CallScore(req, candidates, n, scores, reasons, reason_cap);
-  counters_.score_ns.fetch_add(static_cast<uint64_t>(mono_ns() - t0), std::memory_order_relaxed);
+  const int64_t took = mono_ns() - t0;
+  counters_.score_ns.fetch_add(static_cast<uint64_t>(took), std::memory_order_relaxed);
   if (!st.ok()) counters_.score_errors.fetch_add(1, std::memory_order_relaxed);
+  if (st.ok() && budget_ns_ > 0) st = CheckBudget(took);
   return st;
+}
+
+Status LoadedPlugin::CheckBudget(int64_t took_ns) {
+  if (took_ns <= budget_ns_) {
+    overruns_in_a_row_.store(0, std::memory_order_relaxed);
+    return Status::Ok();
+  }
+  counters_.score_overruns.fetch_add(1, std::memory_order_relaxed);
+  if (overruns_in_a_row_.fetch_add(1) + 1 >= max_overruns_ &&
+      !disabled_.exchange(true, std::memory_order_acq_rel))
+    log::Error("plugin:" + name_, "disabled until reload: " + std::to_string(max_overruns_) +
+                                      " score calls in a row over its " +
+                                      std::to_string(budget_ns_ / 1000) + " µs budget");
+  return Status::Error("over its time budget: " + std::to_string(took_ns / 1000) + " µs of " +
+                       std::to_string(budget_ns_ / 1000));
+}
+
+void LoadedPlugin::Enable() {
+  overruns_in_a_row_.store(0);
+  disabled_.store(false, std::memory_order_release);
 }
 
 Status LoadedPlugin::Explain(const tailor_request_view& req, const tailor_candidate* candidates,
@@ -552,6 +581,11 @@ std::vector<std::string> PluginHost::Forget(const std::string& customer_id) {
 }
 
 std::vector<std::string> PluginHost::ReloadModels() {
+  for (auto& p : plugins_)
+    if (p->disabled()) {
+      p->Enable();
+      log::Info("plugin:" + p->name(), "enabled again by the reload");
+    }
   std::vector<std::string> notes;
   if (!store_) return notes;
   std::vector<ModelRecord> models = store_->ActiveModels();

@@ -30,12 +30,20 @@ struct PluginSpec {
   // Train that model on a second instance in the background while the first
   // serves without an opinion (tailord only; see PluginHost::LoadAll).
   bool train_in_background = false;
+  // Time budget of one score call (0: none). A call over it is dropped from
+  // that decision; max_overruns in a row disable the plugin until a reload.
+  // In-process calls cannot be interrupted: this bounds how often a slow
+  // plugin can slow decisions, not one call.
+  int64_t budget_us = 100'000;
+  int max_overruns = 20;
 };
 
 struct PluginCounters {
   std::atomic<uint64_t> score_calls{0};
   std::atomic<uint64_t> score_errors{0};
   std::atomic<uint64_t> score_ns{0};
+  std::atomic<uint64_t> score_overruns{0};  // calls over budget_us (dropped)
+  std::atomic<uint64_t> score_skipped{0};   // decisions skipped while disabled
   std::atomic<uint64_t> observe_calls{0};
   std::atomic<uint64_t> observe_errors{0};
   std::atomic<uint64_t> annotate_calls{0};
@@ -96,6 +104,11 @@ class LoadedPlugin {
   // state by its contract: nothing to do.
   Status Forget(const std::string& customer_id);
 
+  // Disabled after too many score calls over its time budget in a row; a
+  // reload (Enable) gives it another chance.
+  bool disabled() const { return disabled_.load(std::memory_order_acquire); }
+  void Enable();
+
   // Optional functions: present when struct_size covers them and non-null.
   bool can_observe() const;
   bool can_train() const;
@@ -116,6 +129,9 @@ class LoadedPlugin {
 
  private:
   LoadedPlugin() = default;
+  // After a successful score call: over the budget is an error, and too
+  // many in a row disable the plugin.
+  Status CheckBudget(int64_t took_ns);
   // The checked score call behind Score and Explain.
   Status CallScore(const tailor_request_view& req, const tailor_candidate* candidates, size_t n,
                    float* scores, char* reasons, size_t reason_cap);
@@ -130,6 +146,10 @@ class LoadedPlugin {
   std::string model_path_;   // guarded by mu_
   std::string config_json_;  // what create() got, for PrepareAside's instance
   std::atomic<bool> warming_{false};
+  std::atomic<bool> disabled_{false};
+  std::atomic<int> overruns_in_a_row_{0};
+  int64_t budget_ns_ = 0;
+  int max_overruns_ = 0;
   mutable std::shared_mutex mu_;
   // Guarded by mu_: instances being prepared aside, and the customers
   // forgotten meanwhile (applied to the fresh instance before it serves).
@@ -162,7 +182,8 @@ class PluginHost {
   bool warming() const;
   // Loads each plugin's active registered model when it differs from the one
   // it serves (after `tailor train`); a plugin whose load fails keeps its
-  // current model. One line per plugin that changed or failed.
+  // current model. One line per plugin that changed or failed. Also enables
+  // plugins disabled for overrunning their time budget.
   std::vector<std::string> ReloadModels();
   // Erasure: every plugin forgets the customer; the errors, one per plugin.
   std::vector<std::string> Forget(const std::string& customer_id);

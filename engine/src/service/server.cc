@@ -291,6 +291,8 @@ void Server::Run(const std::atomic<bool>* stop, std::atomic<bool>* reload) {
   int64_t last_request = now_ms();
   int64_t drain_started = 0;
   int64_t last_outbound = 0;
+  std::thread reloader;
+  std::atomic<bool> reloading{false};
   for (;;) {
     Poll(items, 3);
     if (items[0].revents & ZMQ_POLLIN) {
@@ -368,14 +370,21 @@ void Server::Run(const std::atomic<bool>* stop, std::atomic<bool>* reload) {
         s.engine->metrics().counters.Add("outbound.sent");
       }
     }
-    if (reload && reload->exchange(false)) {
-      // SIGHUP: same path as the rules.reload message, answered in the log.
-      std::vector<std::string> models;  // ReloadModels logs what it loaded
-      std::vector<std::string> errors = s.ReloadAll(&models);
-      for (const auto& e : errors) log::Warn("reload", e);
-      if (!errors.empty())
-        log::Error("reload",
-                   std::to_string(errors.size()) + " error(s); the previous set keeps serving");
+    // SIGHUP: same path as the rules.reload message, answered in the log, on
+    // a thread of its own (models may load for seconds; this thread only
+    // forwards). A SIGHUP during a reload waits for it, then runs.
+    if (reload && !reloading.load() && reload->exchange(false)) {
+      if (reloader.joinable()) reloader.join();
+      reloading = true;
+      reloader = std::thread([&s, &reloading] {
+        std::vector<std::string> models;  // ReloadModels logs what it loaded
+        std::vector<std::string> errors = s.ReloadAll(&models);
+        for (const auto& e : errors) log::Warn("reload", e);
+        if (!errors.empty())
+          log::Error("reload",
+                     std::to_string(errors.size()) + " error(s); the previous set keeps serving");
+        reloading = false;
+      });
     }
     if (stop->load()) {
       int64_t now = now_ms();
@@ -387,6 +396,7 @@ void Server::Run(const std::atomic<bool>* stop, std::atomic<bool>* reload) {
       if (quiet || now - drain_started >= kDrainCapMs) break;
     }
   }
+  if (reloader.joinable()) reloader.join();
   s.lane->DrainAndJoin();  // stores what the PULL socket still has
   s.workers_stop = true;
   for (auto& t : workers) t.join();
