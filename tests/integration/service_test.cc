@@ -612,6 +612,46 @@ TEST_F(Service, APluginOverItsTimeBudgetIsDroppedThenDisabledUntilReload) {
   EXPECT_NE(dropped().find("over its time budget"), std::string::npos);
 }
 
+TEST_F(Service, ABacklogIsAnsweredOverloadedAtOnceAndTheServiceRecovers) {
+  std::string config = dir_.file("tailor.yaml");
+  // One worker, 20 ms a decision (the slow fixture, no budget), room for 2.
+  WriteFile(config, std::string("service: {workers: 1, inline_when_idle: false, max_in_flight: 2}\n"
+                                "plugins:\n") +
+                        FixturePluginYaml("slow", "    budget_us: 0\n") +
+                        "placements:\n  home: {kind: offers}\noffers: offers.yaml\n");
+  WriteFile(dir_.file("offers.yaml"), "offers:\n  - {id: o1, promotes: {category: phones}}\n");
+  auto d = Start({}, config);
+  ASSERT_TRUE(d->running());
+  zmq::context_t ctx(1);
+  zmq::socket_t dealer(ctx, zmq::socket_type::dealer);
+  dealer.set(zmq::sockopt::rcvtimeo, 15000);
+  dealer.connect(d->requests());
+  constexpr int kBurst = 20;
+  for (int i = 0; i < kBurst; ++i) {
+    const std::string body = Decide("b" + std::to_string(i), "c1").dump();
+    dealer.send(zmq::buffer(body), zmq::send_flags::none);
+  }
+  int ok = 0, overloaded = 0;
+  for (int i = 0; i < kBurst; ++i) {
+    zmq::message_t m;
+    ASSERT_TRUE(dealer.recv(m)) << "reply " << i << " missing";
+    json r = json::parse(m.to_string());
+    if (!r.contains("error"))
+      ++ok;
+    else if (r["error"]["code"] == "overloaded")
+      ++overloaded;
+    else
+      ADD_FAILURE() << r.dump();
+  }
+  EXPECT_EQ(ok + overloaded, kBurst);
+  EXPECT_GE(ok, 1);
+  EXPECT_GE(overloaded, 1) << "20 requests of 20 ms each against room for 2";
+  Client c(d->requests());
+  EXPECT_FALSE(c.Call(Decide("after", "c1")).contains("error")) << "recovered by itself";
+  json st = c.Call({{"v", 1}, {"type", "stats"}, {"id", "s"}})["stats"];
+  EXPECT_EQ(st["errors"].value("overloaded", 0), overloaded) << st.dump();
+}
+
 TEST_F(Service, InlineHandlingCanBeTurnedOff) {
   std::string config = dir_.file("tailor.yaml");
   WriteFile(config, std::string(R"(

@@ -28,6 +28,7 @@
 #define TAILOR_ERR_UNAVAILABLE "unavailable"     /* shutting down, or events queue full; retry */
 #define TAILOR_ERR_NOT_FOUND "not_found"         /* e.g. unknown decision id */
 #define TAILOR_ERR_RELOAD_FAILED "reload_failed" /* old set keeps serving */
+#define TAILOR_ERR_OVERLOADED "overloaded"       /* every worker has a backlog; retry shortly */
 #define TAILOR_ERR_FORBIDDEN "forbidden"         /* the client key's roles do not allow it */
 
 #endif /* TAILOR_MESSAGES_H */

@@ -385,6 +385,7 @@ std::optional<EngineConfig> LoadConfig(const std::string& path,
     f.Integer("workers", &cfg.service.workers, 1, 256);
     f.Integer("max_message_bytes", &cfg.service.max_message_bytes, 256, 64 << 20);
     f.Bool("inline_when_idle", &cfg.service.inline_when_idle);
+    f.Integer("max_in_flight", &cfg.service.max_in_flight, 1, 1'000'000);
     f.Done();
   }
   if (YAML::Node s = top.Get("security")) {

@@ -48,6 +48,9 @@ struct ServiceConfig {
   // A lone request while every worker is idle is answered on the I/O thread:
   // two thread hand-offs fewer. Under load requests go to the workers.
   bool inline_when_idle = true;
+  // Requests handed to the workers and not yet answered, at most; past it
+  // a request is answered `overloaded` at once.
+  int max_in_flight = 1024;
   SecurityConfig security;
 };
 

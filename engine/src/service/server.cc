@@ -288,6 +288,7 @@ void Server::Run(const std::atomic<bool>* stop, std::atomic<bool>* reload) {
   // Requests at the workers, and acknowledged events at the ingest lane
   // (those do not keep a decision from being answered inline).
   int64_t in_flight = 0, at_lane = 0;
+  const int64_t max_in_flight = s.config.max_in_flight;
   int64_t last_request = now_ms();
   int64_t drain_started = 0;
   int64_t last_outbound = 0;
@@ -311,6 +312,19 @@ void Server::Run(const std::atomic<bool>* stop, std::atomic<bool>* reload) {
         }
       };
       auto forward = [&](std::vector<zmq::message_t>* msg) {
+        if (msg->size() < 2) return;  // no envelope: nowhere to reply
+        if (in_flight >= max_in_flight) {
+          // Every worker has a backlog already: say so at once rather than
+          // let this one wait behind it (the client retries or sheds load).
+          s.engine->metrics().counters.Add(std::string("errors.") + TAILOR_ERR_OVERLOADED);
+          const std::string body = ErrorReply(
+              "",
+              {TAILOR_ERR_OVERLOADED, "",
+               std::to_string(in_flight) + " requests are waiting for a worker; retry shortly"});
+          msg->back() = zmq::message_t(body.data(), body.size());
+          zmq::send_multipart(s.frontend, *msg, zmq::send_flags::dontwait);
+          return;
+        }
         ++in_flight;
         const uint8_t roles = s.gate.RolesOf(msg->back());
         msg->insert(msg->begin(), zmq::message_t(&roles, 1));
