@@ -68,6 +68,9 @@ int main(int argc, char** argv) {
   app.add_flag("--ready-after-training", ready_after_training,
                "write the ready file only once no plugin is warming (serving starts at once)");
   app.add_option("--log-level", log_level, "debug, info, warn, error, off")->capture_default_str();
+  bool durable_decisions = false;
+  app.add_flag("--durable-decisions", durable_decisions,
+               "answer a decide only once its decision is committed (store.durable_decisions)");
   CLI11_PARSE(app, argc, argv);
 
   if (!tailor::log::SetLevel(log_level)) {
@@ -93,6 +96,7 @@ int main(int argc, char** argv) {
     cfg->plugin_dir = plugin_dir;
   }
   if (workers > 0) cfg->service.workers = workers;
+  if (durable_decisions) cfg->store.durable_decisions = true;
   if (tailor::Status s = ApplyLogPrivacy(cfg->service.security); !s.ok()) {
     std::cerr << "tailord: " << s.message() << "\n";
     return 2;

@@ -102,6 +102,8 @@ class Tailord:
                "--plugin-dir", self.args.plugin_dir,
                "--ready-file", self.ready_path,
                "--log-level", "warn"]
+        if self.args.durable_decisions:
+            cmd.append("--durable-decisions")
         self.starts += 1
         with open(self.log_path, "a") as log:
             log.write(f"--- start {self.starts} ---\n")
@@ -644,9 +646,12 @@ def run_cycle(cycle, args, ctx, daemon, world, rng, since_seq):
                         "restart_and_online_checks": round(t2 - t1, 3)}}
 
 
-def cycle_failures(c):
+def cycle_failures(c, durable_decisions=False):
     """The cycle's broken promises, as text."""
     failures = []
+    if durable_decisions and c["decisions_unexplainable"]:
+        failures.append(f"{c['decisions_unexplainable']} acknowledged decisions not explainable "
+                        "with --durable-decisions")
     if c["integrity"] != "ok":
         failures.append(f"integrity_check: {c['integrity']}")
     if c["events_lost"]:
@@ -701,7 +706,7 @@ def run_all(args, ctx, daemon):
             print(aborted, flush=True)
             break
         since_seq = c["seq_at_kill"]
-        c["failures"] = cycle_failures(c)
+        c["failures"] = cycle_failures(c, args.durable_decisions)
         cycles.append(c)
         print(progress_line(c, args.cycles), flush=True)
     if not aborted:
@@ -728,6 +733,8 @@ def parse_args(argv):
     p.add_argument("--seed", type=int, default=1,
                    help="seeds the demo world, the load and the kill times")
     p.add_argument("--json", metavar="OUT", help="write the figures as JSON here")
+    p.add_argument("--durable-decisions", action="store_true",
+                   help="run tailord with --durable-decisions; then a lost decision fails")
     p.add_argument("--keep", action="store_true",
                    help="keep the temporary directory (kept anyway on failure)")
     args = p.parse_args(argv)
@@ -782,6 +789,7 @@ def summarise(args, cycles, clean_exit, final_integrity, aborted, elapsed):
         "kill_after_s": [c["kill_after_s"] for c in cycles],
         "clean_shutdown_exit": clean_exit,
         "elapsed_s": round(elapsed, 1),
+        "durable_decisions": args.durable_decisions,
         "failures": failures,
         "ok": not failures,
         "per_cycle": cycles,
@@ -795,8 +803,10 @@ def print_summary(s):
     print(f"  events:    {s['events_acked']} acknowledged, {s['events_lost']} lost, "
           f"{s['events_duplicated']} stored twice; PUSH {s['push_stored']} of "
           f"{s['push_sent']} sent were stored (not acknowledged, not checked)")
+    how = ("--durable-decisions: each committed before its reply" if s.get("durable_decisions")
+           else "logged asynchronously, README 'Durability'")
     print(f"  decisions: {s['decisions_acked']} acknowledged, {ua} not explainable after "
-          f"the restart ({share:.2f}%; logged asynchronously, README 'Durability')")
+          f"the restart ({share:.2f}%; {how})")
     print(f"  journeys:  {s['journey_entries_acked']} acknowledged entries, "
           f"{s['journey_entries_missing']} without state; {s['journeys_checked']} "
           f"pending-step checks (every step pending at each kill), "

@@ -427,6 +427,7 @@ std::optional<EngineConfig> LoadConfig(const std::string& path,
     f.Integer("profile_cache", &cfg.store.profile_cache, 0, 100000000);
     f.Integer("recent_events", &cfg.store.recent_events, 0, 10000);
     f.Integer("history_days", &cfg.store.history_days, 1, 36500);
+    f.Bool("durable_decisions", &cfg.store.durable_decisions);
     if (YAML::Node r = f.Get("retention")) {
       Fields rf(r, path, "store.retention", errors);
       Retention& ret = cfg.store.retention;

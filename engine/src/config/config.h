@@ -64,6 +64,10 @@ struct StoreConfig {
   // customer's newest event. Windows reaching further see only these.
   size_t history_days = 400;
   Retention retention;  // store.retention; nothing expires by default
+  // A decide is answered only once its decision (explain, the audit log) is
+  // committed: no acknowledged decision is lost in a crash, for one group
+  // commit (and fsync) of latency.
+  bool durable_decisions = false;
 };
 
 // The engine's gate for sensitive offers and items (decision/sensitive_gate.h):

@@ -591,7 +591,12 @@ void Engine::Record(const DecideRequest& req, int64_t now, const Decision& d, st
   if (!d.finalize.empty()) response["finalize"] = d.finalize;
   rec.response_json = response.dump(-1, ' ', false, json::error_handler_t::replace);
   rec.trace_json = std::move(trace);
-  store_->LogDecision(std::move(rec));
+  if (!config_.store.durable_decisions) {
+    store_->LogDecision(std::move(rec));
+  } else if (Status st = store_->LogDecisionDurably(std::move(rec)).get(); !st.ok()) {
+    // Answered all the same: the reply is the decision; it is counted.
+    metrics_->counters.Add("decisions.not_logged");
+  }
 }
 
 void Engine::ReplayResponses(int64_t now) {

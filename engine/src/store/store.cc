@@ -222,8 +222,8 @@ struct WriteOp {
   DecisionRecord decision;
   std::vector<Impression> impressions;  // kImpressions; kShown: the one marked
   Outcome outcome;
-  int64_t* seq_out = nullptr;    // kEvent: where the caller wants the seq
-  bool urgent = true;            // kEvent: a client waits on it (Store::AppendEvent)
+  int64_t* seq_out = nullptr;  // kEvent: where the caller wants the seq
+  bool urgent = true;  // kEvent, kDecision: a client waits on it (AppendEvent, LogDecisionDurably)
   std::promise<Status> done;     // set for kEvent, kFlush, kErase and kRetention
   ErasedRows* erased = nullptr;  // kErase: the counts (the caller keeps it)
 };
@@ -399,8 +399,10 @@ struct Store::Impl {
             insert_decision.Text(8, d.trace_json.empty() ? std::string("{}") : d.trace_json);
           else
             insert_decision.Blob(8, d.trace_json.data(), d.trace_json.size());
-          if (Status s = insert_decision.Run(); !s.ok())
+          if (Status s = insert_decision.Run(); !s.ok()) {
             log::Error("store", "decision " + d.id + " not logged: " + s.message());
+            if (op.urgent) results[i] = s;  // a client waits on it
+          }
           for (const ShadowPick& p : d.shadow_picks) {
             insert_shadow_pick.Text(1, d.id)
                 .Int(2, p.position)
@@ -440,8 +442,9 @@ struct Store::Impl {
       }
       for (size_t i = 0; i < batch.size(); ++i) {
         WriteOp& op = batch[i];
-        if (op.kind == WriteOp::Kind::kDecision || op.kind == WriteOp::Kind::kImpressions ||
-            op.kind == WriteOp::Kind::kShown || op.kind == WriteOp::Kind::kOutcome)
+        if ((op.kind == WriteOp::Kind::kDecision && !op.urgent) ||
+            op.kind == WriteOp::Kind::kImpressions || op.kind == WriteOp::Kind::kShown ||
+            op.kind == WriteOp::Kind::kOutcome)
           continue;
         op.done.set_value(tx.ok() ? results[i] : tx);
       }
@@ -604,8 +607,10 @@ struct Store::Impl {
   }
 
   static bool IsWaitedOn(const WriteOp& op) {
-    return (op.kind == WriteOp::Kind::kEvent && op.urgent) || op.kind == WriteOp::Kind::kFlush ||
-           op.kind == WriteOp::Kind::kErase || op.kind == WriteOp::Kind::kRetention;
+    return ((op.kind == WriteOp::Kind::kEvent || op.kind == WriteOp::Kind::kDecision) &&
+            op.urgent) ||
+           op.kind == WriteOp::Kind::kFlush || op.kind == WriteOp::Kind::kErase ||
+           op.kind == WriteOp::Kind::kRetention;
   }
 
   void Enqueue(WriteOp op) {
@@ -703,8 +708,22 @@ void Store::LogDecision(DecisionRecord decision) {
   if (!impl_->writer.joinable()) return;
   WriteOp op;
   op.kind = WriteOp::Kind::kDecision;
+  op.urgent = false;
   op.decision = std::move(decision);
   impl_->Enqueue(std::move(op));
+}
+
+std::future<Status> Store::LogDecisionDurably(DecisionRecord decision) {
+  WriteOp op;
+  op.kind = WriteOp::Kind::kDecision;
+  op.decision = std::move(decision);
+  std::future<Status> f = op.done.get_future();
+  if (!impl_->writer.joinable()) {
+    op.done.set_value(Status::Error("the store is read-only"));
+    return f;
+  }
+  impl_->Enqueue(std::move(op));
+  return f;
 }
 
 void Store::LogImpressions(std::vector<Impression> impressions) {

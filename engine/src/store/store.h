@@ -189,6 +189,9 @@ class Store {
   std::future<Status> AppendEvent(Event event, int64_t* seq_out = nullptr, bool urgent = true);
   // Fire and forget: the audit log is written in the next batch.
   void LogDecision(DecisionRecord decision);
+  // The same, committed at once with whatever is queued (store.durable_decisions):
+  // ready once the decision is durable.
+  std::future<Status> LogDecisionDurably(DecisionRecord decision);
   // Fire and forget, like the decision log: a decision's candidates at their
   // positions (the feedback contract). A (decision, position) already stored
   // is kept as it was.
