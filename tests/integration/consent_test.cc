@@ -53,11 +53,7 @@ stages:
 entry:
   - {event: purchase, category: laptops, stage: bought}
 )");
-    WriteFile(dir_.file("offers.yaml"), "offers:\n  - {id: o1, promotes: {category: phones}}\n");
-    config_ = dir_.file("tailor.yaml");
-    WriteFile(config_, "plugins:\n" + ShippedPluginYaml("popularity") +
-                           "placements:\n  home: {kind: offers}\noffers: offers.yaml\n"
-                           "journeys: journeys\n");
+    config_ = SmallConfig(dir_.path(), ShippedPluginYaml("popularity"), "journeys: journeys\n");
   }
 
   json Event(Client& c, const std::string& who, const std::string& type) {

@@ -150,12 +150,9 @@ TEST(Privacy, RetentionRunsInTheBackground) {
     }
     ASSERT_TRUE(bulk->Commit().ok());
   }
-  WriteFile(dir.file("offers.yaml"), "offers:\n  - {id: o1, promotes: {category: phones}}\n");
-  WriteFile(dir.file("tailor.yaml"),
-            "store:\n  retention: {events: 30, chat_text: 7}\nplugins:\n" +
-                ShippedPluginYaml("popularity") +
-                "placements:\n  home: {kind: offers}\noffers: offers.yaml\n");
-  Tailord d({dir.file("tailor.yaml"), store, {}});
+  const std::string config = SmallConfig(dir.path(), ShippedPluginYaml("popularity"),
+                                         "store:\n  retention: {events: 30, chat_text: 7}\n");
+  Tailord d({config, store, {}});
   ASSERT_TRUE(d.running()) << d.Log();
   Client c(d.requests());
   json retention;

@@ -116,19 +116,8 @@ class Security : public ::testing::Test {
     stranger_ = Keygen(dir_, "stranger");
     WriteClients(
         {{"app", app_, "[app]"}, {"reader", reader_, "[reader]"}, {"admin", admin_, "[admin]"}});
-    WriteFile(dir_.file("offers.yaml"), R"(offers:
-  - {id: o1, promotes: {category: phones}, value: 10}
-)");
-    config_ = dir_.file("tailor.yaml");
-    WriteFile(config_, std::string(R"(
-security:
-  curve: {server_key: server.key, clients: clients.yaml}
-plugins:
-)") + ShippedPluginYaml("popularity") +
-                           R"(placements:
-  home: {kind: offers}
-offers: offers.yaml
-)");
+    config_ = SmallConfig(dir_.path(), ShippedPluginYaml("popularity"),
+                          "security:\n  curve: {server_key: server.key, clients: clients.yaml}\n");
   }
 
   struct Listed {
@@ -237,12 +226,12 @@ TEST_F(Security, PythonClientConnectsWithKeyFiles) {
   Tailord d({config_, store_, {}});
   ASSERT_TRUE(d.running());
   const std::string out = dir_.file("client.out");
-  const std::string client = "/usr/bin/python3 " TAILOR_SOURCE_DIR "/tools/client_example.py " +
-                             d.requests() + " c3";
-  EXPECT_EQ(Shell(client + " --key " + dir_.file("app.key") + " --server-key " +
-                      dir_.file("server.pub"),
-                  out),
-            0)
+  const std::string client =
+      "/usr/bin/python3 " TAILOR_SOURCE_DIR "/tools/client_example.py " + d.requests() + " c3";
+  EXPECT_EQ(
+      Shell(client + " --key " + dir_.file("app.key") + " --server-key " + dir_.file("server.pub"),
+            out),
+      0)
       << ReadFile(out);
   EXPECT_NE(ReadFile(out).find("outcomes joined to the decision"), std::string::npos)
       << ReadFile(out);

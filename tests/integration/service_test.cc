@@ -564,11 +564,8 @@ TEST_F(Service, LoneRequestsAreAnsweredInlineAndBurstsByTheWorkers) {
 }
 
 TEST_F(Service, HealthIsDegradedWhileAPluginHasFailed) {
-  std::string config = dir_.file("tailor.yaml");
-  WriteFile(config, std::string("plugins:\n") + ShippedPluginYaml("popularity") +
-                        FixturePluginYaml("create_fails") +
-                        "placements:\n  home: {kind: offers}\noffers: offers.yaml\n");
-  WriteFile(dir_.file("offers.yaml"), "offers:\n  - {id: o1, promotes: {category: phones}}\n");
+  const std::string config =
+      SmallConfig(dir_.path(), ShippedPluginYaml("popularity") + FixturePluginYaml("create_fails"));
   auto d = Start({}, config);
   ASSERT_TRUE(d->running());
   Client c(d->requests());
@@ -583,11 +580,9 @@ TEST_F(Service, HealthIsDegradedWhileAPluginHasFailed) {
 }
 
 TEST_F(Service, APluginOverItsTimeBudgetIsDroppedThenDisabledUntilReload) {
-  std::string config = dir_.file("tailor.yaml");
-  WriteFile(config, std::string("plugins:\n") + ShippedPluginYaml("popularity") +
-                        FixturePluginYaml("slow", "    budget_us: 2000\n    max_overruns: 3\n") +
-                        "placements:\n  home: {kind: offers}\noffers: offers.yaml\n");
-  WriteFile(dir_.file("offers.yaml"), "offers:\n  - {id: o1, promotes: {category: phones}}\n");
+  const std::string config = SmallConfig(
+      dir_.path(), ShippedPluginYaml("popularity") +
+                       FixturePluginYaml("slow", "    budget_us: 2000\n    max_overruns: 3\n"));
   auto d = Start({}, config);
   ASSERT_TRUE(d->running());
   Client c(d->requests());
@@ -613,13 +608,10 @@ TEST_F(Service, APluginOverItsTimeBudgetIsDroppedThenDisabledUntilReload) {
 }
 
 TEST_F(Service, ABacklogIsAnsweredOverloadedAtOnceAndTheServiceRecovers) {
-  std::string config = dir_.file("tailor.yaml");
   // One worker, 20 ms a decision (the slow fixture, no budget), room for 2.
-  WriteFile(config, std::string("service: {workers: 1, inline_when_idle: false, max_in_flight: 2}\n"
-                                "plugins:\n") +
-                        FixturePluginYaml("slow", "    budget_us: 0\n") +
-                        "placements:\n  home: {kind: offers}\noffers: offers.yaml\n");
-  WriteFile(dir_.file("offers.yaml"), "offers:\n  - {id: o1, promotes: {category: phones}}\n");
+  const std::string config =
+      SmallConfig(dir_.path(), FixturePluginYaml("slow", "    budget_us: 0\n"),
+                  "service: {workers: 1, inline_when_idle: false, max_in_flight: 2}\n");
   auto d = Start({}, config);
   ASSERT_TRUE(d->running());
   zmq::context_t ctx(1);

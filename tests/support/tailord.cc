@@ -12,6 +12,8 @@
 #include <sstream>
 #include <thread>
 
+#include "support/temp_dir.h"
+
 namespace tailor::testing {
 
 std::string TailorBin() { return std::string(TAILOR_BIN_DIR) + "/tailor"; }
@@ -28,6 +30,15 @@ std::string ShippedPluginYaml(const std::string& name, const std::string& extra)
 }
 std::string FixturePluginYaml(const std::string& name, const std::string& extra) {
   return "  - name: " + name + "\n    path: " + TAILOR_FIXTURE_DIR + "/" + name + ".so\n" + extra;
+}
+
+std::string SmallConfig(const std::string& dir, const std::string& plugins,
+                        const std::string& extra) {
+  WriteFile(dir + "/offers.yaml", "offers:\n  - {id: o1, promotes: {category: phones}}\n");
+  const std::string path = dir + "/tailor.yaml";
+  WriteFile(path, extra + "plugins:\n" + plugins +
+                      "placements:\n  home: {kind: offers}\noffers: offers.yaml\n");
+  return path;
 }
 
 Tailord::Tailord(Options o) {

@@ -78,4 +78,11 @@ int Shell(const std::string& cmd, const std::string& log);
 std::string ShippedPluginYaml(const std::string& name, const std::string& extra = "");
 std::string FixturePluginYaml(const std::string& name, const std::string& extra = "");
 
+// Writes DIR/tailor.yaml: `extra` (top-level YAML), then the `plugins:`
+// entries given (ShippedPluginYaml / FixturePluginYaml), one offers
+// placement `home`, and DIR/offers.yaml with one offer o1 (phones). Returns
+// the config's path.
+std::string SmallConfig(const std::string& dir, const std::string& plugins,
+                        const std::string& extra = "");
+
 }  // namespace tailor::testing
