@@ -670,8 +670,22 @@ std::string Engine::ChatIntent(const Event& e) {
 
 bool Engine::LearnsFrom(const std::string& customer_id) {
   if (auto p = cache_.Get(customer_id)) return ParseConsent(p->customer.consent_json).learning();
-  if (auto c = store_->GetCustomer(customer_id)) return ParseConsent(c->consent_json).learning();
-  return true;  // new: no consent stated yet
+  // Consent changes outside tailord (an import) are seen within a minute.
+  constexpr int64_t kKeepMs = 60'000;
+  constexpr size_t kMaxKept = 200'000;
+  const int64_t now = mono_ns() / 1'000'000;
+  {
+    std::lock_guard lock(consent_mu_);
+    if (auto it = consent_seen_.find(customer_id);
+        it != consent_seen_.end() && now - it->second.second < kKeepMs)
+      return it->second.first;
+  }
+  bool learn = true;  // new: no consent stated yet
+  if (auto c = store_->GetCustomer(customer_id)) learn = ParseConsent(c->consent_json).learning();
+  std::lock_guard lock(consent_mu_);
+  if (consent_seen_.size() >= kMaxKept) consent_seen_.clear();
+  consent_seen_[customer_id] = {learn, now};
+  return learn;
 }
 
 void Engine::AfterDurable(const Event& e, bool cached, bool learn) {
@@ -783,6 +797,10 @@ std::variant<json, ApiError> Engine::ForgetCustomer(const std::string& customer_
   if (Status s = store_->EraseCustomer(customer_id, &rows).get(); !s.ok())
     return ApiError{TAILOR_ERR_INTERNAL, "", "erasure failed in the store: " + s.message()};
   cache_.Erase(customer_id);
+  {
+    std::lock_guard lock(consent_mu_);
+    consent_seen_.erase(customer_id);
+  }
   feedback_->attribution().Forget(customer_id);
   json forgot = json::array();
   for (const auto& p : plugins_->plugins())

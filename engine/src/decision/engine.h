@@ -161,7 +161,11 @@ class Engine {
   Metrics* metrics_;
   ProfileCache cache_;
   std::atomic<std::shared_ptr<const Snapshot>> snapshot_;
-  std::mutex reload_mu_;                        // one reload at a time
+  std::mutex reload_mu_;  // one reload at a time
+  // LearnsFrom's answers for customers not in the profile cache, so that an
+  // event costs no store read: (learn, when read), kept 60 s, bounded.
+  std::mutex consent_mu_;
+  std::unordered_map<std::string, std::pair<bool, int64_t>> consent_seen_;
   std::unique_ptr<JourneyRuntime> journey_rt_;  // null without journeys
   uint64_t next_version_ = 1;
   std::atomic<uint64_t> decision_seq_;
