@@ -53,11 +53,12 @@ void ScoreCandidates(const PluginCall& call, const Candidates& candidates, bool 
   for (size_t k = 0; k < plugins.size(); ++k) {
     LoadedPlugin& p = *plugins[k];
     if (n == 0) break;
+    const bool skipped = p.disabled();  // Score refuses at once, counted
     Status st = p.Score(call.view, candidates.list.data(), n, out->scores.data() + k * n,
                         explain_after ? nullptr : out->reasons.data() + k * n * kReasonCap,
                         explain_after ? 0 : kReasonCap);
     if (!st.ok()) {
-      if (p.disabled() && st.message().rfind("disabled", 0) == 0) {
+      if (skipped) {
         // Named in `why` and counted, not logged: it was logged once.
         call.metrics->counters.Add("plugin_skipped." + p.name());
         (*call.dropped)[p.name()] = st.message();

@@ -117,6 +117,15 @@ struct Server::Impl {
     return ErrorReply(id, {TAILOR_ERR_UNAVAILABLE, "", "the event queue is full; retry shortly"});
   }
 
+  // {"v":1,"id":..,key:result}, or the error, counted.
+  std::string Answer(const std::string& id, const char* key, std::variant<json, ApiError> out) {
+    if (auto* err = std::get_if<ApiError>(&out)) {
+      engine->metrics().counters.Add("errors." + err->code);
+      return ErrorReply(id, *err);
+    }
+    return Dump({{"v", TAILOR_SCHEMA_VERSION}, {"id", id}, {key, std::move(std::get<json>(out))}});
+  }
+
   // Handles one request body; never throws. nullopt: with only_quick, a
   // reload (which may load models for seconds) is declined, for a worker;
   // or its events went to the ingest lane (from->queued).
@@ -171,26 +180,14 @@ struct Server::Impl {
           return Dump({{"v", TAILOR_SCHEMA_VERSION},
                        {"id", id},
                        {"profile", engine->ProfileJson(req.customer)}});
-        case Request::Type::kProfileDelete: {
-          auto out = engine->ForgetCustomer(req.customer);
-          if (auto* err = std::get_if<ApiError>(&out)) {
-            m.counters.Add("errors." + err->code);
-            return ErrorReply(id, *err);
-          }
-          return Dump({{"v", TAILOR_SCHEMA_VERSION}, {"id", id}, {"erased", std::get<json>(out)}});
-        }
+        case Request::Type::kProfileDelete:
+          return Answer(id, "erased", engine->ForgetCustomer(req.customer));
         case Request::Type::kHealth:
           return Dump({{"v", TAILOR_SCHEMA_VERSION}, {"id", id}, {"health", engine->Health()}});
         case Request::Type::kStats:
           return Dump({{"v", TAILOR_SCHEMA_VERSION}, {"id", id}, {"stats", engine->Stats()}});
-        case Request::Type::kExplain: {
-          auto out = engine->Explain(req.decision);
-          if (auto* err = std::get_if<ApiError>(&out)) {
-            m.counters.Add("errors." + err->code);
-            return ErrorReply(id, *err);
-          }
-          return Dump({{"v", TAILOR_SCHEMA_VERSION}, {"id", id}, {"explain", std::get<json>(out)}});
-        }
+        case Request::Type::kExplain:
+          return Answer(id, "explain", engine->Explain(req.decision));
         case Request::Type::kReload:
           return ReloadReply(id);
       }

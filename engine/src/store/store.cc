@@ -462,66 +462,68 @@ struct Store::Impl {
   static constexpr int64_t kRetentionChunk = 5000;
   bool RetentionPass(bool whole) {
     const Retention& r = options.retention;
-    const int64_t now = now_ms(), day = 86'400'000;
+    // Each rule: its period, its chunk (?1 = the cutoff), what it counts.
+    // Shadow picks go with their decisions, before them, uncounted.
+    struct Rule {
+      int64_t days;
+      const char* sql;
+      int64_t RetentionCounts::*count;
+    };
+    const Rule rules[] = {
+        {r.decisions_days,
+         "DELETE FROM shadow_picks WHERE decision_id IN (SELECT id FROM decisions WHERE "
+         "ts_ms < ?1 LIMIT 5000)",
+         nullptr},
+        {r.decisions_days,
+         "DELETE FROM decisions WHERE id IN (SELECT id FROM decisions WHERE ts_ms < ?1 LIMIT 5000)",
+         &RetentionCounts::decisions},
+        {r.decisions_days,
+         "DELETE FROM impressions WHERE (decision_id, position) IN (SELECT decision_id, "
+         "position FROM impressions WHERE ts_ms < ?1 LIMIT 5000)",
+         &RetentionCounts::impressions},
+        {r.decisions_days,
+         "DELETE FROM outcomes WHERE seq IN (SELECT seq FROM outcomes WHERE ts_ms < ?1 LIMIT 5000)",
+         &RetentionCounts::outcomes},
+        // Through the partial index of decisions still holding a trace.
+        {r.traces_days,
+         "UPDATE decisions SET trace='{}' WHERE id IN (SELECT id FROM decisions WHERE "
+         "trace != '{}' AND ts_ms < ?1 LIMIT 5000)",
+         &RetentionCounts::traces},
+        {r.events_days,
+         "DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE ts_ms < ?1 LIMIT 5000)",
+         &RetentionCounts::events},
+        // Through the partial index of chat lines still holding their text.
+        {r.chat_text_days,
+         "UPDATE events SET text=NULL WHERE seq IN (SELECT seq FROM events WHERE "
+         "type='chat' AND text IS NOT NULL AND ts_ms < ?1 LIMIT 5000)",
+         &RetentionCounts::chat_texts},
+    };
+    const int64_t now = now_ms();
     RetentionCounts n;
     bool more = false;
-    // Runs sql with ?1 = cutoff until it changes fewer rows than a chunk (or
-    // once, unless whole); adds the changes to *count.
-    auto run = [&](const char* sql, int64_t cutoff, int64_t* count) {
+    for (const Rule& rule : rules) {
+      if (!rule.days) continue;
+      // A chunk per transaction until one changes fewer rows than a chunk
+      // (or once, unless whole).
       for (;;) {
-        if (!Exec(writer_db, "BEGIN IMMEDIATE").ok()) return false;
-        Stmt st(writer_db, sql);
-        st.Int(1, cutoff);
+        if (!Exec(writer_db, "BEGIN IMMEDIATE").ok()) break;
+        Stmt st(writer_db, rule.sql);
+        st.Int(1, now - rule.days * 86'400'000);
         Status s = st.Run();
         const int64_t changed = s.ok() ? sqlite3_changes(writer_db) : 0;
         if (s.ok()) s = Exec(writer_db, "COMMIT");
         if (!s.ok()) {
           Exec(writer_db, "ROLLBACK");
           log::Error("store", std::string("retention failed: ") + s.message());
-          return false;
+          break;
         }
-        *count += changed;
-        if (changed < kRetentionChunk) return true;  // done with this rule
+        if (rule.count) n.*rule.count += changed;
+        if (changed < kRetentionChunk) break;
         if (!whole) {
           more = true;
-          return false;
+          break;
         }
       }
-    };
-    if (r.decisions_days) {
-      const int64_t cut = now - r.decisions_days * day;
-      int64_t picks = 0;
-      run("DELETE FROM shadow_picks WHERE decision_id IN (SELECT id FROM decisions WHERE "
-          "ts_ms < ?1 LIMIT 5000)",
-          cut, &picks);
-      run("DELETE FROM decisions WHERE id IN (SELECT id FROM decisions WHERE ts_ms < ?1 "
-          "LIMIT 5000)",
-          cut, &n.decisions);
-      run("DELETE FROM impressions WHERE (decision_id, position) IN (SELECT decision_id, "
-          "position FROM impressions WHERE ts_ms < ?1 LIMIT 5000)",
-          cut, &n.impressions);
-      run("DELETE FROM outcomes WHERE seq IN (SELECT seq FROM outcomes WHERE ts_ms < ?1 "
-          "LIMIT 5000)",
-          cut, &n.outcomes);
-    }
-    if (r.traces_days) {
-      const int64_t cut = now - r.traces_days * day;
-      // Through the partial index of decisions still holding a trace.
-      run("UPDATE decisions SET trace='{}' WHERE id IN (SELECT id FROM decisions WHERE "
-          "trace != '{}' AND ts_ms < ?1 LIMIT 5000)",
-          cut, &n.traces);
-    }
-    if (r.events_days) {
-      const int64_t cut = now - r.events_days * day;
-      run("DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE ts_ms < ?1 LIMIT 5000)",
-          cut, &n.events);
-    }
-    if (r.chat_text_days) {
-      const int64_t cut = now - r.chat_text_days * day;
-      // Through the partial index of chat lines still holding their text.
-      run("UPDATE events SET text=NULL WHERE seq IN (SELECT seq FROM events WHERE "
-          "type='chat' AND text IS NOT NULL AND ts_ms < ?1 LIMIT 5000)",
-          cut, &n.chat_texts);
     }
     std::lock_guard lock(queue_mu);
     RetentionCounts& t = retained;
