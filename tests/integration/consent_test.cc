@@ -22,26 +22,15 @@ class Consent : public ::testing::Test {
   void SetUp() override {
     store_ = dir_.file("tailor.db");
     MakeSmallWorld(store_);
-    std::string err;
-    Store::Options o;
-    o.path = store_;
-    o.start_writer = false;
-    auto store = Store::Open(o, &err);
-    ASSERT_NE(store, nullptr) << err;
-    auto bulk = store->BeginBulk(&err);
-    ASSERT_NE(bulk, nullptr) << err;
+    WorldAdditions more;
     for (const auto& [id, consent] : std::vector<std::pair<std::string, std::string>>{
              {"yes", "{}"},
              {"noemail", R"({"email":false})"},
              {"noprof", R"({"profiling":false})"},
              {"noperso", R"({"personalization":false})"},
-             {"later", "{}"}}) {
-      Customer c;
-      c.id = id;
-      c.consent_json = consent;
-      ASSERT_TRUE(bulk->Customer(c).ok());
-    }
-    ASSERT_TRUE(bulk->Commit().ok());
+             {"later", "{}"}})
+      more.customers.push_back(Customer{id, "{}", consent, 0, 0});
+    AddToWorld(store_, more);
     const std::string journeys = dir_.file("journeys");
     std::filesystem::create_directories(journeys);
     WriteFile(journeys + "/follow_up.yaml", R"(

@@ -131,25 +131,16 @@ TEST(Privacy, RetentionRunsInTheBackground) {
   TempDir dir;
   const std::string store = dir.file("tailor.db");
   MakeSmallWorld(store);
-  {
-    std::string err;
-    Store::Options o;
-    o.path = store;
-    o.start_writer = false;
-    auto s = Store::Open(o, &err);
-    ASSERT_NE(s, nullptr) << err;
-    auto bulk = s->BeginBulk(&err);
-    ASSERT_NE(bulk, nullptr) << err;
-    for (int i = 0; i < 3; ++i) {
-      Event e;
-      e.customer_id = "c1";
-      e.type = "view";
-      e.item_id = "i2";
-      e.ts_ms = now_ms() - int64_t{100} * 86'400'000 - i;
-      ASSERT_TRUE(bulk->Event(e).ok());
-    }
-    ASSERT_TRUE(bulk->Commit().ok());
+  WorldAdditions old;
+  for (int i = 0; i < 3; ++i) {
+    Event e;
+    e.customer_id = "c1";
+    e.type = "view";
+    e.item_id = "i2";
+    e.ts_ms = now_ms() - int64_t{100} * 86'400'000 - i;
+    old.events.push_back(e);
   }
+  AddToWorld(store, old);
   const std::string config = SmallConfig(dir.path(), ShippedPluginYaml("popularity"),
                                          "store:\n  retention: {events: 30, chat_text: 7}\n");
   Tailord d({config, store, {}});

@@ -51,28 +51,14 @@ class SensitiveService : public ::testing::Test {
     store_ = dir_.file("tailor.db");
     MakeSmallWorld(store_);
     // More customers and a sensitive item (as the demo world marks them).
-    std::string err;
-    Store::Options o;
-    o.path = store_;
-    o.start_writer = false;
-    auto store = Store::Open(o, &err);
-    ASSERT_NE(store, nullptr) << err;
-    auto bulk = store->BeginBulk(&err);
-    ASSERT_NE(bulk, nullptr) << err;
-    const std::pair<const char*, std::pair<const char*, const char*>> more[] = {
-        {"consent_false", {R"({"age":30})", R"({"personalization":true,"sensitive":false})"}},
-        {"consent_text", {R"({"age":30})", R"({"personalization":true,"sensitive":"true"})"}},
-        {"no_age", {R"({})", R"({"personalization":true,"sensitive":true})"}},
-        {"age_text", {R"({"age":"thirty"})", R"({"personalization":true,"sensitive":true})"}},
-        {"opted_out", {R"({"age":30})", R"({"personalization":false,"sensitive":true})"}},
+    WorldAdditions more;
+    more.customers = {
+        {"consent_false", R"({"age":30})", R"({"personalization":true,"sensitive":false})"},
+        {"consent_text", R"({"age":30})", R"({"personalization":true,"sensitive":"true"})"},
+        {"no_age", R"({})", R"({"personalization":true,"sensitive":true})"},
+        {"age_text", R"({"age":"thirty"})", R"({"personalization":true,"sensitive":true})"},
+        {"opted_out", R"({"age":30})", R"({"personalization":false,"sensitive":true})"},
     };
-    for (const auto& [id, ac] : more) {
-      Customer c;
-      c.id = id;
-      c.attributes_json = ac.first;
-      c.consent_json = ac.second;
-      ASSERT_TRUE(bulk->Customer(c).ok());
-    }
     Item it;
     it.id = "i_bump";
     it.title = "Bump cream";
@@ -80,8 +66,8 @@ class SensitiveService : public ::testing::Test {
     it.brand = "Acme";
     it.price = 20;
     it.attributes_json = R"({"margin":0.2,"sensitive":"pregnancy","tags":["pregnancy"]})";
-    ASSERT_TRUE(bulk->Item(it).ok());
-    ASSERT_TRUE(bulk->Commit().ok());
+    more.items.push_back(it);
+    AddToWorld(store_, more);
   }
 
   // A config with the popularity plugin, the offers placements the shipped

@@ -9,6 +9,21 @@
 
 namespace tailor::testing {
 
+void AddToWorld(const std::string& path, const WorldAdditions& more) {
+  std::string err;
+  Store::Options o;
+  o.path = path;
+  o.start_writer = false;
+  auto store = Store::Open(o, &err);
+  ASSERT_NE(store, nullptr) << err;
+  auto bulk = store->BeginBulk(&err);
+  ASSERT_NE(bulk, nullptr) << err;
+  for (const Customer& c : more.customers) ASSERT_TRUE(bulk->Customer(c).ok()) << c.id;
+  for (const Item& it : more.items) ASSERT_TRUE(bulk->Item(it).ok()) << it.id;
+  for (const Event& e : more.events) ASSERT_TRUE(bulk->Event(e).ok()) << e.customer_id;
+  ASSERT_TRUE(bulk->Commit().ok());
+}
+
 void MakeSmallWorld(const std::string& path) {
   for (const char* suffix : {"", "-wal", "-shm"}) std::filesystem::remove(path + suffix);
   std::string err;

@@ -4,6 +4,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "store/store.h"
 
@@ -11,6 +12,15 @@ namespace tailor::testing {
 
 // Creates (or overwrites) a store at path with that world.
 void MakeSmallWorld(const std::string& path);
+
+// More of a world, added to the store at path in one bulk transaction
+// (events do not create their customer rows).
+struct WorldAdditions {
+  std::vector<Customer> customers;
+  std::vector<Item> items;
+  std::vector<Event> events;
+};
+void AddToWorld(const std::string& path, const WorldAdditions& more);
 
 // The store at path opened read-only (e.g. what tailord wrote); fails the
 // test and returns null when it cannot be opened.

@@ -37,6 +37,22 @@ Event MakeEvent(const std::string& customer, const std::string& type, const std:
   return e;
 }
 
+// Runs sql on its own connection to the store at path, as a hostile or
+// careless tool would; "" on success, else SQLite's message.
+std::string RawExec(const std::string& path, const char* sql) {
+  sqlite3* db = nullptr;
+  if (sqlite3_open(path.c_str(), &db) != SQLITE_OK) {
+    sqlite3_close(db);
+    return "cannot open " + path;
+  }
+  char* msg = nullptr;
+  const int rc = sqlite3_exec(db, sql, nullptr, nullptr, &msg);
+  std::string out = rc == SQLITE_OK ? "" : msg ? msg : "error " + std::to_string(rc);
+  sqlite3_free(msg);
+  sqlite3_close(db);
+  return out;
+}
+
 TEST(Migrations, FreshStoreIsAtNewestVersion) {
   TempDir dir;
   auto s = OpenStore(dir.file("t.db"));
@@ -112,15 +128,8 @@ TEST(Store, EventsAreAppendOnly) {
   TempDir dir;
   auto s = OpenStore(dir.file("t.db"));
   ASSERT_TRUE(s->AppendEvent(MakeEvent("c1", "view", "i1", 5)).get().ok());
-  sqlite3* db = nullptr;
-  ASSERT_EQ(sqlite3_open(dir.file("t.db").c_str(), &db), SQLITE_OK);
-  char* msg = nullptr;
-  EXPECT_NE(sqlite3_exec(db, "UPDATE events SET type='purchase'", nullptr, nullptr, &msg),
-            SQLITE_OK);
-  ASSERT_NE(msg, nullptr);
-  EXPECT_NE(std::string(msg).find("append-only"), std::string::npos);
-  sqlite3_free(msg);
-  sqlite3_close(db);
+  const std::string err = RawExec(dir.file("t.db"), "UPDATE events SET type='purchase'");
+  EXPECT_NE(err.find("append-only"), std::string::npos) << err;
 }
 
 TEST(Store, ConcurrentWritersAreBatchedAndAllLand) {
@@ -167,15 +176,8 @@ TEST(Store, DecisionLogIsAppendOnly) {
   ASSERT_TRUE(got.has_value());
   EXPECT_EQ(got->customer_id, "c1") << "a repeated id overwrote the audit record";
   EXPECT_EQ(got->response_json, "{\"offers\":[1]}");
-  sqlite3* db = nullptr;
-  ASSERT_EQ(sqlite3_open(dir.file("t.db").c_str(), &db), SQLITE_OK);
-  char* msg = nullptr;
-  EXPECT_NE(sqlite3_exec(db, "UPDATE decisions SET response='{}'", nullptr, nullptr, &msg),
-            SQLITE_OK);
-  ASSERT_NE(msg, nullptr);
-  EXPECT_NE(std::string(msg).find("append-only"), std::string::npos);
-  sqlite3_free(msg);
-  sqlite3_close(db);
+  const std::string err = RawExec(dir.file("t.db"), "UPDATE decisions SET response='{}'");
+  EXPECT_NE(err.find("append-only"), std::string::npos) << err;
 }
 
 TEST(Store, ModelsTrainOnlyOnCustomersWhoAllowIt) {
@@ -206,14 +208,10 @@ TEST(Store, WriterReportsFailuresUntilAWriteSucceeds) {
   TempDir dir;
   auto s = OpenStore(dir.file("t.db"));
   EXPECT_FALSE(s->Writer().failing);
-  sqlite3* db = nullptr;
-  ASSERT_EQ(sqlite3_open(dir.file("t.db").c_str(), &db), SQLITE_OK);
-  ASSERT_EQ(sqlite3_exec(db,
-                         "CREATE TRIGGER refuse BEFORE INSERT ON events WHEN "
-                         "NEW.customer_id='bad' BEGIN SELECT RAISE(ABORT, 'refused'); END",
-                         nullptr, nullptr, nullptr),
-            SQLITE_OK);
-  sqlite3_close(db);
+  ASSERT_EQ(RawExec(dir.file("t.db"),
+                    "CREATE TRIGGER refuse BEFORE INSERT ON events WHEN "
+                    "NEW.customer_id='bad' BEGIN SELECT RAISE(ABORT, 'refused'); END"),
+            "");
   EXPECT_FALSE(s->AppendEvent(MakeEvent("bad", "view", "i1", 5)).get().ok());
   Store::WriterState w = s->Writer();
   EXPECT_TRUE(w.failing);
