@@ -318,6 +318,8 @@ Status LoadedPlugin::PrepareAside(const std::string& model_path) {
   ebuf[kErrCap - 1] = '\0';
   tailor_plugin* old = nullptr;
   {
+    // One hold of the lock from the replay to the swap, so no erasure falls
+    // between them.
     std::unique_lock lock(mu_);
     // It may have read a customer erased while it trained or loaded.
     if (st == TAILOR_OK && can_forget())
@@ -326,17 +328,16 @@ Status LoadedPlugin::PrepareAside(const std::string& model_path) {
         if (api_->forget(fresh, id.c_str(), fbuf, sizeof fbuf) != TAILOR_OK) st = TAILOR_ERROR;
       }
     if (--preparing_ == 0) forgotten_meanwhile_.clear();
+    if (st == TAILOR_OK) {
+      old = instance_;
+      instance_ = fresh;
+      if (!model_path.empty()) model_path_ = model_path;
+    }
   }
   if (st != TAILOR_OK) {
     api_->destroy(fresh);
     return Status::Error((model_path.empty() ? "train failed: " : "load failed: ") +
                          ErrText(ebuf, "no message"));
-  }
-  {
-    std::unique_lock lock(mu_);
-    old = instance_;
-    instance_ = fresh;
-    if (!model_path.empty()) model_path_ = model_path;
   }
   api_->destroy(old);  // swapped out under the lock: no call can reach it now
   return Status::Ok();
