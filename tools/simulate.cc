@@ -356,6 +356,8 @@ SimConfig WriteSimConfig(const std::string& config_file, const std::string& work
   }
   // The simulation's store is a report, not a ledger: no fsync per batch.
   root["store"]["synchronous"] = "normal";
+  // Simulated days run on their own clock, up to a day past now: replays.
+  root["security"]["allow_replay"] = true;
   // Every arm starts with trained models: no plugin trains in the background
   // (and an older engine never sees the key).
   if (root["plugins"] && root["plugins"].IsSequence())
