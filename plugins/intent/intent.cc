@@ -200,7 +200,10 @@ Config ParseConfig(std::string_view text) {
     throw InvalidConfig("intent config: expected a JSON object");
   Config c;
   std::vector<std::string> errors;
-  for (const auto& [k, v] : j.items()) {
+  for (const auto& item : j.items()) {
+    // Not a structured binding: clang 14 lets no lambda capture one.
+    const std::string& k = item.key();
+    const json& v = item.value();
     auto num = [&](double lo, double hi) -> double {
       if (!v.is_number() || v.get<double>() < lo || v.get<double>() > hi) {
         errors.push_back(k + ": expected a number in [" + std::to_string(lo) + ", " +

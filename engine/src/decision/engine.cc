@@ -903,7 +903,9 @@ json Engine::Stats() const {
   json requests = json::object(), errors = json::object(), plugin_errors = json::object(),
        events = json::object();
   json sensitive = {{"vetoes", 0}, {"outbound_cancelled", 0}};
-  for (const auto& [k, v] : metrics_->counters.Snapshot()) {
+  for (const auto& counter : metrics_->counters.Snapshot()) {
+    const auto& k = counter.first;  // not a structured binding: the lambda captures it
+    const auto& v = counter.second;
     auto split = [&](const char* prefix, json& into) {
       size_t len = std::strlen(prefix);
       if (k.compare(0, len, prefix) != 0) return false;

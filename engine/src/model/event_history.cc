@@ -98,12 +98,9 @@ std::pair<const EventHistory::Key*, const EventHistory::Key*> EventHistory::Keys
     std::string_view type, std::string_view id) const {
   if (!block_) return {nullptr, nullptr};
   const std::vector<Key>& keys = block_->keys;
-  auto less = [](const Key& k, std::pair<std::string_view, std::string_view> p) {
-    return std::tie(k.type, k.id) < std::tie(p.first, p.second);
-  };
-  auto greater = [](std::pair<std::string_view, std::string_view> p, const Key& k) {
-    return std::tie(p.first, p.second) < std::tie(k.type, k.id);
-  };
+  using View = std::pair<std::string_view, std::string_view>;
+  auto less = [](const Key& k, View p) { return View(k.type, k.id) < p; };
+  auto greater = [](View p, const Key& k) { return p < View(k.type, k.id); };
   const auto probe = std::make_pair(type, id);
   auto lo = std::lower_bound(keys.begin(), keys.end(), probe, less);
   auto hi = std::upper_bound(lo, keys.end(), probe, greater);
