@@ -159,9 +159,8 @@ class JourneyRuntimeTest : public ::testing::Test {
   }
   void Restart() {
     runtime_.reset();
-    std::string err;
-    runtime_ = JourneyRuntime::Open(dir_.file("t.db"), &err);
-    ASSERT_NE(runtime_, nullptr) << err;
+    runtime_ = JourneyRuntime::Create(*store_);
+    ASSERT_NE(runtime_, nullptr);
   }
   // Stores the event durably first, as the engine does, then hands it over.
   void Send(const std::string& customer, const std::string& type, int64_t ts,

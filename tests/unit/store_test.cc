@@ -272,6 +272,91 @@ TEST(Store, RetentionRemovesWhatIsOlderThanEachPeriod) {
   EXPECT_GT(n.last_run_ms, 0);
 }
 
+TEST(Store, JourneyRowsGoThroughTheWriterAndReadBackInOneSnapshot) {
+  TempDir dir;
+  auto s = OpenStore(dir.file("t.db"));
+  ASSERT_TRUE(s->AppendEvent(MakeEvent("c1", "view", "i1", 1000)).get().ok());
+  Event shown = MakeEvent("c1", "impression", "", 1500);
+  shown.channel = "email";
+  ASSERT_TRUE(s->AppendEvent(shown).get().ok());
+  ASSERT_TRUE(s->AppendEvent(MakeEvent("c1", "purchase", "i1", 2000)).get().ok());
+  using W = JourneyWrite;
+  ASSERT_TRUE(s->WriteJourney({W{W::Kind::kUpsertState, "c1", "welcome", "new", 1000, "{}"},
+                               W{W::Kind::kInsertStep, "c1", "welcome", "hello", 5000, "{}"},
+                               W{W::Kind::kInsertStep, "c1", "welcome", "later", 9000, "{}"}})
+                  .get()
+                  .ok());
+  // Upserted, not added: one row per customer and journey.
+  ASSERT_TRUE(
+      s->WriteJourney({W{W::Kind::kUpsertState, "c1", "welcome", "bought", 2000, "{\"n\":2}"}})
+          .get()
+          .ok());
+
+  JourneyCustomerRows rows;
+  ASSERT_TRUE(s->LoadJourneyCustomer("c1", 0, &rows).ok());
+  ASSERT_EQ(rows.states.size(), 1u);
+  EXPECT_EQ(rows.states[0].stage, "bought");
+  EXPECT_EQ(rows.states[0].data_json, "{\"n\":2}");
+  ASSERT_EQ(rows.contacts.size(), 1u);
+  EXPECT_EQ(rows.contacts[0], std::make_pair(std::string("email"), int64_t{1500}));
+  EXPECT_EQ(rows.first_active_ms, 1000);  // impressions are not activity
+  EXPECT_EQ(rows.last_active_ms, 2000);
+  JourneyCustomerRows later;
+  ASSERT_TRUE(s->LoadJourneyCustomer("c1", 1500, &later).ok());
+  EXPECT_TRUE(later.contacts.empty());  // the horizon is exclusive
+
+  std::vector<JourneyStepRow> due;
+  ASSERT_TRUE(s->DueJourneySteps(6000, 10, &due).ok());
+  ASSERT_EQ(due.size(), 1u);
+  EXPECT_EQ(due[0].step, "hello");
+  // Taken steps are no longer due; moved ones are due at their new time.
+  ASSERT_TRUE(
+      s->WriteJourney({W{W::Kind::kFinishStep, "", "", "", 6000, "{\"sent\":1}", due[0].id}})
+          .get()
+          .ok());
+  std::vector<JourneyStepRow> all;
+  ASSERT_TRUE(s->DueJourneySteps(10000, 10, &all).ok());
+  ASSERT_EQ(all.size(), 1u);
+  EXPECT_EQ(all[0].step, "later");
+  ASSERT_TRUE(
+      s->WriteJourney({W{W::Kind::kMoveStep, "", "", "", 20000, "", all[0].id}}).get().ok());
+  std::vector<JourneyStepRow> none;
+  ASSERT_TRUE(s->DueJourneySteps(10000, 10, &none).ok());
+  EXPECT_TRUE(none.empty());
+}
+
+TEST(Store, AFailedJourneyWriteLeavesNothingAndTheBatchGoesOn) {
+  TempDir dir;
+  auto s = OpenStore(dir.file("t.db"));
+  using W = JourneyWrite;
+  // A trigger refuses the second write, as a full disk might.
+  ASSERT_EQ(RawExec(dir.file("t.db"),
+                    "CREATE TRIGGER refuse BEFORE INSERT ON journey_steps WHEN NEW.step='bad' "
+                    "BEGIN SELECT RAISE(ABORT, 'refused'); END"),
+            "");
+  auto failed = s->WriteJourney({W{W::Kind::kUpsertState, "c1", "j", "s", 1, "{}"},
+                                 W{W::Kind::kInsertStep, "c1", "j", "bad", 2, "{}"}});
+  auto event = s->AppendEvent(MakeEvent("c2", "view", "i1", 3));
+  EXPECT_FALSE(failed.get().ok());
+  EXPECT_TRUE(event.get().ok());  // in the same batch or not, the event landed
+  JourneyCustomerRows rows;
+  ASSERT_TRUE(s->LoadJourneyCustomer("c1", 0, &rows).ok());
+  EXPECT_TRUE(rows.states.empty());  // all or nothing
+  EXPECT_EQ(s->Count("events"), 1);
+}
+
+TEST(Store, JourneyWritesFailOnAReadOnlyStore) {
+  TempDir dir;
+  OpenStore(dir.file("t.db")).reset();
+  std::string err;
+  Store::Options o;
+  o.path = dir.file("t.db");
+  o.read_only = true;
+  auto s = Store::Open(o, &err);
+  ASSERT_NE(s, nullptr) << err;
+  EXPECT_FALSE(s->WriteJourney({JourneyWrite{}}).get().ok());
+}
+
 TEST(Store, QueuedLogsAreBoundedAndAllLand) {
   TempDir dir;
   std::string err;

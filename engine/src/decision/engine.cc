@@ -221,9 +221,7 @@ Status Engine::LoadCatalog() {
   }
   std::lock_guard lock(reload_mu_);
   if (!journey_rt_ && !config_.journeys_dir.empty()) {
-    std::string err;
-    journey_rt_ = JourneyRuntime::Open(store_->path(), &err);
-    if (!journey_rt_) return Status::Error("journeys: " + err);
+    journey_rt_ = JourneyRuntime::Create(*store_);
   }
   // Responses after a restart still join the decisions made before it.
   feedback_->Configure(snap->config.placements);
@@ -787,12 +785,9 @@ json Engine::ProfileJson(const std::string& customer_id) {
 }
 
 std::variant<json, ApiError> Engine::ForgetCustomer(const std::string& customer_id) {
-  // Journeys first: their writer's queued rows for the customer land before
-  // the store deletes every row.
-  if (journey_rt_) {
-    if (Status s = journey_rt_->Forget(customer_id); !s.ok())
-      return ApiError{TAILOR_ERR_INTERNAL, "", "erasure failed in journeys: " + s.message()};
-  }
+  // Journeys first: their rows for the customer, already queued to the
+  // store's writer, land before the erasure queued next deletes every row.
+  if (journey_rt_) journey_rt_->Forget(customer_id);
   ErasedRows rows;
   if (Status s = store_->EraseCustomer(customer_id, &rows).get(); !s.ok())
     return ApiError{TAILOR_ERR_INTERNAL, "", "erasure failed in the store: " + s.message()};

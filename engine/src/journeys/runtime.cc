@@ -1,11 +1,10 @@
 #include "journeys/runtime.h"
 
-#include <sqlite3.h>
-
 #include <algorithm>
 #include <atomic>
 #include <deque>
 #include <functional>
+#include <future>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <shared_mutex>
@@ -14,7 +13,6 @@
 #include "common/log.h"
 #include "common/time.h"
 #include "model/consent.h"
-#include "store/sqlite.h"
 
 namespace tailor {
 namespace {
@@ -26,22 +24,6 @@ constexpr int64_t kContactHorizonMs = 90LL * 86'400'000;
 // Stand-ins for a journey that no longer exists (no copies in ?: loops).
 const std::vector<JourneyTransition> kNoTransitions;
 const std::vector<JourneyStage> kNoStages;
-
-using sqlite::Exec;
-using sqlite::Stmt;
-
-sqlite3* OpenDb(const std::string& path, bool read_only, int busy_ms, std::string* err) {
-  // The store creates the file; journeys only open it.
-  sqlite3* db = sqlite::Open(path, read_only, /*create=*/false, busy_ms, err);
-  // NORMAL: in WAL mode a commit is not fsynced on its own, so journey writes
-  // never wait for the disk while the store's writer (synchronous FULL)
-  // fsyncs the same WAL at its next commit; a process crash loses nothing.
-  if (db && !read_only) {
-    Exec(db, "PRAGMA synchronous=NORMAL");
-    Exec(db, "PRAGMA secure_delete=ON");  // erasure leaves no trace in freed pages
-  }
-  return db;
-}
 
 bool Contains(const std::vector<std::string>& v, const std::string& x) {
   return std::find(v.begin(), v.end(), x) != v.end();
@@ -141,21 +123,14 @@ struct Shard {
   std::unordered_map<std::string, std::shared_ptr<CustomerState>> customers;
 };
 
-// One row change; executed in order inside a group-committed transaction.
-struct Op {
-  // kBarrier writes nothing: waiting on it waits for every op queued before.
-  enum Kind { kUpsertState, kInsertStep, kFinishStep, kMoveStep, kBarrier } kind;
-  std::string customer, journey, name;  // name: stage or step
-  int64_t time = 0;                     // entered_ms, due_ms or sent_ms
-  std::string json;                     // data or payload
-  int64_t id = 0;                       // journey_steps.id
-};
+using Op = JourneyWrite;
 
-// A caller's batch of ops waiting for a commit; lives on the caller's stack
-// (or in a deque it owns) until the caller has seen done.
+// A caller's changes on their way to the store's writer; lives on the
+// caller's stack (or in a deque it owns) until the caller has seen done.
 struct Pending {
   std::vector<Op> ops;
   std::shared_ptr<CustomerState> state;
+  std::future<Status> written;
   Status result;
   bool done = false;
 };
@@ -171,7 +146,7 @@ std::string StateData(const Membership& m) {
 }
 
 Op UpsertState(const std::string& customer, const Membership& m) {
-  return Op{Op::kUpsertState, customer, m.journey, m.stage, m.stage_entered_ms, StateData(m)};
+  return Op{Op::Kind::kUpsertState, customer, m.journey, m.stage, m.stage_entered_ms, StateData(m)};
 }
 
 // The cap of `stage` that `channel` would exceed at now, or null; *free_at is
@@ -200,70 +175,28 @@ std::string CapText(const JourneyCap& cap) {
 }  // namespace
 
 struct JourneyRuntime::Impl {
-  std::string path;
+  Store* store = nullptr;
   Options options;
   Shard shards[kShards];
 
-  std::mutex write_mu;  // owns wdb
-  sqlite3* wdb = nullptr;
-  std::mutex queue_mu;
-  std::deque<Pending*> queue;
-
-  std::mutex readers_mu;
-  std::vector<sqlite3*> readers;  // idle read connections
-
   std::mutex take_mu;  // one TakeDue at a time
-
-  ~Impl() {
-    for (sqlite3* db : readers) sqlite3_close(db);
-    sqlite3_close(wdb);
-  }
 
   Shard& ShardOf(const std::string& customer) {
     return shards[std::hash<std::string>{}(customer) % kShards];
   }
 
-  // A read connection for this thread until Release; opened when none is idle.
-  sqlite3* AcquireReader(std::string* err) {
-    {
-      std::lock_guard lk(readers_mu);
-      if (!readers.empty()) {
-        sqlite3* db = readers.back();
-        readers.pop_back();
-        return db;
-      }
-    }
-    return OpenDb(path, true, options.busy_timeout_ms, err);
-  }
-  void ReleaseReader(sqlite3* db) {
-    std::lock_guard lk(readers_mu);
-    readers.push_back(db);
-  }
-
-  // Reads a customer's state in one read transaction (a consistent snapshot).
+  // Reads a customer's state (one snapshot of the store).
   Status Load(const std::string& customer, int64_t now, CustomerState* st) {
-    std::string err;
-    sqlite3* db = AcquireReader(&err);
-    if (!db) return Status::Error(err);
-    Status s = LoadWith(db, customer, now, st);
-    Exec(db, "COMMIT");
-    ReleaseReader(db);
-    return s;
-  }
-
-  Status LoadWith(sqlite3* db, const std::string& customer, int64_t now, CustomerState* st) {
-    if (Status s = Exec(db, "BEGIN"); !s.ok()) return s;
-    int64_t horizon = now - kContactHorizonMs;
-    {
-      Stmt q(db, "SELECT journey, stage, entered_ms, data FROM journey_state WHERE customer_id=?");
-      if (!q.ok()) return Status::Error(q.error());
-      q.Text(1, customer);
-      while (q.Step() == SQLITE_ROW) {
-        Membership m;
-        m.journey = q.Col(0);
-        m.stage = q.Col(1);
-        m.stage_entered_ms = q.ColInt(2);
-        auto data = nlohmann::json::parse(q.Col(3), nullptr, false);
+    const int64_t horizon = now - kContactHorizonMs;
+    JourneyCustomerRows rows;
+    if (Status s = store->LoadJourneyCustomer(customer, horizon, &rows); !s.ok()) return s;
+    for (JourneyStateRow& row : rows.states) {
+      Membership m;
+      m.journey = std::move(row.journey);
+      m.stage = std::move(row.stage);
+      m.stage_entered_ms = row.entered_ms;
+      {
+        auto data = nlohmann::json::parse(row.data_json, nullptr, false);
         if (data.is_object()) {
           m.journey_entered_ms = data.value("journey_entered_ms", m.stage_entered_ms);
           m.exited_ms = data.value("exited_ms", int64_t{0});
@@ -279,28 +212,12 @@ struct JourneyRuntime::Impl {
             }
           }
         }
-        st->memberships.push_back(std::move(m));
       }
+      st->memberships.push_back(std::move(m));
     }
-    {
-      Stmt q(db,
-             "SELECT channel, ts_ms FROM events WHERE customer_id=? AND ts_ms>? AND "
-             "type='impression' AND channel IS NOT NULL AND channel<>''");
-      if (!q.ok()) return Status::Error(q.error());
-      q.Text(1, customer).Int(2, horizon);
-      while (q.Step() == SQLITE_ROW) st->contacts.Add(q.Col(0), q.ColInt(1));
-    }
-    {
-      Stmt q(db,
-             "SELECT min(ts_ms), max(ts_ms) FROM events WHERE customer_id=? AND "
-             "type<>'impression'");
-      if (!q.ok()) return Status::Error(q.error());
-      q.Text(1, customer);
-      if (q.Step() == SQLITE_ROW && !q.ColNull(0)) {
-        st->first_active_ms = q.ColInt(0);
-        st->last_active_ms = q.ColInt(1);
-      }
-    }
+    for (const auto& [channel, ts] : rows.contacts) st->contacts.Add(channel, ts);
+    st->first_active_ms = rows.first_active_ms;
+    st->last_active_ms = rows.last_active_ms;
     return Status::Ok();
   }
 
@@ -328,83 +245,27 @@ struct JourneyRuntime::Impl {
     return st;
   }
 
-  // Queues a batch; call with the customer's shard lock held so that writes
-  // reach the store in the order the state changed.
+  // Hands a batch to the store's writer; call with the customer's shard lock
+  // held so that writes reach the store in the order the state changed (the
+  // writer's queue keeps order, and commits them with what else is queued).
   void Enqueue(Pending* p) {
     if (p->ops.empty()) {
       p->done = true;
       return;
     }
     if (p->state) p->state->unsynced.fetch_add(1);
-    std::lock_guard lk(queue_mu);
-    queue.push_back(p);
+    p->written = store->WriteJourney(std::move(p->ops));
   }
 
-  // Waits until p is committed; whoever holds the connection commits every
-  // queued batch in one transaction (group commit). Call without shard locks.
+  // Waits until p is durable. Call without shard locks.
   Status Wait(Pending* p) {
-    std::lock_guard wl(write_mu);
     if (p->done) return p->result;
-    std::deque<Pending*> batch;
-    {
-      std::lock_guard lk(queue_mu);
-      batch.swap(queue);
-    }
-    Status s = Commit(batch);
-    if (!s.ok()) log::Error("journeys", "cannot store journey state: " + s.message());
-    for (Pending* b : batch) {
-      b->result = s;
-      b->done = true;
-      if (b->state) b->state->unsynced.fetch_sub(1);
-    }
+    p->result = p->written.get();
+    p->done = true;
+    if (p->state) p->state->unsynced.fetch_sub(1);
+    if (!p->result.ok())
+      log::Error("journeys", "cannot store journey state: " + p->result.message());
     return p->result;
-  }
-
-  Status Commit(const std::deque<Pending*>& batch) {
-    if (Status s = Exec(wdb, "BEGIN IMMEDIATE"); !s.ok()) return s;
-    Stmt upsert(wdb,
-                "INSERT INTO journey_state(customer_id, journey, stage, entered_ms, data) "
-                "VALUES (?,?,?,?,?) ON CONFLICT(customer_id, journey) DO UPDATE SET "
-                "stage=excluded.stage, entered_ms=excluded.entered_ms, data=excluded.data");
-    Stmt insert(wdb,
-                "INSERT INTO journey_steps(customer_id, journey, step, due_ms, payload) "
-                "VALUES (?,?,?,?,?)");
-    Stmt finish(wdb, "UPDATE journey_steps SET sent_ms=?, payload=? WHERE id=?");
-    Stmt move(wdb, "UPDATE journey_steps SET due_ms=? WHERE id=?");
-    Status s;
-    for (Pending* p : batch) {
-      for (const Op& op : p->ops) {
-        Stmt* st = nullptr;
-        switch (op.kind) {
-          case Op::kUpsertState:
-            st = &upsert;
-            upsert.Text(1, op.customer).Text(2, op.journey).Text(3, op.name).Int(4, op.time);
-            upsert.Text(5, op.json);
-            break;
-          case Op::kInsertStep:
-            st = &insert;
-            insert.Text(1, op.customer).Text(2, op.journey).Text(3, op.name).Int(4, op.time);
-            insert.Text(5, op.json);
-            break;
-          case Op::kFinishStep:
-            st = &finish;
-            finish.Int(1, op.time).Text(2, op.json).Int(3, op.id);
-            break;
-          case Op::kMoveStep:
-            st = &move;
-            move.Int(1, op.time).Int(2, op.id);
-            break;
-          case Op::kBarrier:
-            continue;
-        }
-        s = st->Run();  // resets the statement for its next use
-        if (!s.ok()) break;
-      }
-      if (!s.ok()) break;
-    }
-    if (s.ok()) s = Exec(wdb, "COMMIT");
-    if (!s.ok()) Exec(wdb, "ROLLBACK");
-    return s;
   }
 
   // --- State changes (caller holds the shard lock) --------------------------
@@ -419,8 +280,8 @@ struct JourneyRuntime::Impl {
       nlohmann::json payload = {{"kind", "step"},          {"stage", s.name},
                                 {"stage_entered_ms", now}, {"channel", step.channel},
                                 {"offer", step.offer},     {"requires_stage", step.requires_stage}};
-      ops->push_back(
-          Op{Op::kInsertStep, customer, j.name, step.name, now + step.delay_ms, payload.dump()});
+      ops->push_back(Op{Op::Kind::kInsertStep, customer, j.name, step.name, now + step.delay_ms,
+                        payload.dump()});
     }
     // Inactivity is checked by a timer row rather than a scan of every
     // customer: it fires once, and either moves the customer or re-arms.
@@ -430,7 +291,7 @@ struct JourneyRuntime::Impl {
       nlohmann::json payload = {
           {"kind", "inactivity"}, {"stage", s.name}, {"stage_entered_ms", now}, {"to", to}};
       int64_t idle_since = std::max(now, st->last_active_ms);
-      ops->push_back(Op{Op::kInsertStep, customer, j.name,
+      ops->push_back(Op{Op::Kind::kInsertStep, customer, j.name,
                         "inactive:" + (to.empty() ? std::string("exit") : to),
                         idle_since + t.inactive_ms, payload.dump()});
     }
@@ -458,39 +319,23 @@ struct JourneyRuntime::Impl {
 JourneyRuntime::JourneyRuntime(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 JourneyRuntime::~JourneyRuntime() = default;
 
-std::unique_ptr<JourneyRuntime> JourneyRuntime::Open(const std::string& store_path,
-                                                     std::string* err) {
-  return Open(store_path, Options{}, err);
+std::unique_ptr<JourneyRuntime> JourneyRuntime::Create(Store& store) {
+  return Create(store, Options{});
 }
 
-std::unique_ptr<JourneyRuntime> JourneyRuntime::Open(const std::string& store_path,
-                                                     const Options& options, std::string* err) {
+std::unique_ptr<JourneyRuntime> JourneyRuntime::Create(Store& store, const Options& options) {
   auto impl = std::make_unique<Impl>();
-  impl->path = store_path;
+  impl->store = &store;
   impl->options = options;
-  impl->wdb = OpenDb(store_path, false, options.busy_timeout_ms, err);
-  if (!impl->wdb) return nullptr;
-  for (const char* table : {"journey_state", "journey_steps"}) {
-    Stmt q(impl->wdb, (std::string("SELECT 1 FROM ") + table + " LIMIT 0").c_str());
-    if (!q.ok()) {
-      *err = "store '" + store_path + "' has no " + table + " table (open it with Store first)";
-      return nullptr;
-    }
-  }
   return std::unique_ptr<JourneyRuntime>(new JourneyRuntime(std::move(impl)));
 }
 
-Status JourneyRuntime::Forget(const std::string& customer_id) {
-  Pending pending;
-  {
-    Shard& shard = impl_->ShardOf(customer_id);
-    std::unique_lock lk(shard.mu);
-    shard.customers.erase(customer_id);
-    // Behind every write of its state: once it is done, none is pending.
-    pending.ops.push_back(Op{Op::kBarrier, customer_id, {}, {}, 0, {}, 0});
-    impl_->Enqueue(&pending);
-  }
-  return impl_->Wait(&pending);
+void JourneyRuntime::Forget(const std::string& customer_id) {
+  // Every write of theirs already went to the store's writer, whose queue
+  // keeps order: the erasure queued after this lands after them.
+  Shard& shard = impl_->ShardOf(customer_id);
+  std::unique_lock lk(shard.mu);
+  shard.customers.erase(customer_id);
 }
 
 Status JourneyRuntime::OnEvent(const Journeys& journeys, const Event& e,
@@ -661,43 +506,33 @@ std::vector<std::string> JourneyRuntime::TakeDue(const Journeys& journeys, int64
   };
   std::vector<Row> rows;
   {
-    std::string err;
-    sqlite3* db = impl_->AcquireReader(&err);
-    if (!db) {
-      log::Error("journeys", err);
+    std::vector<JourneyStepRow> due;
+    if (Status s = impl_->store->DueJourneySteps(now, max, &due); !s.ok()) {
+      log::Error("journeys", "cannot read due steps: " + s.message());
       return out;
     }
-    {
-      Stmt q(db,
-             "SELECT id, customer_id, journey, step, due_ms, payload FROM journey_steps "
-             "WHERE sent_ms IS NULL AND due_ms<=? ORDER BY due_ms, id LIMIT ?");
-      q.Int(1, now).Int(2, static_cast<int64_t>(max));
-      while (q.Step() == SQLITE_ROW) {
-        rows.push_back(Row{q.ColInt(0), q.Col(1), q.Col(2), q.Col(3), q.ColInt(4),
-                           nlohmann::json::parse(q.Col(5), nullptr, false), std::string(),
-                           std::nullopt});
-      }
+    for (JourneyStepRow& d : due) {
+      rows.push_back(Row{d.id, std::move(d.customer_id), std::move(d.journey), std::move(d.step),
+                         d.due_ms, nlohmann::json::parse(d.payload_json, nullptr, false),
+                         std::string(), std::nullopt});
     }
-    // Consent is read fresh for each send: it may have changed since the
-    // customer was loaded, and this path is not latency-critical.
-    for (Row& r : rows) {
-      if (!r.payload.is_object() || r.payload.value("kind", "") != "step") continue;
-      Stmt q(db, "SELECT consent, attributes FROM customers WHERE id=?");
-      q.Text(1, r.customer);
-      if (q.Step() != SQLITE_ROW) continue;
-      r.stored = Customer{r.customer, q.Col(1), q.Col(0), 0, 0};
-      // A journey step is contact driven by behaviour: it needs consent to
-      // personalisation, to profiling and to the step's channel.
-      const Consent consent = ParseConsent(q.Col(0));
-      const std::string channel = r.payload.value("channel", "");
-      if (!consent.personalization)
-        r.no_consent = "no consent for personalization";
-      else if (!consent.profiling)
-        r.no_consent = "no consent for profiling";
-      else if (!consent.channel(channel))
-        r.no_consent = "no consent for " + channel;
-    }
-    impl_->ReleaseReader(db);
+  }
+  // Consent is read fresh for each send: it may have changed since the
+  // customer was loaded, and this path is not latency-critical.
+  for (Row& r : rows) {
+    if (!r.payload.is_object() || r.payload.value("kind", "") != "step") continue;
+    r.stored = impl_->store->GetCustomer(r.customer);
+    if (!r.stored) continue;
+    // A journey step is contact driven by behaviour: it needs consent to
+    // personalisation, to profiling and to the step's channel.
+    const Consent consent = ParseConsent(r.stored->consent_json);
+    const std::string channel = r.payload.value("channel", "");
+    if (!consent.personalization)
+      r.no_consent = "no consent for personalization";
+    else if (!consent.profiling)
+      r.no_consent = "no consent for profiling";
+    else if (!consent.channel(channel))
+      r.no_consent = "no consent for " + channel;
   }
 
   std::deque<Pending> pendings;
@@ -706,7 +541,7 @@ std::vector<std::string> JourneyRuntime::TakeDue(const Journeys& journeys, int64
     Pending& p = pendings.emplace_back();
     auto finish = [&](const std::string& cancelled) {
       if (!cancelled.empty() && r.payload.is_object()) r.payload["cancelled"] = cancelled;
-      p.ops.push_back(Op{Op::kFinishStep, r.customer, r.journey, r.step, now,
+      p.ops.push_back(Op{Op::Kind::kFinishStep, r.customer, r.journey, r.step, now,
                          r.payload.is_object() ? r.payload.dump() : std::string("{}"), r.id});
     };
     Shard& shard = impl_->ShardOf(r.customer);
@@ -739,7 +574,7 @@ std::vector<std::string> JourneyRuntime::TakeDue(const Journeys& journeys, int64
         finish("obsolete");
       } else if (int64_t idle_since = std::max(st->last_active_ms, m->stage_entered_ms);
                  now < idle_since + t->inactive_ms) {
-        p.ops.push_back(Op{Op::kMoveStep,
+        p.ops.push_back(Op{Op::Kind::kMoveStep,
                            r.customer,
                            r.journey,
                            r.step,
@@ -781,7 +616,7 @@ std::vector<std::string> JourneyRuntime::TakeDue(const Journeys& journeys, int64
       } else if (cap && free_at == 0) {
         finish("contact cap: " + CapText(*cap));
       } else if (cap) {
-        p.ops.push_back(Op{Op::kMoveStep, r.customer, r.journey, r.step, free_at, {}, r.id});
+        p.ops.push_back(Op{Op::Kind::kMoveStep, r.customer, r.journey, r.step, free_at, {}, r.id});
       } else {
         finish("");
         st->contacts.Add(channel, now);

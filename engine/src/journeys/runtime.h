@@ -4,8 +4,9 @@
 // Storage: journey_state (one row per customer and journey, written through
 // on every change) and journey_steps (scheduled outbound steps and
 // inactivity timers; sent_ms stays NULL until taken, so pending steps survive
-// a restart). The runtime owns its own SQLite connections to the store file;
-// the Store must have created the schema first.
+// a restart). The runtime holds no connection of its own: it reads through the
+// Store and writes through the Store's writer (store/journey_rows.h), so every
+// write to the store file goes through one queue, in order.
 //
 // Contacts are not stored separately: they are the customer's `impression`
 // events that carry a channel (read from the events table when the customer
@@ -18,9 +19,9 @@
 // Threads: OnEvent from the event paths, Check and StagesOf from any number of
 // decision workers at once, TakeDue from one server thread. State is sharded
 // by customer behind shared mutexes; Check takes a shared lock and does no
-// SQL once the customer is loaded. Writes are group-committed by whichever
-// caller gets the connection first, outside the shard locks, in the order
-// the changes were made.
+// store reads once the customer is loaded. Writes are queued to the store's
+// writer under the shard lock (so in the order the changes were made) and
+// waited for outside it; the writer commits them with whatever else is queued.
 #pragma once
 
 #include <cstdint>
@@ -42,14 +43,12 @@ class JourneyRuntime {
     // Customers kept in memory; past this an arbitrary one is dropped from its
     // shard (its state is in the store and is reloaded when needed).
     size_t max_customers = 200'000;
-    int busy_timeout_ms = 10'000;
   };
 
-  // Opens connections to an existing store file. Returns null and sets *err
-  // when the file cannot be opened or has no journey tables.
-  static std::unique_ptr<JourneyRuntime> Open(const std::string& store_path, std::string* err);
-  static std::unique_ptr<JourneyRuntime> Open(const std::string& store_path, const Options& options,
-                                              std::string* err);
+  // store must outlive the runtime and have its writer running for changes
+  // to be kept (a read-only store makes every change fail).
+  static std::unique_ptr<JourneyRuntime> Create(Store& store);
+  static std::unique_ptr<JourneyRuntime> Create(Store& store, const Options& options);
   ~JourneyRuntime();
   JourneyRuntime(const JourneyRuntime&) = delete;
   JourneyRuntime& operator=(const JourneyRuntime&) = delete;
@@ -67,10 +66,9 @@ class JourneyRuntime {
   Status OnEvent(const Journeys& journeys, const Event& event, const std::string& category = {},
                  const std::string& intent = {});
 
-  // Erasure, before the store deletes the customer's rows: drops their
-  // state from memory and waits until every write of theirs already queued
-  // has landed (so none lands after the delete).
-  Status Forget(const std::string& customer_id);
+  // Erasure, before the store's erasure is queued: drops their state from
+  // memory. Their writes are already in the writer's queue, ahead of it.
+  void Forget(const std::string& customer_id);
 
   struct Verdict {
     bool allowed = true;

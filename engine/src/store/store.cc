@@ -216,19 +216,79 @@ Outcome ReadOutcome(const Stmt& st) {
 }
 
 struct WriteOp {
-  enum class Kind { kEvent, kDecision, kImpressions, kShown, kOutcome, kFlush, kErase, kRetention };
+  enum class Kind {
+    kEvent,
+    kDecision,
+    kImpressions,
+    kShown,
+    kOutcome,
+    kJourney,
+    kFlush,
+    kErase,
+    kRetention
+  };
   Kind kind = Kind::kFlush;
   Event event;
   DecisionRecord decision;
   std::vector<Impression> impressions;  // kImpressions; kShown: the one marked
   Outcome outcome;
-  int64_t* seq_out = nullptr;  // kEvent: where the caller wants the seq
+  std::vector<JourneyWrite> journey;  // kJourney
+  int64_t* seq_out = nullptr;         // kEvent: where the caller wants the seq
   bool urgent = true;  // kEvent, kDecision: a client waits on it (AppendEvent, LogDecisionDurably)
-  std::promise<Status> done;     // set for kEvent, kFlush, kErase and kRetention
+  std::promise<Status> done;     // set for kEvent, kJourney, kFlush, kErase and kRetention
   ErasedRows* erased = nullptr;  // kErase: the counts (the caller keeps it)
 };
 
 }  // namespace
+
+// The writer's journey statements: one caller's changes, all or nothing,
+// without failing the rest of the batch.
+class JourneyWriter {
+ public:
+  explicit JourneyWriter(sqlite3* db)
+      : db_(db),
+        upsert_(db,
+                "INSERT INTO journey_state(customer_id, journey, stage, entered_ms, data) "
+                "VALUES (?,?,?,?,?) ON CONFLICT(customer_id, journey) DO UPDATE SET "
+                "stage=excluded.stage, entered_ms=excluded.entered_ms, data=excluded.data"),
+        insert_(db,
+                "INSERT INTO journey_steps(customer_id, journey, step, due_ms, payload) "
+                "VALUES (?,?,?,?,?)"),
+        finish_(db, "UPDATE journey_steps SET sent_ms=?, payload=? WHERE id=?"),
+        move_(db, "UPDATE journey_steps SET due_ms=? WHERE id=?") {}
+
+  Status Apply(const std::vector<JourneyWrite>& writes) {
+    if (Status s = Exec(db_, "SAVEPOINT journey"); !s.ok()) return s;
+    for (const JourneyWrite& w : writes) {
+      if (Status s = Run(w); !s.ok()) {
+        Exec(db_, "ROLLBACK TO journey");
+        Exec(db_, "RELEASE journey");
+        return s;
+      }
+    }
+    return Exec(db_, "RELEASE journey");
+  }
+
+ private:
+  Status Run(const JourneyWrite& w) {
+    switch (w.kind) {
+      case JourneyWrite::Kind::kUpsertState:
+        upsert_.Text(1, w.customer).Text(2, w.journey).Text(3, w.name).Int(4, w.time);
+        return upsert_.Text(5, w.json).Run();
+      case JourneyWrite::Kind::kInsertStep:
+        insert_.Text(1, w.customer).Text(2, w.journey).Text(3, w.name).Int(4, w.time);
+        return insert_.Text(5, w.json).Run();
+      case JourneyWrite::Kind::kFinishStep:
+        return finish_.Int(1, w.time).Text(2, w.json).Int(3, w.id).Run();
+      case JourneyWrite::Kind::kMoveStep:
+        return move_.Int(1, w.time).Int(2, w.id).Run();
+    }
+    return Status::Error("unknown journey write");
+  }
+
+  sqlite3* db_;
+  Stmt upsert_, insert_, finish_, move_;
+};
 
 // How long the writer holds logs nobody waits on, for company.
 constexpr auto kLogLinger = std::chrono::milliseconds(2);
@@ -323,6 +383,7 @@ struct Store::Impl {
     Stmt insert_impression(writer_db, kInsertImpression);
     Stmt mark_shown(writer_db, kMarkShown);
     Stmt insert_outcome(writer_db, kInsertOutcome);
+    JourneyWriter journey_writes(writer_db);
     std::vector<WriteOp> batch;
     std::vector<Status> results;
     auto next_retention = std::chrono::steady_clock::now();
@@ -377,6 +438,8 @@ struct Store::Impl {
         } else if (op.kind == WriteOp::Kind::kImpressions || op.kind == WriteOp::Kind::kShown ||
                    op.kind == WriteOp::Kind::kOutcome) {
           WriteFeedback(op, insert_impression, mark_shown, insert_outcome);
+        } else if (op.kind == WriteOp::Kind::kJourney) {
+          results[i] = journey_writes.Apply(op.journey);
         } else if (op.kind == WriteOp::Kind::kRetention) {
           retention_now = true;  // after this batch's commit: it runs its own
         } else if (op.kind == WriteOp::Kind::kErase) {
@@ -611,8 +674,8 @@ struct Store::Impl {
   static bool IsWaitedOn(const WriteOp& op) {
     return ((op.kind == WriteOp::Kind::kEvent || op.kind == WriteOp::Kind::kDecision) &&
             op.urgent) ||
-           op.kind == WriteOp::Kind::kFlush || op.kind == WriteOp::Kind::kErase ||
-           op.kind == WriteOp::Kind::kRetention;
+           op.kind == WriteOp::Kind::kJourney || op.kind == WriteOp::Kind::kFlush ||
+           op.kind == WriteOp::Kind::kErase || op.kind == WriteOp::Kind::kRetention;
   }
 
   void Enqueue(WriteOp op) {
@@ -760,6 +823,19 @@ std::future<Status> Store::EraseCustomer(const std::string& customer_id, ErasedR
   op.kind = WriteOp::Kind::kErase;
   op.event.customer_id = customer_id;
   op.erased = erased;
+  std::future<Status> f = op.done.get_future();
+  if (!impl_->writer.joinable()) {
+    op.done.set_value(Status::Error("the store is read-only"));
+    return f;
+  }
+  impl_->Enqueue(std::move(op));
+  return f;
+}
+
+std::future<Status> Store::WriteJourney(std::vector<JourneyWrite> writes) {
+  WriteOp op;
+  op.kind = WriteOp::Kind::kJourney;
+  op.journey = std::move(writes);
   std::future<Status> f = op.done.get_future();
   if (!impl_->writer.joinable()) {
     op.done.set_value(Status::Error("the store is read-only"));
@@ -1096,6 +1172,54 @@ int64_t Store::ForEachEvent(int64_t since_ms, const std::function<bool(const Eve
     if (!fn(ReadEvent(st, 0))) break;
   }
   return rc == SQLITE_ROW || rc == SQLITE_DONE ? n : -1;
+}
+
+Status Store::LoadJourneyCustomer(const std::string& customer_id, int64_t contacts_since_ms,
+                                  JourneyCustomerRows* out) {
+  Impl::Reader r(impl_.get());
+  if (!r.db()) return Status::Error("no read connection to the store");
+  // One read transaction: the three reads see the same moment.
+  if (Status s = Exec(r.db(), "BEGIN"); !s.ok()) return s;
+  auto read = [&]() -> Status {
+    Stmt states =
+        r.Cached("SELECT journey, stage, entered_ms, data FROM journey_state WHERE customer_id=?");
+    if (!states.ok()) return Status::Error(states.error());
+    states.Text(1, customer_id);
+    while (states.Step() == SQLITE_ROW)
+      out->states.push_back({states.Col(0), states.Col(1), states.ColInt(2), states.Col(3)});
+    Stmt contacts = r.Cached(
+        "SELECT channel, ts_ms FROM events WHERE customer_id=? AND ts_ms>? AND "
+        "type='impression' AND channel IS NOT NULL AND channel<>''");
+    if (!contacts.ok()) return Status::Error(contacts.error());
+    contacts.Text(1, customer_id).Int(2, contacts_since_ms);
+    while (contacts.Step() == SQLITE_ROW)
+      out->contacts.emplace_back(contacts.Col(0), contacts.ColInt(1));
+    Stmt active = r.Cached(
+        "SELECT min(ts_ms), max(ts_ms) FROM events WHERE customer_id=? AND type<>'impression'");
+    if (!active.ok()) return Status::Error(active.error());
+    active.Text(1, customer_id);
+    if (active.Step() == SQLITE_ROW && !active.ColNull(0)) {
+      out->first_active_ms = active.ColInt(0);
+      out->last_active_ms = active.ColInt(1);
+    }
+    return Status::Ok();
+  };
+  Status s = read();
+  Exec(r.db(), "COMMIT");
+  return s;
+}
+
+Status Store::DueJourneySteps(int64_t now_ms, size_t max, std::vector<JourneyStepRow>* out) {
+  Impl::Reader r(impl_.get());
+  if (!r.db()) return Status::Error("no read connection to the store");
+  Stmt st = r.Cached(
+      "SELECT id, customer_id, journey, step, due_ms, payload FROM journey_steps "
+      "WHERE sent_ms IS NULL AND due_ms<=? ORDER BY due_ms, id LIMIT ?");
+  if (!st.ok()) return Status::Error(st.error());
+  st.Int(1, now_ms).Int(2, static_cast<int64_t>(max));
+  while (st.Step() == SQLITE_ROW)
+    out->push_back({st.ColInt(0), st.Col(1), st.Col(2), st.Col(3), st.ColInt(4), st.Col(5)});
+  return Status::Ok();
 }
 
 std::vector<Impression> Store::ImpressionsOf(const std::string& decision_id) {

@@ -24,6 +24,7 @@
 #include "common/status.h"
 #include "model/feedback.h"
 #include "model/types.h"
+#include "store/journey_rows.h"
 #include "store/retention.h"
 
 struct sqlite3;
@@ -205,6 +206,9 @@ class Store {
   // that with secure_delete on no byte of them stays in the files. *erased
   // (kept alive by the caller until the future is ready) gets the counts.
   std::future<Status> EraseCustomer(const std::string& customer_id, ErasedRows* erased);
+  // Journey changes (journeys/runtime.h), written in order as one savepoint
+  // behind everything queued before them; ready once durable.
+  std::future<Status> WriteJourney(std::vector<JourneyWrite> writes);
   // Runs a whole retention pass through the writer now (the writer also
   // runs one at start and every Retention::every_ms, a chunk at a time).
   std::future<Status> EnforceRetention();
@@ -274,6 +278,13 @@ class Store {
   // from them (what plugins train on).
   int64_t ForEachEvent(int64_t since_ms, const std::function<bool(const Event&)>& fn,
                        bool learnable_only = false);
+  // --- Journey reads (journeys/runtime.h) -----------------------------------
+  // A customer's journey states, channel impressions since contacts_since_ms
+  // and first/last activity, in one read transaction.
+  Status LoadJourneyCustomer(const std::string& customer_id, int64_t contacts_since_ms,
+                             JourneyCustomerRows* out);
+  // Steps and timers not yet taken with due_ms <= now_ms, soonest first.
+  Status DueJourneySteps(int64_t now_ms, size_t max, std::vector<JourneyStepRow>* out);
   // --- Feedback reads (feedback/attribution.h) ------------------------------
   // A decision's impressions (shown or waiting for the app), by position.
   std::vector<Impression> ImpressionsOf(const std::string& decision_id);
