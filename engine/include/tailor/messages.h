@@ -18,6 +18,8 @@
 #define TAILOR_MSG_STATS "stats"
 #define TAILOR_MSG_EXPLAIN "explain"
 #define TAILOR_MSG_RULES_RELOAD "rules.reload"
+#define TAILOR_MSG_OUTBOUND_ACK "outbound.ack"         /* a consumer confirms outbound ids */
+#define TAILOR_MSG_OUTBOUND_PENDING "outbound.pending" /* the outbound messages not confirmed */
 
 /* Error codes in {"error":{"code":..,"field":..,"message":..}}. */
 #define TAILOR_ERR_BAD_REQUEST "bad_request"                 /* malformed or invalid field */

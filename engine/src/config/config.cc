@@ -386,6 +386,15 @@ std::optional<EngineConfig> LoadConfig(const std::string& path,
     f.Integer("max_message_bytes", &cfg.service.max_message_bytes, 256, 64 << 20);
     f.Bool("inline_when_idle", &cfg.service.inline_when_idle);
     f.Integer("max_in_flight", &cfg.service.max_in_flight, 1, 1'000'000);
+    if (YAML::Node d = f.Get("outbound_delivery")) {
+      Fields df(d, path, "service.outbound_delivery", errors);
+      OutboundDelivery& od = cfg.service.outbound_delivery;
+      df.Bool("acks", &od.acks);
+      df.Integer("retry_after_s", &od.retry_after_s, 1, int64_t{30} * 86400);
+      df.Integer("max_retry_s", &od.max_retry_s, 1, int64_t{30} * 86400);
+      df.Integer("max_attempts", &od.max_attempts, 1, 1000);
+      df.Done();
+    }
     f.Done();
   }
   if (YAML::Node s = top.Get("security")) {

@@ -39,6 +39,18 @@ struct SecurityConfig {
   bool curve() const { return !server_key.empty(); }
 };
 
+// How journey messages on the outbound socket are delivered
+// (service.outbound_delivery).
+struct OutboundDelivery {
+  // At least once: each message stays in the store's outbox and is published
+  // again, with backoff, until a consumer sends outbound.ack. false: at most
+  // once (published once; nobody listening, nobody gets it).
+  bool acks = true;
+  int64_t retry_after_s = 30;  // the first re-send; each next waits twice as long
+  int64_t max_retry_s = 3600;  // the longest wait between two sends
+  int max_attempts = 10;       // then it is given up (still in outbound.pending)
+};
+
 struct ServiceConfig {
   std::string requests = "tcp://127.0.0.1:5555";  // ROUTER
   std::string events = "tcp://127.0.0.1:5556";    // PULL
@@ -51,6 +63,7 @@ struct ServiceConfig {
   // Requests handed to the workers and not yet answered, at most; past it
   // a request is answered `overloaded` at once.
   int max_in_flight = 1024;
+  OutboundDelivery outbound_delivery;
   SecurityConfig security;
 };
 

@@ -834,7 +834,78 @@ std::vector<std::string> Engine::TakeDueOutbound(size_t max) {
     }
     return why;
   };
-  return journey_rt_->TakeDue(*snap->journeys, now_ms(), max, refuse);
+  const OutboundDelivery& d = config_.service.outbound_delivery;
+  return journey_rt_->TakeDue(*snap->journeys, now_ms(), max, refuse,
+                              d.acks ? d.retry_after_s * 1000 : 0);
+}
+
+std::vector<std::string> Engine::RedeliverDue(size_t max) {
+  std::vector<std::string> out;
+  const OutboundDelivery& d = config_.service.outbound_delivery;
+  if (!d.acks) return out;
+  const int64_t now = now_ms();
+  std::vector<OutboxRow> rows;
+  if (Status s = store_->OutboxDue(now, max, &rows); !s.ok()) {
+    log::Error("outbound", "cannot read the outbox: " + s.message());
+    return out;
+  }
+  if (rows.empty()) return out;
+  std::vector<JourneyWrite> writes;
+  for (OutboxRow& row : rows) {
+    JourneyWrite& w = writes.emplace_back();
+    w.kind = JourneyWrite::Kind::kAttempted;
+    w.id = row.id;
+    w.attempts = row.attempts + 1;
+    if (w.attempts < d.max_attempts) {
+      // retry_after_s, then twice as long each time, at most max_retry_s.
+      const int shift = static_cast<int>(std::min<int64_t>(row.attempts, 30));
+      w.next_ms = now + std::min(d.retry_after_s << shift, d.max_retry_s) * 1000;
+    } else {
+      metrics_->counters.Add("outbound.given_up");
+      log::Warn("outbound", "message " + std::to_string(row.id) + " given up after " +
+                                std::to_string(w.attempts) +
+                                " attempts without an ack; outbound.pending still returns it");
+    }
+    out.push_back(std::move(row.message));
+  }
+  // Recorded before it goes out again: a crash in between sends it once
+  // more at the next attempt, never loses it.
+  if (Status s = store_->WriteJourney(std::move(writes)).get(); !s.ok()) {
+    log::Error("outbound", "cannot record delivery attempts: " + s.message());
+    return {};
+  }
+  metrics_->counters.Add("outbound.redelivered", out.size());
+  return out;
+}
+
+Status Engine::AckOutbound(const std::vector<int64_t>& ids) {
+  std::vector<JourneyWrite> writes;
+  const int64_t now = now_ms();
+  for (int64_t id : ids) {
+    JourneyWrite& w = writes.emplace_back();
+    w.kind = JourneyWrite::Kind::kAcked;
+    w.id = id;
+    w.time = now;
+  }
+  Status s = store_->WriteJourney(std::move(writes)).get();
+  if (s.ok()) metrics_->counters.Add("outbound.acked", ids.size());
+  return s;
+}
+
+std::variant<json, ApiError> Engine::PendingOutbound(int64_t after, size_t limit) {
+  std::vector<OutboxRow> rows;
+  if (Status s = store_->OutboxPending(after, limit + 1, &rows); !s.ok())
+    return ApiError{TAILOR_ERR_INTERNAL, "", "cannot read the outbox: " + s.message()};
+  const bool more = rows.size() > limit;
+  if (more) rows.pop_back();
+  json messages = json::array();
+  for (const OutboxRow& row : rows) {
+    json m = json::parse(row.message, nullptr, false);
+    if (m.is_discarded()) continue;  // written by this code; never expected
+    m["attempts"] = row.attempts;
+    messages.push_back(std::move(m));
+  }
+  return json{{"messages", std::move(messages)}, {"more", more}};
 }
 
 json Engine::Health() const {
@@ -862,6 +933,10 @@ json Engine::Health() const {
   if (w.failing) problems.push_back("store writes failing: " + w.last_error);
   if (w.capacity && w.pending > w.capacity / 2)
     problems.push_back("store writer behind: " + std::to_string(w.pending) + " writes queued");
+  const OutboxCounts outbox = store_->Outbox();
+  if (outbox.given_up > 0)
+    problems.push_back(std::to_string(outbox.given_up) +
+                       " outbound messages given up without an ack (outbound.pending lists them)");
   return {{"status", problems.empty() ? "ok" : "degraded"},
           {"problems", std::move(problems)},
           {"snapshot", snap->version},
@@ -873,6 +948,13 @@ json Engine::Health() const {
             {"pending_writes", store_->PendingWrites()}}},
           {"catalog", {{"offers", cat->offers.size()}, {"items", cat->items.size()}}},
           {"plugins", std::move(plugins)}};
+}
+
+json Engine::OutboxJson() const {
+  const OutboxCounts c = store_->Outbox();
+  return {{"acks", config_.service.outbound_delivery.acks},
+          {"unacked", c.unacked},
+          {"given_up", c.given_up}};
 }
 
 json Engine::RetentionJson() const {
@@ -972,6 +1054,7 @@ json Engine::Stats() const {
             {"event", hist(metrics_->event_us)},
             {"stages", std::move(stages)}}},
           {"store", {{"pending_writes", store_->PendingWrites()}, {"retention", RetentionJson()}}},
+          {"outbound", OutboxJson()},
           {"feedback", feedback_->CountsJson()},
           {"pricing", pricer_->StatsJson()}};
 }

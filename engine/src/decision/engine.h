@@ -117,8 +117,19 @@ class Engine {
   // later start a new profile.
   std::variant<nlohmann::json, ApiError> ForgetCustomer(const std::string& customer_id);
   nlohmann::json Health() const;
-  // Outbound journey messages now due, for the PUB socket (marked sent).
+  // Outbound journey messages now due, for the PUB socket (marked sent and,
+  // with service.outbound_delivery.acks, kept in the outbox).
   std::vector<std::string> TakeDueOutbound(size_t max);
+  // Outbox messages not acknowledged whose next attempt is due: recorded as
+  // attempted (the next one further off, or none after the last), returned
+  // for publishing again.
+  std::vector<std::string> RedeliverDue(size_t max);
+  // outbound.ack: these messages need no more sending (unknown or already
+  // acknowledged ids change nothing). Durable when it returns.
+  Status AckOutbound(const std::vector<int64_t>& ids);
+  // outbound.pending: {"messages":[...],"more":bool}, the messages not yet
+  // acknowledged with id > after, by id.
+  std::variant<nlohmann::json, ApiError> PendingOutbound(int64_t after, size_t limit);
   nlohmann::json Stats() const;
 
   const EngineConfig& config() const { return config_; }
@@ -145,6 +156,7 @@ class Engine {
   void AfterDurable(const Event& e, bool cached = false, bool learn = true);
   bool LearnsFrom(const std::string& customer_id);
   nlohmann::json RetentionJson() const;  // stats.store.retention
+  nlohmann::json OutboxJson() const;     // stats.outbound
   // The record stage's impressions to the feedback loop; on_decide also
   // applies their impression events to the profile cache.
   void RecordImpressions(const PlacementConfig& placement, const Decision& d);

@@ -493,7 +493,7 @@ std::vector<std::pair<std::string, std::string>> JourneyRuntime::StagesOf(
 }
 
 std::vector<std::string> JourneyRuntime::TakeDue(const Journeys& journeys, int64_t now, size_t max,
-                                                 const StepGate& gate) {
+                                                 const StepGate& gate, int64_t redeliver_after_ms) {
   std::vector<std::string> out;
   std::lock_guard take(impl_->take_mu);
   struct Row {
@@ -618,11 +618,6 @@ std::vector<std::string> JourneyRuntime::TakeDue(const Journeys& journeys, int64
       } else if (cap) {
         p.ops.push_back(Op{Op::Kind::kMoveStep, r.customer, r.journey, r.step, free_at, {}, r.id});
       } else {
-        finish("");
-        st->contacts.Add(channel, now);
-        m->sent.emplace_back(channel, now);
-        std::erase_if(m->sent, [&](const auto& s) { return s.second <= now - kContactHorizonMs; });
-        p.ops.push_back(UpsertState(r.customer, *m));
         nlohmann::json msg = {{"v", 1},
                               {"type", "outbound"},
                               {"id", r.id},
@@ -634,7 +629,16 @@ std::vector<std::string> JourneyRuntime::TakeDue(const Journeys& journeys, int64
                               {"offer", offer},
                               {"due", format_iso8601_ms(r.due)},
                               {"due_ms", r.due}};
+        finish("");
         messages.emplace_back(&p, msg.dump());
+        if (redeliver_after_ms > 0) {  // into the outbox, until acknowledged
+          p.ops.back().message = messages.back().second;
+          p.ops.back().next_ms = now + redeliver_after_ms;
+        }
+        st->contacts.Add(channel, now);
+        m->sent.emplace_back(channel, now);
+        std::erase_if(m->sent, [&](const auto& s) { return s.second <= now - kContactHorizonMs; });
+        p.ops.push_back(UpsertState(r.customer, *m));
       }
     }
     impl_->Enqueue(&p);

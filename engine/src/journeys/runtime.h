@@ -101,8 +101,13 @@ class JourneyRuntime {
   // no longer exists, or the customer's consent says "<channel>": false. A
   // step over a contact cap of the customer's current stage is moved to when
   // the cap frees. Inactivity timers that find the customer idle move them
-  // (which may schedule more steps). At most once: a crash after this returns
-  // and before publishing loses those messages rather than sending twice.
+  // (which may schedule more steps).
+  //
+  // With redeliver_after_ms > 0 each message also goes into the store's
+  // outbox in the same write: it is due again at now + redeliver_after_ms
+  // until a consumer acknowledges it (at least once; see Engine). With 0 it is
+  // at most once: a crash after this returns and before publishing loses
+  // those messages rather than sending twice.
   //
   // gate, when set, is asked about every step that passed the checks above,
   // just before it would go out: "" lets it go, anything else cancels it with
@@ -111,7 +116,7 @@ class JourneyRuntime {
   using StepGate =
       std::function<std::string(const Customer* customer, const std::string& offer_id)>;
   std::vector<std::string> TakeDue(const Journeys& journeys, int64_t now_ms, size_t max,
-                                   const StepGate& gate = {});
+                                   const StepGate& gate = {}, int64_t redeliver_after_ms = 0);
 
   // Drops every cached customer (tests; after profile.delete the caller also
   // deletes the rows).

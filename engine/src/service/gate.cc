@@ -166,6 +166,8 @@ uint8_t RolesNeeded(Request::Type t) {
     case Request::Type::kDecide:
     case Request::Type::kEvent:
     case Request::Type::kEvents:
+    case Request::Type::kOutboundAck:  // the outbound socket is the apps' too
+    case Request::Type::kOutboundPending:
       return kRoleApp | kRoleAdmin;
     case Request::Type::kProfileGet:
     case Request::Type::kExplain:

@@ -1,6 +1,7 @@
 #include "service/protocol.h"
 
 #include <algorithm>
+#include <cstdint>
 
 #include "common/json_limits.h"
 #include "common/time.h"
@@ -83,6 +84,13 @@ class Fields {
   }
 
   bool Integer(const char* key, int* out, int lo, int hi) {
+    int64_t v = *out;
+    if (!Int64(key, &v, lo, hi)) return false;
+    *out = static_cast<int>(v);
+    return true;
+  }
+
+  bool Int64(const char* key, int64_t* out, int64_t lo, int64_t hi) {
     seen_.push_back(key);
     if (err_) return false;
     auto it = obj_.find(key);
@@ -90,10 +98,34 @@ class Fields {
     if (!it->is_number_integer())
       return Fail(Bad(key, std::string(key) + " must be an integer, got " + TypeName(*it)));
     int64_t v = it->get<int64_t>();
+    if (it->is_number_unsigned() && it->get<uint64_t>() > uint64_t(INT64_MAX)) v = INT64_MAX;
     if (v < lo || v > hi)
       return Fail(Bad(key, std::string(key) + " must be between " + std::to_string(lo) + " and " +
                                std::to_string(hi)));
-    *out = static_cast<int>(v);
+    *out = v;
+    return true;
+  }
+
+  // A required non-empty array of at most max_entries positive integers.
+  bool IdNumbers(const char* key, std::vector<int64_t>* out, size_t max_entries) {
+    seen_.push_back(key);
+    if (err_) return false;
+    auto it = obj_.find(key);
+    if (it == obj_.end() || it->is_null())
+      return Fail(Bad(key, std::string("missing required field '") + key + "'"));
+    if (!it->is_array() || it->empty())
+      return Fail(Bad(
+          key, std::string(key) + " must be a non-empty array of integers, got " + TypeName(*it)));
+    if (it->size() > max_entries)
+      return Fail(Bad(key, std::string(key) + " has " + std::to_string(it->size()) +
+                               " entries; the limit is " + std::to_string(max_entries)));
+    for (size_t i = 0; i < it->size(); ++i) {
+      const json& e = (*it)[i];
+      if (!e.is_number_integer() || e.get<int64_t>() <= 0)
+        return Fail(Bad(key, std::string(key) + "[" + std::to_string(i) +
+                                 "] must be a positive integer, got " + e.dump()));
+      out->push_back(e.get<int64_t>());
+    }
     return true;
   }
 
@@ -390,6 +422,17 @@ std::variant<Request, ApiError> ParseRequest(std::string_view body, size_t max_b
   } else if (type == TAILOR_MSG_RULES_RELOAD) {
     req.type = Request::Type::kReload;
     f.NoOthers();
+  } else if (type == TAILOR_MSG_OUTBOUND_ACK) {
+    req.type = Request::Type::kOutboundAck;
+    f.IdNumbers("ids", &req.outbound_ids, kMaxOutboundBatch);
+    f.NoOthers();
+  } else if (type == TAILOR_MSG_OUTBOUND_PENDING) {
+    req.type = Request::Type::kOutboundPending;
+    f.Int64("after", &req.outbound_after, 0, INT64_MAX);
+    int limit = static_cast<int>(req.outbound_limit);
+    f.Integer("limit", &limit, 1, static_cast<int>(kMaxOutboundBatch));
+    req.outbound_limit = static_cast<size_t>(limit);
+    f.NoOthers();
   } else if (type == TAILOR_MSG_HEALTH || type == TAILOR_MSG_STATS) {
     req.type = type == TAILOR_MSG_HEALTH ? Request::Type::kHealth : Request::Type::kStats;
     f.NoOthers();
@@ -397,7 +440,7 @@ std::variant<Request, ApiError> ParseRequest(std::string_view body, size_t max_b
     return ApiError{TAILOR_ERR_UNKNOWN_TYPE, "type",
                     "unknown message type '" + type +
                         "' (known: decide, event, events, profile.get, profile.delete, explain, "
-                        "rules.reload, health, stats)"};
+                        "rules.reload, health, stats, outbound.ack, outbound.pending)"};
   }
   if (f.error()) return *f.error();
   return req;
@@ -423,6 +466,10 @@ const char* RequestTypeName(Request::Type t) {
       return TAILOR_MSG_EXPLAIN;
     case Request::Type::kReload:
       return TAILOR_MSG_RULES_RELOAD;
+    case Request::Type::kOutboundAck:
+      return TAILOR_MSG_OUTBOUND_ACK;
+    case Request::Type::kOutboundPending:
+      return TAILOR_MSG_OUTBOUND_PENDING;
   }
   return "unknown";
 }

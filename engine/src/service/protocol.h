@@ -26,16 +26,24 @@ struct Request {
     kHealth,
     kStats,
     kExplain,
-    kReload
+    kReload,
+    kOutboundAck,     // a consumer confirms outbound messages by id
+    kOutboundPending  // a consumer asks for the messages not yet confirmed
   };
   Type type = Type::kHealth;
   std::string id;
-  DecideRequest decide;       // kDecide
-  Event event;                // kEvent
-  std::vector<Event> events;  // kEvents
-  std::string customer;       // kProfileGet, kProfileDelete
-  std::string decision;       // kExplain
+  DecideRequest decide;               // kDecide
+  Event event;                        // kEvent
+  std::vector<Event> events;          // kEvents
+  std::string customer;               // kProfileGet, kProfileDelete
+  std::string decision;               // kExplain
+  std::vector<int64_t> outbound_ids;  // kOutboundAck
+  int64_t outbound_after = 0;         // kOutboundPending: ids above this
+  size_t outbound_limit = 100;        // kOutboundPending
 };
+
+// The most ids one outbound.ack carries, and messages outbound.pending returns.
+constexpr size_t kMaxOutboundBatch = 1000;
 
 // The most events one `events` message may carry.
 constexpr size_t kMaxBatchEvents = 1000;

@@ -52,6 +52,7 @@ struct Server::Impl {
   zmq::socket_t ingest_replies{ctx, zmq::socket_type::pull};
   std::unique_ptr<IngestLane> lane;
   std::atomic<bool> workers_stop{false};
+  std::atomic<bool> outbound_stop{false};
 
   Impl(Engine* e, ServiceConfig c) : engine(e), config(std::move(c)), gate(config.security) {}
 
@@ -190,6 +191,18 @@ struct Server::Impl {
           return Answer(id, "explain", engine->Explain(req.decision));
         case Request::Type::kReload:
           return ReloadReply(id);
+        case Request::Type::kOutboundAck: {
+          Status st = engine->AckOutbound(req.outbound_ids);
+          if (!st.ok()) {
+            log::Error("outbound", "acks not stored: " + st.message());
+            break;  // answered internal below
+          }
+          return Dump(
+              {{"v", TAILOR_SCHEMA_VERSION}, {"id", id}, {"acked", req.outbound_ids.size()}});
+        }
+        case Request::Type::kOutboundPending:
+          return Answer(id, "outbound",
+                        engine->PendingOutbound(req.outbound_after, req.outbound_limit));
       }
     } catch (const std::exception& e) {
       // A bug, not a client error: answer, count, log, keep serving.
@@ -197,6 +210,20 @@ struct Server::Impl {
     }
     m.counters.Add(std::string("errors.") + TAILOR_ERR_INTERNAL);
     return ErrorReply(id, {TAILOR_ERR_INTERNAL, "", "internal error; see the server log"});
+  }
+
+  // Journey steps that fall due, and outbox messages due again, go out on the
+  // PUB socket every 100 ms.
+  void OutboundLoop() {
+    while (!outbound_stop.load()) {
+      for (const std::string& msg : engine->TakeDueOutbound(256)) {
+        outbound.send(zmq::buffer(msg), zmq::send_flags::dontwait);
+        engine->metrics().counters.Add("outbound.sent");
+      }
+      for (const std::string& msg : engine->RedeliverDue(256))
+        outbound.send(zmq::buffer(msg), zmq::send_flags::dontwait);
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
   }
 
   void WorkerLoop() {
@@ -276,6 +303,9 @@ void Server::Run(const std::atomic<bool>* stop, std::atomic<bool>* reload) {
   std::vector<std::thread> workers;
   for (int i = 0; i < s.config.workers; ++i) workers.emplace_back([&s] { s.WorkerLoop(); });
   s.lane->Start();
+  // The outbound socket belongs to this thread from here on: taking due
+  // steps waits for the store, which the I/O thread must never do.
+  std::thread outbound([&s] { s.OutboundLoop(); });
   IngestLane::Submitter lane_in(s.lane.get());
 
   zmq::pollitem_t items[] = {{s.frontend.handle(), 0, ZMQ_POLLIN, 0},
@@ -288,7 +318,6 @@ void Server::Run(const std::atomic<bool>* stop, std::atomic<bool>* reload) {
   const int64_t max_in_flight = s.config.max_in_flight;
   int64_t last_request = now_ms();
   int64_t drain_started = 0;
-  int64_t last_outbound = 0;
   std::thread reloader;
   std::atomic<bool> reloading{false};
   for (;;) {
@@ -373,14 +402,6 @@ void Server::Run(const std::atomic<bool>* stop, std::atomic<bool>* reload) {
         zmq::send_multipart(s.frontend, frames, zmq::send_flags::dontwait);
       }
     }
-    // Journey steps that are due go out on the PUB socket (this thread owns it).
-    if (int64_t now = now_ms(); now - last_outbound >= 100) {
-      last_outbound = now;
-      for (const std::string& msg : s.engine->TakeDueOutbound(256)) {
-        s.outbound.send(zmq::buffer(msg), zmq::send_flags::dontwait);
-        s.engine->metrics().counters.Add("outbound.sent");
-      }
-    }
     // SIGHUP: same path as the rules.reload message, answered in the log, on
     // a thread of its own (models may load for seconds; this thread only
     // forwards). A SIGHUP during a reload waits for it, then runs.
@@ -410,7 +431,9 @@ void Server::Run(const std::atomic<bool>* stop, std::atomic<bool>* reload) {
   if (reloader.joinable()) reloader.join();
   s.lane->DrainAndJoin();  // stores what the PULL socket still has
   s.workers_stop = true;
+  s.outbound_stop = true;
   for (auto& t : workers) t.join();
+  outbound.join();
   log::Info("service", "stopped; " + std::to_string(in_flight + at_lane) + " requests unanswered");
 }
 

@@ -38,14 +38,34 @@ struct JourneyWrite {
   enum class Kind {
     kUpsertState,  // customer, journey, name = stage, time = entered_ms, json = data
     kInsertStep,   // customer, journey, name = step, time = due_ms, json = payload
-    kFinishStep,   // id, time = sent_ms, json = payload
-    kMoveStep,     // id, time = new due_ms
+    // id, time = sent_ms, json = payload; with a message, it goes to the
+    // outbox: first attempt now, the next at next_ms unless acknowledged
+    kFinishStep,
+    kMoveStep,   // id, time = new due_ms
+    kAttempted,  // id, attempts, next_ms (0: no more attempts)
+    kAcked,      // id, time = acked_ms (a second ack changes nothing)
   };
   Kind kind = Kind::kUpsertState;
   std::string customer, journey, name;
   int64_t time = 0;
   std::string json;
   int64_t id = 0;
+  std::string message;   // kFinishStep
+  int64_t next_ms = 0;   // kFinishStep, kAttempted
+  int64_t attempts = 0;  // kAttempted
+};
+
+// An outbound message in the outbox (journey_steps.message), not yet
+// acknowledged by a consumer.
+struct OutboxRow {
+  int64_t id = 0;
+  std::string message;
+  int64_t attempts = 0;
+};
+
+struct OutboxCounts {
+  int64_t unacked = 0;   // sent, waiting for an ack
+  int64_t given_up = 0;  // of those, past their last attempt
 };
 
 }  // namespace tailor

@@ -202,6 +202,19 @@ BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;
 CREATE INDEX events_chat_text ON events(ts_ms) WHERE type = 'chat' AND text IS NOT NULL;
 CREATE INDEX decisions_with_trace ON decisions(ts_ms) WHERE trace != '{}';
 )sql"},
+      {9, "outbound outbox: messages kept until a consumer acknowledges them", R"sql(
+-- A taken journey step that went out keeps its message until a consumer
+-- sends outbound.ack; until then it is published again at next_ms (with
+-- backoff), and outbound.pending returns it. next_ms is NULL once acknowledged
+-- or given up after the last attempt.
+ALTER TABLE journey_steps ADD COLUMN message TEXT;
+ALTER TABLE journey_steps ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE journey_steps ADD COLUMN next_ms INTEGER;
+ALTER TABLE journey_steps ADD COLUMN acked_ms INTEGER;
+CREATE INDEX journey_steps_redeliver ON journey_steps(next_ms) WHERE next_ms IS NOT NULL;
+CREATE INDEX journey_steps_unacked ON journey_steps(id)
+  WHERE message IS NOT NULL AND acked_ms IS NULL;
+)sql"},
   };
   return kMigrations;
 }

@@ -58,6 +58,14 @@ class Stmt {
     sqlite3_bind_int64(st_, i, v);
     return *this;
   }
+  // 0 becomes NULL (a time not set).
+  Stmt& IntOrNull(int i, int64_t v) {
+    if (v == 0) {
+      sqlite3_bind_null(st_, i);
+      return *this;
+    }
+    return Int(i, v);
+  }
   Stmt& Real(int i, double v) {
     sqlite3_bind_double(st_, i, v);
     return *this;

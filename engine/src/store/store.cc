@@ -254,8 +254,15 @@ class JourneyWriter {
         insert_(db,
                 "INSERT INTO journey_steps(customer_id, journey, step, due_ms, payload) "
                 "VALUES (?,?,?,?,?)"),
-        finish_(db, "UPDATE journey_steps SET sent_ms=?, payload=? WHERE id=?"),
-        move_(db, "UPDATE journey_steps SET due_ms=? WHERE id=?") {}
+        finish_(db,
+                "UPDATE journey_steps SET sent_ms=?, payload=?, message=?, attempts=?, next_ms=? "
+                "WHERE id=?"),
+        move_(db, "UPDATE journey_steps SET due_ms=? WHERE id=?"),
+        attempted_(
+            db, "UPDATE journey_steps SET attempts=?, next_ms=? WHERE id=? AND acked_ms IS NULL"),
+        acked_(db,
+               "UPDATE journey_steps SET acked_ms=?, next_ms=NULL WHERE id=? AND message IS NOT "
+               "NULL AND acked_ms IS NULL") {}
 
   Status Apply(const std::vector<JourneyWrite>& writes) {
     if (Status s = Exec(db_, "SAVEPOINT journey"); !s.ok()) return s;
@@ -279,15 +286,22 @@ class JourneyWriter {
         insert_.Text(1, w.customer).Text(2, w.journey).Text(3, w.name).Int(4, w.time);
         return insert_.Text(5, w.json).Run();
       case JourneyWrite::Kind::kFinishStep:
-        return finish_.Int(1, w.time).Text(2, w.json).Int(3, w.id).Run();
+        finish_.Int(1, w.time).Text(2, w.json).TextOrNull(3, w.message);
+        finish_.Int(4, w.message.empty() ? 0 : 1).IntOrNull(5, w.next_ms);
+        return finish_.Int(6, w.id).Run();
       case JourneyWrite::Kind::kMoveStep:
         return move_.Int(1, w.time).Int(2, w.id).Run();
+      case JourneyWrite::Kind::kAttempted:
+        attempted_.Int(1, w.attempts).IntOrNull(2, w.next_ms);
+        return attempted_.Int(3, w.id).Run();
+      case JourneyWrite::Kind::kAcked:
+        return acked_.Int(1, w.time).Int(2, w.id).Run();
     }
     return Status::Error("unknown journey write");
   }
 
   sqlite3* db_;
-  Stmt upsert_, insert_, finish_, move_;
+  Stmt upsert_, insert_, finish_, move_, attempted_, acked_;
 };
 
 // How long the writer holds logs nobody waits on, for company.
@@ -1220,6 +1234,44 @@ Status Store::DueJourneySteps(int64_t now_ms, size_t max, std::vector<JourneySte
   while (st.Step() == SQLITE_ROW)
     out->push_back({st.ColInt(0), st.Col(1), st.Col(2), st.Col(3), st.ColInt(4), st.Col(5)});
   return Status::Ok();
+}
+
+Status Store::OutboxDue(int64_t now_ms, size_t max, std::vector<OutboxRow>* out) {
+  Impl::Reader r(impl_.get());
+  if (!r.db()) return Status::Error("no read connection to the store");
+  Stmt st = r.Cached(
+      "SELECT id, message, attempts FROM journey_steps WHERE next_ms IS NOT NULL AND next_ms<=? "
+      "ORDER BY next_ms, id LIMIT ?");
+  if (!st.ok()) return Status::Error(st.error());
+  st.Int(1, now_ms).Int(2, static_cast<int64_t>(max));
+  while (st.Step() == SQLITE_ROW) out->push_back({st.ColInt(0), st.Col(1), st.ColInt(2)});
+  return Status::Ok();
+}
+
+Status Store::OutboxPending(int64_t after_id, size_t max, std::vector<OutboxRow>* out) {
+  Impl::Reader r(impl_.get());
+  if (!r.db()) return Status::Error("no read connection to the store");
+  Stmt st = r.Cached(
+      "SELECT id, message, attempts FROM journey_steps WHERE message IS NOT NULL AND "
+      "acked_ms IS NULL AND id>? ORDER BY id LIMIT ?");
+  if (!st.ok()) return Status::Error(st.error());
+  st.Int(1, after_id).Int(2, static_cast<int64_t>(max));
+  while (st.Step() == SQLITE_ROW) out->push_back({st.ColInt(0), st.Col(1), st.ColInt(2)});
+  return Status::Ok();
+}
+
+OutboxCounts Store::Outbox() {
+  OutboxCounts c;
+  Impl::Reader r(impl_.get());
+  if (!r.db()) return c;
+  Stmt st = r.Cached(
+      "SELECT count(*), coalesce(sum(next_ms IS NULL), 0) FROM journey_steps "
+      "WHERE message IS NOT NULL AND acked_ms IS NULL");
+  if (st.Step() == SQLITE_ROW) {
+    c.unacked = st.ColInt(0);
+    c.given_up = st.ColInt(1);
+  }
+  return c;
 }
 
 std::vector<Impression> Store::ImpressionsOf(const std::string& decision_id) {

@@ -285,6 +285,12 @@ class Store {
                              JourneyCustomerRows* out);
   // Steps and timers not yet taken with due_ms <= now_ms, soonest first.
   Status DueJourneySteps(int64_t now_ms, size_t max, std::vector<JourneyStepRow>* out);
+  // The outbox: messages whose next attempt is due at now_ms, soonest first;
+  Status OutboxDue(int64_t now_ms, size_t max, std::vector<OutboxRow>* out);
+  // messages not yet acknowledged with id > after_id, by id;
+  Status OutboxPending(int64_t after_id, size_t max, std::vector<OutboxRow>* out);
+  // and how many wait for an ack.
+  OutboxCounts Outbox();
   // --- Feedback reads (feedback/attribution.h) ------------------------------
   // A decision's impressions (shown or waiting for the app), by position.
   std::vector<Impression> ImpressionsOf(const std::string& decision_id);
