@@ -214,6 +214,32 @@ TEST_F(JourneyRuntimeTest, TriggersEnterAdvanceAndExit) {
   EXPECT_EQ(StageOf("c1"), "");
 }
 
+TEST_F(JourneyRuntimeTest, ABatchQueuesItsWritesAndWaitsForAllAtOnce) {
+  std::vector<Event> events;
+  for (const char* who : {"b1", "b2", "b3"}) {
+    for (const char* type : {"view", "click"}) {
+      Event e;
+      e.customer_id = who;
+      e.type = type;
+      e.ts_ms = kT0 + static_cast<int64_t>(events.size());
+      e.properties_json = R"({"category":"phones"})";
+      ASSERT_TRUE(store_->AppendEvent(e).get().ok());
+      events.push_back(e);
+    }
+  }
+  {
+    JourneyRuntime::Batch batch;
+    // Each event sees the state the one before it left, though nothing is
+    // written yet: the click moves the customer the view brought in.
+    for (const Event& e : events)
+      ASSERT_TRUE(runtime_->OnEvent(*journeys_, e, {}, {}, &batch).ok());
+    EXPECT_EQ(StageOf("b2"), "shop/consideration");
+    ASSERT_TRUE(batch.Wait().ok());
+  }
+  Restart();  // durable once Wait returned
+  for (const char* who : {"b1", "b2", "b3"}) EXPECT_EQ(StageOf(who), "shop/consideration") << who;
+}
+
 TEST_F(JourneyRuntimeTest, StageRestrictsOffersCategoriesAndChannels) {
   Send("c1", "view", kT0);
   auto v = Check("c1", "web", "o_loyalty_app", "", kT0);

@@ -686,7 +686,8 @@ bool Engine::LearnsFrom(const std::string& customer_id) {
   return learn;
 }
 
-void Engine::AfterDurable(const Event& e, bool cached, bool learn) {
+void Engine::AfterDurable(const Event& e, bool cached, bool learn,
+                          JourneyRuntime::Batch* journeys) {
   if (!cached) cache_.ApplyEvent(e, config_.store.recent_events);
   metrics_->counters.Add("events." + e.type);
   // Stored as the business's record, and used for nothing else.
@@ -705,7 +706,8 @@ void Engine::AfterDurable(const Event& e, bool cached, bool learn) {
       else if (auto o = cat.offer_index.find(e.offer_id); o != cat.offer_index.end())
         category = cat.offers[o->second].category;
       std::string intent = e.type == "chat" && !e.text.empty() ? ChatIntent(e) : std::string();
-      if (Status st = journey_rt_->OnEvent(*snap->journeys, e, category, intent); !st.ok())
+      if (Status st = journey_rt_->OnEvent(*snap->journeys, e, category, intent, journeys);
+          !st.ok())
         log::Warn("journeys", st.message());
     }
   }
@@ -742,13 +744,15 @@ std::unique_ptr<Engine::QueuedEvents> Engine::QueueEvents(std::vector<Event> eve
 std::vector<Status> Engine::ApplyEvents(std::unique_ptr<QueuedEvents> q) {
   std::vector<Status> out;
   out.reserve(q->events.size());
+  // The batch's journey changes commit together, before any is acknowledged.
+  JourneyRuntime::Batch journeys;
   for (size_t i = 0; i < q->events.size(); ++i) {
     Event& e = q->events[i];
     Status st = q->stored[i].get();
     if (st.ok()) {
       e.seq = q->seqs[i];
       const bool learn = LearnsFrom(e.customer_id);
-      AfterDurable(e, /*cached=*/false, learn);
+      AfterDurable(e, /*cached=*/false, learn, &journeys);
       if (learn) feedback_->Observe(e);
     } else {
       metrics_->counters.Add("events.failed");
@@ -757,6 +761,7 @@ std::vector<Status> Engine::ApplyEvents(std::unique_ptr<QueuedEvents> q) {
     }
     out.push_back(std::move(st));
   }
+  if (Status st = journeys.Wait(); !st.ok()) log::Warn("journeys", st.message());
   return out;
 }
 

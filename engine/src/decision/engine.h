@@ -153,7 +153,10 @@ class Engine {
   // learn: the customer's consent lets their events feed plugins, journeys
   // and response models (LearnsFrom); otherwise the event only updates the
   // cached profile and the counters.
-  void AfterDurable(const Event& e, bool cached = false, bool learn = true);
+  // journeys: queue journey writes there (the caller waits for the batch)
+  // rather than wait for each.
+  void AfterDurable(const Event& e, bool cached = false, bool learn = true,
+                    JourneyRuntime::Batch* journeys = nullptr);
   bool LearnsFrom(const std::string& customer_id);
   nlohmann::json RetentionJson() const;  // stats.store.retention
   nlohmann::json OutboxJson() const;     // stats.outbound

@@ -338,8 +338,27 @@ void JourneyRuntime::Forget(const std::string& customer_id) {
   shard.customers.erase(customer_id);
 }
 
+struct JourneyRuntime::Batch::Impl {
+  JourneyRuntime::Impl* runtime = nullptr;
+  std::deque<Pending> pendings;  // a deque: Enqueue keeps pointers to them
+};
+
+JourneyRuntime::Batch::Batch() : impl_(std::make_unique<Impl>()) {}
+JourneyRuntime::Batch::~Batch() { Wait(); }
+
+Status JourneyRuntime::Batch::Wait() {
+  Status first;
+  for (Pending& p : impl_->pendings) {
+    Status s = impl_->runtime->Wait(&p);
+    if (first.ok() && !s.ok()) first = s;
+  }
+  impl_->pendings.clear();
+  return first;
+}
+
 Status JourneyRuntime::OnEvent(const Journeys& journeys, const Event& e,
-                               const std::string& category_in, const std::string& intent_in) {
+                               const std::string& category_in, const std::string& intent_in,
+                               Batch* batch) {
   if (e.customer_id.empty()) return Status::Ok();
   std::string category = category_in, intent = intent_in;
   if ((category.empty() && e.properties_json.find("category") != std::string::npos) ||
@@ -398,6 +417,12 @@ Status JourneyRuntime::OnEvent(const Journeys& journeys, const Event& e,
       }
     }
     pending.state = st;
+    if (batch) {  // the batch waits for it, with the others
+      batch->impl_->runtime = impl_.get();
+      Pending& queued = batch->impl_->pendings.emplace_back(std::move(pending));
+      impl_->Enqueue(&queued);
+      return Status::Ok();
+    }
     impl_->Enqueue(&pending);
   }
   if (pending.done) return pending.result;

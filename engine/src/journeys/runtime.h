@@ -63,8 +63,28 @@ class JourneyRuntime {
   // category: the event's item or offer category; intent: a chat event's
   // classified intent (both may be empty; properties.category / .intent are
   // the fallbacks).
+  //
+  // With a batch, the writes are queued and OnEvent returns at once; the
+  // batch's Wait (or its destructor) waits for all of them: one commit for a
+  // batch of events rather than one each.
+  class Batch;
   Status OnEvent(const Journeys& journeys, const Event& event, const std::string& category = {},
-                 const std::string& intent = {});
+                 const std::string& intent = {}, Batch* batch = nullptr);
+
+  class Batch {
+   public:
+    Batch();
+    ~Batch();  // waits
+    Batch(const Batch&) = delete;
+    Batch& operator=(const Batch&) = delete;
+    // Until every write queued with this batch is durable; the first error.
+    Status Wait();
+
+   private:
+    friend class JourneyRuntime;
+    struct Impl;
+    std::unique_ptr<Impl> impl_;
+  };
 
   // Erasure, before the store's erasure is queued: drops their state from
   // memory. Their writes are already in the writer's queue, ahead of it.
