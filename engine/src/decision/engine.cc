@@ -417,8 +417,9 @@ std::variant<Decision, ApiError> Engine::Decide(const DecideRequest& req, Decide
   // 4. Judge: the sensitive gate, journeys, rules (eligibility, then levers).
   RuleRuntime* rules =
       RulesFor(*snap, assigned.arm && assigned.arm->rules ? assigned.arm->rules : snap->rules);
+  // Outlives Judge: the rule runtime keeps a pointer to it until End.
+  RuleRequest rr;
   if (rules) {
-    RuleRequest rr;
     rr.profile = profile.get();
     rr.personalised = personalised;
     rr.customer_id = req.customer;
