@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages Tailor builds and runs with, skipping those
-# already present. Safe to run again.
+# already present. Safe to run again. --sanitize: also what tools/sanitize.sh
+# needs (clang with its sanitizer and fuzzer runtimes).
 set -euo pipefail
 packages=(
   build-essential cmake pkg-config ccache
@@ -9,6 +10,10 @@ packages=(
   sqlite3 python3 python3-zmq
   chromium  # tests/integration/report_test.cc renders `tailor report`'s HTML headless
 )
+# tools/sanitize.sh: ASan + UBSan, libFuzzer, symbolized reports.
+if [ "${1:-}" = "--sanitize" ]; then
+  packages+=(clang libclang-rt-14-dev llvm-14)
+fi
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -1,0 +1,3 @@
+rule{ name = "x", score = 3 }
+os.execute("true")
+require("io")
