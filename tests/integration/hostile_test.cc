@@ -77,5 +77,27 @@ TEST(Hostile, DeeplyNestedMessagesAreAnsweredAndTheServiceKeepsServing) {
   EXPECT_EQ(d.Terminate(), 0);
 }
 
+// Found by the request fuzzer: a message that does not parse is answered
+// with its raw id and field name, and bytes that are not UTF-8 there made the
+// error reply throw and took tailord down.
+TEST(Hostile, BytesThatAreNotUtf8InAnUnparsedMessageGetAnErrorNotACrash) {
+  TempDir dir;
+  const std::string store = dir.file("tailor.db");
+  MakeSmallWorld(store);
+  Tailord d({SmallConfig(dir.path(), ShippedPluginYaml("popularity")), store, {}});
+  ASSERT_TRUE(d.running()) << d.Log();
+  Client c(d.requests());
+  const std::string bad_id = "{\"v\":1,\"id\":\"r\xff\xfe\",\"type\":";  // cut short
+  const std::string bad_field = "{\"v\":1,\"id\":\"r2\",\"ctx\xe8\":" + Nested(100) + "}";
+  for (const std::string& body : {bad_id, bad_field}) {
+    json r = json::parse(c.CallRaw(body), nullptr, false);
+    ASSERT_TRUE(r.is_object()) << "no JSON reply";
+    EXPECT_EQ(r["error"]["code"], "bad_request") << r.dump();
+  }
+  json h = c.Call({{"v", 1}, {"type", "health"}, {"id", "h"}});
+  EXPECT_EQ(h["health"]["status"], "ok") << h.dump();
+  EXPECT_EQ(d.Terminate(), 0) << d.Log();
+}
+
 }  // namespace
 }  // namespace tailor::testing

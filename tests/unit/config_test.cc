@@ -4,6 +4,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/utf8.h"
 #include "support/temp_dir.h"
 
 namespace tailor {
@@ -35,6 +36,26 @@ TEST(Config, ShippedConfigLoads) {
   EXPECT_GT(cfg->placements.at("recs").diversity, 0);
   EXPECT_EQ(cfg->placements.at("recs").diversity_by, "cf");
   EXPECT_EQ(cfg->placements.at("home").diversity, 0);  // off unless asked for
+}
+
+TEST(Utf8, FindsTheFirstByteThatIsNotUtf8) {
+  EXPECT_EQ(InvalidUtf8At("plain ascii"), std::string::npos);
+  EXPECT_EQ(InvalidUtf8At("caf\xC3\xA9 \xE2\x82\xAC \xF0\x9F\x98\x80"), std::string::npos);
+  EXPECT_EQ(InvalidUtf8At("ab\xFF"), 2u);            // never valid
+  EXPECT_EQ(InvalidUtf8At("a\xC3"), 1u);             // cut short
+  EXPECT_EQ(InvalidUtf8At("a\xC0\xAF"), 1u);         // overlong '/'
+  EXPECT_EQ(InvalidUtf8At("\xED\xA0\x80"), 0u);      // a surrogate
+  EXPECT_EQ(InvalidUtf8At("\xF4\x90\x80\x80"), 0u);  // past U+10FFFF
+  EXPECT_EQ(InvalidUtf8At("\xE2\x28\xA1"), 0u);      // bad continuation
+}
+
+TEST(Config, YamlThatIsNotUtf8IsRefusedAtItsLineAndColumn) {
+  TempDir dir;
+  WriteFile(dir.file("tailor.yaml"), "store:\n  path: \"t\xFF.db\"\n");
+  std::vector<std::string> errors;
+  EXPECT_FALSE(LoadConfig(dir.file("tailor.yaml"), "/plugins", &errors).has_value());
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_EQ(errors[0], dir.file("tailor.yaml") + ":2:11: not valid UTF-8 (byte 0xFF)");
 }
 
 TEST(Config, RuleLimitsIncludeARequestBudget) {

@@ -16,6 +16,7 @@ namespace tailor {
 namespace {
 
 using config::Fields;
+using config::LoadYamlFile;
 using config::Where;
 
 bool ParseTime(Fields& f, const std::string& key, int64_t* out) {
@@ -105,18 +106,6 @@ void ParseOffer(const YAML::Node& node, const std::string& file, const std::stri
   f.Done();
   YAML::Mark m = node.Mark();
   o->source = file + ":" + std::to_string(m.line + 1);
-}
-
-std::optional<YAML::Node> LoadYamlFile(const std::string& path, std::vector<std::string>* errors) {
-  try {
-    return YAML::LoadFile(path);
-  } catch (const YAML::BadFile&) {
-    errors->push_back(path + ":1:1: cannot read file");
-  } catch (const YAML::ParserException& e) {
-    errors->push_back(path + ":" + std::to_string(e.mark.line + 1) + ":" +
-                      std::to_string(e.mark.column + 1) + ": " + e.msg);
-  }
-  return std::nullopt;
 }
 
 // Replaces `${config_dir}` in every string of a plugin's config block.

@@ -1,9 +1,48 @@
 #include "config/fields.h"
 
+#include <algorithm>
+#include <cstdio>
+#include <fstream>
+#include <iterator>
 #include <set>
 #include <sstream>
 
+#include "common/utf8.h"
+
 namespace tailor::config {
+
+std::optional<YAML::Node> ParseYamlText(const std::string& file, const std::string& text,
+                                        std::vector<std::string>* errors) {
+  if (size_t bad = InvalidUtf8At(text); bad != std::string::npos) {
+    const size_t line_start = text.rfind('\n', bad == 0 ? 0 : bad - 1);
+    const size_t line = 1 + std::count(text.begin(), text.begin() + bad, '\n');
+    const size_t col = bad - (line_start == std::string::npos ? 0 : line_start + 1) + 1;
+    char byte[8];
+    std::snprintf(byte, sizeof byte, "0x%02X", static_cast<unsigned char>(text[bad]));
+    errors->push_back(file + ":" + std::to_string(line) + ":" + std::to_string(col) +
+                      ": not valid UTF-8 (byte " + byte + ")");
+    return std::nullopt;
+  }
+  try {
+    return YAML::Load(text);
+  } catch (const YAML::ParserException& e) {
+    errors->push_back(file + ":" + std::to_string(e.mark.line + 1) + ":" +
+                      std::to_string(e.mark.column + 1) + ": " + e.msg);
+  } catch (const YAML::Exception& e) {
+    errors->push_back(file + ":1:1: " + e.msg);
+  }
+  return std::nullopt;
+}
+
+std::optional<YAML::Node> LoadYamlFile(const std::string& path, std::vector<std::string>* errors) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    errors->push_back(path + ":1:1: cannot read file");
+    return std::nullopt;
+  }
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  return ParseYamlText(path, text, errors);
+}
 
 std::string Where(const std::string& file, const YAML::Node& node) {
   YAML::Mark m = node.Mark();

@@ -26,6 +26,14 @@ void ParsePolicy(class Fields& parent, const YAML::Node& n, std::vector<std::str
 // "file:line:col" of a node (1-based; "file:1:1" when it has no mark).
 std::string Where(const std::string& file, const YAML::Node& node);
 
+// Parses the YAML text of file. Text that is not UTF-8 is refused at its
+// first bad byte (every string read from YAML may end up in JSON, which must
+// be UTF-8), and parse errors read file:line:col. Null on error.
+std::optional<YAML::Node> ParseYamlText(const std::string& file, const std::string& text,
+                                        std::vector<std::string>* errors);
+// Reads path and parses it the same way.
+std::optional<YAML::Node> LoadYamlFile(const std::string& path, std::vector<std::string>* errors);
+
 class Fields {
  public:
   // nonempty_strings: Str and StrList refuse empty strings and empty lists.

@@ -302,14 +302,9 @@ std::shared_ptr<const ExperimentSet> ExperimentSet::Parse(const std::string& yam
                                                           const Known& known,
                                                           std::vector<std::string>* errors) {
   const size_t before = errors->size();
-  YAML::Node root;
-  try {
-    root = YAML::Load(yaml);
-  } catch (const YAML::ParserException& e) {
-    errors->push_back(file + ":" + std::to_string(e.mark.line + 1) + ":" +
-                      std::to_string(e.mark.column + 1) + ": " + e.msg);
-    return nullptr;
-  }
+  std::optional<YAML::Node> parsed = config::ParseYamlText(file, yaml, errors);
+  if (!parsed) return nullptr;
+  YAML::Node root = *parsed;
   auto set = std::make_shared<ExperimentSet>();
   set->file_ = file;
   const std::string base = std::filesystem::path(file).parent_path().string();

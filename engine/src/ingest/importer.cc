@@ -22,6 +22,10 @@ namespace {
 
 using json = nlohmann::json;
 
+// A CSV cell is bytes, not always UTF-8: bad bytes become U+FFFD in the stored
+// JSON rather than an exception that would end the import.
+std::string Dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+
 constexpr int64_t kProgressEveryRows = 4096;
 
 std::string_view Trim(std::string_view s) {
@@ -259,8 +263,8 @@ bool ToCustomer(const json& row, bool from_csv, Customer* c, std::string* err) {
              &attributes);
   std::optional<int64_t> created;
   if (!Timestamp(Find(row, "created"), "created", &created, err)) return false;
-  c->attributes_json = attributes.dump();
-  c->consent_json = consent.dump();
+  c->attributes_json = Dump(attributes);
+  c->consent_json = Dump(consent);
   c->created_ms = created.value_or(0);  // 0: the store stamps the import time
   c->updated_ms = 0;
   return true;
@@ -284,7 +288,7 @@ bool ToItem(const json& row, bool from_csv, Item* item, std::string* err) {
   CopyExtras(row, from_csv,
              {"item_id", "title", "description", "category", "brand", "price", "attributes"}, {},
              &attributes);
-  item->attributes_json = attributes.dump();
+  item->attributes_json = Dump(attributes);
   return true;
 }
 
@@ -302,7 +306,7 @@ bool ToOffer(const json& row, bool from_csv, OfferRecord* offer, std::string* er
     CopyExtras(row, from_csv, {"offer_id"}, {}, &definition);
   }
   if (!definition.contains("id")) definition["id"] = offer->id;
-  offer->definition_json = definition.dump();
+  offer->definition_json = Dump(definition);
   return true;
 }
 
@@ -346,7 +350,7 @@ bool ToEvent(const json& row, bool from_csv, Event* e, std::string* err) {
              {"customer_id", "event", "type", "ts", "item_id", "offer_id", "decision_id", "value",
               "quantity", "channel", "text", "properties"},
              {}, &properties);
-  e->properties_json = properties.dump();
+  e->properties_json = Dump(properties);
   return true;
 }
 

@@ -219,7 +219,7 @@ void ParseJourney(const YAML::Node& root, const std::string& file,
       Fields f(entry[i], file, "entry[" + std::to_string(i) + "]", errors);
       JourneyEntry e;
       ParseTrigger(f, offers, &e.trigger);
-      if (e.trigger.events.empty() && !f.node()["event"] && entry[i].IsMap())
+      if (e.trigger.events.empty() && entry[i].IsMap() && !f.node()["event"])
         f.Error(entry[i], "event", "required key is missing");
       std::string stage;
       if (f.Str("stage", &stage)) {
@@ -277,15 +277,7 @@ void ParseJourney(const YAML::Node& root, const std::string& file,
 
 std::optional<YAML::Node> ParseYaml(const std::string& file, const std::string& text,
                                     std::vector<std::string>* errors) {
-  try {
-    return YAML::Load(text);
-  } catch (const YAML::ParserException& e) {
-    errors->push_back(file + ":" + std::to_string(e.mark.line + 1) + ":" +
-                      std::to_string(e.mark.column + 1) + ": " + e.msg);
-  } catch (const YAML::Exception& e) {
-    errors->push_back(file + ":1:1: " + e.msg);
-  }
-  return std::nullopt;
+  return config::ParseYamlText(file, text, errors);
 }
 
 }  // namespace
@@ -345,7 +337,14 @@ std::shared_ptr<const Journeys> Journeys::FromSources(
       continue;
     }
     Journey j;
-    ParseJourney(*root, file, known_offer_ids, &j, errors);
+    try {
+      ParseJourney(*root, file, known_offer_ids, &j, errors);
+    } catch (const YAML::Exception& e) {
+      // A shape no check above foresaw: an error with its place, not a crash.
+      errors->push_back(file + ":" + std::to_string(e.mark.line + 1) + ":" +
+                        std::to_string(e.mark.column + 1) + ": " + e.msg);
+      continue;
+    }
     if (auto it = defined.find(j.name); it != defined.end()) {
       errors->push_back(Where(file, (*root)["name"] ? (*root)["name"] : *root) +
                         ": name: journey '" + j.name + "' is already defined in " + it->second);

@@ -86,11 +86,26 @@ int EnvNewIndex(lua_State* L) {
                     lua_tostring(L, 2) ? lua_tostring(L, 2) : "?");
 }
 
-// rule { name = ..., description = ..., eligible = fn, score = fn, finalize = fn }
-int DeclareRule(lua_State* L) {
+// The field of the table at idx, pushed, without metamethods (a rule's table
+// may carry a metatable whose __index raises).
+int RawField(lua_State* L, int idx, const char* key) {
+  lua_pushstring(L, key);
+  return lua_rawget(L, idx);
+}
+
+// The body of rule{}: returns false with the message pushed. Lua raises
+// errors by longjmp, past C++ destructors, so nothing here raises one while
+// a string or a vector of its own is alive (the caller raises it after).
+bool DeclareRuleOrExplain(lua_State* L) {
   Sandbox* sb = SandboxOf(L);
-  if (!sb->loading) return luaL_error(L, "rule{} can only be declared when the file loads");
-  luaL_checktype(L, 1, LUA_TTABLE);
+  if (!sb->loading) {
+    lua_pushstring(L, "rule{} can only be declared when the file loads");
+    return false;
+  }
+  if (lua_type(L, 1) != LUA_TTABLE) {
+    lua_pushfstring(L, "rule{} expects a table, got %s", luaL_typename(L, 1));
+    return false;
+  }
   static const char* const kKeys[] = {"name", "description", "eligible", "score", "finalize"};
   lua_pushnil(L);
   while (lua_next(L, 1)) {
@@ -98,49 +113,74 @@ int DeclareRule(lua_State* L) {
     const char* k = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : nullptr;
     bool known = false;
     for (const char* key : kKeys) known = known || (k && std::strcmp(k, key) == 0);
-    if (!known)
-      return luaL_error(L,
-                        "rule has unknown key '%s' (valid: name, description, eligible, score, "
-                        "finalize)",
-                        k ? k : luaL_typename(L, -1));
+    if (!known) {
+      lua_pushfstring(L,
+                      "rule has unknown key '%s' (valid: name, description, eligible, score, "
+                      "finalize)",
+                      k ? k : luaL_typename(L, -1));
+      return false;
+    }
   }
-  Sandbox::Declared d;
-  lua_getfield(L, 1, "name");
-  if (lua_type(L, -1) != LUA_TSTRING || lua_rawlen(L, -1) == 0)
-    return luaL_error(L, "rule needs a name (a non-empty string)");
-  d.info.name = lua_tostring(L, -1);
-  lua_pop(L, 1);
+  if (RawField(L, 1, "name") != LUA_TSTRING || lua_rawlen(L, -1) == 0) {
+    lua_pushstring(L, "rule needs a name (a non-empty string)");
+    return false;
+  }
+  const char* name = lua_tostring(L, -1);  // stays on the stack while used
   for (const auto& other : sb->declared)
-    if (other.info.name == d.info.name)
-      return luaL_error(L, "rule '%s' is already declared at %s:%d", d.info.name.c_str(),
-                        other.info.file.c_str(), other.info.line);
-  lua_getfield(L, 1, "description");
-  if (!lua_isnil(L, -1) && lua_type(L, -1) != LUA_TSTRING)
-    return luaL_error(L, "rule '%s': description must be a string", d.info.name.c_str());
-  if (lua_type(L, -1) == LUA_TSTRING) d.info.description = lua_tostring(L, -1);
-  lua_pop(L, 1);
+    if (other.info.name == name) {
+      lua_pushfstring(L, "rule '%s' is already declared at %s:%d", name, other.info.file.c_str(),
+                      other.info.line);
+      return false;
+    }
+  const int description = RawField(L, 1, "description");
+  if (description != LUA_TNIL && description != LUA_TSTRING) {
+    lua_pushfstring(L, "rule '%s': description must be a string", name);
+    return false;
+  }
+  const char* hooks[] = {"eligible", "score", "finalize"};
+  bool any = false;
+  for (const char* hook : hooks) {
+    const int type = RawField(L, 1, hook);
+    lua_pop(L, 1);
+    if (type == LUA_TNIL) continue;
+    if (type != LUA_TFUNCTION) {
+      lua_pushfstring(L, "rule '%s': %s must be a function", name, hook);
+      return false;
+    }
+    any = true;
+  }
+  if (!any) {
+    lua_pushfstring(L, "rule '%s' has no hook (eligible, score or finalize)", name);
+    return false;
+  }
+  // Checked; from here on nothing raises but running out of memory.
+  Sandbox::Declared d;
+  d.info.name = name;
+  if (description == LUA_TSTRING) d.info.description = lua_tostring(L, -1);
   int* refs[] = {&d.eligible, &d.score, &d.finalize};
   bool* has[] = {&d.info.eligible, &d.info.score, &d.info.finalize};
-  const char* hooks[] = {"eligible", "score", "finalize"};
   for (int i = 0; i < 3; ++i) {
-    lua_getfield(L, 1, hooks[i]);
-    if (lua_isnil(L, -1)) {
+    if (RawField(L, 1, hooks[i]) == LUA_TNIL) {
       lua_pop(L, 1);
       continue;
     }
-    if (!lua_isfunction(L, -1))
-      return luaL_error(L, "rule '%s': %s must be a function", d.info.name.c_str(), hooks[i]);
     *refs[i] = luaL_ref(L, LUA_REGISTRYINDEX);
     *has[i] = true;
   }
-  if (!d.info.eligible && !d.info.score && !d.info.finalize)
-    return luaL_error(L, "rule '%s' has no hook (eligible, score or finalize)",
-                      d.info.name.c_str());
   lua_Debug ar;
   if (lua_getstack(L, 1, &ar) && lua_getinfo(L, "l", &ar)) d.info.line = ar.currentline;
   d.info.file = sb->current_file;
   sb->declared.push_back(std::move(d));
-  return 0;
+  return true;
+}
+
+// rule { name = ..., description = ..., eligible = fn, score = fn, finalize = fn }
+int DeclareRule(lua_State* L) {
+  if (DeclareRuleOrExplain(L)) return 0;
+  luaL_where(L, 1);  // "file:line:" before the message, as luaL_error writes it
+  lua_insert(L, -2);
+  lua_concat(L, 2);
+  return lua_error(L);
 }
 
 void OpenSandboxLibs(lua_State* L) {

@@ -478,7 +478,10 @@ std::string ErrorReply(const std::string& id, const ApiError& e) {
   json j = {{"v", TAILOR_SCHEMA_VERSION},
             {"id", id.empty() ? json(nullptr) : json(id)},
             {"error", {{"code", e.code}, {"field", e.field}, {"message", e.message}}}};
-  return j.dump();
+  // The id and field of a message that did not parse are its raw bytes,
+  // which need not be UTF-8: replaced, never thrown (a throw here took the
+  // whole service down; found by tests/fuzz/request_fuzz.cc).
+  return j.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
 }  // namespace tailor
