@@ -386,6 +386,19 @@ struct Store::Impl {
     sqlite3* db_ = nullptr;
   };
 
+  // A cached query (sql with static storage) with two integer parameters on
+  // a pooled reader; fn(st) for each row.
+  template <typename Fn>
+  Status ForRows(const char* sql, int64_t p1, int64_t p2, const Fn& fn) {
+    Reader r(this);
+    if (!r.db()) return Status::Error("no read connection to the store");
+    Stmt st = r.Cached(sql);
+    if (!st.ok()) return Status::Error(st.error());
+    st.Int(1, p1).Int(2, p2);
+    while (st.Step() == SQLITE_ROW) fn(st);
+    return Status::Ok();
+  }
+
   void WriterLoop() {
     // Nothing waits on the writer on a decision's path (decisions are logged
     // behind it), while an event's acknowledgement may: below the workers.
@@ -1224,40 +1237,30 @@ Status Store::LoadJourneyCustomer(const std::string& customer_id, int64_t contac
 }
 
 Status Store::DueJourneySteps(int64_t now_ms, size_t max, std::vector<JourneyStepRow>* out) {
-  Impl::Reader r(impl_.get());
-  if (!r.db()) return Status::Error("no read connection to the store");
-  Stmt st = r.Cached(
+  return impl_->ForRows(
       "SELECT id, customer_id, journey, step, due_ms, payload FROM journey_steps "
-      "WHERE sent_ms IS NULL AND due_ms<=? ORDER BY due_ms, id LIMIT ?");
-  if (!st.ok()) return Status::Error(st.error());
-  st.Int(1, now_ms).Int(2, static_cast<int64_t>(max));
-  while (st.Step() == SQLITE_ROW)
-    out->push_back({st.ColInt(0), st.Col(1), st.Col(2), st.Col(3), st.ColInt(4), st.Col(5)});
-  return Status::Ok();
+      "WHERE sent_ms IS NULL AND due_ms<=? ORDER BY due_ms, id LIMIT ?",
+      now_ms, static_cast<int64_t>(max), [&](const Stmt& st) {
+        out->push_back({st.ColInt(0), st.Col(1), st.Col(2), st.Col(3), st.ColInt(4), st.Col(5)});
+      });
 }
 
 Status Store::OutboxDue(int64_t now_ms, size_t max, std::vector<OutboxRow>* out) {
-  Impl::Reader r(impl_.get());
-  if (!r.db()) return Status::Error("no read connection to the store");
-  Stmt st = r.Cached(
+  return impl_->ForRows(
       "SELECT id, message, attempts FROM journey_steps WHERE next_ms IS NOT NULL AND next_ms<=? "
-      "ORDER BY next_ms, id LIMIT ?");
-  if (!st.ok()) return Status::Error(st.error());
-  st.Int(1, now_ms).Int(2, static_cast<int64_t>(max));
-  while (st.Step() == SQLITE_ROW) out->push_back({st.ColInt(0), st.Col(1), st.ColInt(2)});
-  return Status::Ok();
+      "ORDER BY next_ms, id LIMIT ?",
+      now_ms, static_cast<int64_t>(max), [&](const Stmt& st) {
+        out->push_back({st.ColInt(0), st.Col(1), st.ColInt(2)});
+      });
 }
 
 Status Store::OutboxPending(int64_t after_id, size_t max, std::vector<OutboxRow>* out) {
-  Impl::Reader r(impl_.get());
-  if (!r.db()) return Status::Error("no read connection to the store");
-  Stmt st = r.Cached(
+  return impl_->ForRows(
       "SELECT id, message, attempts FROM journey_steps WHERE message IS NOT NULL AND "
-      "acked_ms IS NULL AND id>? ORDER BY id LIMIT ?");
-  if (!st.ok()) return Status::Error(st.error());
-  st.Int(1, after_id).Int(2, static_cast<int64_t>(max));
-  while (st.Step() == SQLITE_ROW) out->push_back({st.ColInt(0), st.Col(1), st.ColInt(2)});
-  return Status::Ok();
+      "acked_ms IS NULL AND id>? ORDER BY id LIMIT ?",
+      after_id, static_cast<int64_t>(max), [&](const Stmt& st) {
+        out->push_back({st.ColInt(0), st.Col(1), st.ColInt(2)});
+      });
 }
 
 OutboxCounts Store::Outbox() {
