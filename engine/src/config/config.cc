@@ -463,7 +463,8 @@ std::optional<EngineConfig> LoadConfig(const std::string& path,
             // `${config_dir}` in a string lets plugin files sit beside tailor.yaml.
             nlohmann::json j = YamlToJson(c);
             SubstituteConfigDir(&j, base);
-            spec.config_json = j.dump();
+            // Bytes yaml-cpp let through that are not UTF-8: replaced.
+            spec.config_json = j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
           }
         }
         f.Done();

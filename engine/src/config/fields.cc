@@ -90,6 +90,7 @@ bool Fields::Str(const std::string& key, std::string* out, bool required) {
     Error(n, key, nonempty_strings_ ? "expected a non-empty string" : "expected a string");
     return false;
   }
+  if (!Utf8(n, key)) return false;
   *out = n.Scalar();
   return true;
 }
@@ -152,10 +153,20 @@ bool Fields::Bool(const std::string& key, bool* out) {
   return true;
 }
 
+bool Fields::Utf8(const YAML::Node& n, const std::string& key) {
+  // The text was UTF-8 (ParseYamlText), but yaml-cpp's scalars need not be
+  // (the config fuzzer made it split a character): these strings end up in
+  // JSON.
+  if (InvalidUtf8At(n.Scalar()) == std::string::npos) return true;
+  Error(n, key, "not valid UTF-8");
+  return false;
+}
+
 bool Fields::StrList(const std::string& key, std::vector<std::string>* out) {
   YAML::Node n = Get(key);
   if (!n) return false;
   if (n.IsScalar() && !(nonempty_strings_ && n.Scalar().empty())) {
+    if (!Utf8(n, key)) return false;
     out->assign(1, n.Scalar());
     return true;
   }
@@ -171,6 +182,7 @@ bool Fields::StrList(const std::string& key, std::vector<std::string>* out) {
       Error(e, key, "expected a list of strings");
       return false;
     }
+    if (!Utf8(e, key)) return false;
     out->push_back(e.Scalar());
   }
   return true;

@@ -74,6 +74,8 @@ class Fields {
   std::string Path(const std::string& key) const;
 
  private:
+  // False, with an error at n, when the scalar is not UTF-8.
+  bool Utf8(const YAML::Node& n, const std::string& key);
   YAML::Node node_;
   std::string file_, path_;
   std::vector<std::string>* errors_;
