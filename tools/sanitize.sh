@@ -65,7 +65,7 @@ for seeds in "$build"/fuzz/*.seeds; do
   if [ "$rc" -ne 0 ]; then
     failed=1
     echo "sanitize: $target FAILED (exit $rc); the input is in $build/fuzz/crashes/:"
-    grep -E "ERROR|SUMMARY|Test unit written" "$log" | head -20
+    grep -E "ERROR|SUMMARY|Test unit written" "$log" | head -20 || true
   fi
   summary+=("$(printf '%-10s %12s %10s %10s %s' "$target" "${execs:-?}" "${rate:-?}" "$inputs" \
     "$([ "$rc" -eq 0 ] && echo clean || echo "CRASH (exit $rc)")")")
