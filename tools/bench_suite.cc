@@ -590,6 +590,16 @@ json Suite::Events(TailordProcess& t, int customers, double idle_p99) {
       during.us.push_back(static_cast<double>(mono_ns() - t0) / 1000.0);
     }
   });
+  // Stopped and joined however this scope ends: Fail throws, and a joinable
+  // thread destroyed by the unwinding would abort the whole program.
+  struct StopDecider {
+    std::atomic<bool>* ingesting;
+    std::thread* decider;
+    ~StopDecider() {
+      ingesting->store(false);
+      if (decider->joinable()) decider->join();
+    }
+  } stop_decider{&ingesting, &decider};
   const double mixed_s = SendAcked(t, mixed, kBatch, "events acked + decide", &failed);
   ingesting = false;
   decider.join();
