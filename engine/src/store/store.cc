@@ -725,6 +725,18 @@ struct Store::Impl {
     }
     if (wake) queue_cv.notify_one();
   }
+
+  // Queues an op a caller waits on; without a writer it fails at once with
+  // no_writer.
+  std::future<Status> Submit(WriteOp op, const char* no_writer = "the store is read-only") {
+    std::future<Status> f = op.done.get_future();
+    if (!writer.joinable()) {
+      op.done.set_value(Status::Error(no_writer));
+      return f;
+    }
+    Enqueue(std::move(op));
+    return f;
+  }
 };
 
 Store::Store(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -787,13 +799,7 @@ std::future<Status> Store::AppendEvent(Event event, int64_t* seq_out, bool urgen
   op.urgent = urgent;
   op.event = std::move(event);
   op.seq_out = seq_out;
-  std::future<Status> f = op.done.get_future();
-  if (!impl_->writer.joinable()) {
-    op.done.set_value(Status::Error("store has no writer (opened read-only or for bulk load)"));
-    return f;
-  }
-  impl_->Enqueue(std::move(op));
-  return f;
+  return impl_->Submit(std::move(op), "store has no writer (opened read-only or for bulk load)");
 }
 
 void Store::LogDecision(DecisionRecord decision) {
@@ -809,13 +815,7 @@ std::future<Status> Store::LogDecisionDurably(DecisionRecord decision) {
   WriteOp op;
   op.kind = WriteOp::Kind::kDecision;
   op.decision = std::move(decision);
-  std::future<Status> f = op.done.get_future();
-  if (!impl_->writer.joinable()) {
-    op.done.set_value(Status::Error("the store is read-only"));
-    return f;
-  }
-  impl_->Enqueue(std::move(op));
-  return f;
+  return impl_->Submit(std::move(op));
 }
 
 void Store::LogImpressions(std::vector<Impression> impressions) {
@@ -850,38 +850,20 @@ std::future<Status> Store::EraseCustomer(const std::string& customer_id, ErasedR
   op.kind = WriteOp::Kind::kErase;
   op.event.customer_id = customer_id;
   op.erased = erased;
-  std::future<Status> f = op.done.get_future();
-  if (!impl_->writer.joinable()) {
-    op.done.set_value(Status::Error("the store is read-only"));
-    return f;
-  }
-  impl_->Enqueue(std::move(op));
-  return f;
+  return impl_->Submit(std::move(op));
 }
 
 std::future<Status> Store::WriteJourney(std::vector<JourneyWrite> writes) {
   WriteOp op;
   op.kind = WriteOp::Kind::kJourney;
   op.journey = std::move(writes);
-  std::future<Status> f = op.done.get_future();
-  if (!impl_->writer.joinable()) {
-    op.done.set_value(Status::Error("the store is read-only"));
-    return f;
-  }
-  impl_->Enqueue(std::move(op));
-  return f;
+  return impl_->Submit(std::move(op));
 }
 
 std::future<Status> Store::EnforceRetention() {
   WriteOp op;
   op.kind = WriteOp::Kind::kRetention;
-  std::future<Status> f = op.done.get_future();
-  if (!impl_->writer.joinable()) {
-    op.done.set_value(Status::Error("the store is read-only"));
-    return f;
-  }
-  impl_->Enqueue(std::move(op));
-  return f;
+  return impl_->Submit(std::move(op));
 }
 
 RetentionCounts Store::Retained() const {
