@@ -127,6 +127,76 @@ TEST(Privacy, ProfileDeleteLeavesNoTraceInTheStoreFilesOrTheLog) {
   EXPECT_EQ(StoreBytes(store).find(kId), std::string::npos) << "back after shutdown";
 }
 
+// Every file under dir, concatenated.
+std::string DirBytes(const std::string& dir) {
+  std::string all;
+  for (const auto& f : std::filesystem::recursive_directory_iterator(dir))
+    if (f.is_regular_file()) all += Bytes(f.path().string());
+  return all;
+}
+
+// `tailor train cf` on the store; the saved model's path.
+std::string TrainCf(const std::string& store, const std::string& log) {
+  const std::string cmd = TailorBin() + " train cf --config " + TAILOR_SOURCE_DIR +
+                          "/config/tailor.yaml --store " + store + " --plugin-dir " +
+                          TAILOR_PLUGIN_DIR;
+  EXPECT_EQ(Shell(cmd, log), 0) << Bytes(log);
+  const std::string out = Bytes(log);
+  const size_t at = out.find(" saved to ");
+  if (at == std::string::npos) return "";
+  return out.substr(at + 10, out.find(" and marked") - at - 10);
+}
+
+TEST(Privacy, ProfileDeleteRetiresOlderModelVersionsAndForgetsInTheNewest) {
+  TempDir dir;
+  const std::string store = dir.file("tailor.db");
+  MakeSmallWorld(store);
+  WorldAdditions more;
+  for (const char* item : {"i1", "i2", "i3"}) {
+    Event e;
+    e.customer_id = kId;
+    e.type = "purchase";
+    e.item_id = item;
+    e.ts_ms = now_ms() - 3'600'000;
+    more.events.push_back(e);
+  }
+  AddToWorld(store, more);
+  // Two versions, both with the customer's history: the older becomes
+  // inactive. tailord serves the newer.
+  const std::string older = TrainCf(store, dir.file("train1.log"));
+  std::this_thread::sleep_for(std::chrono::milliseconds(5));  // another file name
+  const std::string newer = TrainCf(store, dir.file("train2.log"));
+  ASSERT_FALSE(older.empty());
+  ASSERT_NE(older, newer);
+  ASSERT_NE(Bytes(older).find(kId), std::string::npos) << "the check below could not fail";
+  ASSERT_NE(Bytes(newer).find(kId), std::string::npos);
+
+  Tailord d({"", store, {}});
+  ASSERT_TRUE(d.running());
+  Client c(d.requests());
+  // A third version trained while tailord runs, not yet reloaded: erasure
+  // must not leave the customer in it for the next reload to bring back.
+  const std::string newest = TrainCf(store, dir.file("train3.log"));
+  ASSERT_NE(Bytes(newest).find(kId), std::string::npos);
+
+  json r = c.Call(Msg("profile.delete", {{"customer", kId}}));
+  ASSERT_FALSE(r.contains("error")) << r.dump();
+  EXPECT_GE(r["erased"]["retired_models"].get<int>(), 2) << r.dump();
+  EXPECT_FALSE(std::filesystem::exists(older));
+  EXPECT_FALSE(std::filesystem::exists(newer));
+  ASSERT_TRUE(std::filesystem::exists(newest));
+  EXPECT_EQ(DirBytes(store + ".models").find(kId), std::string::npos)
+      << "the id is still in a model file";
+  auto s = ReadStore(store);
+  ASSERT_NE(s, nullptr);
+  std::vector<ModelRecord> active = s->ActiveModels();
+  auto cf = std::find_if(active.begin(), active.end(),
+                         [](const ModelRecord& m) { return m.plugin == "cf"; });
+  ASSERT_NE(cf, active.end());
+  EXPECT_EQ(cf->path, newest) << "the active model is still registered";
+  ASSERT_EQ(d.Terminate(), 0);
+}
+
 TEST(Privacy, RetentionRunsInTheBackground) {
   TempDir dir;
   const std::string store = dir.file("tailor.db");

@@ -806,7 +806,8 @@ std::variant<json, ApiError> Engine::ForgetCustomer(const std::string& customer_
   json forgot = json::array();
   for (const auto& p : plugins_->plugins())
     if (p->can_forget()) forgot.push_back(p->name());
-  std::vector<std::string> errors = plugins_->Forget(customer_id);
+  int retired = 0;
+  std::vector<std::string> errors = plugins_->Forget(customer_id, &retired);
   metrics_->counters.Add("privacy.erasures");
   json out = {{"customer", customer_id},
               {"deleted",
@@ -816,7 +817,8 @@ std::variant<json, ApiError> Engine::ForgetCustomer(const std::string& customer_
                 {"outcomes", rows.outcomes},
                 {"journey_rows", rows.journey_rows},
                 {"customer", rows.customer > 0}}},
-              {"plugins", std::move(forgot)}};
+              {"plugins", std::move(forgot)},
+              {"retired_models", retired}};
   if (!errors.empty())
     return ApiError{TAILOR_ERR_INTERNAL, "",
                     "the store forgot the customer, but a plugin did not: " + errors.front()};

@@ -573,12 +573,53 @@ void PluginHost::WaitForTraining() {
   if (trainer_.joinable()) trainer_.join();
 }
 
-std::vector<std::string> PluginHost::Forget(const std::string& customer_id) {
+std::vector<std::string> PluginHost::Forget(const std::string& customer_id, int* retired) {
   std::vector<std::string> errors;
-  for (auto& p : plugins_)
-    if (Status s = p->Forget(customer_id); !s.ok())
+  std::vector<ModelRecord> models;
+  if (store_) models = store_->ActiveModels();
+  for (auto& p : plugins_) {
+    if (!p->can_forget()) continue;  // by its contract, no per-customer state
+    // A model trained since the last reload would bring the customer back
+    // with the next one: it serves now, so that it forgets too.
+    std::string note;
+    if (!ServeActiveModel(*p, models, &note) && !note.empty())
+      errors.push_back(p->name() + ": " + note);
+    if (Status s = p->Forget(customer_id); !s.ok()) {
       errors.push_back(p->name() + ": " + s.message());
+      continue;
+    }
+    if (!store_) continue;
+    // Older versions hold the customer too, and nothing serves them again.
+    std::vector<std::string> paths;
+    if (Status s = store_->RetireInactiveModels(p->name(), p->model_path(), &paths); !s.ok()) {
+      errors.push_back(p->name() + ": older models not retired: " + s.message());
+      continue;
+    }
+    for (const std::string& path : paths) {
+      std::error_code ec;
+      std::filesystem::remove(path, ec);
+      if (ec)
+        errors.push_back(p->name() + ": cannot delete older model " + path + ": " + ec.message());
+      else if (retired)
+        ++*retired;
+    }
+  }
   return errors;
+}
+
+bool PluginHost::ServeActiveModel(LoadedPlugin& plugin, const std::vector<ModelRecord>& models,
+                                  std::string* note) {
+  if (!plugin.can_load()) return false;
+  const ModelRecord* model = nullptr;
+  for (const ModelRecord& m : models)
+    if (m.plugin == plugin.name()) model = &m;
+  if (!model || model->path == plugin.model_path()) return false;
+  if (Status s = plugin.LoadModel(model->path); !s.ok()) {
+    *note = s.message() + "; the previous model keeps serving";
+    return false;
+  }
+  *note = "loaded model " + model->path;
+  return true;
 }
 
 std::vector<std::string> PluginHost::ReloadModels() {
@@ -591,18 +632,14 @@ std::vector<std::string> PluginHost::ReloadModels() {
   if (!store_) return notes;
   std::vector<ModelRecord> models = store_->ActiveModels();
   for (const auto& plugin : plugins_) {
-    if (!plugin->can_load()) continue;
-    const ModelRecord* model = nullptr;
-    for (const ModelRecord& m : models)
-      if (m.plugin == plugin->name()) model = &m;
-    if (!model || model->path == plugin->model_path()) continue;
-    if (Status s = plugin->LoadModel(model->path); s.ok()) {
-      notes.push_back(plugin->name() + ": loaded model " + model->path);
+    std::string note;
+    const bool loaded = ServeActiveModel(*plugin, models, &note);
+    if (note.empty()) continue;
+    notes.push_back(plugin->name() + ": " + note);
+    if (loaded)
       log::Info("plugins", notes.back());
-    } else {
-      notes.push_back(plugin->name() + ": " + s.message() + "; the previous model keeps serving");
+    else
       log::Warn("plugins", notes.back());
-    }
   }
   return notes;
 }

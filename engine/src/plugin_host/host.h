@@ -20,6 +20,7 @@
 namespace tailor {
 
 class Store;
+struct ModelRecord;
 
 struct PluginSpec {
   std::string name;                // as configured; must match the plugin's own name
@@ -185,13 +186,21 @@ class PluginHost {
   // current model. One line per plugin that changed or failed. Also enables
   // plugins disabled for overrunning their time budget.
   std::vector<std::string> ReloadModels();
-  // Erasure: every plugin forgets the customer; the errors, one per plugin.
-  std::vector<std::string> Forget(const std::string& customer_id);
+  // Erasure: every plugin with per-customer state first serves its active
+  // registered model (one trained since the last reload would bring the
+  // customer back), forgets the customer (its model file saved again), and
+  // its older, inactive model versions are unregistered and deleted
+  // (counted in *retired). The errors, one per plugin and step.
+  std::vector<std::string> Forget(const std::string& customer_id, int* retired = nullptr);
 
   const std::vector<std::unique_ptr<LoadedPlugin>>& plugins() const { return plugins_; }
   const std::vector<Failure>& failures() const { return failures_; }
 
  private:
+  // Loads plugin's active model among models when it is not the one it
+  // serves; true when it did. *note says what happened ("" when nothing).
+  static bool ServeActiveModel(LoadedPlugin& plugin, const std::vector<ModelRecord>& models,
+                               std::string* note);
   Store* store_;
   std::string data_dir_;
   std::vector<std::unique_ptr<LoadedPlugin>> plugins_;

@@ -963,6 +963,32 @@ Status Store::RegisterModel(const ModelRecord& m, int64_t* id_out) {
   return s;
 }
 
+Status Store::RetireInactiveModels(const std::string& plugin, const std::string& keep_path,
+                                   std::vector<std::string>* paths) {
+  std::lock_guard lock(impl_->sync_mu);
+  sqlite3* db = impl_->sync_db;
+  if (Status s = NeedsWritable(db); !s.ok()) return s;
+  if (Status s = Exec(db, "BEGIN IMMEDIATE"); !s.ok()) return s;
+  std::vector<std::string> found;
+  Stmt sel(db, "SELECT path FROM models WHERE plugin=? AND active=0 AND path<>?");
+  sel.Text(1, plugin).Text(2, keep_path);
+  int rc;
+  while ((rc = sel.Step()) == SQLITE_ROW) found.push_back(sel.Col(0));
+  Status s = rc == SQLITE_DONE ? Status::Ok() : Status::Error(sqlite3_errmsg(db));
+  if (s.ok()) {
+    Stmt del(db, "DELETE FROM models WHERE plugin=? AND active=0 AND path<>?");
+    del.Text(1, plugin).Text(2, keep_path);
+    s = del.Run();
+  }
+  if (s.ok()) s = Exec(db, "COMMIT");
+  if (!s.ok()) {
+    Exec(db, "ROLLBACK");
+    return s;
+  }
+  paths->insert(paths->end(), found.begin(), found.end());
+  return s;
+}
+
 // --- Bulk -------------------------------------------------------------------
 
 struct Store::Bulk::Impl {

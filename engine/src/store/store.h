@@ -238,6 +238,11 @@ class Store {
   Status UpsertItem(const Item& item);
   Status UpsertOffer(const OfferRecord& offer);
   Status RegisterModel(const ModelRecord& model, int64_t* id_out);
+  // Erasure: unregisters plugin's inactive models (nothing makes one active
+  // again) except the one at keep_path, and returns their files' paths for
+  // the caller to delete.
+  Status RetireInactiveModels(const std::string& plugin, const std::string& keep_path,
+                              std::vector<std::string>* paths);
 
   // Bulk loading for import and demo: everything between Begin and Commit is
   // one transaction on a dedicated connection. Not thread-safe; one at a time.
