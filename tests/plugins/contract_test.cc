@@ -254,6 +254,57 @@ TEST_F(FixtureTest, SimilaritiesAreValidatedAndCounted) {
   EXPECT_FALSE(plain->Similarity(ids, 2, sim.data()).ok());
 }
 
+TEST_F(FixtureTest, EveryCallADecisionWaitsOnHasATimeBudget) {
+  PluginSpec spec;
+  spec.name = "facts";
+  spec.path = FixturePath("facts");
+  spec.budget_us = 5000;
+  spec.max_overruns = 3;
+  std::string err;
+  auto p = LoadedPlugin::Load(spec, nullptr, dir_.path(), &err);
+  ASSERT_NE(p, nullptr) << err;
+  tailor_request_view req = testing::MakeRequest();
+  req.customer_id = "c1";
+  tailor_request_view slow = req;
+  slow.context_json = R"({"message":"slow"})";
+  nlohmann::json facts;
+
+  Status st = p->Annotate(slow, &facts);
+  EXPECT_FALSE(st.ok());
+  EXPECT_THAT(st.message(), HasSubstr("annotate over its time budget"));
+  EXPECT_TRUE(facts.is_null()) << "the facts of a call over budget are dropped";
+  EXPECT_EQ(p->counters().annotate_overruns.load(), 1u);
+  // observe is timed and counted, but its event is stored: nothing dropped.
+  tailor_event_view ev{"c1", "slow", nullptr, nullptr, 0, 0, 0, nullptr};
+  EXPECT_TRUE(p->Observe(ev).ok());
+  EXPECT_EQ(p->counters().observe_overruns.load(), 1u);
+  ASSERT_TRUE(p->Annotate(req, &facts).ok());  // in time: the streak starts over
+  EXPECT_FALSE(facts.is_null());
+
+  for (int i = 0; i < 3; ++i) EXPECT_FALSE(p->Annotate(slow, &facts).ok()) << i;
+  EXPECT_TRUE(p->disabled());
+  std::vector<float> scores(kThree.size());
+  st = p->Score(req, kThree.data(), kThree.size(), scores.data(), nullptr, 0);
+  EXPECT_THAT(st.message(), HasSubstr("disabled after 3"));
+  EXPECT_THAT(p->Annotate(req, &facts).message(), HasSubstr("disabled after 3"));
+  const uint64_t calls = p->counters().annotate_calls.load();
+  EXPECT_EQ(calls, 5u) << "a disabled plugin is not called";
+  p->Enable();
+  EXPECT_TRUE(p->Annotate(req, &facts).ok());
+  EXPECT_TRUE(p->Score(req, kThree.data(), kThree.size(), scores.data(), nullptr, 0).ok());
+
+  spec.name = "similar";
+  spec.path = FixturePath("similar");
+  spec.config_json = R"({"fail":"slow"})";
+  auto sim = LoadedPlugin::Load(spec, nullptr, dir_.path(), &err);
+  ASSERT_NE(sim, nullptr) << err;
+  const char* ids[] = {"i21", "i25"};
+  std::vector<float> out(4);
+  st = sim->Similarity(ids, 2, out.data());
+  EXPECT_THAT(st.message(), HasSubstr("similarity over its time budget"));
+  EXPECT_EQ(sim->counters().similarity_overruns.load(), 1u);
+}
+
 TEST_F(FixtureTest, GoodPluginFromANewerMinorWorks) {
   std::string err;
   auto p = Load("good", &err);

@@ -58,9 +58,10 @@ std::vector<Diversified> DiversifyRanked(const PlacementConfig& placement, size_
     s->scores.push_back((*ranked)[r].priority);
   }
   s->similarity.resize(m * m);
+  const bool skipped = by->disabled();  // refused at once; the disabling was logged
   if (Status st = by->Similarity(s->items.data(), m, s->similarity.data()); !st.ok()) {
-    call.metrics->counters.Add("plugin_errors." + by->name());
-    log::Warn("plugin:" + by->name(), st.message());
+    call.metrics->counters.Add((skipped ? "plugin_skipped." : "plugin_errors.") + by->name());
+    if (!skipped) log::Warn("plugin:" + by->name(), st.message());
     (*call.dropped)[by->name() + ".similarity"] = st.message();
     return out;
   }

@@ -651,7 +651,7 @@ std::string Engine::ChatIntent(const Event& e) {
   tailor_request_view view{e.customer_id.c_str(), 1,       channel.c_str(), "chat",
                            context.c_str(),       e.ts_ms, nullptr,         0};
   for (const auto& p : plugins_->plugins()) {
-    if (!p->can_annotate()) continue;
+    if (!p->can_annotate() || p->disabled()) continue;
     json facts;
     if (Status st = p->Annotate(view, &facts); !st.ok()) {
       metrics_->counters.Add("plugin_errors." + p->name());
@@ -935,7 +935,7 @@ json Engine::Health() const {
   for (const auto& p : plugins_->plugins())
     if (p->disabled())
       problems.push_back("plugin " + p->name() +
-                         " disabled: too many score calls over its time budget (reload to retry)");
+                         " disabled: too many calls over its time budget (reload to retry)");
   const Store::WriterState w = store_->Writer();
   if (!store_->writable()) problems.push_back("store opened read-only");
   if (w.failing) problems.push_back("store writes failing: " + w.last_error);
@@ -1007,23 +1007,32 @@ json Engine::Stats() const {
   for (const auto& p : plugins_->plugins()) {
     const PluginCounters& c = p->counters();
     uint64_t calls = c.score_calls.load();
-    plugins[p->name()] = {{"score_calls", calls},
-                          {"score_errors", c.score_errors.load()},
-                          {"observe_calls", c.observe_calls.load()},
-                          {"observe_errors", c.observe_errors.load()},
-                          {"annotate_calls", c.annotate_calls.load()},
-                          {"annotate_errors", c.annotate_errors.load()},
-                          {"similarity_calls", c.similarity_calls.load()},
-                          {"similarity_errors", c.similarity_errors.load()},
-                          {"forget_calls", c.forget_calls.load()},
-                          {"score_overruns", c.score_overruns.load()},
-                          {"score_skipped", c.score_skipped.load()},
-                          {"forget_errors", c.forget_errors.load()},
-                          {"explain_calls", c.explain_calls.load()},
-                          {"explain_errors", c.explain_errors.load()},
-                          {"mean_score_us", calls ? static_cast<double>(c.score_ns.load()) /
-                                                        1000.0 / static_cast<double>(calls)
-                                                  : 0.0}};
+    plugins[p->name()] = {
+        {"score_calls", calls},
+        {"score_errors", c.score_errors.load()},
+        {"observe_calls", c.observe_calls.load()},
+        {"observe_errors", c.observe_errors.load()},
+        {"annotate_calls", c.annotate_calls.load()},
+        {"annotate_errors", c.annotate_errors.load()},
+        {"similarity_calls", c.similarity_calls.load()},
+        {"similarity_errors", c.similarity_errors.load()},
+        {"forget_calls", c.forget_calls.load()},
+        {"score_overruns", c.score_overruns.load()},
+        {"explain_overruns", c.explain_overruns.load()},
+        {"annotate_overruns", c.annotate_overruns.load()},
+        {"similarity_overruns", c.similarity_overruns.load()},
+        {"observe_overruns", c.observe_overruns.load()},
+        {"mean_observe_us", c.observe_calls.load()
+                                ? static_cast<double>(c.observe_ns.load()) / 1000.0 /
+                                      static_cast<double>(c.observe_calls.load())
+                                : 0.0},
+        {"score_skipped", c.score_skipped.load()},
+        {"forget_errors", c.forget_errors.load()},
+        {"explain_calls", c.explain_calls.load()},
+        {"explain_errors", c.explain_errors.load()},
+        {"mean_score_us",
+         calls ? static_cast<double>(c.score_ns.load()) / 1000.0 / static_cast<double>(calls)
+               : 0.0}};
   }
   json rules = json::object();
   auto snap = snapshot_.load();

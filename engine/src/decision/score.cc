@@ -9,10 +9,12 @@
 namespace tailor {
 namespace {
 
+// skipped: refused at once because the plugin was disabled before the call;
+// named in `why` and counted, not logged (the disabling was logged once).
 void Dropped(const PluginCall& call, const std::string& plugin, const std::string& what,
-             const Status& st) {
-  call.metrics->counters.Add("plugin_errors." + plugin);
-  log::Warn("plugin:" + plugin, st.message());
+             const Status& st, bool skipped = false) {
+  call.metrics->counters.Add((skipped ? "plugin_skipped." : "plugin_errors.") + plugin);
+  if (!skipped) log::Warn("plugin:" + plugin, st.message());
   (*call.dropped)[plugin + what] = st.message();
 }
 
@@ -58,13 +60,7 @@ void ScoreCandidates(const PluginCall& call, const Candidates& candidates, bool 
                         explain_after ? nullptr : out->reasons.data() + k * n * kReasonCap,
                         explain_after ? 0 : kReasonCap);
     if (!st.ok()) {
-      if (skipped) {
-        // Named in `why` and counted, not logged: it was logged once.
-        call.metrics->counters.Add("plugin_skipped." + p.name());
-        (*call.dropped)[p.name()] = st.message();
-      } else {
-        Dropped(call, p.name(), "", st);
-      }
+      Dropped(call, p.name(), "", st, skipped);
       continue;
     }
     out->ok[k] = true;
@@ -84,8 +80,9 @@ nlohmann::json AnnotateFacts(const PluginCall& call, const nlohmann::json& reque
   for (const auto& p : call.plugins) {
     if (!p->can_annotate()) continue;
     nlohmann::json f;
+    const bool skipped = p->disabled();
     if (Status st = p->Annotate(call.view, &f); !st.ok()) {
-      Dropped(call, p->name(), ".facts", st);
+      Dropped(call, p->name(), ".facts", st, skipped);
       continue;
     }
     if (f.is_null()) continue;
@@ -124,10 +121,11 @@ void ExplainNamed(const PluginCall& call, const Candidates& candidates,
   for (size_t k = 0; k < call.plugins.size() && m > 0; ++k) {
     if (!scores->ok[k]) continue;
     LoadedPlugin& p = *call.plugins[k];
+    const bool skipped = p.disabled();
     if (Status st = p.Explain(call.view, scores->explained.data(), m,
                               scores->reasons.data() + k * m * kReasonCap, kReasonCap);
         !st.ok())
-      Dropped(call, p.name(), ".reasons", st);
+      Dropped(call, p.name(), ".reasons", st, skipped);
   }
 }
 

@@ -209,8 +209,7 @@ Status LoadedPlugin::Score(const tailor_request_view& req, const tailor_candidat
   }
   if (disabled()) {
     counters_.score_skipped.fetch_add(1, std::memory_order_relaxed);
-    return Status::Error("disabled after " + std::to_string(max_overruns_) +
-                         " score calls in a row over its time budget; reload to retry");
+    return Disabled();
   }
   counters_.score_calls.fetch_add(1, std::memory_order_relaxed);
   int64_t t0 = mono_ns();
@@ -218,22 +217,31 @@ Status LoadedPlugin::Score(const tailor_request_view& req, const tailor_candidat
   const int64_t took = mono_ns() - t0;
   counters_.score_ns.fetch_add(static_cast<uint64_t>(took), std::memory_order_relaxed);
   if (!st.ok()) counters_.score_errors.fetch_add(1, std::memory_order_relaxed);
-  if (st.ok() && budget_ns_ > 0) st = CheckBudget(took);
+  if (st.ok()) st = CheckBudget(took, counters_.score_overruns, "score");
   return st;
 }
 
-Status LoadedPlugin::CheckBudget(int64_t took_ns) {
+Status LoadedPlugin::Disabled() const {
+  return Status::Error("disabled after " + std::to_string(max_overruns_) +
+                       " calls in a row over its time budget; reload to retry");
+}
+
+Status LoadedPlugin::CheckBudget(int64_t took_ns, std::atomic<uint64_t>& overruns,
+                                 const char* call) {
+  if (budget_ns_ <= 0) return Status::Ok();
   if (took_ns <= budget_ns_) {
     overruns_in_a_row_.store(0, std::memory_order_relaxed);
     return Status::Ok();
   }
-  counters_.score_overruns.fetch_add(1, std::memory_order_relaxed);
+  overruns.fetch_add(1, std::memory_order_relaxed);
   if (overruns_in_a_row_.fetch_add(1) + 1 >= max_overruns_ &&
       !disabled_.exchange(true, std::memory_order_acq_rel))
     log::Error("plugin:" + name_, "disabled until reload: " + std::to_string(max_overruns_) +
-                                      " score calls in a row over its " +
-                                      std::to_string(budget_ns_ / 1000) + " µs budget");
-  return Status::Error("over its time budget: " + std::to_string(took_ns / 1000) + " µs of " +
+                                      " calls in a row over its " +
+                                      std::to_string(budget_ns_ / 1000) + " µs budget (the last " +
+                                      call + ")");
+  return Status::Error(std::string(call) +
+                       " over its time budget: " + std::to_string(took_ns / 1000) + " µs of " +
                        std::to_string(budget_ns_ / 1000));
 }
 
@@ -248,11 +256,17 @@ Status LoadedPlugin::Explain(const tailor_request_view& req, const tailor_candid
     if (reasons && reason_cap) std::memset(reasons, 0, n * reason_cap);
     return Status::Ok();
   }
+  if (disabled()) return Disabled();
   counters_.explain_calls.fetch_add(1, std::memory_order_relaxed);
   thread_local std::vector<float> discarded;
   discarded.resize(n);
+  const int64_t t0 = mono_ns();
   Status st = CallScore(req, candidates, n, discarded.data(), reasons, reason_cap);
-  if (!st.ok()) counters_.explain_errors.fetch_add(1, std::memory_order_relaxed);
+  if (st.ok()) st = CheckBudget(mono_ns() - t0, counters_.explain_overruns, "explain");
+  if (!st.ok()) {
+    counters_.explain_errors.fetch_add(1, std::memory_order_relaxed);
+    if (reasons && reason_cap) std::memset(reasons, 0, n * reason_cap);
+  }
   return st;
 }
 
@@ -286,10 +300,17 @@ Status LoadedPlugin::Observe(const tailor_event_view& ev) {
   counters_.observe_calls.fetch_add(1, std::memory_order_relaxed);
   char ebuf[kErrCap] = {0};
   tailor_status st;
+  const int64_t t0 = mono_ns();
   {
     std::unique_lock lock(mu_);
     st = api_->observe(instance_, &ev, ebuf, sizeof ebuf);
   }
+  const int64_t took = mono_ns() - t0;
+  counters_.observe_ns.fetch_add(static_cast<uint64_t>(took), std::memory_order_relaxed);
+  // The event is stored and the plugin has learned from it: a slow observe
+  // is counted, not undone, and disables nothing.
+  if (budget_ns_ > 0 && took > budget_ns_)
+    counters_.observe_overruns.fetch_add(1, std::memory_order_relaxed);
   ebuf[kErrCap - 1] = '\0';
   if (st != TAILOR_OK) {
     counters_.observe_errors.fetch_add(1, std::memory_order_relaxed);
@@ -409,6 +430,7 @@ Status LoadedPlugin::LoadModel(const std::string& path) {
 Status LoadedPlugin::Annotate(const tailor_request_view& req, nlohmann::json* facts) {
   *facts = nullptr;
   if (!can_annotate() || warming()) return Status::Ok();
+  if (disabled()) return Disabled();
   counters_.annotate_calls.fetch_add(1, std::memory_order_relaxed);
   // Facts are a few hundred bytes; 8 KiB leaves room without a heap allocation.
   constexpr size_t kFactsCap = 8192;
@@ -416,10 +438,12 @@ Status LoadedPlugin::Annotate(const tailor_request_view& req, nlohmann::json* fa
   out[0] = '\0';
   char ebuf[kErrCap] = {0};
   tailor_status st;
+  const int64_t t0 = mono_ns();
   {
     std::shared_lock lock(mu_);
     st = api_->annotate(instance_, &req, out, kFactsCap, ebuf, sizeof ebuf);
   }
+  const int64_t took = mono_ns() - t0;
   ebuf[kErrCap - 1] = '\0';
   out[kFactsCap - 1] = '\0';
   auto fail = [&](std::string msg) {
@@ -427,6 +451,8 @@ Status LoadedPlugin::Annotate(const tailor_request_view& req, nlohmann::json* fa
     return Status::Error(std::move(msg));
   };
   if (st != TAILOR_OK) return fail("annotate failed: " + ErrText(ebuf, "no message"));
+  if (Status over = CheckBudget(took, counters_.annotate_overruns, "annotate"); !over.ok())
+    return fail(over.message());
   if (out[0] == '\0') return Status::Ok();
   nlohmann::json j = nlohmann::json::parse(out, nullptr, /*allow_exceptions=*/false);
   if (!j.is_object()) return fail("annotate returned no JSON object");
@@ -442,20 +468,25 @@ Status LoadedPlugin::Annotate(const tailor_request_view& req, nlohmann::json* fa
 Status LoadedPlugin::Similarity(const char* const* item_ids, size_t n, float* out) {
   if (!can_similarity()) return Status::Error(name_ + " does not implement similarity");
   if (warming()) return Status::Error(name_ + " is warming: its model trains in the background");
+  if (disabled()) return Disabled();
   counters_.similarity_calls.fetch_add(1, std::memory_order_relaxed);
   std::fill(out, out + n * n, 0.0f);
   char ebuf[kErrCap] = {0};
   tailor_status st;
+  const int64_t t0 = mono_ns();
   {
     std::shared_lock lock(mu_);
     st = api_->similarity(instance_, item_ids, n, out, ebuf, sizeof ebuf);
   }
+  const int64_t took = mono_ns() - t0;
   ebuf[kErrCap - 1] = '\0';
   auto fail = [&](std::string msg) {
     counters_.similarity_errors.fetch_add(1, std::memory_order_relaxed);
     return Status::Error(std::move(msg));
   };
   if (st != TAILOR_OK) return fail("similarity failed: " + ErrText(ebuf, "no message"));
+  if (Status over = CheckBudget(took, counters_.similarity_overruns, "similarity"); !over.ok())
+    return fail(over.message());
   for (size_t i = 0; i < n * n; ++i) {
     if (!std::isfinite(out[i]))
       return fail("similarity returned a non-finite value for pair " + std::to_string(i / n) +

@@ -31,10 +31,12 @@ struct PluginSpec {
   // Train that model on a second instance in the background while the first
   // serves without an opinion (tailord only; see PluginHost::LoadAll).
   bool train_in_background = false;
-  // Time budget of one score call (0: none). A call over it is dropped from
-  // that decision; max_overruns in a row disable the plugin until a reload.
-  // In-process calls cannot be interrupted: this bounds how often a slow
-  // plugin can slow decisions, not one call.
+  // Time budget of one call a decision waits on: score, its explain pass,
+  // annotate, similarity (0: none). A call over it is dropped from that
+  // decision; max_overruns in a row, of any of them, disable the plugin until
+  // a reload. observe is timed against it too, counted, never disabled by it
+  // (its event is stored already). In-process calls cannot be interrupted:
+  // this bounds how often a slow plugin can slow decisions, not one call.
   int64_t budget_us = 100'000;
   int max_overruns = 20;
 };
@@ -47,10 +49,15 @@ struct PluginCounters {
   std::atomic<uint64_t> score_skipped{0};   // decisions skipped while disabled
   std::atomic<uint64_t> observe_calls{0};
   std::atomic<uint64_t> observe_errors{0};
+  std::atomic<uint64_t> observe_ns{0};
+  std::atomic<uint64_t> observe_overruns{0};  // over budget_us: counted only
   std::atomic<uint64_t> annotate_calls{0};
   std::atomic<uint64_t> annotate_errors{0};
+  std::atomic<uint64_t> annotate_overruns{0};  // facts dropped
   std::atomic<uint64_t> similarity_calls{0};
   std::atomic<uint64_t> similarity_errors{0};
+  std::atomic<uint64_t> similarity_overruns{0};  // no diversifying that decision
+  std::atomic<uint64_t> explain_overruns{0};     // reasons dropped
   std::atomic<uint64_t> forget_calls{0};
   std::atomic<uint64_t> forget_errors{0};
   std::atomic<uint64_t> explain_calls{0};
@@ -105,8 +112,9 @@ class LoadedPlugin {
   // state by its contract: nothing to do.
   Status Forget(const std::string& customer_id);
 
-  // Disabled after too many score calls over its time budget in a row; a
-  // reload (Enable) gives it another chance.
+  // Disabled after too many calls over its time budget in a row: score,
+  // explain, annotate and similarity then fail at once without calling it
+  // (observe still runs). A reload (Enable) gives it another chance.
   bool disabled() const { return disabled_.load(std::memory_order_acquire); }
   void Enable();
 
@@ -130,9 +138,11 @@ class LoadedPlugin {
 
  private:
   LoadedPlugin() = default;
-  // After a successful score call: over the budget is an error, and too
-  // many in a row disable the plugin.
-  Status CheckBudget(int64_t took_ns);
+  // After a successful call a decision waits on: over the budget is an error
+  // (counted in overruns), and too many in a row disable the plugin.
+  Status CheckBudget(int64_t took_ns, std::atomic<uint64_t>& overruns, const char* call);
+  // The error of a call refused while disabled.
+  Status Disabled() const;
   // The checked score call behind Score and Explain.
   Status CallScore(const tailor_request_view& req, const tailor_candidate* candidates, size_t n,
                    float* scores, char* reasons, size_t reason_cap);
