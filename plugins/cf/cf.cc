@@ -388,11 +388,11 @@ struct Model {
 
 // What Score reads: the model plus the customers' histories. Train and Load
 // build a new one and publish it with one atomic pointer swap; Observe
-// appends to histories in place, which the ABI makes safe (observe never
-// runs beside score).
+// appends to one customer's history under its shard's lock while Score runs
+// (kConcurrentObserve), and Score works on a copy of the history it needs.
 struct State {
   std::shared_ptr<const Model> model;
-  StringMap<History> histories;
+  tailor::sdk::ShardedMap<History> histories;
 };
 
 // --- binary model files: tailor/plugin_io.hpp (native byte order) ----------
@@ -413,6 +413,9 @@ double Decay(double half_life_ms, int64_t age_ms) {
 
 class Cf {
  public:
+  // Observe changes one customer's history under its shard's lock (State).
+  static constexpr bool kConcurrentObserve = true;
+
   static std::unique_ptr<Cf> Create(std::string_view config_json, const Host& host) {
     return std::unique_ptr<Cf>(new Cf(ParseConfig(config_json), host));
   }
@@ -434,11 +437,14 @@ class Cf {
       cidx[c] = idx ? static_cast<int32_t>(*idx) : -1;
     }
 
-    if (auto anchor = Anchor(m, state->histories, req)) {
+    std::optional<History> history;
+    if (auto id = req.customer_id()) history = state->histories.Get(*id);
+    const History* h = history ? &*history : nullptr;
+    if (auto anchor = Anchor(m, h, req)) {
       ScoreSimilar(m, *anchor, cidx, scores, reasons);
       return;
     }
-    const std::vector<UserEntry> x = UserVector(m, state->histories, req);
+    const std::vector<UserEntry> x = UserVector(m, h, req);
     if (x.empty()) {
       if (cfg_.cold_popularity) ScoreCold(m, cidx, scores, reasons);
       return;
@@ -461,21 +467,21 @@ class Cf {
     // Items the model does not know wait for the next training; popularity
     // and content cover them meanwhile.
     if (!(w > 0) || !idx) return;
-    History& h = state->histories[ev.customer_id];
     const HistEvent e{ev.ts_ms, *idx, KindOf(ev.type), static_cast<float>(w)};
-    // Kept in time order; events arrive nearly ordered.
-    auto at = std::upper_bound(h.events.begin(), h.events.end(), e.ts_ms,
-                               [](int64_t t, const HistEvent& x) { return t < x.ts_ms; });
-    h.events.insert(at, e);
-    h.last_ts_ms = std::max(h.last_ts_ms, ev.ts_ms);
-    Trim(h);
+    state->histories.Update(ev.customer_id, [&](History& h) {
+      // Kept in time order; events arrive nearly ordered.
+      auto at = std::upper_bound(h.events.begin(), h.events.end(), e.ts_ms,
+                                 [](int64_t t, const HistEvent& x) { return t < x.ts_ms; });
+      h.events.insert(at, e);
+      h.last_ts_ms = std::max(h.last_ts_ms, ev.ts_ms);
+      Trim(h);
+    });
   }
 
   // Erasure: the customer's remembered history goes; the model's item-item
   // weights are aggregates over everyone and name no customer.
   void Forget(std::string_view customer_id) {
-    if (const std::shared_ptr<State> state = state_.load())
-      state->histories.erase(std::string(customer_id));
+    if (const std::shared_ptr<State> state = state_.load()) state->histories.Erase(customer_id);
   }
 
   void Train() {
@@ -589,7 +595,7 @@ class Cf {
       h.last_ts_ms = ev.back().ts_ms;
       h.events = std::move(ev);
       Trim(h);
-      state->histories.emplace(user_ids[u], std::move(h));
+      state->histories.Insert(user_ids[u], std::move(h));
     }
     m->customers = rows.size();
     Progress(2, "built " + std::to_string(rows.size()) + " customer rows over " +
@@ -707,15 +713,18 @@ class Cf {
       w.Vec(m.nb_item);
       w.Vec(m.nb_sim);
       // Sorted by customer so that equal models give equal files.
-      std::vector<const std::pair<const std::string, History>*> hs;
-      for (const auto& kv : state->histories) hs.push_back(&kv);
-      std::sort(hs.begin(), hs.end(), [](auto* a, auto* b) { return a->first < b->first; });
+      // Save runs alone (the ABI's rule), so the pointers stay valid.
+      std::vector<std::pair<const std::string*, const History*>> hs;
+      state->histories.ForEach(
+          [&](const std::string& id, const History& h) { hs.emplace_back(&id, &h); });
+      std::sort(hs.begin(), hs.end(),
+                [](const auto& a, const auto& b) { return *a.first < *b.first; });
       w.Pod(static_cast<uint64_t>(hs.size()));
-      for (const auto* kv : hs) {
-        w.Str(kv->first);
-        w.Pod(kv->second.last_ts_ms);
-        w.Pod(static_cast<uint64_t>(kv->second.events.size()));
-        for (const HistEvent& e : kv->second.events) {
+      for (const auto& [id, h] : hs) {
+        w.Str(*id);
+        w.Pod(h->last_ts_ms);
+        w.Pod(static_cast<uint64_t>(h->events.size()));
+        for (const HistEvent& e : h->events) {
           w.Pod(e.ts_ms);
           w.Pod(e.item);
           w.Pod(e.kind);
@@ -802,7 +811,7 @@ class Cf {
         if (e.item >= n || !std::isfinite(e.weight) || e.weight < 0) r.Fail("bad history event");
       }
       Trim(h);
-      state->histories.emplace(std::move(id), std::move(h));
+      state->histories.Insert(std::move(id), std::move(h));
     }
     char end[8];
     for (char& ch : end) ch = r.Pod<char>();
@@ -908,13 +917,7 @@ class Cf {
 
   // The customer's vector: stored history plus the request's recent events
   // the model has not seen yet (fold-in), decayed to the request's time.
-  std::vector<UserEntry> UserVector(const Model& m, const StringMap<History>& histories,
-                                    const Request& req) const {
-    const History* h = nullptr;
-    if (auto id = req.customer_id()) {
-      auto it = histories.find(*id);
-      if (it != histories.end()) h = &it->second;
-    }
+  std::vector<UserEntry> UserVector(const Model& m, const History* h, const Request& req) const {
     std::vector<HistEvent> extra;
     for (const tailor_event_view& ev : req.recent()) {
       const double w = WeightOf(ev.type);
@@ -1019,8 +1022,7 @@ class Cf {
   // The anchor item of similar-items mode: the context's "item" when the
   // model knows it, else on a configured placement the customer's newest
   // known item.
-  std::optional<uint32_t> Anchor(const Model& m, const StringMap<History>& histories,
-                                 const Request& req) const {
+  std::optional<uint32_t> Anchor(const Model& m, const History* history, const Request& req) const {
     const std::string_view ctx = req.context_json();
     if (ctx.find("\"item\"") != std::string_view::npos) {  // skips parsing the common "{}"
       const auto j = nlohmann::json::parse(ctx, nullptr, false);
@@ -1038,10 +1040,7 @@ class Cf {
     for (auto it = recent.rbegin(); it != recent.rend(); ++it) {
       if (auto idx = Find(m, it->item_id)) return idx;
     }
-    if (auto id = req.customer_id()) {
-      auto h = histories.find(*id);
-      if (h != histories.end() && !h->second.events.empty()) return h->second.events.back().item;
-    }
+    if (history != nullptr && !history->events.empty()) return history->events.back().item;
     return std::nullopt;
   }
 

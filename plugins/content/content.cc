@@ -21,6 +21,7 @@
 #include <mutex>
 #include <optional>
 #include <set>
+#include <shared_mutex>
 #include <span>
 #include <string>
 #include <string_view>
@@ -368,9 +369,13 @@ struct Model {
   std::vector<std::string> feature_names;  // display text, e.g. "brand=Apple", "heart"
   std::vector<uint8_t> feature_kind;       // Kind
   StringMap<uint32_t> category_feature;    // category -> its feature, for category candidates
+  // Observe runs beside Score (kConcurrentObserve): a taste changes under its
+  // shard's lock, and the time reference under ref_mu, held shared by Score
+  // and Observe and exclusively only to move it (every 64 half-lives).
+  mutable std::shared_mutex ref_mu;
   bool has_ref = false;
   int64_t t_ref_ms = 0;
-  StringMap<Taste> tastes;
+  tailor::sdk::ShardedMap<Taste> tastes;
 
   size_t n_items() const { return row_start.size() - 1; }
   size_t n_features() const { return feature_names.size(); }
@@ -381,10 +386,10 @@ struct Model {
     for (const auto& f : feature_names)
       b += sizeof(std::string) + (f.size() > 15 ? f.capacity() : 0);
     b += category_feature.size() * 64;
-    for (const auto& [id, t] : tastes) {
+    tastes.ForEach([&](const std::string& id, const Taste& t) {
       // Node, key, vector header and entries.
       b += 64 + (id.size() > 15 ? id.capacity() : 0) + t.e.capacity() * sizeof(TasteEntry);
-    }
+    });
     return b;
   }
 };
@@ -487,6 +492,9 @@ class ScratchPool {
 
 class Content {
  public:
+  // Observe changes one customer's taste under its shard's lock (Model).
+  static constexpr bool kConcurrentObserve = true;
+
   static std::unique_ptr<Content> Create(std::string_view config_json, const Host& host) {
     return std::unique_ptr<Content>(new Content(ParseConfig(config_json), host));
   }
@@ -516,16 +524,18 @@ class Content {
     if (anchor) {
       add_row(*anchor, 1.0f);  // "similar to this item"
     } else {
-      int64_t since = INT64_MIN;
-      if (auto id = req.customer_id()) {
-        auto it = m.tastes.find(*id);
-        if (it != m.tastes.end()) {
-          for (const TasteEntry& e : it->second.e) add(e.f, e.w);
-          since = it->second.last_ts_ms;
+      int64_t since = INT64_MIN, t_ref;
+      {
+        std::shared_lock ref(m.ref_mu);  // the taste and t_ref it is relative to
+        if (auto id = req.customer_id()) {
+          m.tastes.With(*id, [&](const Taste& t) {
+            for (const TasteEntry& e : t.e) add(e.f, e.w);
+            since = t.last_ts_ms;
+          });
         }
+        t_ref = m.has_ref ? m.t_ref_ms : req.now_ms();
       }
       // Recent events the model has not folded in yet count at once.
-      const int64_t t_ref = m.has_ref ? m.t_ref_ms : req.now_ms();
       for (const tailor_event_view& ev : req.recent()) {
         if (ev.ts_ms <= since || ev.item_id == nullptr) continue;
         const double w = WeightOf(ev.type);
@@ -600,14 +610,14 @@ class Content {
     Model& m = *model_;
     const int64_t i = m.items.Find(ev.item_id);
     if (i < 0) return;  // not in the catalog of the last Train
-    const double f = Advance(m, ev.ts_ms, [&](float scale) {
-      for (auto& [id, t] : m.tastes)
-        for (TasteEntry& e : t.e) e.w *= scale;
-    });
-    const auto x = static_cast<float>(w * f);
+    std::shared_lock ref(m.ref_mu);
+    const auto x = static_cast<float>(w * ObserveFactor(m, ev.ts_ms, ref));
     if (!(x > 0) || !std::isfinite(x)) return;
-    auto [it, fresh] = m.tastes.try_emplace(ev.customer_id);
-    Taste& taste = it->second;
+    m.tastes.Update(ev.customer_id, [&](Taste& taste) { Fold(m, i, x, ev.ts_ms, taste); });
+  }
+
+  // Merges item i's row, weighted x, into the taste (both sorted).
+  void Fold(const Model& m, int64_t i, float x, int64_t ts_ms, Taste& taste) const {
     // Merge the item's row (sorted) into the taste (sorted).
     std::vector<TasteEntry> merged;
     merged.reserve(taste.e.size() + (m.row_start[i + 1] - m.row_start[i]));
@@ -627,14 +637,34 @@ class Content {
     }
     Prune(merged, static_cast<size_t>(cfg_.max_taste_features));
     taste.e = std::move(merged);
-    taste.last_ts_ms = std::max(taste.last_ts_ms, ev.ts_ms);
+    taste.last_ts_ms = std::max(taste.last_ts_ms, ts_ms);
+  }
+
+  // 2^((ts - t_ref) / half_life) for an event observed at ts, with ref held
+  // shared on m.ref_mu. The first event, or one too far past t_ref, moves
+  // t_ref first: exclusively, rescaling every taste.
+  double ObserveFactor(Model& m, int64_t ts_ms, std::shared_lock<std::shared_mutex>& ref) const {
+    if (hl_ms_ <= 0) return 1;
+    if (!m.has_ref || static_cast<double>(ts_ms - m.t_ref_ms) / hl_ms_ > kRebaseHalfLives) {
+      ref.unlock();
+      {
+        std::unique_lock all(m.ref_mu);
+        Advance(m, ts_ms, [&](float scale) {
+          m.tastes.ForEach([&](const std::string&, Taste& t) {
+            for (TasteEntry& e : t.e) e.w *= scale;
+          });
+        });
+      }
+      ref.lock();
+    }
+    return std::exp2(static_cast<double>(ts_ms - m.t_ref_ms) / hl_ms_);
   }
 
   // Rebuilds item features from the catalog and tastes from the stored
   // events into a fresh model; the old one keeps serving on failure.
   // Erasure: the customer's taste goes.
   void Forget(std::string_view customer_id) {
-    if (model_) model_->tastes.erase(std::string(customer_id));
+    if (model_) model_->tastes.Erase(customer_id);
   }
 
   void Train() {
@@ -678,15 +708,17 @@ class Content {
         w.Str(m.feature_names[f]);
       }
       // Customers in id order, so that equal models write equal files.
-      std::vector<const std::pair<const std::string, Taste>*> tastes;
-      for (const auto& kv : m.tastes) tastes.push_back(&kv);
+      // Save runs alone (the ABI's rule), so the pointers stay valid.
+      std::vector<std::pair<const std::string*, const Taste*>> tastes;
+      m.tastes.ForEach(
+          [&](const std::string& id, const Taste& t) { tastes.emplace_back(&id, &t); });
       std::sort(tastes.begin(), tastes.end(),
-                [](const auto* a, const auto* b) { return a->first < b->first; });
+                [](const auto& a, const auto& b) { return *a.first < *b.first; });
       w.Pod(static_cast<uint64_t>(tastes.size()));
-      for (const auto* kv : tastes) {
-        w.Str(kv->first);
-        w.Pod(kv->second.last_ts_ms);
-        w.Vec(kv->second.e);
+      for (const auto& [id, t] : tastes) {
+        w.Str(*id);
+        w.Pod(t->last_ts_ms);
+        w.Vec(t->e);
       }
     });
   }
@@ -748,7 +780,7 @@ class Content {
             t.e[k].w < 0)
           r.Fail("customer " + id + ": bad taste entry");
       }
-      if (!m->tastes.emplace(std::move(id), std::move(t)).second) r.Fail("duplicate customer");
+      if (!m->tastes.Insert(id, std::move(t))) r.Fail("duplicate customer " + id);
     }
     if (!r.AtEnd()) r.Fail("trailing bytes");
     IndexCategories(*m);
@@ -985,7 +1017,6 @@ class Content {
 
     std::vector<float> dense(m.n_features(), 0.0f);
     std::vector<uint32_t> touched;
-    m.tastes.reserve(customers.size());
     for (size_t c = 0; c < customers.size(); ++c) {
       std::vector<ItemW>& list = acc[c];
       std::sort(list.begin(), list.end(),
@@ -1010,7 +1041,7 @@ class Content {
       Prune(t.e, static_cast<size_t>(cfg_.max_taste_features));
       t.e.shrink_to_fit();
       std::vector<ItemW>().swap(list);
-      m.tastes.emplace(*customers[c], std::move(t));
+      m.tastes.Insert(*customers[c], std::move(t));
     }
     return events;
   }

@@ -21,6 +21,7 @@
 #include "intent/intent_model.h"
 #include "tailor/plugin_io.hpp"
 #include "tailor/plugin_sdk.hpp"
+#include "tailor/plugin_util.hpp"
 
 namespace {
 
@@ -263,6 +264,10 @@ std::string MessageOf(const Request& req, int64_t memory_ms) {
 
 class Intent {
  public:
+  // Observe classifies outside any lock and stores one customer's intent
+  // under its shard's lock.
+  static constexpr bool kConcurrentObserve = true;
+
   static std::unique_ptr<Intent> Create(std::string_view config_json, const Host& host) {
     return std::unique_ptr<Intent>(new Intent(ParseConfig(config_json), host));
   }
@@ -281,9 +286,9 @@ class Intent {
     if (std::string msg = MessageOf(req, memory_ms); !msg.empty()) {
       seen = Classify(msg, req.now_ms());
     } else if (auto id = req.customer_id()) {
-      auto it = last_.find(std::string(*id));
-      if (it == last_.end() || req.now_ms() - it->second.ts_ms > memory_ms) return;
-      seen = it->second;
+      std::optional<Seen> last = last_.Get(*id);
+      if (!last || req.now_ms() - last->ts_ms > memory_ms) return;
+      seen = *last;
     } else {
       return;
     }
@@ -363,14 +368,15 @@ class Intent {
         ev.text == nullptr) {
       return;
     }
-    Seen s = Classify(ev.text, ev.ts_ms);
-    auto& slot = last_[ev.customer_id];
-    if (s.ts_ms >= slot.ts_ms) slot = s;
+    const Seen s = Classify(ev.text, ev.ts_ms);  // the costly part, outside any lock
+    last_.Update(ev.customer_id, [&](Seen& slot) {
+      if (s.ts_ms >= slot.ts_ms) slot = s;
+    });
   }
 
   // Trains from config "data" (CSV text,label; `tailor train intent --data`).
   // Erasure: the customer's newest chat intent goes.
-  void Forget(std::string_view customer_id) { last_.erase(std::string(customer_id)); }
+  void Forget(std::string_view customer_id) { last_.Erase(customer_id); }
 
   void Train() {
     if (cfg_.data.empty()) {
@@ -454,13 +460,13 @@ class Intent {
       }
     }
     model_ = std::move(m);
-    last_.clear();
+    last_.Clear();
   }
 
   Config cfg_;
   const Host& host_;
   intent::Model model_;
-  std::unordered_map<std::string, Seen> last_;  // customer -> newest chat intent
+  tailor::sdk::ShardedMap<Seen> last_;  // customer -> newest chat intent
 };
 
 }  // namespace

@@ -305,6 +305,29 @@ TEST_F(FixtureTest, EveryCallADecisionWaitsOnHasATimeBudget) {
   EXPECT_EQ(sim->counters().similarity_overruns.load(), 1u);
 }
 
+TEST_F(FixtureTest, ADeclaredConcurrentObserveDoesNotHoldScoringUp) {
+  std::string err;
+  auto p = Load("facts", &err);
+  ASSERT_NE(p, nullptr) << err;
+  ASSERT_TRUE(p->observes_concurrently());
+  auto plain = Load("good", &err);
+  ASSERT_NE(plain, nullptr) << err;
+  EXPECT_FALSE(plain->observes_concurrently()) << "no flag, no concurrency";
+
+  tailor_event_view ev{"c1", "slow", nullptr, nullptr, 0, 0, 0, nullptr};
+  std::thread observer([&] { EXPECT_TRUE(p->Observe(ev).ok()); });
+  while (p->counters().observe_calls.load() == 0) std::this_thread::yield();
+  // Let it into the plugin's 30 ms nap; an exclusive observe would now make
+  // the score below wait for the rest of it.
+  std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  tailor_request_view req = testing::MakeRequest();
+  std::vector<float> scores(kThree.size());
+  EXPECT_TRUE(p->Score(req, kThree.data(), kThree.size(), scores.data(), nullptr, 0).ok());
+  const bool observe_still_running = p->counters().observe_ns.load() == 0;
+  observer.join();
+  EXPECT_TRUE(observe_still_running) << "score waited for observe";
+}
+
 TEST_F(FixtureTest, GoodPluginFromANewerMinorWorks) {
   std::string err;
   auto p = Load("good", &err);
@@ -640,6 +663,62 @@ TEST_P(PluginContract, SaveLoadRoundTrip) {
   EXPECT_FALSE(q->LoadModel(data_dir_.file("garbage")).ok());
   EXPECT_FALSE(q->LoadModel(data_dir_.file("missing")).ok());
   EXPECT_EQ(ScoreAll(*q, HarnessCandidates()).scores, a.scores);
+}
+
+// The shipped plugins with per-customer state learn beside scoring
+// (TAILOR_PLUGIN_CONCURRENT_OBSERVE): scores stay well-formed while other
+// threads observe many customers' events, a time jump (content's rebase)
+// included. Run under the sanitizers, this finds the data races that matter.
+TEST_P(PluginContract, ObserveBesideScoreWhenDeclared) {
+  auto p = LoadTrained();
+  ASSERT_NE(p, nullptr);
+  const std::string name = GetParam();
+  const bool per_customer = name == "cf" || name == "content" || name == "intent";
+  EXPECT_EQ(p->observes_concurrently(), per_customer)
+      << name << ": per-customer state learns beside scoring; popularity's one ranking does not";
+  if (!p->observes_concurrently()) return;
+  std::atomic<bool> stop{false};
+  std::atomic<int> bad{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 2; ++t) {
+    threads.emplace_back([&, t] {
+      for (int round = 0; round < 50; ++round) {
+        for (const Event& e : HarnessEvents()) {
+          Event later = e;
+          // The customers being scored, and new ones.
+          if (round % 2) later.customer_id += "-" + std::to_string(t * 7 + round % 7);
+          // Round 25 jumps 100 half-lives ahead: content moves its reference.
+          later.ts_ms += (round >= 25 ? 1000 : 1) * testing::kDayMs + round;
+          if (later.type == "chat") later.text = "my card was charged twice";
+          if (!p->Observe(testing::ViewOf(later)).ok()) ++bad;
+        }
+      }
+    });
+  }
+  for (int t = 0; t < 2; ++t) {
+    threads.emplace_back([&] {
+      const auto& c = HarnessCandidates();
+      std::vector<float> scores(c.size());
+      std::vector<char> reasons(c.size() * 128);
+      for (int i = 0; !stop.load(); ++i) {
+        const std::string who = "c" + std::to_string(i % 5);
+        tailor_request_view req = testing::MakeRequest();
+        req.customer_id = who.c_str();
+        req.known_customer = 1;
+        if (!p->Score(req, c.data(), c.size(), scores.data(), reasons.data(), 128).ok()) ++bad;
+        for (float s : scores)
+          if (!(s == TAILOR_SCORE_ABSTAIN || (s >= 0 && s <= 1))) ++bad;
+      }
+    });
+  }
+  threads[0].join();
+  threads[1].join();
+  stop = true;
+  threads[2].join();
+  threads[3].join();
+  EXPECT_EQ(bad.load(), 0);
+  EXPECT_EQ(p->counters().observe_errors.load(), 0u);
+  ExpectWellFormed(ScoreAll(*p, HarnessCandidates()), HarnessCandidates().size(), 128);
 }
 
 TEST_P(PluginContract, ConcurrentScoreCalls) {

@@ -15,10 +15,14 @@
  *   a comment says otherwise.
  * - Errors come back as a tailor_status plus a message written into a host-owned
  *   buffer `err` of `err_cap` bytes (always NUL-terminate; truncation is fine).
- * - Threading: the host may call `score` concurrently from several threads on one
- *   instance. Every other call (observe, train, save, load, destroy) is exclusive:
- *   no other call on that instance runs at the same time. A plugin therefore needs
- *   no locks of its own if `score` only reads.
+ * - Threading: the host may call `score` (and annotate, similarity) concurrently
+ *   from several threads on one instance. Every other call (observe, train, save,
+ *   load, forget, destroy) is exclusive: no other call on that instance runs at
+ *   the same time. A plugin therefore needs no locks of its own if `score` only
+ *   reads. A plugin that declares TAILOR_PLUGIN_CONCURRENT_OBSERVE (ABI 1.4)
+ *   gets `observe` concurrently with score, annotate, similarity and other
+ *   observe calls instead, and synchronises its own state: then learning from
+ *   an event never makes a decision wait for the whole plugin.
  * - New fields are only ever appended (minor version bump). A removed or changed
  *   field bumps the major version, and the host refuses the plugin.
  */
@@ -33,7 +37,7 @@ extern "C" {
 #endif
 
 #define TAILOR_PLUGIN_ABI_MAJOR 1
-#define TAILOR_PLUGIN_ABI_MINOR 3
+#define TAILOR_PLUGIN_ABI_MINOR 4
 
 /* ABI 1.1: a score meaning "no opinion about this candidate". Hosts treat it
  * so only for plugins built against minor >= 1 (older ones get it clamped). */
@@ -204,7 +208,18 @@ typedef struct tailor_plugin_api {
    * nor a later save reveals it. Exclusive, like observe. The host then saves
    * the plugin's registered model again, so the file on disk forgets too. */
   tailor_status (*forget)(tailor_plugin* self, const char* customer_id, char* err, size_t err_cap);
+
+  /* --- ABI 1.4 --- */
+
+  /* TAILOR_PLUGIN_* bits; 0 for none. */
+  uint32_t flags;
 } tailor_plugin_api;
+
+/* ABI 1.4 flag: `observe` is safe concurrently with score, annotate,
+ * similarity and other observe calls (the plugin locks its own per-customer
+ * state, briefly); the host then no longer takes the instance exclusively for
+ * it. train, save, load, forget and destroy stay exclusive. */
+#define TAILOR_PLUGIN_CONCURRENT_OBSERVE 1u
 
 /* Smallest struct_size the host accepts for ABI 1.x: up to and including score. */
 #define TAILOR_PLUGIN_API_MIN_SIZE_V1 \

@@ -21,6 +21,9 @@
 //     void Similarity(std::span<const char* const> items, std::span<float> out) const;
 //     // ABI 1.3: erasure; drop everything held about this customer.
 //     void Forget(std::string_view customer_id);
+//     // ABI 1.4: Observe locks what it changes itself (e.g. a ShardedMap
+//     // from plugin_util.hpp) and may run beside Score and other Observes.
+//     static constexpr bool kConcurrentObserve = true;
 //   };
 //   TAILOR_PLUGIN(Pop, "popularity", "1.0.0");
 //
@@ -31,9 +34,10 @@
 // buffer; anything else becomes TAILOR_ERROR "unknown exception". Nothing ever
 // unwinds into the host.
 //
-// Threading is plugin.h's rule: Score may run concurrently with itself; every
-// other method runs alone. Keep Score read-only (declare it const) and do any
-// recomputation in Observe/Train/Load.
+// Threading is plugin.h's rule: Score (Annotate, Similarity) may run
+// concurrently with itself; every other method runs alone, Observe too unless
+// the class sets kConcurrentObserve. Keep Score read-only (declare it const)
+// and do any recomputation in Observe/Train/Load.
 //
 // Only standard headers here, so that a plugin pays for nothing it does not use.
 #pragma once
@@ -310,6 +314,12 @@ concept HasAnnotate = requires(const T& t, const Request& r) {
 };
 
 template <typename T>
+concept ConcurrentObserve = requires {
+  { T::kConcurrentObserve } -> std::convertible_to<bool>;
+}
+&&T::kConcurrentObserve;
+
+template <typename T>
 concept HasForget = requires(T& t, std::string_view customer_id) {
   t.Forget(customer_id);
 };
@@ -470,6 +480,8 @@ constexpr tailor_plugin_api MakeApi(const char* name, const char* version) {
   if constexpr (HasAnnotate<T>) api.annotate = &Tr::Annotate;
   if constexpr (HasSimilarity<T>) api.similarity = &Tr::Similarity;
   if constexpr (HasForget<T>) api.forget = &Tr::Forget;
+  if constexpr (HasObserve<T> && ConcurrentObserve<T>)
+    api.flags |= TAILOR_PLUGIN_CONCURRENT_OBSERVE;
   return api;
 }
 

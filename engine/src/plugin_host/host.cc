@@ -117,6 +117,10 @@ bool LoadedPlugin::can_save() const { return TAILOR_HAS_FIELD(api_, save); }
 bool LoadedPlugin::can_load() const { return TAILOR_HAS_FIELD(api_, load); }
 bool LoadedPlugin::can_annotate() const { return TAILOR_HAS_FIELD(api_, annotate); }
 bool LoadedPlugin::can_similarity() const { return TAILOR_HAS_FIELD(api_, similarity); }
+bool LoadedPlugin::observes_concurrently() const {
+  return api_->struct_size >= offsetof(tailor_plugin_api, flags) + sizeof(api_->flags) &&
+         (api_->flags & TAILOR_PLUGIN_CONCURRENT_OBSERVE) != 0;
+}
 
 std::string LoadedPlugin::model_path() const {
   std::shared_lock lock(mu_);
@@ -301,7 +305,10 @@ Status LoadedPlugin::Observe(const tailor_event_view& ev) {
   char ebuf[kErrCap] = {0};
   tailor_status st;
   const int64_t t0 = mono_ns();
-  {
+  if (observes_concurrently()) {
+    std::shared_lock lock(mu_);  // the plugin locks its own state
+    st = api_->observe(instance_, &ev, ebuf, sizeof ebuf);
+  } else {
     std::unique_lock lock(mu_);
     st = api_->observe(instance_, &ev, ebuf, sizeof ebuf);
   }

@@ -64,8 +64,9 @@ struct PluginCounters {
   std::atomic<uint64_t> explain_errors{0};
 };
 
-// One loaded plugin instance. Thread-safe: Score may run concurrently; the
-// other calls take the instance exclusively (see plugin.h's threading rule).
+// One loaded plugin instance. Thread-safe: Score, Explain, Annotate and
+// Similarity may run concurrently, Observe too for a plugin that declares it;
+// the other calls take the instance exclusively (plugin.h's threading rule).
 class LoadedPlugin {
  public:
   // Loads path, validates the table and creates an instance. store may be
@@ -126,6 +127,9 @@ class LoadedPlugin {
   bool can_annotate() const;
   bool can_similarity() const;
   bool can_forget() const;
+  // ABI 1.4: observe runs beside score (a shared hold of the instance), the
+  // plugin locking its own state (TAILOR_PLUGIN_CONCURRENT_OBSERVE).
+  bool observes_concurrently() const;
   // The model file the plugin last loaded successfully ("" when none).
   std::string model_path() const;
   // True while a background start trains its model: score and explain
