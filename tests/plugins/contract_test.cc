@@ -328,6 +328,36 @@ TEST_F(FixtureTest, ADeclaredConcurrentObserveDoesNotHoldScoringUp) {
   EXPECT_TRUE(observe_still_running) << "score waited for observe";
 }
 
+TEST_F(FixtureTest, AModelLoadsAsideWhileTheServedOneKeepsScoring) {
+  const std::string gate = dir_.file("gate"), model = dir_.file("m.model");
+  std::ofstream(model) << "model";
+  PluginSpec spec;
+  spec.name = "gated_train";
+  spec.path = FixturePath("gated_train");
+  spec.config_json = R"({"gate": ")" + gate + R"("})";
+  std::string err;
+  auto p = LoadedPlugin::Load(spec, nullptr, dir_.path(), &err);
+  ASSERT_NE(p, nullptr) << err;
+  std::ofstream(gate) << "open";
+  ASSERT_TRUE(p->Train().ok());
+  std::filesystem::remove(gate);
+  auto score = [&] {
+    std::vector<float> s(1);
+    const tailor_candidate one = ItemCandidate("a");
+    EXPECT_TRUE(p->Score(testing::MakeRequest(), &one, 1, s.data(), nullptr, 0).ok());
+    return s[0];
+  };
+  EXPECT_FLOAT_EQ(score(), 0.9f);  // trained
+  // The load blocks inside the plugin until the gate exists again.
+  std::thread loader([&] { EXPECT_TRUE(p->LoadModel(model).ok()); });
+  while (!std::filesystem::exists(gate + ".waiting")) std::this_thread::yield();
+  EXPECT_FLOAT_EQ(score(), 0.9f) << "scoring waits for no load";
+  std::ofstream(gate) << "open";
+  loader.join();
+  EXPECT_FLOAT_EQ(score(), 0.8f);  // the loaded instance serves
+  EXPECT_EQ(p->model_path(), model);
+}
+
 TEST_F(FixtureTest, GoodPluginFromANewerMinorWorks) {
   std::string err;
   auto p = Load("good", &err);

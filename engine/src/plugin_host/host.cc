@@ -425,13 +425,10 @@ Status LoadedPlugin::Save(const std::string& path) {
 
 Status LoadedPlugin::LoadModel(const std::string& path) {
   if (!can_load()) return Status::Error(name_ + " does not implement load");
-  char ebuf[kErrCap] = {0};
-  std::unique_lock lock(mu_);
-  tailor_status st = api_->load(instance_, path.c_str(), ebuf, sizeof ebuf);
-  ebuf[kErrCap - 1] = '\0';
-  if (st != TAILOR_OK) return Status::Error("load failed: " + ErrText(ebuf, "no message"));
-  model_path_ = path;
-  return Status::Ok();
+  if (path.empty()) return Status::Error("load failed: no model path");
+  // Into a fresh instance while this one serves: a load may take seconds
+  // (dna scores every customer), and scoring must not wait for it.
+  return PrepareAside(path);
 }
 
 Status LoadedPlugin::Annotate(const tailor_request_view& req, nlohmann::json* facts) {

@@ -99,6 +99,8 @@ class LoadedPlugin {
   // the old instance is destroyed.
   Status PrepareAside(const std::string& model_path);
   Status Save(const std::string& path);
+  // Loads path into a fresh instance and swaps it in (PrepareAside): the one
+  // serving keeps scoring meanwhile; on failure it stays.
   Status LoadModel(const std::string& path);
   // ABI 1.1: the plugin's facts about the request, validated to be a JSON
   // object with at most the members "customer" and "context", each an object;
