@@ -32,6 +32,17 @@ except ImportError:
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+def store_mb(work):
+    """The store's files (database and WAL) in MB: what the traffic wrote."""
+    total = 0
+    for name in ("soak.db", "soak.db-wal"):
+        try:
+            total += os.path.getsize(os.path.join(work, name))
+        except OSError:
+            pass
+    return total / 1e6
+
+
 def rss_mb(pid):
     with open(f"/proc/{pid}/status") as f:
         for line in f:
@@ -169,7 +180,7 @@ def main():
         t.start()
 
     rows, t0, failed = [], time.monotonic(), []
-    print(f"{'t s':>6} {'RSS MB':>8} {'dec/s':>7} {'p50 ms':>7} {'p99 ms':>7} "
+    print(f"{'t s':>6} {'RSS MB':>8} {'store MB':>9} {'dec/s':>7} {'p50 ms':>7} {'p99 ms':>7} "
           f"{'events/s':>9} {'explains':>8} {'reloads':>7} errors", flush=True)
     while time.monotonic() - t0 < args.duration:
         time.sleep(args.interval)
@@ -178,13 +189,14 @@ def main():
             break
         ms, ev, ex, rl, errors = window.take()
         row = {"t_s": round(time.monotonic() - t0, 1), "rss_mb": round(rss_mb(proc.pid), 1),
+               "store_mb": round(store_mb(work), 1),
                "decisions_per_s": round(len(ms) / args.interval, 1),
                "p50_ms": round(percentile(ms, 0.5), 2), "p99_ms": round(percentile(ms, 0.99), 2),
                "events_per_s": round(ev / args.interval, 1), "explains": ex, "reloads": rl,
                "errors": len(errors)}
         failed += [f"error reply: {e}" for e in errors[:3]]
         rows.append(row)
-        print(f"{row['t_s']:>6} {row['rss_mb']:>8} {row['decisions_per_s']:>7} "
+        print(f"{row['t_s']:>6} {row['rss_mb']:>8} {row['store_mb']:>9} {row['decisions_per_s']:>7} "
               f"{row['p50_ms']:>7} {row['p99_ms']:>7} {row['events_per_s']:>9} "
               f"{ex:>8} {rl:>7} {len(errors)}", flush=True)
     stop.set()
