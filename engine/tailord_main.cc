@@ -14,6 +14,7 @@
 
 #include "common/log.h"
 #include "common/paths.h"
+#include "common/version.h"
 #include "config/config.h"
 #include "decision/engine.h"
 #include "metrics/metrics.h"
@@ -52,6 +53,7 @@ tailor::Status ApplyLogPrivacy(const tailor::SecurityConfig& sec) {
 
 int main(int argc, char** argv) {
   CLI::App app{"tailord: the Tailor real-time decision service"};
+  app.set_version_flag("--version", tailor::VersionLine("tailord"));
   std::string config_path = "config/tailor.yaml";
   std::string store, requests, events, outbound, plugin_dir, ready_file, log_level = "info";
   bool ready_after_training = false;

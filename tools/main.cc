@@ -2,9 +2,11 @@
 #include <CLI/CLI.hpp>
 
 #include "commands.h"
+#include "common/version.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"tailor: import data, generate a demo world, decide, train and benchmark"};
+  app.set_version_flag("--version", tailor::VersionLine("tailor"));
   app.require_subcommand(1);
   tailor::cli::RegisterDecide(app);
   tailor::cli::RegisterImport(app);
