@@ -25,6 +25,7 @@
 
 #include "dna/gbdt.h"
 #include "dna/tabular.h"
+#include "dna_traits.h"
 #include "tailor/plugin_io.hpp"
 #include "tailor/plugin_sdk.hpp"
 
@@ -204,14 +205,21 @@ std::string Where(const std::string& file, const YAML::Node& n) {
   return file + ":" + std::to_string(m.line + 1) + ":" + std::to_string(m.column + 1);
 }
 
+DnaConfig ParseDnaText(const std::string& file, std::string text);
+
 DnaConfig ParseDna(const std::string& file) {
   std::ifstream in(file, std::ios::binary);
   if (!in) throw InvalidConfig(file + ": cannot open (" + std::strerror(errno) + ")");
   std::stringstream ss;
   ss << in.rdbuf();
+  return ParseDnaText(file, ss.str());
+}
+
+// file names the text in messages.
+DnaConfig ParseDnaText(const std::string& file, std::string text) {
   DnaConfig cfg;
   cfg.file = file;
-  cfg.fingerprint = ss.str();
+  cfg.fingerprint = std::move(text);
   YAML::Node root;
   try {
     root = YAML::Load(cfg.fingerprint);
@@ -409,7 +417,7 @@ class Dna {
     const auto j = nlohmann::json::parse(config_json, nullptr, false);
     if (j.is_discarded() || !j.is_object())
       throw InvalidConfig("dna config: expected a JSON object");
-    std::string file = TAILOR_DNA_DEFAULT_CONFIG;
+    std::string file;  // empty: the traits built in (config/dna.yaml at build time)
     int min_rows = 200;
     for (const auto& [k, v] : j.items()) {
       if (k == "traits" && v.is_string()) {
@@ -421,7 +429,9 @@ class Dna {
                             "' (known: traits (a file path), min_rows (an integer >= 10))");
       }
     }
-    return std::unique_ptr<Dna>(new Dna(ParseDna(file), min_rows, host));
+    return std::unique_ptr<Dna>(
+        new Dna(file.empty() ? ParseDnaText("dna.yaml (built in)", kBuiltInTraits) : ParseDna(file),
+                min_rows, host));
   }
 
   void Score(const Request& req, std::span<const tailor_candidate> candidates,
