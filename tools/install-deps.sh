@@ -9,6 +9,7 @@ packages=(
   libgtest-dev libgmock-dev nlohmann-json3-dev libcli11-dev libspdlog-dev libxgboost-dev
   sqlite3 python3 python3-zmq
   chromium  # tests/integration/report_test.cc renders `tailor report`'s HTML headless
+  systemd   # systemd-analyze verifies the installed unit (tests/integration/ops_test.cc)
 )
 # tools/sanitize.sh: ASan + UBSan, libFuzzer, symbolized reports.
 if [ "${1:-}" = "--sanitize" ]; then

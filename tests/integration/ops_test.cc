@@ -1,10 +1,15 @@
-// What an operator sees of the programs themselves: versions.
+// What an operator and a plugin author see of Tailor as installed: versions,
+// `cmake --install` to a prefix, the installed tailord serving the installed
+// example config, and a plugin built outside the tree against the installed
+// SDK.
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <string>
 
+#include "plugin_host/host.h"
 #include "support/tailord.h"
 #include "support/temp_dir.h"
 #include "tailor/plugin.h"
@@ -30,6 +35,107 @@ TEST(Ops, BothProgramsSayTheirVersionAndThePluginAbi) {
     const std::string name = bin.substr(bin.rfind('/') + 1);
     EXPECT_EQ(Read(log), name + " " + TAILOR_VERSION + " (plugin ABI " + abi + ")\n");
   }
+}
+
+// The installed tree must not point back into the source or build tree
+// (ELF files are skipped: their debug info names sources by design).
+void ExpectNoTreePaths(const std::string& prefix) {
+  for (const auto& f : std::filesystem::recursive_directory_iterator(prefix)) {
+    if (!f.is_regular_file()) continue;
+    const std::string text = Read(f.path().string());
+    if (text.rfind("\x7f"
+                   "ELF",
+                   0) == 0)
+      continue;
+    EXPECT_EQ(text.find(TAILOR_SOURCE_DIR), std::string::npos) << f.path();
+    EXPECT_EQ(text.find(TAILOR_BUILD_DIR), std::string::npos) << f.path();
+  }
+}
+
+TEST(Ops, InstalledTailorServesItsExamplesAndBuildsAPluginOutOfTree) {
+  TempDir dir;
+  const std::string prefix = dir.file("prefix"), log = dir.file("install.log");
+  ASSERT_EQ(
+      Shell(std::string(TAILOR_CMAKE) + " --install " + TAILOR_BUILD_DIR + " --prefix " + prefix,
+            log),
+      0)
+      << Read(log);
+  for (const char* f :
+       {"bin/tailord", "bin/tailor", "lib/tailor/plugins/tailor_cf.so", "include/tailor/plugin.h",
+        "include/tailor/plugin_sdk.hpp", "include/tailor/plugin_io.hpp",
+        "include/tailor/plugin_util.hpp", "include/tailor/version.h",
+        "lib/cmake/Tailor/TailorConfig.cmake", "lib/pkgconfig/tailor-plugin.pc",
+        "share/tailor/examples/config/tailor.yaml", "share/tailor/examples/rules",
+        "lib/systemd/system/tailord.service"})
+    EXPECT_TRUE(std::filesystem::exists(prefix + "/" + f)) << f;
+  ExpectNoTreePaths(prefix);
+  const std::string unit = prefix + "/lib/systemd/system/tailord.service";
+  EXPECT_NE(Read(unit).find("ExecStart=" + prefix + "/bin/tailord"), std::string::npos)
+      << Read(unit);
+  // systemd-analyze comes with Debian's systemd (tools/install-deps.sh).
+  ASSERT_EQ(Shell("command -v systemd-analyze", log), 0) << "systemd-analyze is not installed";
+  EXPECT_EQ(Shell("systemd-analyze verify " + unit, log), 0) << Read(log);
+  EXPECT_EQ(
+      Shell("PKG_CONFIG_PATH=" + prefix + "/lib/pkgconfig pkg-config --cflags tailor-plugin", log),
+      0);
+  EXPECT_NE(Read(log).find("-I" + prefix + "/lib/pkgconfig/../../include"), std::string::npos)
+      << Read(log);
+
+  // The installed programs on the installed examples; tailord finds its
+  // plugins beside itself (no --plugin-dir).
+  const std::string store = dir.file("demo.db");
+  ASSERT_EQ(Shell(prefix + "/bin/tailor demo --store " + store +
+                      " --customers 300 --items 80 --days 20 --seed 3",
+                  log),
+            0)
+      << Read(log);
+  {
+    Tailord::Options o;
+    o.config = prefix + "/share/tailor/examples/config/tailor.yaml";
+    o.store = store;
+    o.binary = prefix + "/bin/tailord";
+    Tailord d(o);
+    ASSERT_TRUE(d.running());
+    Client c(d.requests());
+    nlohmann::json h = c.Call({{"v", 1}, {"type", "health"}, {"id", "h"}})["health"];
+    EXPECT_EQ(h["plugins"].size(), 5u) << h.dump();
+    for (const auto& [name, p] : h["plugins"].items())
+      EXPECT_NE(p.value("status", ""), "failed") << name << ": " << h.dump();
+    nlohmann::json r = c.Call({{"v", 1},
+                               {"type", "decide"},
+                               {"id", "d"},
+                               {"customer", "c42"},
+                               {"channel", "web"},
+                               {"placement", "home"}});
+    EXPECT_FALSE(r.contains("error")) << r.dump();
+    EXPECT_FALSE(r["offers"].empty()) << r.dump();
+    EXPECT_EQ(d.Terminate(), 0);
+  }
+
+  // A plugin author's build: find_package(Tailor) from the prefix only.
+  const std::string oot = dir.file("oot");
+  ASSERT_EQ(Shell(std::string(TAILOR_CMAKE) + " -S " + TAILOR_SOURCE_DIR +
+                      "/examples/plugin-out-of-tree -B " + oot + " -DCMAKE_PREFIX_PATH=" + prefix +
+                      " && " + TAILOR_CMAKE + " --build " + oot + " && " + TAILOR_CMAKE +
+                      " --install " + oot,
+                  log),
+            0)
+      << Read(log);
+  PluginSpec spec;
+  spec.name = "hello";
+  spec.path = prefix + "/lib/tailor/plugins/tailor_hello.so";
+  spec.config_json = R"({"score": 0.7})";
+  std::string err;
+  auto plugin = LoadedPlugin::Load(spec, nullptr, dir.path(), &err);
+  ASSERT_NE(plugin, nullptr) << err;
+  EXPECT_EQ(plugin->abi_minor(), static_cast<uint32_t>(TAILOR_PLUGIN_ABI_MINOR));
+  const tailor_candidate offer{"o1", nullptr, nullptr};
+  tailor_request_view req{nullptr, 0, "web", "home", "{}", 0, nullptr, 0};
+  float score = 0;
+  char reason[128] = {0};
+  ASSERT_TRUE(plugin->Score(req, &offer, 1, &score, reason, sizeof reason).ok());
+  EXPECT_FLOAT_EQ(score, 0.7f);
+  EXPECT_STREQ(reason, "hello from outside the tree");
 }
 
 }  // namespace

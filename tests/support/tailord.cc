@@ -47,7 +47,7 @@ Tailord::Tailord(Options o) {
   std::string ready = o.store + ".ready.json";
   log_path_ = o.store + ".log";
   std::filesystem::remove(ready);
-  std::vector<std::string> args = {TailordBin(),
+  std::vector<std::string> args = {o.binary.empty() ? TailordBin() : o.binary,
                                    "--config",
                                    o.config,
                                    "--store",
@@ -58,10 +58,9 @@ Tailord::Tailord(Options o) {
                                    "tcp://127.0.0.1:*",
                                    "--outbound",
                                    "tcp://127.0.0.1:*",
-                                   "--plugin-dir",
-                                   TAILOR_PLUGIN_DIR,
                                    "--ready-file",
                                    ready};
+  if (o.binary.empty()) args.insert(args.end(), {"--plugin-dir", TAILOR_PLUGIN_DIR});
   if (o.wait_for_training) args.push_back("--ready-after-training");
   args.insert(args.end(), o.extra_args.begin(), o.extra_args.end());
   pid_ = fork();

@@ -21,6 +21,9 @@ class Tailord {
     // Ready once plugins training in the background are done (else: as
     // soon as it serves).
     bool wait_for_training = true;
+    // Another tailord (an installed one) that finds its plugins itself: no
+    // --plugin-dir is passed.
+    std::string binary;
   };
   // Starts tailord and waits until it serves; fails the test if it does not.
   explicit Tailord(Options options);
