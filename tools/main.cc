@@ -18,6 +18,7 @@ int main(int argc, char** argv) {
   tailor::cli::RegisterSimulate(app);
   tailor::cli::RegisterReport(app);
   tailor::cli::RegisterKeygen(app);
+  tailor::cli::RegisterOps(app);
   CLI11_PARSE(app, argc, argv);
   return 0;
 }
