@@ -10,7 +10,10 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <memory>
+#include <string>
 #include <thread>
+#include <vector>
 
 #include "common/log.h"
 #include "common/paths.h"
@@ -18,7 +21,9 @@
 #include "config/config.h"
 #include "decision/engine.h"
 #include "metrics/metrics.h"
+#include "metrics/prometheus.h"
 #include "plugin_host/host.h"
+#include "service/http.h"
 #include "service/server.h"
 #include "store/store.h"
 
@@ -49,13 +54,27 @@ tailor::Status ApplyLogPrivacy(const tailor::SecurityConfig& sec) {
   return tailor::Status::Ok();
 }
 
+// /readyz: why this tailord should not get traffic yet; empty when it should.
+std::vector<std::string> NotReady(bool serving, const tailor::PluginHost& host,
+                                  tailor::Store& store) {
+  std::vector<std::string> why;
+  if (!serving) why.push_back("not serving");
+  for (const auto& f : host.failures()) why.push_back("plugin " + f.name + " failed: " + f.error);
+  for (const auto& p : host.plugins())
+    if (p->warming()) why.push_back("plugin " + p->name() + " warming (its model trains)");
+  if (!store.writable()) why.push_back("store not writable");
+  if (const tailor::Store::WriterState w = store.Writer(); w.failing)
+    why.push_back("store writes failing: " + w.last_error);
+  return why;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"tailord: the Tailor real-time decision service"};
   app.set_version_flag("--version", tailor::VersionLine("tailord"));
   std::string config_path = "config/tailor.yaml";
-  std::string store, requests, events, outbound, plugin_dir, ready_file, log_level = "info";
+  std::string store, requests, events, outbound, plugin_dir, ready_file, http, log_level = "info";
   bool ready_after_training = false;
   int workers = 0;
   app.add_option("-c,--config", config_path, "engine config (tailor.yaml)")->capture_default_str();
@@ -63,6 +82,9 @@ int main(int argc, char** argv) {
   app.add_option("--requests", requests, "ROUTER endpoint, e.g. tcp://127.0.0.1:*");
   app.add_option("--events", events, "PULL endpoint for events");
   app.add_option("--outbound", outbound, "PUB endpoint for outbound offers");
+  app.add_option("--http", http,
+                 "host:port of the read-only HTTP listener (/metrics, /healthz, /readyz); "
+                 "port 0 picks one; overrides service.http");
   app.add_option("--plugin-dir", plugin_dir, "where bare plugin names are looked up");
   app.add_option("--workers", workers, "decision worker threads")->check(CLI::Range(1, 256));
   app.add_option("--ready-file", ready_file,
@@ -98,6 +120,7 @@ int main(int argc, char** argv) {
     cfg->plugin_dir = plugin_dir;
   }
   if (workers > 0) cfg->service.workers = workers;
+  if (!http.empty()) cfg->service.http = http;
   if (durable_decisions) cfg->store.durable_decisions = true;
   if (tailor::Status s = ApplyLogPrivacy(cfg->service.security); !s.ok()) {
     std::cerr << "tailord: " << s.message() << "\n";
@@ -143,6 +166,22 @@ int main(int argc, char** argv) {
                                    ", outbound on " + ep.outbound + " (store " + cfg->store.path +
                                    ")");
   tailor::log::Info("security", server.SecuritySummary());
+  std::atomic<bool> serving{false};
+  std::unique_ptr<tailor::HttpServer> http_server;
+  if (!cfg->service.http.empty()) {
+    tailor::HttpServer::Handlers handlers;
+    handlers.metrics = [&] {
+      return tailor::RenderPrometheus(metrics, engine.Stats(), engine.Health());
+    };
+    handlers.not_ready = [&] { return NotReady(serving.load(), host, *st); };
+    http_server = tailor::HttpServer::Start(cfg->service.http, std::move(handlers), &err);
+    if (!http_server) {
+      std::cerr << "tailord: " << err << "\n";
+      return 1;
+    }
+    tailor::log::Info("service", "HTTP on " + http_server->address() +
+                                     ": /metrics, /healthz, /readyz (read-only, no customer data)");
+  }
   // Serving starts at once; the ready file may wait for background training.
   std::thread ready_writer([&] {
     if (ready_file.empty()) return;
@@ -154,11 +193,15 @@ int main(int argc, char** argv) {
     {
       std::ofstream out(tmp);
       out << "{\"requests\":\"" << ep.requests << "\",\"events\":\"" << ep.events
-          << "\",\"outbound\":\"" << ep.outbound << "\",\"pid\":" << getpid() << "}\n";
+          << "\",\"outbound\":\"" << ep.outbound << "\",";
+      if (http_server) out << "\"http\":\"" << http_server->address() << "\",";
+      out << "\"pid\":" << getpid() << "}\n";
     }
     std::filesystem::rename(tmp, ready_file);
   });
+  serving = true;
   server.Run(&g_stop, &g_reload);
+  serving = false;
   ready_writer.join();
   st->Flush();
   tailor::log::Info("service", "all writes flushed; bye");

@@ -7,7 +7,9 @@ packages=(
   build-essential cmake pkg-config ccache
   liblua5.4-dev libyaml-cpp-dev libeigen3-dev libzmq3-dev libsodium-dev cppzmq-dev libsqlite3-dev
   libgtest-dev libgmock-dev nlohmann-json3-dev libcli11-dev libspdlog-dev libxgboost-dev
+  libcpp-httplib-dev  # tailord's optional HTTP listener: /metrics, /healthz, /readyz
   sqlite3 python3 python3-zmq
+  python3-prometheus-client  # tests parse /metrics with the reference parser
   chromium  # tests/integration/report_test.cc renders `tailor report`'s HTML headless
   systemd   # systemd-analyze verifies the installed unit (tests/integration/ops_test.cc)
 )

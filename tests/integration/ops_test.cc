@@ -3,6 +3,7 @@
 // example config, and a plugin built outside the tree against the installed
 // SDK.
 #include <gtest/gtest.h>
+#include <httplib.h>
 
 #include <chrono>
 #include <filesystem>
@@ -88,6 +89,95 @@ TEST(Ops, OperatorCommandsPrintAndSayWhatHappenedInTheirExitCode) {
       << "no reply exits 3: " << Read(log);
   EXPECT_NE(Read(log).find("no reply"), std::string::npos) << Read(log);
   EXPECT_EQ(d.Terminate(), 0);
+}
+
+// GET /metrics, /healthz and /readyz from a real tailord over HTTP; the
+// metrics parsed by the Prometheus project's own parser.
+TEST(Ops, MetricsHealthzAndReadyzAreScrapedOverHttp) {
+  TempDir dir;
+  const std::string store = dir.file("tailor.db");
+  MakeSmallWorld(store);
+  Tailord d({"", store, {"--http", "127.0.0.1:0"}});
+  ASSERT_TRUE(d.running());
+  ASSERT_FALSE(d.http().empty()) << "the ready file names the HTTP address";
+  Client c(d.requests());
+  ASSERT_FALSE(c.Call({{"v", 1},
+                       {"type", "decide"},
+                       {"id", "d"},
+                       {"customer", "c1"},
+                       {"channel", "web"},
+                       {"placement", "home"}})
+                   .contains("error"));
+  ASSERT_FALSE(c.Call({{"v", 1},
+                       {"type", "event"},
+                       {"id", "e"},
+                       {"customer", "c1"},
+                       {"event", "view"},
+                       {"item", "i1"}})
+                   .contains("error"));
+
+  const size_t colon = d.http().rfind(':');
+  httplib::Client http(d.http().substr(0, colon), std::stoi(d.http().substr(colon + 1)));
+  auto metrics = http.Get("/metrics");
+  ASSERT_TRUE(metrics) << "no HTTP answer";
+  EXPECT_EQ(metrics->status, 200);
+  EXPECT_NE(metrics->get_header_value("Content-Type").find("version=0.0.4"), std::string::npos);
+  const std::string& body = metrics->body;
+  for (const char* sample :
+       {"tailor_requests_total{type=\"decide\"} 1", "tailor_events_total{type=\"view\"} 1",
+        "tailor_request_duration_seconds_count{type=\"decide\"} 1",
+        "tailor_decide_stage_duration_seconds_bucket{stage=\"score\",le=\"+Inf\"} 1",
+        "tailor_plugin_calls_total{plugin=\"popularity\",call=\"score\"} 1",
+        "tailor_store_pending_writes ", "tailor_healthy 1"})
+    EXPECT_NE(body.find(sample), std::string::npos) << sample << "\n" << body;
+  std::ofstream(dir.file("metrics.txt")) << body;
+  const std::string log = dir.file("parse.log");
+  ASSERT_EQ(Shell("/usr/bin/python3 " + std::string(TAILOR_SOURCE_DIR) +
+                      "/tests/tools/parse_metrics.py " + dir.file("metrics.txt"),
+                  log),
+            0)
+      << Read(log);
+  const std::string families = Read(log);
+  for (const char* f : {"tailor_requests counter", "tailor_request_duration_seconds histogram",
+                        "tailor_decide_stage_duration_seconds histogram",
+                        "tailor_rule_calls counter", "tailor_store_pending_writes gauge"})
+    EXPECT_NE(families.find(f), std::string::npos) << f << "\n" << families;
+
+  auto healthz = http.Get("/healthz");
+  ASSERT_TRUE(healthz);
+  EXPECT_EQ(healthz->status, 200);
+  EXPECT_EQ(healthz->body, "ok\n");
+  auto readyz = http.Get("/readyz");
+  ASSERT_TRUE(readyz);
+  EXPECT_EQ(readyz->status, 200) << readyz->body;
+  EXPECT_EQ(http.Post("/metrics", "x", "text/plain")->status, 404) << "read-only";
+  EXPECT_EQ(d.Terminate(), 0);
+
+  // A plugin that failed to load: alive, but not ready, and it says why.
+  const std::string config =
+      SmallConfig(dir.path(), ShippedPluginYaml("popularity") + FixturePluginYaml("create_fails"),
+                  "service:\n  http: 127.0.0.1:0\n");
+  Tailord::Options o;
+  o.config = config;
+  o.store = store;
+  Tailord failing(o);
+  ASSERT_TRUE(failing.running());
+  const size_t at = failing.http().rfind(':');
+  httplib::Client http2(failing.http().substr(0, at), std::stoi(failing.http().substr(at + 1)));
+  EXPECT_EQ(http2.Get("/healthz")->status, 200);
+  auto not_ready = http2.Get("/readyz");
+  ASSERT_TRUE(not_ready);
+  EXPECT_EQ(not_ready->status, 503);
+  EXPECT_NE(not_ready->body.find("plugin create_fails failed"), std::string::npos)
+      << not_ready->body;
+  EXPECT_NE(http2.Get("/metrics")->body.find("tailor_healthy 0"), std::string::npos);
+  EXPECT_EQ(failing.Terminate(), 0);
+
+  // A bad address is a config error at its line.
+  const std::string bad =
+      SmallConfig(dir.file(""), ShippedPluginYaml("popularity"), "service:\n  http: nonsense\n");
+  EXPECT_NE(Shell(TailordBin() + " --config " + bad + " --store " + dir.file("x.db"), log), 0);
+  EXPECT_NE(Read(log).find("service.http: expected host:port"), std::string::npos) << Read(log);
 }
 
 // The installed tree must not point back into the source or build tree

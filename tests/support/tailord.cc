@@ -89,6 +89,7 @@ Tailord::Tailord(Options o) {
         requests_ = j.value("requests", "");
         events_ = j.value("events", "");
         outbound_ = j.value("outbound", "");
+        http_ = j.value("http", "");
         return;
       }
     }

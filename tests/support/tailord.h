@@ -33,13 +33,15 @@ class Tailord {
   const std::string& requests() const { return requests_; }
   const std::string& events() const { return events_; }
   const std::string& outbound() const { return outbound_; }
+  // host:port of the HTTP listener (--http / service.http), "" without one.
+  const std::string& http() const { return http_; }
   // Sends SIGTERM and waits; returns the exit code (or 128 + signal).
   int Terminate();
   std::string Log() const;
 
  private:
   pid_t pid_ = -1;
-  std::string dir_, log_path_, requests_, events_, outbound_;
+  std::string dir_, log_path_, requests_, events_, outbound_, http_;
 };
 
 // A REQ client with a receive timeout; Call fails the test on timeout.

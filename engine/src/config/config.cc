@@ -8,6 +8,7 @@
 #include <set>
 #include <sstream>
 
+#include "common/host_port.h"
 #include "common/time.h"
 #include "config/fields.h"
 #include "pricing/pricing.h"
@@ -375,6 +376,13 @@ std::optional<EngineConfig> LoadConfig(const std::string& path,
     f.Integer("max_message_bytes", &cfg.service.max_message_bytes, 256, 64 << 20);
     f.Bool("inline_when_idle", &cfg.service.inline_when_idle);
     f.Integer("max_in_flight", &cfg.service.max_in_flight, 1, 1'000'000);
+    if (f.Str("http", &cfg.service.http) && !cfg.service.http.empty()) {
+      std::string host;
+      int port = 0;
+      if (!SplitHostPort(cfg.service.http, &host, &port))
+        errors->push_back(Where(path, s["http"]) + ": service.http: expected host:port, e.g. " +
+                          "127.0.0.1:9464, got '" + cfg.service.http + "'");
+    }
     if (YAML::Node d = f.Get("outbound_delivery")) {
       Fields df(d, path, "service.outbound_delivery", errors);
       OutboundDelivery& od = cfg.service.outbound_delivery;

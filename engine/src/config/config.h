@@ -63,6 +63,9 @@ struct ServiceConfig {
   // Requests handed to the workers and not yet answered, at most; past it
   // a request is answered `overloaded` at once.
   int max_in_flight = 1024;
+  // host:port of the read-only HTTP listener (/metrics, /healthz, /readyz);
+  // empty: none. Port 0 picks a free one.
+  std::string http;
   OutboundDelivery outbound_delivery;
   SecurityConfig security;
 };

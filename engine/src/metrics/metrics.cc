@@ -43,6 +43,13 @@ double LatencyHistogram::Percentile(double q) const {
   return UpperBound(kBuckets - 1);
 }
 
+uint64_t LatencyHistogram::CountBelow(double micros) const {
+  uint64_t n = 0;
+  for (int b = 0; b < kBuckets && UpperBound(b) <= micros; ++b)
+    n += buckets_[static_cast<size_t>(b)].load(std::memory_order_relaxed);
+  return n;
+}
+
 double LatencyHistogram::Mean() const {
   uint64_t n = count();
   return n ? static_cast<double>(sum_.load(std::memory_order_relaxed)) / static_cast<double>(n)

@@ -24,6 +24,10 @@ class LatencyHistogram {
   // q in [0, 1]; 0 when empty. Returns the bucket's upper bound.
   double Percentile(double q) const;
   double Mean() const;
+  uint64_t sum_micros() const { return sum_.load(std::memory_order_relaxed); }
+  // Recorded values certainly below micros: the buckets whose upper bound is
+  // at most micros (a Prometheus bucket's cumulative count, rounded down).
+  uint64_t CountBelow(double micros) const;
 
  private:
   static int Bucket(uint64_t us);
