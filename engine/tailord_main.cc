@@ -74,7 +74,8 @@ int main(int argc, char** argv) {
   CLI::App app{"tailord: the Tailor real-time decision service"};
   app.set_version_flag("--version", tailor::VersionLine("tailord"));
   std::string config_path = "config/tailor.yaml";
-  std::string store, requests, events, outbound, plugin_dir, ready_file, http, log_level = "info";
+  std::string store, requests, events, outbound, plugin_dir, ready_file, http, log_level = "info",
+                                                                               log_format = "text";
   bool ready_after_training = false;
   int workers = 0;
   app.add_option("-c,--config", config_path, "engine config (tailor.yaml)")->capture_default_str();
@@ -91,12 +92,18 @@ int main(int argc, char** argv) {
                  "write the bound endpoints as JSON here once serving (for tests and scripts)");
   app.add_flag("--ready-after-training", ready_after_training,
                "write the ready file only once no plugin is warming (serving starts at once)");
+  app.add_option("--log-format", log_format,
+                 "text, or json: one JSON object per line (ts, level, component, msg, and the "
+                 "request and decision of a decide)")
+      ->check(CLI::IsMember({"text", "json"}))
+      ->capture_default_str();
   app.add_option("--log-level", log_level, "debug, info, warn, error, off")->capture_default_str();
   bool durable_decisions = false;
   app.add_flag("--durable-decisions", durable_decisions,
                "answer a decide only once its decision is committed (store.durable_decisions)");
   CLI11_PARSE(app, argc, argv);
 
+  tailor::log::SetJson(log_format == "json");
   if (!tailor::log::SetLevel(log_level)) {
     std::cerr << "tailord: unknown --log-level '" << log_level << "'\n";
     return 2;

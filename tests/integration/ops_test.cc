@@ -180,6 +180,42 @@ TEST(Ops, MetricsHealthzAndReadyzAreScrapedOverHttp) {
   EXPECT_NE(Read(log).find("service.http: expected host:port"), std::string::npos) << Read(log);
 }
 
+// tailord --log-format json: every line of a real run is a JSON object, and
+// a plugin's failure during a decide names the request it served.
+TEST(Ops, JsonLogLinesParseAndNameTheRequest) {
+  TempDir dir;
+  const std::string store = dir.file("tailor.db");
+  MakeSmallWorld(store);
+  Tailord::Options o;
+  o.config =
+      SmallConfig(dir.path(), ShippedPluginYaml("popularity") + FixturePluginYaml("score_error"));
+  o.store = store;
+  o.extra_args = {"--log-format", "json"};
+  Tailord d(o);
+  ASSERT_TRUE(d.running());
+  Client c(d.requests());
+  ASSERT_FALSE(c.Call({{"v", 1},
+                       {"type", "decide"},
+                       {"id", "trace-me"},
+                       {"customer", "c1"},
+                       {"channel", "web"},
+                       {"placement", "home"}})
+                   .contains("error"));
+  ASSERT_EQ(d.Terminate(), 0);
+  std::istringstream log(d.Log());
+  std::string line;
+  int lines = 0, traced = 0;
+  while (std::getline(log, line)) {
+    ++lines;
+    nlohmann::json j = nlohmann::json::parse(line, nullptr, false);
+    ASSERT_TRUE(j.is_object()) << "not JSON: " << line;
+    for (const char* k : {"ts", "level", "component", "msg"}) EXPECT_TRUE(j.contains(k)) << line;
+    if (j["component"] == "plugin:score_error" && j.value("request", "") == "trace-me") ++traced;
+  }
+  EXPECT_GT(lines, 3);
+  EXPECT_EQ(traced, 1) << d.Log();
+}
+
 // The installed tree must not point back into the source or build tree
 // (ELF files are skipped: their debug info names sources by design).
 void ExpectNoTreePaths(const std::string& prefix) {

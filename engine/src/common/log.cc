@@ -6,6 +6,9 @@
 
 #include <atomic>
 #include <mutex>
+#include <nlohmann/json.hpp>
+
+#include "common/time.h"
 
 namespace tailor::log {
 namespace {
@@ -18,6 +21,31 @@ spdlog::logger& Logger() {
     return l;
   }();
   return *logger;
+}
+
+std::atomic<bool> g_json{false};
+
+// The decide this thread serves (Scope); empty outside one.
+struct Context {
+  std::string request, decision;
+  bool active = false;
+};
+thread_local Context t_context;
+
+const char* LevelName(Level level) {
+  switch (level) {
+    case Level::kDebug:
+      return "debug";
+    case Level::kInfo:
+      return "info";
+    case Level::kWarn:
+      return "warn";
+    case Level::kError:
+      return "error";
+    case Level::kOff:
+      break;
+  }
+  return "off";
 }
 
 spdlog::level::level_enum ToSpd(Level level) {
@@ -84,10 +112,47 @@ std::string Customer(std::string_view customer_id) {
 }
 
 void Write(Level level, std::string_view component, std::string_view message) {
-  Logger().log(ToSpd(level), "[{}] {}", component, message);
+  const spdlog::level::level_enum spd = ToSpd(level);
+  if (!Logger().should_log(spd)) return;
+  const Context& c = t_context;
+  if (!g_json.load(std::memory_order_relaxed)) {
+    if (!c.active) {
+      Logger().log(spd, "[{}] {}", component, message);
+    } else {
+      Logger().log(spd, "[{}] {} request={}{}{}", component, message, c.request,
+                   c.decision.empty() ? "" : " decision=", c.decision);
+    }
+    return;
+  }
+  nlohmann::json j = {{"ts", format_iso8601_ms(now_ms())},
+                      {"level", LevelName(level)},
+                      {"component", component},
+                      {"msg", message}};
+  if (c.active) j["request"] = c.request;
+  if (!c.decision.empty()) j["decision"] = c.decision;
+  // Bytes that are not UTF-8 (a plugin's message) become U+FFFD, never a throw.
+  Logger().log(spd, "{}", j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
 }
 
 void SetLevel(Level level) { Logger().set_level(ToSpd(level)); }
+
+void SetJson(bool json) {
+  g_json = json;
+  Logger().set_pattern(json ? "%v" : "%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
+}
+
+Scope::Scope(std::string_view request) {
+  t_context.request.assign(request);
+  t_context.decision.clear();
+  t_context.active = true;
+}
+
+Scope::~Scope() {
+  t_context.active = false;
+  t_context.decision.clear();
+}
+
+void Scope::Decision(std::string_view decision_id) { t_context.decision.assign(decision_id); }
 
 bool SetLevel(std::string_view name) {
   static const std::pair<std::string_view, Level> kNames[] = {{"debug", Level::kDebug},

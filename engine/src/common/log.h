@@ -9,9 +9,27 @@ namespace tailor::log {
 
 enum class Level { kDebug = 0, kInfo = 1, kWarn = 2, kError = 3, kOff = 4 };
 
-// Lines go to stderr as "time level [component] message". Thread-safe.
+// Lines go to stderr as "time level [component] message", or with
+// SetJson(true) as one JSON object per line:
+//   {"ts":"2026-12-08T03:20:00.123Z","level":"warn","component":"plugin:cf",
+//    "msg":"...","request":"r1","decision":"d-..."}
+// request and decision name the decide being served on this thread (Scope):
+// in text lines they follow the message as "request=… decision=…".
+// Thread-safe.
 void Write(Level level, std::string_view component, std::string_view message);
 void SetLevel(Level level);
+void SetJson(bool json);
+
+// While alive, lines written on this thread name the request (the client's
+// message id) and, once known, the decision it makes.
+class Scope {
+ public:
+  explicit Scope(std::string_view request);
+  ~Scope();
+  Scope(const Scope&) = delete;
+  Scope& operator=(const Scope&) = delete;
+  void Decision(std::string_view decision_id);
+};
 // "debug", "info", "warn", "error", "off"; false for anything else.
 bool SetLevel(std::string_view name);
 

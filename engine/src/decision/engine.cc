@@ -332,6 +332,7 @@ std::variant<Decision, ApiError> Engine::Decide(const DecideRequest& req, Decide
   const int64_t now = req.now_ms ? *req.now_ms : now_ms();
   static thread_local DecisionScratch s;
   StageClock clock(metrics_);
+  log::Scope log_scope(req.id);  // every line this decide logs names it
 
   // Experiment arm or holdout: a hash per experiment; the arm's overrides
   // come as a prepared copy of the placement.
@@ -482,6 +483,7 @@ std::variant<Decision, ApiError> Engine::Decide(const DecideRequest& req, Decide
   // The policy picks among what finalize left, so that its propensities
   // describe what is shown.
   d.id = NextDecisionId(now);
+  log_scope.Decision(d.id);
   const PolicyInput policy{placement,   cands,   s.judgement,
                            s.responses, learned, learning::PolicySeed(d.id)};
   ApplyPolicy(policy, limit, &ranked, &s.policy, &s.picks);
