@@ -1,6 +1,7 @@
 #include "runtime.h"
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <filesystem>
 #include <iostream>
 
@@ -36,7 +37,20 @@ std::unique_ptr<Runtime> Runtime::Open(const std::string& config_path,
   std::string data_dir = rt->config.store.path + ".models";
   std::filesystem::create_directories(data_dir);
   rt->plugins = std::make_unique<PluginHost>(rt->store.get(), data_dir);
-  if (load_plugins) rt->plugins->LoadAll(rt->config.plugins);
+  if (load_plugins) {
+    // Training is what makes a quick command slow: say so, once.
+    std::string untrained;
+    const std::vector<ModelRecord> models = rt->store->ActiveModels();
+    for (const PluginSpec& p : rt->config.plugins) {
+      const bool registered = std::any_of(models.begin(), models.end(),
+                                          [&](const ModelRecord& m) { return m.plugin == p.name; });
+      if (p.train_on_start && !registered) untrained += (untrained.empty() ? "" : ", ") + p.name;
+    }
+    if (!untrained.empty())
+      std::cerr << "training " << untrained << " from the store (no registered model; `tailor "
+                << "train PLUGIN` saves one and makes this quick)\n";
+    rt->plugins->LoadAll(rt->config.plugins);
+  }
   rt->engine =
       std::make_unique<Engine>(rt->config, rt->store.get(), rt->plugins.get(), &rt->metrics);
   if (Status s = rt->engine->LoadCatalog(); !s.ok()) Fail(s.message());
