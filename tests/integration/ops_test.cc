@@ -22,22 +22,15 @@
 namespace tailor::testing {
 namespace {
 
-std::string Read(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 TEST(Ops, BothProgramsSayTheirVersionAndThePluginAbi) {
   TempDir dir;
   const std::string abi =
       std::to_string(TAILOR_PLUGIN_ABI_MAJOR) + "." + std::to_string(TAILOR_PLUGIN_ABI_MINOR);
   for (const std::string& bin : {TailordBin(), TailorBin()}) {
     const std::string log = dir.file("version.log");
-    ASSERT_EQ(Shell(bin + " --version", log), 0) << Read(log);
+    ASSERT_EQ(Shell(bin + " --version", log), 0) << ReadFile(log);
     const std::string name = bin.substr(bin.rfind('/') + 1);
-    EXPECT_EQ(Read(log), name + " " + TAILOR_VERSION + " (plugin ABI " + abi + ")\n");
+    EXPECT_EQ(ReadFile(log), name + " " + TAILOR_VERSION + " (plugin ABI " + abi + ")\n");
   }
 }
 
@@ -53,17 +46,17 @@ TEST(Ops, OperatorCommandsPrintAndSayWhatHappenedInTheirExitCode) {
   auto tailor = [&](const std::string& args) {
     return Shell(TailorBin() + " " + args + " --endpoint " + d.requests(), log);
   };
-  EXPECT_EQ(tailor("health"), 0) << Read(log);
-  EXPECT_NE(Read(log).find("status: ok"), std::string::npos) << Read(log);
-  EXPECT_EQ(tailor("health --json"), 0) << Read(log);
-  nlohmann::json h = nlohmann::json::parse(Read(log), nullptr, false);
-  EXPECT_EQ(h["health"]["status"], "ok") << Read(log);
-  EXPECT_EQ(tailor("stats"), 0) << Read(log);
-  EXPECT_NE(Read(log).find("requests"), std::string::npos) << Read(log);
-  EXPECT_EQ(tailor("reload"), 0) << Read(log);
-  EXPECT_NE(Read(log).find("reloaded: true"), std::string::npos) << Read(log);
-  EXPECT_EQ(tailor("profile c1"), 0) << Read(log);
-  EXPECT_NE(Read(log).find("customer: c1"), std::string::npos) << Read(log);
+  EXPECT_EQ(tailor("health"), 0) << ReadFile(log);
+  EXPECT_NE(ReadFile(log).find("status: ok"), std::string::npos) << ReadFile(log);
+  EXPECT_EQ(tailor("health --json"), 0) << ReadFile(log);
+  nlohmann::json h = nlohmann::json::parse(ReadFile(log), nullptr, false);
+  EXPECT_EQ(h["health"]["status"], "ok") << ReadFile(log);
+  EXPECT_EQ(tailor("stats"), 0) << ReadFile(log);
+  EXPECT_NE(ReadFile(log).find("requests"), std::string::npos) << ReadFile(log);
+  EXPECT_EQ(tailor("reload"), 0) << ReadFile(log);
+  EXPECT_NE(ReadFile(log).find("reloaded: true"), std::string::npos) << ReadFile(log);
+  EXPECT_EQ(tailor("profile c1"), 0) << ReadFile(log);
+  EXPECT_NE(ReadFile(log).find("customer: c1"), std::string::npos) << ReadFile(log);
 
   Client c(d.requests());
   nlohmann::json r = c.Call({{"v", 1},
@@ -80,14 +73,14 @@ TEST(Ops, OperatorCommandsPrintAndSayWhatHappenedInTheirExitCode) {
     rc = tailor("explain " + decision);
     if (rc != 0) std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
-  EXPECT_EQ(rc, 0) << Read(log);
-  EXPECT_NE(Read(log).find(decision), std::string::npos) << Read(log);
+  EXPECT_EQ(rc, 0) << ReadFile(log);
+  EXPECT_NE(ReadFile(log).find(decision), std::string::npos) << ReadFile(log);
 
   EXPECT_EQ(tailor("explain no-such-decision"), 1) << "an error reply exits 1";
-  EXPECT_NE(Read(log).find("not_found"), std::string::npos) << Read(log);
+  EXPECT_NE(ReadFile(log).find("not_found"), std::string::npos) << ReadFile(log);
   EXPECT_EQ(Shell(TailorBin() + " health --endpoint tcp://127.0.0.1:1 --timeout-ms 200", log), 3)
-      << "no reply exits 3: " << Read(log);
-  EXPECT_NE(Read(log).find("no reply"), std::string::npos) << Read(log);
+      << "no reply exits 3: " << ReadFile(log);
+  EXPECT_NE(ReadFile(log).find("no reply"), std::string::npos) << ReadFile(log);
   EXPECT_EQ(d.Terminate(), 0);
 }
 
@@ -136,8 +129,8 @@ TEST(Ops, MetricsHealthzAndReadyzAreScrapedOverHttp) {
                       "/tests/tools/parse_metrics.py " + dir.file("metrics.txt"),
                   log),
             0)
-      << Read(log);
-  const std::string families = Read(log);
+      << ReadFile(log);
+  const std::string families = ReadFile(log);
   for (const char* f : {"tailor_requests counter", "tailor_request_duration_seconds histogram",
                         "tailor_decide_stage_duration_seconds histogram",
                         "tailor_rule_calls counter", "tailor_store_pending_writes gauge"})
@@ -177,7 +170,8 @@ TEST(Ops, MetricsHealthzAndReadyzAreScrapedOverHttp) {
   const std::string bad =
       SmallConfig(dir.file(""), ShippedPluginYaml("popularity"), "service:\n  http: nonsense\n");
   EXPECT_NE(Shell(TailordBin() + " --config " + bad + " --store " + dir.file("x.db"), log), 0);
-  EXPECT_NE(Read(log).find("service.http: expected host:port"), std::string::npos) << Read(log);
+  EXPECT_NE(ReadFile(log).find("service.http: expected host:port"), std::string::npos)
+      << ReadFile(log);
 }
 
 // tailord --log-format json: every line of a real run is a JSON object, and
@@ -221,7 +215,7 @@ TEST(Ops, JsonLogLinesParseAndNameTheRequest) {
 void ExpectNoTreePaths(const std::string& prefix) {
   for (const auto& f : std::filesystem::recursive_directory_iterator(prefix)) {
     if (!f.is_regular_file()) continue;
-    const std::string text = Read(f.path().string());
+    const std::string text = ReadFile(f.path().string());
     if (text.rfind("\x7f"
                    "ELF",
                    0) == 0)
@@ -238,7 +232,7 @@ TEST(Ops, InstalledTailorServesItsExamplesAndBuildsAPluginOutOfTree) {
       Shell(std::string(TAILOR_CMAKE) + " --install " + TAILOR_BUILD_DIR + " --prefix " + prefix,
             log),
       0)
-      << Read(log);
+      << ReadFile(log);
   for (const char* f :
        {"bin/tailord", "bin/tailor", "lib/tailor/plugins/tailor_cf.so", "include/tailor/plugin.h",
         "include/tailor/plugin_sdk.hpp", "include/tailor/plugin_io.hpp",
@@ -249,16 +243,16 @@ TEST(Ops, InstalledTailorServesItsExamplesAndBuildsAPluginOutOfTree) {
     EXPECT_TRUE(std::filesystem::exists(prefix + "/" + f)) << f;
   ExpectNoTreePaths(prefix);
   const std::string unit = prefix + "/lib/systemd/system/tailord.service";
-  EXPECT_NE(Read(unit).find("ExecStart=" + prefix + "/bin/tailord"), std::string::npos)
-      << Read(unit);
+  EXPECT_NE(ReadFile(unit).find("ExecStart=" + prefix + "/bin/tailord"), std::string::npos)
+      << ReadFile(unit);
   // systemd-analyze comes with Debian's systemd (tools/install-deps.sh).
   ASSERT_EQ(Shell("command -v systemd-analyze", log), 0) << "systemd-analyze is not installed";
-  EXPECT_EQ(Shell("systemd-analyze verify " + unit, log), 0) << Read(log);
+  EXPECT_EQ(Shell("systemd-analyze verify " + unit, log), 0) << ReadFile(log);
   EXPECT_EQ(
       Shell("PKG_CONFIG_PATH=" + prefix + "/lib/pkgconfig pkg-config --cflags tailor-plugin", log),
       0);
-  EXPECT_NE(Read(log).find("-I" + prefix + "/lib/pkgconfig/../../include"), std::string::npos)
-      << Read(log);
+  EXPECT_NE(ReadFile(log).find("-I" + prefix + "/lib/pkgconfig/../../include"), std::string::npos)
+      << ReadFile(log);
 
   // The installed programs on the installed examples; tailord finds its
   // plugins beside itself (no --plugin-dir).
@@ -267,7 +261,7 @@ TEST(Ops, InstalledTailorServesItsExamplesAndBuildsAPluginOutOfTree) {
                       " --customers 300 --items 80 --days 20 --seed 3",
                   log),
             0)
-      << Read(log);
+      << ReadFile(log);
   {
     Tailord::Options o;
     o.config = prefix + "/share/tailor/examples/config/tailor.yaml";
@@ -299,7 +293,7 @@ TEST(Ops, InstalledTailorServesItsExamplesAndBuildsAPluginOutOfTree) {
                       " --install " + oot,
                   log),
             0)
-      << Read(log);
+      << ReadFile(log);
   PluginSpec spec;
   spec.name = "hello";
   spec.path = prefix + "/lib/tailor/plugins/tailor_hello.so";
