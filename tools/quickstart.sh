@@ -40,7 +40,7 @@ In another terminal, try:
   build/bin/tailor decide --endpoint tcp://127.0.0.1:5555 --customer c42 --channel web --placement recs --limit 5
   build/bin/tailor decide --endpoint tcp://127.0.0.1:5555 --customer c42 --channel web --placement home --context '{"message":"my phone broke, I need a new one"}'
   build/bin/tailor send '{"v":1,"type":"event","customer":"c42","event":"click","item":"i9"}'
-  build/bin/tailor send '{"v":1,"type":"stats"}'
+  build/bin/tailor stats
   tools/client_example.py
 MSG
 exec build/bin/tailord --config config/tailor.yaml --store "$store"
