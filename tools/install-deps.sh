@@ -10,6 +10,7 @@ packages=(
   libcpp-httplib-dev  # tailord's optional HTTP listener: /metrics, /healthz, /readyz
   sqlite3 python3 python3-zmq
   python3-prometheus-client  # tests parse /metrics with the reference parser
+  python3-jsonschema         # tests check real messages against docs/schema/
   chromium  # tests/integration/report_test.cc renders `tailor report`'s HTML headless
   systemd   # systemd-analyze verifies the installed unit (tests/integration/ops_test.cc)
 )

@@ -210,6 +210,83 @@ TEST(Ops, JsonLogLinesParseAndNameTheRequest) {
   EXPECT_EQ(traced, 1) << d.Log();
 }
 
+// Every message type, valid and not, sent to a real tailord (as admin, on
+// loopback); docs/schema/ must describe each request and reply, and refuse
+// what tailord refuses (tests/tools/check_schemas.py, python3-jsonschema).
+TEST(Ops, RealRequestsAndRepliesMatchThePublishedSchemas) {
+  TempDir dir;
+  const std::string store = dir.file("tailor.db");
+  MakeSmallWorld(store);
+  Tailord d({"", store, {}});
+  ASSERT_TRUE(d.running());
+  Client c(d.requests());
+  std::ofstream pairs(dir.file("pairs.jsonl"));
+  auto call = [&](nlohmann::json request) {
+    nlohmann::json reply = c.Call(request);
+    pairs << nlohmann::json{{"request", request}, {"reply", reply}}.dump() << "\n";
+    return reply;
+  };
+  using J = nlohmann::json;
+  J decided = call({{"v", 1},
+                    {"type", "decide"},
+                    {"id", "d1"},
+                    {"customer", "c1"},
+                    {"channel", "web"},
+                    {"placement", "home"},
+                    {"limit", 3},
+                    {"context", {{"device", "mobile"}}},
+                    {"exclude", J::array({"o9"})}});
+  ASSERT_TRUE(decided.contains("decision")) << decided.dump();
+  call({{"v", 1}, {"type", "decide"}, {"channel", "web"}, {"placement", "home"}});  // anonymous
+  call({{"v", 1},
+        {"type", "event"},
+        {"id", "e1"},
+        {"customer", "c1"},
+        {"event", "offer_click"},
+        {"offer", decided["offers"][0].value("offer", "o1")},
+        {"decision", decided["decision"]}});
+  call({{"v", 1},
+        {"type", "event"},
+        {"customer", "c1"},
+        {"event", "chat"},
+        {"text", "hi"},
+        {"ts", "2026-12-01T10:00:00Z"}});
+  call({{"v", 1},
+        {"type", "events"},
+        {"events",
+         J::array({{{"customer", "c2"}, {"event", "view"}, {"item", "i1"}, {"value", 3.5}}})}});
+  call({{"v", 1}, {"type", "profile.get"}, {"customer", "c1"}});
+  call({{"v", 1}, {"type", "health"}});
+  call({{"v", 1}, {"type", "stats"}});
+  for (int i = 0; i < 100; ++i) {  // decisions are logged behind the reply
+    J r = call({{"v", 1}, {"type", "explain"}, {"decision", decided["decision"]}});
+    if (!r.contains("error")) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  call({{"v", 1}, {"type", "rules.reload"}});
+  call({{"v", 1}, {"type", "outbound.pending"}, {"limit", 10}});
+  call({{"v", 1}, {"type", "outbound.ack"}, {"ids", J::array({1, 2})}});
+  call({{"v", 1}, {"type", "profile.delete"}, {"customer", "c3"}});
+  // Refused by tailord: the schema must refuse each too.
+  call(
+      {{"v", 1}, {"type", "decide"}, {"channel", "web"}, {"placement", "home"}, {"placment", "x"}});
+  call({{"v", 1}, {"type", "decide"}, {"channel", "web"}});
+  call({{"v", 1}, {"type", "decide"}, {"channel", "web"}, {"placement", "home"}, {"limit", 0}});
+  call({{"v", 1}, {"type", "event"}, {"customer", "c1"}, {"event", "teleport"}});
+  call({{"v", 1}, {"type", "event"}, {"customer", "c1"}, {"event", "chat"}});
+  call({{"v", 1}, {"type", "events"}, {"events", J::array()}});
+  call({{"v", 1}, {"type", "profile.get"}, {"customer", ""}});
+  call({{"v", 1}, {"type", "explain"}, {"decision", "no-such-decision"}});  // not_found
+  pairs.close();
+  ASSERT_EQ(d.Terminate(), 0);
+  const std::string log = dir.file("schemas.log");
+  EXPECT_EQ(Shell("/usr/bin/python3 " + std::string(TAILOR_SOURCE_DIR) +
+                      "/tests/tools/check_schemas.py " + dir.file("pairs.jsonl"),
+                  log),
+            0)
+      << ReadFile(log);
+}
+
 // The installed tree must not point back into the source or build tree
 // (ELF files are skipped: their debug info names sources by design).
 void ExpectNoTreePaths(const std::string& prefix) {

@@ -5,8 +5,11 @@
 #ifndef TAILOR_MESSAGES_H
 #define TAILOR_MESSAGES_H
 
-/* Every message carries "v": the schema version. */
+/* Every message carries "v": the schema version. Within a version the
+ * protocol only grows (docs/protocol.md, Versions and compatibility); the
+ * minor counts those additions and `health` reports both. */
 #define TAILOR_SCHEMA_VERSION 1
+#define TAILOR_SCHEMA_MINOR 0
 
 /* Request types on the ROUTER socket. */
 #define TAILOR_MSG_DECIDE "decide"

@@ -952,6 +952,7 @@ json Engine::Health() const {
           {"snapshot", snap->version},
           {"rules", snap->rules ? snap->rules->rules().size() : 0},
           {"uptime_s", (now_ms() - started_ms_) / 1000},
+          {"protocol", {{"v", TAILOR_SCHEMA_VERSION}, {"minor", TAILOR_SCHEMA_MINOR}}},
           {"store",
            {{"path", store_->path()},
             {"schema_version", store_->schema_version()},
