@@ -287,6 +287,32 @@ TEST(Ops, RealRequestsAndRepliesMatchThePublishedSchemas) {
       << ReadFile(log);
 }
 
+// clients/python installed into a fresh venv (offline: Debian's pyzmq and
+// setuptools through --system-site-packages) and run against a real tailord.
+TEST(Ops, ThePythonClientPackageInstallsIntoAVenvAndTalksToTailord) {
+  TempDir dir;
+  const std::string store = dir.file("tailor.db");
+  MakeSmallWorld(store);
+  Tailord d({"", store, {}});
+  ASSERT_TRUE(d.running());
+  const std::string log = dir.file("venv.log"), venv = dir.file("venv"), src = dir.file("pkg");
+  // A copy: building the package writes next to its sources.
+  std::filesystem::copy(std::string(TAILOR_SOURCE_DIR) + "/clients/python", src,
+                        std::filesystem::copy_options::recursive);
+  ASSERT_EQ(Shell("/usr/bin/python3 -m venv --system-site-packages " + venv + " && " + venv +
+                      "/bin/pip install -q --no-build-isolation --no-deps " + src,
+                  log),
+            0)
+      << ReadFile(log);
+  EXPECT_EQ(Shell(venv + "/bin/python " + std::string(TAILOR_SOURCE_DIR) +
+                      "/tests/tools/python_client_test.py " + d.requests() + " " + d.events(),
+                  log),
+            0)
+      << ReadFile(log);
+  EXPECT_NE(ReadFile(log).find("ok: AsyncClient"), std::string::npos) << ReadFile(log);
+  EXPECT_EQ(d.Terminate(), 0);
+}
+
 // The installed tree must not point back into the source or build tree
 // (ELF files are skipped: their debug info names sources by design).
 void ExpectNoTreePaths(const std::string& prefix) {
