@@ -18,7 +18,9 @@ void RegisterRules(CLI::App& app);     // tools/rules.cc: `tailor rules check|te
 void RegisterSimulate(CLI::App& app);  // tools/simulate.cc: `tailor simulate`
 void RegisterReport(CLI::App& app);    // tools/report.cc: `tailor report`
 void RegisterKeygen(CLI::App& app);    // tools/keygen.cc: `tailor keygen`
-void RegisterOps(CLI::App& app);       // tools/ops.cc: `tailor health|stats|reload|explain|profile`
+void RegisterOps(CLI::App& app);
+void RegisterPlugin(CLI::App& app);  // tools/plugin_check.cc: `tailor plugin check`       //
+                                     // tools/ops.cc: `tailor health|stats|reload|explain|profile`
 
 // `tailor eval` subcommands, each in its own file, added to the `eval` app.
 void RegisterEvalRecs(CLI::App& eval);        // tools/eval_recs.cc

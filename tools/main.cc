@@ -49,6 +49,7 @@ int main(int argc, char** argv) {
   tailor::cli::RegisterReport(app);
   tailor::cli::RegisterKeygen(app);
   tailor::cli::RegisterOps(app);
+  tailor::cli::RegisterPlugin(app);
   CLI11_PARSE(app, argc, argv);
   return 0;
 }

@@ -313,6 +313,21 @@ TEST(Ops, ThePythonClientPackageInstallsIntoAVenvAndTalksToTailord) {
   EXPECT_EQ(d.Terminate(), 0);
 }
 
+// `tailor plugin check` passes a shipped plugin and fails a broken one,
+// naming the check.
+TEST(Ops, PluginCheckPassesAGoodPluginAndNamesWhatABrokenOneFails) {
+  TempDir dir;
+  const std::string log = dir.file("check.log");
+  EXPECT_EQ(Shell(TailorBin() + " plugin check " + TAILOR_PLUGIN_DIR + "/tailor_cf.so", log), 0)
+      << ReadFile(log);
+  EXPECT_NE(ReadFile(log).find("PASS  save / load round trip"), std::string::npos) << ReadFile(log);
+  EXPECT_NE(ReadFile(log).find("all checks passed"), std::string::npos) << ReadFile(log);
+  EXPECT_EQ(Shell(TailorBin() + " plugin check " + TAILOR_FIXTURE_DIR + "/score_nan.so", log), 1)
+      << ReadFile(log);
+  EXPECT_NE(ReadFile(log).find("FAIL  scores untrained"), std::string::npos) << ReadFile(log);
+  EXPECT_NE(ReadFile(log).find("non-finite value"), std::string::npos) << ReadFile(log);
+}
+
 // The installed tree must not point back into the source or build tree
 // (ELF files are skipped: their debug info names sources by design).
 void ExpectNoTreePaths(const std::string& prefix) {
@@ -370,8 +385,30 @@ TEST(Ops, InstalledTailorServesItsExamplesAndBuildsAPluginOutOfTree) {
     o.config = prefix + "/share/tailor/examples/config/tailor.yaml";
     o.store = store;
     o.binary = prefix + "/bin/tailord";
+    o.extra_args = {"--http", "127.0.0.1:0"};
     Tailord d(o);
     ASSERT_TRUE(d.running());
+    const size_t colon = d.http().rfind(':');
+    httplib::Client http(d.http().substr(0, colon), std::stoi(d.http().substr(colon + 1)));
+    auto metrics = http.Get("/metrics");
+    ASSERT_TRUE(metrics);
+    EXPECT_NE(metrics->body.find("# TYPE tailor_requests_total counter"), std::string::npos);
+    // The Python package, installed into a venv, decides against it.
+    const std::string venv = dir.file("venv"), pkg = dir.file("pkg");
+    std::filesystem::copy(std::string(TAILOR_SOURCE_DIR) + "/clients/python", pkg,
+                          std::filesystem::copy_options::recursive);
+    ASSERT_EQ(Shell("/usr/bin/python3 -m venv --system-site-packages " + venv + " && " + venv +
+                        "/bin/pip install -q --no-build-isolation --no-deps " + pkg,
+                    log),
+              0)
+        << ReadFile(log);
+    EXPECT_EQ(
+        Shell(venv + "/bin/python -c \"import tailor_client as t; d = t.Client('" + d.requests() +
+                  "').decide('c42', channel='web', placement='home'); "
+                  "assert d.offers, d; print(d.decision)\"",
+              log),
+        0)
+        << ReadFile(log);
     Client c(d.requests());
     nlohmann::json h = c.Call({{"v", 1}, {"type", "health"}, {"id", "h"}})["health"];
     EXPECT_EQ(h["plugins"].size(), 5u) << h.dump();
@@ -412,6 +449,9 @@ TEST(Ops, InstalledTailorServesItsExamplesAndBuildsAPluginOutOfTree) {
   ASSERT_TRUE(plugin->Score(req, &offer, 1, &score, reason, sizeof reason).ok());
   EXPECT_FLOAT_EQ(score, 0.7f);
   EXPECT_STREQ(reason, "hello from outside the tree");
+  // What its author runs before shipping, with the installed CLI.
+  EXPECT_EQ(Shell(prefix + "/bin/tailor plugin check " + spec.path, log), 0) << ReadFile(log);
+  EXPECT_NE(ReadFile(log).find("all checks passed"), std::string::npos) << ReadFile(log);
 }
 
 }  // namespace
