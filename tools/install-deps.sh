@@ -9,7 +9,7 @@ packages=(
   libgtest-dev libgmock-dev nlohmann-json3-dev libcli11-dev libspdlog-dev libxgboost-dev
   libcpp-httplib-dev  # tailord's optional HTTP listener: /metrics, /healthz, /readyz
   sqlite3 python3 python3-zmq
-  python3-venv python3-setuptools  # the client package installs into a venv offline (tests)
+  python3-venv python3-setuptools python3-wheel  # the client package installs into a venv offline (tests)
   python3-prometheus-client  # tests parse /metrics with the reference parser
   python3-jsonschema         # tests check real messages against docs/schema/
   chromium  # tests/integration/report_test.cc renders `tailor report`'s HTML headless
