@@ -7,6 +7,7 @@
 #include <atomic>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <utility>
 
 #include "common/time.h"
 
@@ -32,19 +33,16 @@ struct Context {
 };
 thread_local Context t_context;
 
-const char* LevelName(Level level) {
-  switch (level) {
-    case Level::kDebug:
-      return "debug";
-    case Level::kInfo:
-      return "info";
-    case Level::kWarn:
-      return "warn";
-    case Level::kError:
-      return "error";
-    case Level::kOff:
-      break;
-  }
+// The names --log-level takes and JSON lines print.
+constexpr std::pair<std::string_view, Level> kLevelNames[] = {{"debug", Level::kDebug},
+                                                              {"info", Level::kInfo},
+                                                              {"warn", Level::kWarn},
+                                                              {"error", Level::kError},
+                                                              {"off", Level::kOff}};
+
+std::string_view LevelName(Level level) {
+  for (const auto& [name, l] : kLevelNames)
+    if (l == level) return name;
   return "off";
 }
 
@@ -155,12 +153,7 @@ Scope::~Scope() {
 void Scope::Decision(std::string_view decision_id) { t_context.decision.assign(decision_id); }
 
 bool SetLevel(std::string_view name) {
-  static const std::pair<std::string_view, Level> kNames[] = {{"debug", Level::kDebug},
-                                                              {"info", Level::kInfo},
-                                                              {"warn", Level::kWarn},
-                                                              {"error", Level::kError},
-                                                              {"off", Level::kOff}};
-  for (const auto& [n, l] : kNames) {
+  for (const auto& [n, l] : kLevelNames) {
     if (n == name) {
       SetLevel(l);
       return true;
