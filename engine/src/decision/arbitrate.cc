@@ -3,7 +3,6 @@
 #include <cstring>
 #include <iterator>
 
-#include "common/log.h"
 #include "decision/diversify.h"
 #include "decision/stages.h"
 #include "metrics/metrics.h"
@@ -58,11 +57,9 @@ std::vector<Diversified> DiversifyRanked(const PlacementConfig& placement, size_
     s->scores.push_back((*ranked)[r].priority);
   }
   s->similarity.resize(m * m);
-  const bool skipped = by->disabled();  // refused at once; the disabling was logged
+  const bool skipped = by->disabled();
   if (Status st = by->Similarity(s->items.data(), m, s->similarity.data()); !st.ok()) {
-    call.metrics->counters.Add((skipped ? "plugin_skipped." : "plugin_errors.") + by->name());
-    if (!skipped) log::Warn("plugin:" + by->name(), st.message());
-    (*call.dropped)[by->name() + ".similarity"] = st.message();
+    DropPlugin(call, by->name(), ".similarity", st, skipped);
     return out;
   }
   const std::vector<DiversifyPick> picks =

@@ -7,18 +7,13 @@
 #include "metrics/metrics.h"
 
 namespace tailor {
-namespace {
 
-// skipped: refused at once because the plugin was disabled before the call;
-// named in `why` and counted, not logged (the disabling was logged once).
-void Dropped(const PluginCall& call, const std::string& plugin, const std::string& what,
-             const Status& st, bool skipped = false) {
+void DropPlugin(const PluginCall& call, const std::string& plugin, const std::string& what,
+                const Status& st, bool skipped) {
   call.metrics->counters.Add((skipped ? "plugin_skipped." : "plugin_errors.") + plugin);
   if (!skipped) log::Warn("plugin:" + plugin, st.message());
   (*call.dropped)[plugin + what] = st.message();
 }
-
-}  // namespace
 
 const char* PluginScores::reason(size_t k, size_t i) const {
   if (!explain_after) return reasons.data() + (k * n + i) * kReasonCap;
@@ -60,7 +55,7 @@ void ScoreCandidates(const PluginCall& call, const Candidates& candidates, bool 
                         explain_after ? nullptr : out->reasons.data() + k * n * kReasonCap,
                         explain_after ? 0 : kReasonCap);
     if (!st.ok()) {
-      Dropped(call, p.name(), "", st, skipped);
+      DropPlugin(call, p.name(), "", st, skipped);
       continue;
     }
     out->ok[k] = true;
@@ -82,7 +77,7 @@ nlohmann::json AnnotateFacts(const PluginCall& call, const nlohmann::json& reque
     nlohmann::json f;
     const bool skipped = p->disabled();
     if (Status st = p->Annotate(call.view, &f); !st.ok()) {
-      Dropped(call, p->name(), ".facts", st, skipped);
+      DropPlugin(call, p->name(), ".facts", st, skipped);
       continue;
     }
     if (f.is_null()) continue;
@@ -125,7 +120,7 @@ void ExplainNamed(const PluginCall& call, const Candidates& candidates,
     if (Status st = p.Explain(call.view, scores->explained.data(), m,
                               scores->reasons.data() + k * m * kReasonCap, kReasonCap);
         !st.ok())
-      Dropped(call, p.name(), ".reasons", st, skipped);
+      DropPlugin(call, p.name(), ".reasons", st, skipped);
   }
 }
 

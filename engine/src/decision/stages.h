@@ -83,6 +83,13 @@ struct PluginCall {
   nlohmann::json* dropped;
 };
 
+// A plugin call failed for this decision: named in `why.dropped` under
+// plugin + what (".facts", ".reasons", ".similarity"), counted, and logged
+// unless skipped (refused because the plugin was disabled before the call;
+// the disabling was logged once).
+void DropPlugin(const PluginCall& call, const std::string& plugin, const std::string& what,
+                const Status& st, bool skipped);
+
 // Bytes of one plugin reason.
 constexpr size_t kReasonCap = 96;
 
