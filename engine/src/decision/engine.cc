@@ -1007,35 +1007,33 @@ json Engine::Stats() const {
     counters[k] = v;
   }
   json plugins = json::object();
+  // Mean time per call, in microseconds (0 before the first call).
+  auto mean_us = [](const std::atomic<uint64_t>& ns, const std::atomic<uint64_t>& calls) {
+    const uint64_t n = calls.load();
+    return n ? static_cast<double>(ns.load()) / 1000.0 / static_cast<double>(n) : 0.0;
+  };
   for (const auto& p : plugins_->plugins()) {
     const PluginCounters& c = p->counters();
-    uint64_t calls = c.score_calls.load();
-    plugins[p->name()] = {
-        {"score_calls", calls},
-        {"score_errors", c.score_errors.load()},
-        {"observe_calls", c.observe_calls.load()},
-        {"observe_errors", c.observe_errors.load()},
-        {"annotate_calls", c.annotate_calls.load()},
-        {"annotate_errors", c.annotate_errors.load()},
-        {"similarity_calls", c.similarity_calls.load()},
-        {"similarity_errors", c.similarity_errors.load()},
-        {"forget_calls", c.forget_calls.load()},
-        {"score_overruns", c.score_overruns.load()},
-        {"explain_overruns", c.explain_overruns.load()},
-        {"annotate_overruns", c.annotate_overruns.load()},
-        {"similarity_overruns", c.similarity_overruns.load()},
-        {"observe_overruns", c.observe_overruns.load()},
-        {"mean_observe_us", c.observe_calls.load()
-                                ? static_cast<double>(c.observe_ns.load()) / 1000.0 /
-                                      static_cast<double>(c.observe_calls.load())
-                                : 0.0},
-        {"score_skipped", c.score_skipped.load()},
-        {"forget_errors", c.forget_errors.load()},
-        {"explain_calls", c.explain_calls.load()},
-        {"explain_errors", c.explain_errors.load()},
-        {"mean_score_us",
-         calls ? static_cast<double>(c.score_ns.load()) / 1000.0 / static_cast<double>(calls)
-               : 0.0}};
+    plugins[p->name()] = {{"score_calls", c.score_calls.load()},
+                          {"score_errors", c.score_errors.load()},
+                          {"observe_calls", c.observe_calls.load()},
+                          {"observe_errors", c.observe_errors.load()},
+                          {"annotate_calls", c.annotate_calls.load()},
+                          {"annotate_errors", c.annotate_errors.load()},
+                          {"similarity_calls", c.similarity_calls.load()},
+                          {"similarity_errors", c.similarity_errors.load()},
+                          {"forget_calls", c.forget_calls.load()},
+                          {"score_overruns", c.score_overruns.load()},
+                          {"explain_overruns", c.explain_overruns.load()},
+                          {"annotate_overruns", c.annotate_overruns.load()},
+                          {"similarity_overruns", c.similarity_overruns.load()},
+                          {"observe_overruns", c.observe_overruns.load()},
+                          {"mean_observe_us", mean_us(c.observe_ns, c.observe_calls)},
+                          {"score_skipped", c.score_skipped.load()},
+                          {"forget_errors", c.forget_errors.load()},
+                          {"explain_calls", c.explain_calls.load()},
+                          {"explain_errors", c.explain_errors.load()},
+                          {"mean_score_us", mean_us(c.score_ns, c.score_calls)}};
   }
   json rules = json::object();
   auto snap = snapshot_.load();

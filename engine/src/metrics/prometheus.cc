@@ -35,6 +35,10 @@ std::string Number(double v) {
   return buf;
 }
 
+std::string Label(const char* k, std::string_view v) {
+  return std::string(k) + "=\"" + Escape(v) + "\"";
+}
+
 class Writer {
  public:
   // Starts a family; samples follow with Sample.
@@ -52,8 +56,7 @@ class Writer {
     Family(name, "counter", help);
     if (!obj.is_object()) return;
     for (auto it = obj.begin(); it != obj.end(); ++it)
-      if (it->is_number())
-        Sample(name, std::string(label) + "=\"" + Escape(it.key()) + "\"", it->get<double>());
+      if (it->is_number()) Sample(name, Label(label, it.key()), it->get<double>());
   }
   // The samples of one histogram (the family started by the caller).
   void Histogram(const std::string& name, const std::string& labels, const LatencyHistogram& h) {
@@ -73,10 +76,6 @@ class Writer {
  private:
   std::string out_;
 };
-
-std::string Label(const char* k, std::string_view v) {
-  return std::string(k) + "=\"" + Escape(v) + "\"";
-}
 
 void Latencies(const Metrics& m, Writer& w) {
   w.Family("tailor_request_duration_seconds", "histogram",
